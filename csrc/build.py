@@ -1,0 +1,58 @@
+"""cffi (API mode) builders for the C kernels.
+
+Each folder ``csrc/<name>/`` holds ``*.h`` and ``*.c`` files and is compiled
+into the private extension ``chaosmagnet._<name>``.  The declarations cffi
+needs are read from the headers, between the markers ``CDEF-BEGIN`` and
+``CDEF-END``, so they are written once.  A build failure is fatal: there is no
+pure-Python fallback.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from cffi import FFI
+
+CSRC = Path(__file__).resolve().parent
+_CDEF = re.compile(r"/\*\s*CDEF-BEGIN\s*\*/(.*?)/\*\s*CDEF-END\s*\*/", re.S)
+
+EXTRA_COMPILE_ARGS = ["-O3", "-std=c11", "-Wall", "-Wextra", "-fno-strict-aliasing"]
+
+
+def make_builder(name: str) -> FFI:
+    """Return the FFI builder for csrc/<name>/."""
+    folder = CSRC / name
+    headers = sorted(folder.glob("*.h"))
+    sources = sorted(folder.glob("*.c"))
+    if not sources:
+        raise SystemExit(f"csrc/{name}: no C sources")
+    cdefs = []
+    for header in headers:
+        found = _CDEF.findall(header.read_text())
+        cdefs.extend(found)
+    if not cdefs:
+        raise SystemExit(f"csrc/{name}: no CDEF-BEGIN/CDEF-END section in any header")
+    ffi = FFI()
+    ffi.cdef("\n".join(cdefs))
+    includes = "\n".join(f'#include "{h.name}"' for h in headers)
+    ffi.set_source(
+        f"chaosmagnet._{name}",
+        includes,
+        sources=[str(s.relative_to(CSRC.parent)) for s in sources],
+        include_dirs=[str(folder.relative_to(CSRC.parent))],
+        extra_compile_args=EXTRA_COMPILE_ARGS,
+        libraries=["m"],
+    )
+    return ffi
+
+
+_NAMES = sorted(p.name for p in CSRC.iterdir() if p.is_dir() and any(p.glob("*.c")))
+for _name in _NAMES:
+    globals()[_name] = make_builder(_name)
+
+if __name__ == "__main__":
+    # `python csrc/build.py NAME` compiles one module in place, for development.
+    for _name in sys.argv[1:] or _NAMES:
+        globals()[_name].compile(tmpdir=str(CSRC.parent / "host"), verbose=True)
