@@ -1,0 +1,81 @@
+"""Every source the program knows, local or not, and how to build each one.
+
+A factory takes the SourceOptions (the command line's device choices and the
+config) and returns a Source.  Building must be cheap and must not open a
+device: availability() says whether it can run, start() acquires it.  Later
+modules (audio, video, hid, nodes) add their factories here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from chaosmagnet.errors import UsageError
+from chaosmagnet.sources.base import Source
+
+
+@dataclass
+class SourceOptions:
+    """Choices that shape how sources are built."""
+
+    rates: dict[str, float] = field(default_factory=dict)  # samples/s per source name
+    camera: str | None = None  # OpenCV capture: device index or path/URL
+    audio_device: str | None = None  # PortAudio input device name or index
+    audio_bits: int = 8
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+SourceFactory = Callable[[SourceOptions], Source]
+
+_FACTORIES: dict[str, SourceFactory] = {}
+_DEFAULT_ON: dict[str, bool] = {}
+
+
+def register(name: str, factory: SourceFactory, *, default_on: bool) -> None:
+    """Make a source known under ``name``; ``default_on`` runs it when none is named."""
+    _FACTORIES[name] = factory
+    _DEFAULT_ON[name] = default_on
+
+
+def known_sources() -> list[str]:
+    """Names of every registered source, in registration order."""
+    _load_builtin()
+    return list(_FACTORIES)
+
+
+def default_sources() -> list[str]:
+    """Names of the sources `chaos-host run` starts when none is named."""
+    _load_builtin()
+    return [n for n in _FACTORIES if _DEFAULT_ON[n]]
+
+
+def build_source(name: str, options: SourceOptions) -> Source:
+    """Build the source called ``name``; UsageError if no such source exists."""
+    _load_builtin()
+    try:
+        factory = _FACTORIES[name]
+    except KeyError:
+        raise UsageError(
+            f"unknown source {name!r} (known: {', '.join(_FACTORIES)})"
+        ) from None
+    return factory(options)
+
+
+_loaded = False
+
+
+def _load_builtin() -> None:
+    """Import the modules that register the built-in sources (once)."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    from chaosmagnet.sources import local  # noqa: F401  (os-rng, cpu-jitter, system)
+
+    for optional in ("chaosmagnet.sources.audio", "chaosmagnet.sources.video", "chaosmagnet.sources.hid"):
+        try:
+            __import__(optional)
+        except ModuleNotFoundError as exc:
+            if exc.name != optional:
+                raise
