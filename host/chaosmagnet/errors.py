@@ -47,3 +47,27 @@ def escape_device_text(text: str | bytes, limit: int = 200) -> str:
         text = text.decode("utf-8", "backslashreplace")
     out = text.encode("unicode_escape").decode("ascii")
     return out if len(out) <= limit else out[:limit] + "..."
+
+
+class PQCError(ChaosError):
+    """A post-quantum backend is missing, or cannot do what was asked of it."""
+
+
+class SealError(ChaosError):
+    """A sealed secret cannot be opened (wrong passphrase, damaged blob) or sealed."""
+
+
+class BundleError(ChaosError):
+    """A key bundle is malformed or fails verification."""
+
+
+class IdentityError(ChaosError):
+    """The host identity is missing, damaged or cannot be created."""
+
+
+class AuditError(ChaosError):
+    """The audit trail is unreadable, or fails verification."""
+
+
+class ControlError(ChaosError):
+    """The local control channel to a running `chaos-host run` failed."""
