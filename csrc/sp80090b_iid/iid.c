@@ -1,0 +1,362 @@
+/* SP 800-90B §5.1 permutation testing: shuffles and test statistics.
+ * See iid.h for the contract of each function. */
+#include "iid.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ */
+/* Generator: xoshiro256** seeded through splitmix64.                  */
+/* ------------------------------------------------------------------ */
+
+static inline uint64_t rotl64(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+void iid_rng_seed(iid_rng *rng, uint64_t seed, uint64_t stream) {
+    uint64_t x = seed;
+    /* Fold the stream number in through one splitmix round of its own, so
+     * that (seed, stream) pairs that differ in either give unrelated states. */
+    uint64_t y = stream ^ 0xA0761D6478BD642FULL;
+    x ^= splitmix64(&y);
+    for (int k = 0; k < 4; k++) {
+        rng->s[k] = splitmix64(&x);
+    }
+    if ((rng->s[0] | rng->s[1] | rng->s[2] | rng->s[3]) == 0) {
+        rng->s[0] = 1; /* the all-zero state is the one fixed point */
+    }
+}
+
+uint64_t iid_rng_next(iid_rng *rng) {
+    uint64_t *s = rng->s;
+    const uint64_t result = rotl64(s[1] * 5, 7) * 9;
+    const uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl64(s[3], 45);
+    return result;
+}
+
+/* Lemire's multiply-and-reject method: unbiased, and almost never divides. */
+uint64_t iid_rng_below(iid_rng *rng, uint64_t bound) {
+    __extension__ typedef unsigned __int128 u128;
+    uint64_t x = iid_rng_next(rng);
+    u128 m = (u128)x * (u128)bound;
+    uint64_t low = (uint64_t)m;
+    if (low < bound) {
+        uint64_t threshold = (0 - bound) % bound;
+        while (low < threshold) {
+            x = iid_rng_next(rng);
+            m = (u128)x * (u128)bound;
+            low = (uint64_t)m;
+        }
+    }
+    return (uint64_t)(m >> 64);
+}
+
+void iid_shuffle(uint8_t *data, size_t n, iid_rng *rng) {
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)iid_rng_below(rng, (uint64_t)i);
+        uint8_t tmp = data[i - 1];
+        data[i - 1] = data[j];
+        data[j] = tmp;
+    }
+}
+
+void iid_shuffle_copy(const uint8_t *src, uint8_t *dst, size_t n,
+                      uint64_t seed, uint64_t stream) {
+    iid_rng rng;
+    memcpy(dst, src, n);
+    iid_rng_seed(&rng, seed, stream);
+    iid_shuffle(dst, n, &rng);
+}
+
+/* ------------------------------------------------------------------ */
+/* Statistics.                                                         */
+/* ------------------------------------------------------------------ */
+
+static const unsigned LAGS[5] = {1, 2, 8, 16, 32};
+
+/* §5.1.1: largest distance of a running sum from its expectation. */
+static double excursion(const uint8_t *x, size_t n, double mean) {
+    double best = 0.0;
+    uint64_t running = 0;
+    for (size_t i = 0; i < n; i++) {
+        running += x[i];
+        double d = fabs((double)running - (double)(i + 1) * mean);
+        if (d > best) {
+            best = d;
+        }
+    }
+    return best;
+}
+
+/* §5.1.2-§5.1.4 on s[0..m): the sequence of +1 (s[i] <= s[i+1]) and
+ * -1 (s[i] > s[i+1]); its number of runs, longest run, and the larger of
+ * the number of +1s and -1s. */
+static void directional(const uint8_t *s, size_t m, double *runs,
+                        double *longest, double *inc_dec) {
+    if (m < 2) {
+        *runs = 0.0;
+        *longest = 0.0;
+        *inc_dec = 0.0;
+        return;
+    }
+    size_t count = m - 1; /* length of the +1/-1 sequence */
+    uint64_t n_runs = 1, best = 1, run = 1, plus = 0;
+    int prev = s[0] <= s[1];
+    plus += (uint64_t)prev;
+    for (size_t i = 1; i < count; i++) {
+        int cur = s[i] <= s[i + 1];
+        plus += (uint64_t)cur;
+        if (cur == prev) {
+            run++;
+        } else {
+            if (run > best) {
+                best = run;
+            }
+            run = 1;
+            n_runs++;
+        }
+        prev = cur;
+    }
+    if (run > best) {
+        best = run;
+    }
+    uint64_t minus = (uint64_t)count - plus;
+    *runs = (double)n_runs;
+    *longest = (double)best;
+    *inc_dec = (double)(plus > minus ? plus : minus);
+}
+
+/* §5.1.5-§5.1.6: runs of "at or above the median" / "below the median";
+ * above[v] classifies a value v of s. */
+static void median_runs(const uint8_t *s, size_t m, const uint8_t *above,
+                        double *runs, double *longest) {
+    if (m < 1) {
+        *runs = 0.0;
+        *longest = 0.0;
+        return;
+    }
+    uint64_t n_runs = 1, best = 1, run = 1;
+    uint8_t prev = above[s[0]];
+    for (size_t i = 1; i < m; i++) {
+        uint8_t cur = above[s[i]];
+        if (cur == prev) {
+            run++;
+        } else {
+            if (run > best) {
+                best = run;
+            }
+            run = 1;
+            n_runs++;
+        }
+        prev = cur;
+    }
+    if (run > best) {
+        best = run;
+    }
+    *runs = (double)n_runs;
+    *longest = (double)best;
+}
+
+/* §5.1.7-§5.1.8: walk s, starting a window after each collision; a window
+ * ends at the first value already seen in it, and its length counts that
+ * value.  Reports the mean and the largest window length. */
+static void collisions(const uint8_t *s, size_t m, double *average, double *maximum) {
+    uint32_t seen[256];
+    uint32_t window = 0;
+    uint64_t total = 0, count = 0, best = 0;
+    memset(seen, 0, sizeof seen);
+    size_t i = 0;
+    while (i < m) {
+        window++;
+        size_t j = i;
+        int hit = 0;
+        while (j < m) {
+            if (seen[s[j]] == window) {
+                hit = 1;
+                break;
+            }
+            seen[s[j]] = window;
+            j++;
+        }
+        if (!hit) {
+            break;
+        }
+        uint64_t len = (uint64_t)(j - i + 1);
+        total += len;
+        count++;
+        if (len > best) {
+            best = len;
+        }
+        i = j + 1;
+    }
+    *average = count ? (double)total / (double)count : 0.0;
+    *maximum = (double)best;
+}
+
+/* §5.1.9: number of i with s[i] == s[i+p]. */
+static double periodicity(const uint8_t *s, size_t m, size_t p) {
+    uint64_t t = 0;
+    if (m <= p) {
+        return 0.0;
+    }
+    for (size_t i = 0; i < m - p; i++) {
+        t += (uint64_t)(s[i] == s[i + p]);
+    }
+    return (double)t;
+}
+
+/* §5.1.10: sum of s[i] * s[i+p]. */
+static double covariance(const uint8_t *s, size_t m, size_t p) {
+    uint64_t t = 0;
+    if (m <= p) {
+        return 0.0;
+    }
+    for (size_t i = 0; i < m - p; i++) {
+        t += (uint32_t)s[i] * (uint32_t)s[i + p];
+    }
+    return (double)t;
+}
+
+static int any_active(const uint8_t *active, int from, int to) {
+    for (int i = from; i <= to; i++) {
+        if (active[i]) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int iid_statistics(const uint8_t *raw, size_t n, const iid_params *params,
+                   const uint8_t *active, double *out) {
+    if (n < 2) {
+        return -1;
+    }
+    const uint8_t *seq = raw;   /* directional, periodicity, covariance */
+    const uint8_t *coll = raw;  /* collisions */
+    size_t m = n, mc = n;
+    uint8_t *conv1 = NULL, *conv2 = NULL;
+    uint8_t identity_above[256];
+    const uint8_t *above = params->at_or_above_median;
+
+    if (params->binary) {
+        /* §5.1 Conversion I (ones per 8-bit block) and Conversion II (the
+         * block read as a big-endian byte); a short last block is padded
+         * with zeros. */
+        size_t blocks = (n + 7) / 8;
+        conv1 = malloc(blocks);
+        conv2 = malloc(blocks);
+        if (conv1 == NULL || conv2 == NULL) {
+            free(conv1);
+            free(conv2);
+            return -2;
+        }
+        for (size_t b = 0; b < blocks; b++) {
+            unsigned ones = 0, value = 0;
+            for (size_t k = 0; k < 8; k++) {
+                size_t i = b * 8 + k;
+                unsigned bit = i < n ? params->bit[raw[i]] : 0;
+                ones += bit;
+                value = (value << 1) | bit;
+            }
+            conv1[b] = (uint8_t)ones;
+            conv2[b] = (uint8_t)value;
+        }
+        seq = conv1;
+        coll = conv2;
+        m = blocks;
+        mc = blocks;
+        /* Median runs on binary data compare each bit with 0.5. */
+        for (int v = 0; v < 256; v++) {
+            identity_above[v] = params->bit[v];
+        }
+        above = identity_above;
+    }
+
+    if (active[IID_EXCURSION]) {
+        out[IID_EXCURSION] = excursion(raw, n, params->mean);
+    }
+    if (any_active(active, IID_NUM_DIRECTIONAL_RUNS, IID_NUM_INCREASES_DECREASES)) {
+        double runs, longest, inc_dec;
+        directional(seq, m, &runs, &longest, &inc_dec);
+        if (active[IID_NUM_DIRECTIONAL_RUNS]) {
+            out[IID_NUM_DIRECTIONAL_RUNS] = runs;
+        }
+        if (active[IID_LEN_DIRECTIONAL_RUNS]) {
+            out[IID_LEN_DIRECTIONAL_RUNS] = longest;
+        }
+        if (active[IID_NUM_INCREASES_DECREASES]) {
+            out[IID_NUM_INCREASES_DECREASES] = inc_dec;
+        }
+    }
+    if (any_active(active, IID_NUM_RUNS_MEDIAN, IID_LEN_RUNS_MEDIAN)) {
+        double runs, longest;
+        median_runs(raw, n, above, &runs, &longest);
+        if (active[IID_NUM_RUNS_MEDIAN]) {
+            out[IID_NUM_RUNS_MEDIAN] = runs;
+        }
+        if (active[IID_LEN_RUNS_MEDIAN]) {
+            out[IID_LEN_RUNS_MEDIAN] = longest;
+        }
+    }
+    if (any_active(active, IID_AVG_COLLISION, IID_MAX_COLLISION)) {
+        double average, maximum;
+        collisions(coll, mc, &average, &maximum);
+        if (active[IID_AVG_COLLISION]) {
+            out[IID_AVG_COLLISION] = average;
+        }
+        if (active[IID_MAX_COLLISION]) {
+            out[IID_MAX_COLLISION] = maximum;
+        }
+    }
+    for (int k = 0; k < 5; k++) {
+        if (active[IID_PERIODICITY_1 + k]) {
+            out[IID_PERIODICITY_1 + k] = periodicity(seq, m, LAGS[k]);
+        }
+        if (active[IID_COVARIANCE_1 + k]) {
+            out[IID_COVARIANCE_1 + k] = covariance(seq, m, LAGS[k]);
+        }
+    }
+    free(conv1);
+    free(conv2);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* §5.1.11 input text.                                                 */
+/* ------------------------------------------------------------------ */
+
+size_t iid_decimal_text(const uint8_t *raw, size_t n, char *out) {
+    char *p = out;
+    for (size_t i = 0; i < n; i++) {
+        unsigned v = raw[i];
+        if (v >= 100) {
+            *p++ = (char)('0' + v / 100);
+            *p++ = (char)('0' + (v / 10) % 10);
+            *p++ = (char)('0' + v % 10);
+        } else if (v >= 10) {
+            *p++ = (char)('0' + v / 10);
+            *p++ = (char)('0' + v % 10);
+        } else {
+            *p++ = (char)('0' + v);
+        }
+        *p++ = ' ';
+    }
+    if (p > out) {
+        p--; /* no trailing space */
+    }
+    return (size_t)(p - out);
+}

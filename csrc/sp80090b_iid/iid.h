@@ -1,0 +1,85 @@
+/* SP 800-90B §5.1 permutation testing: hot loops.
+ *
+ * The IID track shuffles the samples 10,000 times and ranks eighteen cheap
+ * test statistics (plus the bzip2 compression statistic, which Python
+ * computes from iid_decimal_text) of every shuffle against the original.
+ * This file holds the parts that run once per shuffle: a seeded
+ * Fisher-Yates shuffle driven by xoshiro256**, the test statistics of
+ * §5.1.1-§5.1.10 (with the binary conversions of §5.1 when the data has two
+ * symbols), and the decimal text the compression statistic (§5.1.11) feeds
+ * to bzip2.  Everything is re-entrant: callers pass their own buffers and
+ * generator state, so two threads can work at once (cffi releases the GIL).
+ */
+#ifndef CHAOS_SP80090B_IID_H
+#define CHAOS_SP80090B_IID_H
+#include <stdint.h>
+#include <stddef.h>
+
+/* CDEF-BEGIN */
+/* Indices of the statistics in the out[] array of iid_statistics. */
+#define IID_EXCURSION 0
+#define IID_NUM_DIRECTIONAL_RUNS 1
+#define IID_LEN_DIRECTIONAL_RUNS 2
+#define IID_NUM_INCREASES_DECREASES 3
+#define IID_NUM_RUNS_MEDIAN 4
+#define IID_LEN_RUNS_MEDIAN 5
+#define IID_AVG_COLLISION 6
+#define IID_MAX_COLLISION 7
+#define IID_PERIODICITY_1 8
+#define IID_PERIODICITY_2 9
+#define IID_PERIODICITY_8 10
+#define IID_PERIODICITY_16 11
+#define IID_PERIODICITY_32 12
+#define IID_COVARIANCE_1 13
+#define IID_COVARIANCE_2 14
+#define IID_COVARIANCE_8 15
+#define IID_COVARIANCE_16 16
+#define IID_COVARIANCE_32 17
+#define IID_COMPRESSION 18
+#define IID_N_STATISTICS 19
+
+/* xoshiro256** state. */
+typedef struct {
+    uint64_t s[4];
+} iid_rng;
+
+/* What the statistics need to know about the data set as a whole. */
+typedef struct {
+    int binary;              /* 1: two distinct symbols, use Conversions I and II */
+    double mean;             /* mean of the raw sample values (excursion) */
+    uint8_t at_or_above_median[256]; /* raw value -> 1 if its symbol is >= the median */
+    uint8_t bit[256];        /* binary data: raw value -> 0 or 1 (the lower symbol is 0) */
+} iid_params;
+
+/* Seed the generator from (seed, stream) through splitmix64, so that every
+ * shuffle index gets its own independent, reproducible stream. */
+void iid_rng_seed(iid_rng *rng, uint64_t seed, uint64_t stream);
+
+/* Next 64-bit output (exposed for tests). */
+uint64_t iid_rng_next(iid_rng *rng);
+
+/* Uniform integer in [0, bound) without modulo bias (bound >= 1). */
+uint64_t iid_rng_below(iid_rng *rng, uint64_t bound);
+
+/* In-place Fisher-Yates shuffle of data[0..n). */
+void iid_shuffle(uint8_t *data, size_t n, iid_rng *rng);
+
+/* Copy src into dst, then shuffle dst with a fresh generator seeded from
+ * (seed, stream): the permutation depends only on (seed, stream, n). */
+void iid_shuffle_copy(const uint8_t *src, uint8_t *dst, size_t n,
+                      uint64_t seed, uint64_t stream);
+
+/* Compute the statistics 0..17 whose active[i] is non-zero into out[i]
+ * (others are left untouched; index 18, compression, is never touched).
+ * raw holds the n sample values as read.  Returns 0, -1 when n < 2, or -2
+ * when the binary conversions cannot get memory. */
+int iid_statistics(const uint8_t *raw, size_t n, const iid_params *params,
+                   const uint8_t *active, double *out);
+
+/* Write the samples as decimal numbers separated by single spaces (no
+ * trailing space) into out, which must hold at least 4*n bytes; returns the
+ * text length.  This is the string §5.1.11 compresses. */
+size_t iid_decimal_text(const uint8_t *raw, size_t n, char *out);
+/* CDEF-END */
+
+#endif
