@@ -1,0 +1,88 @@
+"""Suffix and LCP arrays (C kernel): the building block of the t-tuple and LRS
+estimators (SP 800-90B §6.3.5-6.3.6) and of the IID LRS test (§5.2.5).
+
+``suffix_array`` sorts all suffixes of a symbol sequence (SA-IS, linear time);
+``lcp_array`` gives the longest common prefix of each suffix with the one
+before it in sorted order (Phi algorithm, linear time).  ``tuple_counts``
+derives, for every tuple length t, the largest occurrence count of any
+t-tuple and the number of colliding pairs of t-tuples.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from chaosmagnet.assessment._kernel import check_rc, ffi, lib, symbols_array
+from chaosmagnet.errors import UsageError
+
+__all__ = ["lcp_array", "longest_repeat", "suffix_array", "tuple_counts"]
+
+_MAX_LEN = 2**31 - 2
+
+
+def suffix_array(data: np.ndarray) -> np.ndarray:
+    """Return the suffix array of data (uint8 symbols) as int32 start positions.
+
+    A suffix sorts before every suffix it is a proper prefix of.
+    """
+    text = symbols_array(data)
+    n = text.size
+    if n > _MAX_LEN:
+        raise UsageError(f"sequence too long for a suffix array ({n} symbols)")
+    sa = np.empty(n, dtype=np.int32)
+    if n == 0:
+        return sa
+    alphabet = int(text.max()) + 1
+    rc = lib.sp_suffix_array(ffi.from_buffer("uint8_t[]", text), n, alphabet,
+                             ffi.from_buffer("int32_t[]", sa))
+    check_rc(rc, "suffix_array")
+    return sa
+
+
+def lcp_array(data: np.ndarray, sa: np.ndarray) -> np.ndarray:
+    """Return the LCP array for data and its suffix array sa (int32).
+
+    lcp[0] is 0; lcp[i] is the length of the longest common prefix of the
+    suffixes starting at sa[i-1] and sa[i].
+    """
+    text = symbols_array(data)
+    sa_arr = np.ascontiguousarray(sa, dtype=np.int32)
+    n = text.size
+    if sa_arr.ndim != 1 or sa_arr.size != n:
+        raise UsageError(f"suffix array has {sa_arr.size} entries for {n} symbols")
+    lcp = np.empty(n, dtype=np.int32)
+    if n == 0:
+        return lcp
+    if int(sa_arr.min()) < 0 or int(sa_arr.max()) >= n:
+        raise UsageError("suffix array holds positions outside the sequence")
+    rc = lib.sp_lcp_array(ffi.from_buffer("uint8_t[]", text), n,
+                          ffi.from_buffer("int32_t[]", sa_arr), ffi.from_buffer("int32_t[]", lcp))
+    check_rc(rc, "lcp_array")
+    return lcp
+
+
+def longest_repeat(lcp: np.ndarray) -> int:
+    """Length of the longest repeated substring: the largest LCP value."""
+    arr = np.ascontiguousarray(lcp, dtype=np.int32)
+    if arr.size == 0:
+        return 0
+    return int(lib.sp_lcp_max(ffi.from_buffer("int32_t[]", arr), arr.size))
+
+
+def tuple_counts(lcp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return (q, pairs) for tuple lengths 0..v, v being the longest repeat.
+
+    q[t] is the largest number of overlapping occurrences of any t-tuple and
+    pairs[t] the sum over distinct t-tuples of C(count, 2); index 0 is unused.
+    """
+    arr = np.ascontiguousarray(lcp, dtype=np.int32)
+    n = arr.size
+    if n == 0:
+        raise UsageError("tuple_counts needs a non-empty LCP array")
+    v = longest_repeat(arr)
+    q = np.zeros(v + 1, dtype=np.int64)
+    pairs = np.zeros(v + 1, dtype=np.uint64)
+    rc = lib.sp_tuple_counts(ffi.from_buffer("int32_t[]", arr), n, v,
+                             ffi.from_buffer("int64_t[]", q), ffi.from_buffer("uint64_t[]", pairs))
+    check_rc(rc, "tuple_counts")
+    return q, pairs
