@@ -1,0 +1,51 @@
+"""Append-only JSON-lines logs under logs/ (health failures, state changes).
+
+One object per line, flushed at once, so a crash loses at most the line
+being written.  Nothing secret is ever passed here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+
+def data_dir() -> Path:
+    """Where keys/ and logs/ live: $CHAOS_HOME, else the current directory."""
+    return Path(os.environ.get("CHAOS_HOME", ".")).resolve()
+
+
+def logs_dir() -> Path:
+    """The logs/ folder (not created here)."""
+    return data_dir() / "logs"
+
+
+class JsonLineLog:
+    """A JSON-lines file opened for appending; thread-safe."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._file = None
+
+    def write(self, event: str, **fields: Any) -> None:
+        """Append {"time", "event", **fields} as one line."""
+        record = {"time": time.time(), "event": event, **fields}
+        line = json.dumps(record, sort_keys=True, default=str) + "\n"
+        with self._lock:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+            self._file.write(line)
+            self._file.flush()
+
+    def close(self) -> None:
+        """Close the file (reopened on the next write)."""
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
