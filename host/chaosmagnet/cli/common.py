@@ -1,0 +1,84 @@
+"""Helpers shared by the command modules: config, source building, atomic output."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from chaosmagnet.config import Config, load_config
+from chaosmagnet.errors import UsageError
+from chaosmagnet.sources.base import Source
+from chaosmagnet.sources.registry import SourceOptions, build_source, default_sources, known_sources
+
+
+def load(config_path: Path | None) -> Config:
+    """Load the config file named on the command line, or ./chaos.toml, or defaults."""
+    return load_config(config_path)
+
+
+def source_options(config: Config, camera: str | None = None, audio_device: str | None = None) -> SourceOptions:
+    """SourceOptions from the config's rates and the command line's device choices."""
+    rates = {name: sc.rate for name, sc in config.sources.items() if sc.rate is not None}
+    return SourceOptions(rates=rates, camera=camera, audio_device=audio_device)
+
+
+def selected_source_names(config: Config, names: list[str] | None) -> list[str]:
+    """The sources to run: those named, else the config's list, else the defaults."""
+    known = known_sources()
+    if names:
+        chosen = names
+    elif config.enabled_sources is not None:
+        chosen = config.enabled_sources
+    else:
+        chosen = [n for n in default_sources() if config.source(n).enabled is not False]
+        chosen += [n for n in known if n not in chosen and config.source(n).enabled]
+    for name in chosen:
+        if name not in known:
+            raise UsageError(f"unknown source {name!r} (known: {', '.join(known)})")
+    seen: list[str] = []
+    for name in chosen:
+        if name not in seen:
+            seen.append(name)
+    return seen
+
+
+def build_sources(config: Config, names: list[str], options: SourceOptions) -> list[Source]:
+    """Build the named sources (nothing is opened yet)."""
+    return [build_source(name, options) for name in names]
+
+
+def check_writable(path: Path) -> None:
+    """UsageError unless a file can be created at path (checked before any work)."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory")
+    if not parent.is_dir():
+        raise UsageError(f"{path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{path}: folder {parent} is not writable")
+
+
+@contextmanager
+def atomic_output(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """Write to a temporary file beside path and rename it into place on success.
+
+    On any error the temporary file is removed and path is left untouched.
+    """
+    check_writable(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,279 @@
+"""Core commands: run, sources, sample, random, bench."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+from chaosmagnet.cli.app import app
+from chaosmagnet.cli.common import atomic_output, build_sources, check_writable, load, selected_source_names, source_options
+from chaosmagnet.cli.view import render, summary_lines
+from chaosmagnet.engine import Engine
+from chaosmagnet.errors import SourceUnavailable, UsageError
+from chaosmagnet.eventlog import JsonLineLog, logs_dir
+from chaosmagnet.output import SEED_BITS, OutputGenerator
+from chaosmagnet.sources.registry import build_source, known_sources
+
+ConfigOpt = typer.Option(None, "--config", help="Configuration file (default: ./chaos.toml if present).")
+SourceOpt = typer.Option(None, "--source", "-s", help="Run only this source (repeatable).")
+CameraOpt = typer.Option(None, "--camera", help="OpenCV capture for the video source: device index or path/URL.")
+AudioOpt = typer.Option(None, "--audio-device", help="PortAudio input device (name or index) for the audio source.")
+
+# Hooks that other modules (control socket, dashboard, nodes, assessment) register
+# to take part in `run`: each is called with (engine, options dict) inside the
+# event loop and returns an optional async cleanup callable.
+RunHook = Any
+RUN_HOOKS: list[RunHook] = []
+
+
+def _engine_for(config_path: Path | None, names: list[str] | None, camera: str | None, audio_device: str | None) -> Engine:
+    config = load(config_path)
+    chosen = selected_source_names(config, names)
+    sources = build_sources(config, chosen, source_options(config, camera, audio_device))
+    return Engine(sources, config, health_log=JsonLineLog(logs_dir() / "health.jsonl"))
+
+
+def _json_interval(snapshot: dict[str, Any]) -> str:
+    keep = (
+        "name", "kind", "state", "reason", "samples", "rate", "credited_bits", "pool_bits", "h_shannon",
+        "h_min", "h_collision", "h_assessed", "credit_h", "rct_failures", "apt_failures",
+    )
+    sources = [{k: s[k] for k in keep} for s in snapshot["sources"]]
+    pool_keys = ("credited_bits", "capacity_bits", "fill", "raw_bytes", "extraction_ratio", "drawn_bits", "fingerprint")
+    return json.dumps(
+        {"time": snapshot["time"], "uptime": snapshot["uptime"], "sources": sources,
+         "pool": {k: snapshot["pool"][k] for k in pool_keys}},
+        sort_keys=True,
+    )
+
+
+async def _run(engine: Engine, seconds: float | None, as_json: bool, options: dict[str, Any]) -> dict[str, Any]:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    console = Console()
+    cleanups = []
+    await engine.start()
+    try:
+        for hook in RUN_HOOKS:
+            cleanup = await hook(engine, options)
+            if cleanup is not None:
+                cleanups.append(cleanup)
+        deadline = None if seconds is None else loop.time() + seconds
+        live = None
+        if not as_json and console.is_terminal:
+            live = Live(render(engine.snapshot()), console=console, auto_refresh=False, transient=False)
+            live.start()
+        try:
+            while not stop.is_set():
+                timeout = 1.0 if deadline is None else max(0.0, min(1.0, deadline - loop.time()))
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout)
+                except asyncio.TimeoutError:
+                    pass
+                snapshot = engine.snapshot()
+                if as_json:
+                    print(_json_interval(snapshot), flush=True)
+                elif live is not None:
+                    live.update(render(snapshot), refresh=True)
+                else:
+                    console.print(render(snapshot))
+                if deadline is not None and loop.time() >= deadline:
+                    break
+        finally:
+            if live is not None:
+                live.stop()
+    finally:
+        for cleanup in reversed(cleanups):
+            await cleanup()
+        await engine.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return engine.snapshot()
+
+
+@app.command()
+def run(
+    seconds: Optional[float] = typer.Option(None, "--seconds", min=0.0, help="Stop after this many seconds (default: until Ctrl-C)."),
+    source: Optional[list[str]] = SourceOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per second instead of the live view."),
+    config: Optional[Path] = ConfigOpt,
+    camera: Optional[str] = CameraOpt,
+    audio_device: Optional[str] = AudioOpt,
+) -> None:
+    """Harvest entropy: live view of every source and the pool (Ctrl-C stops with a summary)."""
+    engine = _engine_for(config, source, camera, audio_device)
+    final = asyncio.run(_run(engine, seconds, as_json, {"config": config}))
+    out = sys.stderr if as_json else sys.stdout
+    for line in summary_lines(final):
+        print(line, file=out)
+
+
+@app.command()
+def sources(
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
+    config: Optional[Path] = ConfigOpt,
+    camera: Optional[str] = CameraOpt,
+    audio_device: Optional[str] = AudioOpt,
+) -> None:
+    """List every source this program knows, and whether it can run here."""
+    cfg = load(config)
+    options = source_options(cfg, camera, audio_device)
+    rows = []
+    for name in known_sources():
+        src = build_source(name, options)
+        availability = src.availability()
+        info = src.info
+        rows.append({
+            "name": name, "kind": info.kind, "bits_per_sample": info.bits_per_sample,
+            "declared_h": cfg.source(name).declared_h or info.declared_h, "conditioned": info.conditioned,
+            "available": availability.available, "reason": availability.reason, "description": info.description,
+        })
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    console = Console()
+    from rich.table import Table
+
+    table = Table()
+    for col in ("source", "kind", "bits", "declared H", "conditioned", "available here"):
+        table.add_column(col)
+    for r in rows:
+        avail = "[green]yes[/]" if r["available"] else f"[red]no[/]: {r['reason']}"
+        table.add_row(r["name"], r["kind"], str(r["bits_per_sample"]), f"{r['declared_h']:g}",
+                      "yes" if r["conditioned"] else "no", avail)
+    console.print(table)
+    console.print("[dim]`chaos-host sources --json` adds a description of each; docs/sources.md explains them.[/]")
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
+                    console=console, transient=True)
+
+
+async def _collect(source_name: str, count: int, options, console: Console) -> np.ndarray:
+    src = build_source(source_name, options)
+    availability = src.availability()
+    if not availability.available:
+        raise SourceUnavailable(f"source {source_name} is unavailable: {availability.reason}")
+    await src.start()
+    chunks: list[np.ndarray] = []
+    got = 0
+    try:
+        with _progress(console) as progress:
+            task = progress.add_task(f"sampling {source_name}", total=count)
+            async for batch in src.batches():
+                chunks.append(np.asarray(batch, dtype=np.uint8))
+                got += len(batch)
+                progress.update(task, completed=min(got, count))
+                if got >= count:
+                    break
+    finally:
+        await src.stop()
+    if got < count:
+        raise SourceUnavailable(f"source {source_name} stopped after {got} of {count} samples")
+    return np.concatenate(chunks)[:count]
+
+
+@app.command()
+def sample(
+    source_name: str = typer.Argument(..., metavar="SOURCE", help="Source to sample (see `chaos-host sources`)."),
+    count: int = typer.Option(..., "--count", "-n", min=1, max=1_000_000_000, help="Number of samples."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output file: one sample per byte."),
+    bits: Optional[int] = typer.Option(None, "--bits", min=1, max=8, help="Keep the low B bits (default: the source's width)."),
+    config: Optional[Path] = ConfigOpt,
+    camera: Optional[str] = CameraOpt,
+    audio_device: Optional[str] = AudioOpt,
+) -> None:
+    """Write raw samples for offline SP 800-90B assessment (the NIST tools' format)."""
+    cfg = load(config)
+    if source_name not in known_sources():
+        raise UsageError(f"unknown source {source_name!r} (known: {', '.join(known_sources())})")
+    check_writable(out)
+    console = Console(stderr=True)
+    data = asyncio.run(_collect(source_name, count, source_options(cfg, camera, audio_device), console))
+    width = bits or build_source(source_name, source_options(cfg, camera, audio_device)).info.bits_per_sample
+    if width < 8:
+        data = data & np.uint8((1 << width) - 1)
+    with atomic_output(out) as handle:
+        handle.write(data.tobytes())
+    console.print(f"wrote {count:,} samples of {width} bits from {source_name} to {out}")
+
+
+async def _random(engine: Engine, n_bytes: int, handle, timeout: float, console: Console) -> None:
+    await engine.start()
+    try:
+        with _progress(console) as progress:
+            task = progress.add_task(f"waiting for {SEED_BITS} credited bits", total=SEED_BITS)
+            await engine.wait_for_credit(
+                SEED_BITS, timeout, lambda have, need: progress.update(task, completed=have)
+            )
+        generator = OutputGenerator(engine.pool)
+        generator.seed()
+        chunk = bytearray(1 << 20)
+        remaining = n_bytes
+        while remaining > 0:
+            view = memoryview(chunk)[: min(len(chunk), remaining)]
+            generator.generate_into(view)
+            await asyncio.to_thread(handle.write, view)
+            remaining -= len(view)
+    finally:
+        await engine.stop()
+
+
+@app.command("random")
+def random_bytes(
+    n_bytes: int = typer.Option(..., "--bytes", "-n", min=0, help="Number of bytes to write."),
+    out: str = typer.Option("-", "--out", "-o", help="Output file, or - for standard output."),
+    timeout: float = typer.Option(120.0, "--timeout", min=0.0, help="Seconds to wait for the first 256 credited bits."),
+    source: Optional[list[str]] = SourceOpt,
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Write N conditioned random bytes (seeded only from >= 256 credited bits)."""
+    engine = _engine_for(config, source, None, None)
+    console = Console(stderr=True)
+    if out == "-":
+        if sys.stdout.isatty():
+            raise UsageError("refusing to write binary data to a terminal: use --out FILE or a pipe")
+        try:
+            asyncio.run(_random(engine, n_bytes, sys.stdout.buffer, timeout, console))
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:
+            sys.stderr.close()  # reader went away: nothing more to say
+        return
+    path = Path(out)
+    check_writable(path)
+    with atomic_output(path) as handle:
+        asyncio.run(_random(engine, n_bytes, handle, timeout, console))
+
+
+@app.command()
+def bench(
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
+    size_mib: int = typer.Option(64, "--size-mib", min=1, max=1024, help="Data size for the extractor benchmark."),
+) -> None:
+    """Print throughput figures: Keccak vs hashlib, RCT+APT, pool ingest, and more."""
+    from chaosmagnet.bench import run_benchmarks
+
+    console = Console(stderr=True)
+    results = run_benchmarks(size_mib=size_mib, progress=lambda msg: console.print(f"[dim]{msg}[/]"))
+    if as_json:
+        print(json.dumps(results, indent=2, sort_keys=True))
+        return
+    for section, figures in results.items():
+        print(section)
+        for key, value in figures.items():
+            print(f"  {key:<34} {value:,.3f}" if isinstance(value, float) else f"  {key:<34} {value}")
+
+

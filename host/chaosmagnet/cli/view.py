@@ -1,0 +1,81 @@
+"""The live terminal view of `chaos-host run` (rich), built from Engine.snapshot()."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+_STATE_STYLE = {
+    "ok": "green",
+    "quarantined": "yellow",
+    "failed": "bold red",
+    "unavailable": "dim",
+    "stopped": "dim",
+    "error": "red",
+    "starting": "cyan",
+}
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def render(snapshot: dict[str, Any]) -> Group:
+    """A table of sources and a pool panel."""
+    table = Table(title="sources", title_justify="left", expand=False)
+    for column, justify in (
+        ("source", "left"), ("state", "left"), ("samples", "right"), ("rate/s", "right"),
+        ("Shannon", "right"), ("min (MCV)", "right"), ("collision", "right"), ("assessed", "right"),
+        ("credit/sample", "right"), ("credited bits", "right"), ("RCT", "right"), ("APT", "right"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for s in snapshot["sources"]:
+        state = Text(s["state"], style=_STATE_STYLE.get(s["state"], ""))
+        if s["state"] in ("unavailable", "error") and s["reason"]:
+            state.append(f" ({s['reason']})", style="dim")
+        table.add_row(
+            s["name"], state, f"{s['samples']:,}", f"{s['rate']:,.0f}",
+            _fmt(s["h_shannon"]), _fmt(s["h_min"]), _fmt(s["h_collision"]), _fmt(s["h_assessed"]),
+            _fmt(s["credit_h"]), f"{s['credited_bits']:,.0f}",
+            str(s["rct_failures"]), str(s["apt_failures"]),
+        )
+    p = snapshot["pool"]
+    pool = Table.grid(padding=(0, 2))
+    pool.add_column(style="bold")
+    pool.add_column()
+    bar_width = 30
+    filled = int(round(p["fill"] * bar_width))
+    pool.add_row("pool fill", f"[green]{'#' * filled}[/][dim]{'.' * (bar_width - filled)}[/] {p['fill'] * 100:5.1f} %  "
+                 f"({p['credited_bits']:.0f} / {p['capacity_bits']} credited bits)")
+    pool.add_row("raw absorbed", f"{_human_bytes(p['raw_bytes'])}  ({p['raw_bits']:,} raw bits)")
+    pool.add_row("extraction ratio", f"{p['extraction_ratio']:.4f} credited bits per raw bit")
+    pool.add_row("drawn", f"{p['drawn_bits']:,.0f} bits")
+    pool.add_row("fingerprint", f"{p['fingerprint']}  (of the state, never the state)")
+    pool.add_row("uptime", f"{snapshot['uptime']:.0f} s")
+    return Group(table, Text("pool", style="bold underline"), pool)
+
+
+def summary_lines(snapshot: dict[str, Any]) -> list[str]:
+    """The summary printed when `run` stops."""
+    p = snapshot["pool"]
+    lines = [f"ran {snapshot['uptime']:.1f} s; pool {p['credited_bits']:.0f}/{p['capacity_bits']} credited bits, "
+             f"{p['raw_bytes']:,} raw bytes absorbed, extraction ratio {p['extraction_ratio']:.4f}"]
+    for s in snapshot["sources"]:
+        extra = f" ({s['reason']})" if s["reason"] and s["state"] != "ok" else ""
+        lines.append(
+            f"  {s['name']:<14} {s['state']:<12}{extra} samples {s['samples']:>10,}  "
+            f"min-entropy {s['h_min']:.3f}  credited {s['credited_bits']:,.0f} bits  "
+            f"RCT/APT failures {s['rct_failures']}/{s['apt_failures']}"
+        )
+    return lines

@@ -1,0 +1,395 @@
+"""The aggregator: runs sources, health-tests, estimates, credits and pools.
+
+One asyncio task per source pulls raw batches and hands each to ``ingest``:
+
+    batch -> RCT/APT (C) -> quarantine policy -> online estimates -> credit -> pool
+
+Credit per sample = min(declared rate, online MCV estimate, last full
+SP 800-90B assessment), and 0 while the source is quarantined or failed, or
+when it is conditioned and the config grants it nothing.  A failed source is
+stopped until an operator clears it.  One source's error never stops the
+others.  The engine is sans-UI: the CLI, the dashboard and the control socket
+all read ``snapshot()`` and call the same methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from chaosmagnet.config import Config
+from chaosmagnet.errors import PoolError, SourceError, UsageError, escape_device_text
+from chaosmagnet.estimates import OnlineEstimator
+from chaosmagnet.eventlog import JsonLineLog
+from chaosmagnet.health import HealthMonitor, HealthPolicy, PolicySettings, SourceState
+from chaosmagnet.pool import EntropyPool
+from chaosmagnet.sources.base import Source
+
+EventListener = Callable[[str, dict[str, Any]], None]
+
+# Engine-level states beside the health states ok / quarantined / failed.
+UNAVAILABLE = "unavailable"
+STOPPED = "stopped"  # switched off by the user
+ERROR = "error"  # the source raised while running
+
+
+@dataclass
+class SourceRuntime:
+    """Everything the engine tracks for one source."""
+
+    source: Source
+    declared_h: float
+    credit_h_conditioned: float
+    monitor: HealthMonitor
+    policy: HealthPolicy
+    estimator: OnlineEstimator
+    enabled: bool = True
+    status: str = "starting"  # ok / quarantined / failed / unavailable / stopped / error
+    reason: str = ""
+    samples: int = 0
+    credited_bits: float = 0.0  # all credit ever given to this source
+    credit_h: float = 0.0  # credit per sample applied to the last batch
+    h_assessed: float | None = None
+    rate: float = 0.0  # samples/s over the last tick
+    task: asyncio.Task[None] | None = None
+    _tick_samples: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.source.info.name
+
+
+class Engine:
+    """Runs a set of sources into one pool."""
+
+    HISTORY = 600  # per-second points kept for charts
+
+    def __init__(
+        self,
+        sources: list[Source],
+        config: Config | None = None,
+        *,
+        health_log: JsonLineLog | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config or Config()
+        self.pool = EntropyPool(self.config.capacity_bits)
+        self.health_log = health_log
+        self._clock = clock
+        self._listeners: list[EventListener] = []
+        self._runtimes: dict[str, SourceRuntime] = {}
+        self._ticker: asyncio.Task[None] | None = None
+        self._started_at = clock()
+        self._credit_event: asyncio.Event | None = None
+        for source in sources:
+            self._add(source)
+
+    # -- set-up -----------------------------------------------------------
+    def _add(self, source: Source) -> SourceRuntime:
+        info = source.info
+        if info.name in self._runtimes:
+            raise UsageError(f"source {info.name!r} given twice")
+        sc = self.config.source(info.name)
+        declared = min(sc.declared_h or info.declared_h, float(info.bits_per_sample))
+        runtime = SourceRuntime(
+            source=source,
+            declared_h=declared,
+            credit_h_conditioned=sc.credit_h or 0.0,
+            monitor=HealthMonitor(declared, info.bits_per_sample, self.config.alpha),
+            policy=HealthPolicy(
+                PolicySettings(
+                    recovery_samples=self.config.recovery_samples,
+                    max_failures=self.config.max_failures,
+                    failure_period=self.config.failure_period,
+                ),
+                clock=self._clock,
+            ),
+            estimator=OnlineEstimator(info.bits_per_sample, self.config.window),
+        )
+        self._runtimes[info.name] = runtime
+        return runtime
+
+    async def add_source(self, source: Source) -> None:
+        """Add and start a source while the engine runs (nodes appearing)."""
+        runtime = self._add(source)
+        await self._start_runtime(runtime)
+
+    def add_listener(self, listener: EventListener) -> None:
+        """Call listener(event, fields) on health failures and state changes."""
+        self._listeners.append(listener)
+
+    def _emit(self, event: str, **fields: Any) -> None:
+        if self.health_log is not None:
+            self.health_log.write(event, **fields)
+        for listener in self._listeners:
+            listener(event, fields)
+
+    # -- running ----------------------------------------------------------
+    async def start(self) -> None:
+        """Start every source that is available; the others are marked unavailable."""
+        self._credit_event = asyncio.Event()
+        for runtime in self._runtimes.values():
+            await self._start_runtime(runtime)
+        self._ticker = asyncio.create_task(self._tick_loop(), name="engine-ticker")
+
+    async def _start_runtime(self, runtime: SourceRuntime) -> None:
+        availability = runtime.source.availability()
+        if not availability.available:
+            self._set_status(runtime, UNAVAILABLE, availability.reason)
+            return
+        try:
+            await runtime.source.start()
+        except SourceError as exc:
+            self._set_status(runtime, UNAVAILABLE, str(exc))
+            return
+        except OSError as exc:
+            self._set_status(runtime, UNAVAILABLE, f"{type(exc).__name__}: {exc}")
+            return
+        self._set_status(runtime, runtime.policy.state.value)
+        runtime.task = asyncio.create_task(self._pump(runtime), name=f"source:{runtime.name}")
+
+    async def _pump(self, runtime: SourceRuntime) -> None:
+        try:
+            async for batch in runtime.source.batches():
+                self.ingest(runtime.name, batch)
+                if runtime.policy.state is SourceState.FAILED:
+                    break
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # isolation boundary: one broken source never stops the others
+            self._set_status(runtime, ERROR, escape_device_text(f"{type(exc).__name__}: {exc}"))
+            with contextlib.suppress(Exception):
+                await runtime.source.stop()
+            return
+        if runtime.policy.state is SourceState.FAILED:
+            await runtime.source.stop()
+
+    async def stop(self) -> None:
+        """Stop every source and the ticker."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        for runtime in self._runtimes.values():
+            await self._stop_runtime(runtime)
+
+    async def _stop_runtime(self, runtime: SourceRuntime) -> None:
+        task, runtime.task = runtime.task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(SourceError, OSError):
+            await runtime.source.stop()
+
+    async def set_enabled(self, name: str, enabled: bool) -> None:
+        """Switch a source off (stopped, still listed) or back on."""
+        runtime = self._runtime(name)
+        if enabled == runtime.enabled:
+            return
+        runtime.enabled = enabled
+        if enabled:
+            await self._start_runtime(runtime)
+        else:
+            await self._stop_runtime(runtime)
+            self._set_status(runtime, STOPPED, "switched off")
+
+    async def clear(self, name: str) -> None:
+        """Operator action: clear a failed source's history and restart it."""
+        runtime = self._runtime(name)
+        was_failed = runtime.policy.state is SourceState.FAILED
+        runtime.policy.clear()
+        self._emit("health_cleared", source=name)
+        if was_failed and runtime.enabled and runtime.task is None:
+            await self._start_runtime(runtime)
+        elif runtime.status in (SourceState.QUARANTINED.value, SourceState.FAILED.value):
+            self._set_status(runtime, SourceState.OK.value)
+
+    def _runtime(self, name: str) -> SourceRuntime:
+        try:
+            return self._runtimes[name]
+        except KeyError:
+            raise UsageError(f"unknown source {name!r}") from None
+
+    def _set_status(self, runtime: SourceRuntime, status: str, reason: str = "") -> None:
+        if status != runtime.status:
+            previous = runtime.status
+            runtime.status = status
+            runtime.reason = reason
+            if previous != "starting" or status not in ("ok",):
+                self._emit("source_state", source=runtime.name, previous=previous, state=status, reason=reason)
+        else:
+            runtime.reason = reason
+
+    # -- the hot path -----------------------------------------------------
+    def ingest(self, name: str, batch: np.ndarray) -> float:
+        """Health-test, estimate, credit and pool one batch; return the bits credited."""
+        runtime = self._runtimes[name]
+        samples = np.ascontiguousarray(batch, dtype=np.uint8)
+        if samples.ndim != 1 or samples.size == 0:
+            return 0.0
+        info = runtime.source.info
+        if info.bits_per_sample < 8:
+            samples = samples & ((1 << info.bits_per_sample) - 1)
+        failures = runtime.monitor.run(samples)
+        for failure in failures:
+            self._emit(
+                "health_failure",
+                source=name,
+                test=failure.test.value,
+                cutoff=failure.cutoff,
+                count=failure.count,
+                sample_index=failure.sample_index,
+            )
+        state = runtime.policy.observe(failures, runtime.monitor.samples)
+        if runtime.status in (SourceState.OK.value, SourceState.QUARANTINED.value, SourceState.FAILED.value, "starting"):
+            self._set_status(runtime, state.value)
+        runtime.estimator.update(samples)
+        runtime.samples += samples.size
+        runtime.credit_h = self._credit_rate(runtime) if state is SourceState.OK else 0.0
+        credit = runtime.credit_h * samples.size
+        self.pool.absorb(name, samples, credit, info.bits_per_sample)
+        runtime.credited_bits += credit
+        if credit > 0 and self._credit_event is not None:
+            self._credit_event.set()
+        return credit
+
+    def _credit_rate(self, runtime: SourceRuntime) -> float:
+        if runtime.source.info.conditioned:
+            return min(runtime.credit_h_conditioned, float(runtime.source.info.bits_per_sample))
+        estimates = runtime.estimator.estimates()
+        if estimates.samples < self.config.min_samples:
+            return 0.0
+        h = min(runtime.declared_h, estimates.h_min)
+        if runtime.h_assessed is not None:
+            h = min(h, runtime.h_assessed)
+        return max(0.0, h)
+
+    def set_assessed(self, name: str, h_assessed: float) -> None:
+        """Record a full SP 800-90B assessment: credit never exceeds it from now on."""
+        runtime = self._runtime(name)
+        runtime.h_assessed = float(h_assessed)
+        self._emit("assessed", source=name, h_assessed=float(h_assessed))
+
+    # -- credit for consumers -------------------------------------------
+    def healthy_credited_bits(self) -> float:
+        """Credited bits in the pool from sources whose state is ok."""
+        ledger = self.pool.credited_by_source()
+        return sum(
+            bits for name, bits in ledger.items()
+            if name in self._runtimes and self._runtimes[name].status == SourceState.OK.value
+        )
+
+    def any_source_can_credit(self) -> bool:
+        """False when every source is quarantined, failed, stopped or unavailable."""
+        return any(r.status == SourceState.OK.value for r in self._runtimes.values())
+
+    async def wait_for_credit(
+        self,
+        bits: float,
+        timeout: float,
+        on_progress: Callable[[float, float], None] | None = None,
+    ) -> None:
+        """Wait until at least ``bits`` credited bits from healthy sources are pooled."""
+        if bits > self.pool.capacity_bits:
+            raise PoolError(
+                f"{bits:.0f} credited bits requested but the pool holds at most {self.pool.capacity_bits}"
+            )
+        deadline = self._clock() + timeout
+        while True:
+            have = self.healthy_credited_bits()
+            if on_progress is not None:
+                on_progress(min(have, bits), bits)
+            if have >= bits:
+                return
+            starting = any(r.status == "starting" for r in self._runtimes.values())
+            if not starting and not self.any_source_can_credit():
+                raise PoolError("no healthy source: every source is quarantined, failed, stopped or unavailable")
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                raise PoolError(
+                    f"timed out after {timeout:g} s with {have:.0f} of {bits:.0f} credited bits"
+                )
+            await asyncio.sleep(min(0.1, remaining))
+
+    # -- reporting --------------------------------------------------------
+    async def _tick_loop(self) -> None:
+        last = self._clock()
+        while True:
+            await asyncio.sleep(1.0)
+            now = self._clock()
+            self.tick(now - last)
+            last = now
+
+    def tick(self, elapsed: float) -> None:
+        """Once a second: rates and the chart history."""
+        now = time.time()
+        for runtime in self._runtimes.values():
+            delta = runtime.samples - runtime._tick_samples
+            runtime._tick_samples = runtime.samples
+            runtime.rate = delta / elapsed if elapsed > 0 else 0.0
+            est = runtime.estimator.estimates()
+            runtime.history.append(
+                {"t": now, "h_min": est.h_min, "h_shannon": est.h_shannon, "h_collision": est.h_collision}
+            )
+            del runtime.history[: -self.HISTORY]
+
+    def source_states(self) -> dict[str, dict[str, Any]]:
+        """Per-source view, keyed by name."""
+        return {s["name"]: s for s in self.snapshot()["sources"]}
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the live view shows, as plain data.  Never the pool state."""
+        ledger = self.pool.credited_by_source()
+        sources = []
+        for runtime in self._runtimes.values():
+            info = runtime.source.info
+            est = runtime.estimator.estimates()
+            sources.append(
+                {
+                    "name": info.name,
+                    "kind": info.kind,
+                    "state": runtime.status,
+                    "reason": runtime.reason,
+                    "enabled": runtime.enabled,
+                    "conditioned": info.conditioned,
+                    "bits_per_sample": info.bits_per_sample,
+                    "declared_h": runtime.declared_h,
+                    "samples": runtime.samples,
+                    "rate": runtime.rate,
+                    "h_shannon": est.h_shannon,
+                    "h_min": est.h_min,
+                    "h_collision": est.h_collision,
+                    "h_assessed": runtime.h_assessed,
+                    "credit_h": runtime.credit_h,
+                    "credited_bits": runtime.credited_bits,
+                    "pool_bits": ledger.get(info.name, 0.0),
+                    "rct_failures": runtime.monitor.rct_failures,
+                    "apt_failures": runtime.monitor.apt_failures,
+                    "rct_cutoff": runtime.monitor.rct_cutoff,
+                    "apt_cutoff": runtime.monitor.apt_cutoff,
+                    "details": runtime.source.details(),
+                }
+            )
+        stats = self.pool.stats
+        pool = {
+            "credited_bits": self.pool.credited_bits,
+            "capacity_bits": self.pool.capacity_bits,
+            "fill": self.pool.fill,
+            "raw_bytes": stats.raw_bytes,
+            "raw_bits": stats.raw_bits,
+            "credited_total": stats.credited_total,
+            "drawn_bits": stats.drawn_bits,
+            "output_bytes": stats.output_bytes,
+            "extraction_ratio": self.pool.extraction_ratio,
+            "fingerprint": self.pool.fingerprint(),
+        }
+        return {"time": time.time(), "uptime": self._clock() - self._started_at, "sources": sources, "pool": pool}
