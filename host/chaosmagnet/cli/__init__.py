@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-import click
+import typer
 
 from chaosmagnet.cli.app import app
 from chaosmagnet.errors import ChaosError
@@ -22,18 +22,21 @@ __all__ = ["app", "main"]
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    args = sys.argv[1:] if argv is None else argv
     try:
-        result = app(args=argv, prog_name="chaos-host", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as exc:
-        # `chaos-host` alone: show the help, which is what the user wants.
-        print(exc.ctx.get_help() if exc.ctx else "", file=sys.stderr)
-        sys.exit(2)
-    except click.ClickException as exc:
-        print(f"chaos-host: error: {exc.format_message()}", file=sys.stderr)
-        sys.exit(exc.exit_code if exc.exit_code else 2)
-    except click.exceptions.Abort:
+        result = app(args=args or ["--help"], prog_name="chaos-host", standalone_mode=False)
+    except typer.Abort:
         print("chaos-host: aborted", file=sys.stderr)
         sys.exit(130)
+    except typer.TyperException as exc:  # typer's (vendored click) usage and parameter errors
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None and not args[-1:] == ["--help"] and "\n" in message.strip():
+            print(message, file=sys.stderr)  # a group called without a command: its help
+        else:
+            command = ctx.command_path if ctx is not None else "chaos-host"
+            print(f"{command}: error: {' '.join(message.split())}", file=sys.stderr)
+        sys.exit(2)
     except ChaosError as exc:
         print(f"chaos-host: error: {exc}", file=sys.stderr)
         sys.exit(2)
