@@ -35,6 +35,42 @@ int sp_tuple_counts(const int32_t *lcp, int64_t n, int32_t max_len, int64_t *q, 
 /* Largest value in lcp[0..n-1]: the length of the longest repeated substring. */
 int32_t sp_lcp_max(const int32_t *lcp, int64_t n);
 
+/* Result of one predictor run (§6.3.7-6.3.10): C correct predictions out of
+ * N, and the longest run of correct predictions. */
+typedef struct {
+    int64_t predictions;   /* N */
+    int64_t correct;       /* C */
+    int64_t longest_run;   /* longest run of consecutive correct predictions */
+} sp_predictor_result;
+
+/* §6.3.7 MultiMCW: windows 63, 255, 1023, 4095 (needs n > 4095). */
+int sp_multi_mcw(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_result *out);
+/* §6.3.8 lag predictor, lags 1..128. */
+int sp_lag(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_result *out);
+/* §6.3.9 MultiMMC, orders 1..16, at most 100,000 (x, y) entries per order. */
+int sp_multi_mmc(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_result *out);
+/* §6.3.10 LZ78Y, contexts 1..16, dictionary of at most 65,536 contexts. */
+int sp_lz78y(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_result *out);
+
+/* §6.3.2 collision estimate, steps 1-5 on a bitstring: number of collision
+ * times v, their sum and sum of squares. */
+typedef struct {
+    int64_t v;
+    int64_t sum;
+    int64_t sum_squares;
+} sp_collision_stats;
+int sp_collision_times(const uint8_t *bits, int64_t n, sp_collision_stats *out);
+
+/* §6.3.4 compression estimate, steps 1-5: the mean and the sum of squares of
+ * log2 of the Maurer distances over blocks of b = 6 bits, d = 1000 blocks of
+ * dictionary (needs n / 6 > 1000).  Sums are compensated (Kahan). */
+int sp_compression_stats(const uint8_t *bits, int64_t n, double *sum, double *sum_squares,
+                         int64_t *num_blocks);
+
+/* §6.3.4 step 7: the expected value G(p) + (2^b - 1) G(q) of the statistic
+ * for the near-uniform family with most likely block probability p, for
+ * d = 1000 dictionary blocks and num_blocks blocks in all. */
+double sp_compression_expectation(double p, int64_t num_blocks);
 /* CDEF-END */
 
 #endif

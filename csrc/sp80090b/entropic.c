@@ -1,0 +1,98 @@
+/* Loops of the entropic-statistic estimators on bitstrings: the collision
+ * estimate (SP 800-90B §6.3.2) and the compression estimate (§6.3.4). */
+#include "sp80090b.h"
+
+#include <math.h>
+
+#define COMP_BLOCK_BITS 6
+#define COMP_DICT_BLOCKS 1000
+
+int sp_collision_times(const uint8_t *bits, int64_t n, sp_collision_stats *out)
+{
+    int64_t i = 0, v = 0, sq = 0;
+    /* A collision takes 2 bits when two adjacent bits agree, else 3 (among any
+     * three bits two agree); a trailing incomplete pair is dropped. */
+    while (i < n - 1) {
+        int64_t t;
+        if (bits[i] == bits[i + 1]) t = 2;
+        else if (i < n - 2) t = 3;
+        else break;
+        v++;
+        sq += t * t;
+        i += t;
+    }
+    out->v = v;
+    out->sum = i;
+    out->sum_squares = sq;
+    return 0;
+}
+
+static inline void kahan(double *sum, double *comp, double x)
+{
+    double y = x - *comp;
+    double t = *sum + y;
+    *comp = (t - *sum) - y;
+    *sum = t;
+}
+
+int sp_compression_stats(const uint8_t *bits, int64_t n, double *sum, double *sum_squares,
+                         int64_t *num_blocks)
+{
+    int64_t last[1 << COMP_BLOCK_BITS] = {0};
+    int64_t blocks = n / COMP_BLOCK_BITS;
+    double s = 0.0, sc = 0.0, q = 0.0, qc = 0.0;
+
+    *num_blocks = blocks;
+    if (blocks <= COMP_DICT_BLOCKS) return SP_ERR_ARGS;
+    for (int64_t i = 0; i < blocks; i++) {
+        const uint8_t *b = bits + i * COMP_BLOCK_BITS;
+        unsigned block = 0;
+        for (int j = 0; j < COMP_BLOCK_BITS; j++) block = (block << 1) | (b[j] & 1u);
+        if (i >= COMP_DICT_BLOCKS) {
+            /* distance to the previous occurrence, or i + 1 when there is none */
+            double lg = log2((double)(i + 1 - last[block]));
+            kahan(&s, &sc, lg);
+            kahan(&q, &qc, lg * lg);
+        }
+        last[block] = i + 1;
+    }
+    *sum = s;
+    *sum_squares = q;
+    return 0;
+}
+
+/* G(z) of §6.3.4 step 7 for d dictionary blocks and L blocks in all:
+ *   G(z) = 1/v sum_{t=d+1}^{L} sum_{u=1}^{t} log2(u) F(z, t, u)
+ * with F = z^2 (1-z)^(u-1) for u < t and z (1-z)^(t-1) for u = t.  Writing
+ * a_u = log2(u) (1-z)^(u-1) and A(k) = a_1 + ... + a_k, the double sum is
+ *   z^2 [ (L-d) A(d) + sum_{u=d+1}^{L-1} (L-u) a_u ] + z [ A(L) - A(d) ],
+ * one pass over u.  Terms stop once they underflow. */
+static double compression_g(double z, int64_t d, int64_t L)
+{
+    double A = 0.0, Ac = 0.0, tail = 0.0, tc = 0.0, Ad;
+    double decay = 1.0 - z, pw = decay; /* (1-z)^(u-1) for u = 2 */
+    int64_t u;
+
+    for (u = 2; u <= d; u++) {
+        kahan(&A, &Ac, log2((double)u) * pw);
+        pw *= decay;
+    }
+    Ad = A;
+    for (u = d + 1; u <= L; u++) {
+        double a = log2((double)u) * pw;
+        if (!(a > 0.0)) break;
+        kahan(&A, &Ac, a);
+        if (u < L) kahan(&tail, &tc, (double)(L - u) * a);
+        pw *= decay;
+    }
+    kahan(&tail, &tc, (double)(L - d) * Ad);
+    return z * (z * tail + (A - Ad)) / (double)(L - d);
+}
+
+double sp_compression_expectation(double p, int64_t num_blocks)
+{
+    const double symbols = (double)(1 << COMP_BLOCK_BITS);
+    double q = (1.0 - p) / (symbols - 1.0);
+    return compression_g(p, COMP_DICT_BLOCKS, num_blocks) +
+           (symbols - 1.0) * compression_g(q, COMP_DICT_BLOCKS, num_blocks);
+}

@@ -1,0 +1,625 @@
+/* The four prediction estimators of SP 800-90B: MultiMCW (§6.3.7), lag
+ * (§6.3.8), MultiMMC (§6.3.9) and LZ78Y (§6.3.10).
+ *
+ * Each kernel returns N (predictions made), C (correct predictions) and the
+ * longest run of correct predictions; the global and local bounds (§6.3.7
+ * steps 5-7) are computed from these in Python.  Conventions follow the
+ * standard's pseudocode: ties on the scoreboard go to the predictor checked
+ * last (">="), a most-common-in-window tie goes to the most recent value, and
+ * a tie between (x, y) counts goes to the larger y.
+ *
+ * Binary inputs use dense count tables indexed by the context bits; larger
+ * alphabets use open-addressing hash tables keyed by the context (up to 16
+ * symbols, most recent first).
+ */
+#include "sp80090b.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MCW_WINDOWS 4
+#define LAG_DEPTH 128
+#define MMC_DEPTH 16
+#define MMC_MAX_ENTRIES 100000
+#define LZ_DEPTH 16
+#define LZ_MAX_DICTIONARY 65536
+
+typedef struct {
+    int64_t correct, run, longest;
+} tally;
+
+static inline void tally_add(tally *t, int hit)
+{
+    if (hit) {
+        t->correct++;
+        if (++t->run > t->longest) t->longest = t->run;
+    } else {
+        t->run = 0;
+    }
+}
+
+static void tally_store(const tally *t, int64_t predictions, sp_predictor_result *out)
+{
+    out->predictions = predictions;
+    out->correct = t->correct;
+    out->longest_run = t->longest;
+}
+
+/* ---------------------------------------------------------------- MultiMCW */
+
+int sp_multi_mcw(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_result *out)
+{
+    static const int64_t W[MCW_WINDOWS] = {63, 255, 1023, 4095};
+    int32_t cnt[MCW_WINDOWS][256];
+    int64_t last[MCW_WINDOWS][256];
+    int32_t maxc[MCW_WINDOWS] = {0};
+    uint8_t freq[MCW_WINDOWS] = {0};
+    int64_t score[MCW_WINDOWS] = {0};
+    int winner = 0;
+    tally t = {0, 0, 0};
+
+    if (alphabet < 1 || alphabet > 256 || n <= W[MCW_WINDOWS - 1]) return SP_ERR_ARGS;
+    memset(cnt, 0, sizeof cnt);
+    memset(last, 0, sizeof last);
+    /* Each window starts out holding the first W[j] samples. */
+    for (int64_t i = 0; i < W[MCW_WINDOWS - 1]; i++) {
+        for (int j = 0; j < MCW_WINDOWS; j++) {
+            if (i < W[j]) {
+                int32_t c = ++cnt[j][s[i]];
+                if (c >= maxc[j]) {
+                    maxc[j] = c;
+                    freq[j] = s[i];
+                }
+                last[j][s[i]] = i;
+            }
+        }
+    }
+    for (int64_t i = W[0]; i < n; i++) {
+        uint8_t x = s[i];
+        tally_add(&t, freq[winner] == x);
+        for (int j = 0; j < MCW_WINDOWS; j++)
+            if (i >= W[j] && freq[j] == x && ++score[j] >= score[winner]) winner = j;
+        /* Slide the windows: s[i - W[j]] leaves, s[i] enters. */
+        for (int j = 0; j < MCW_WINDOWS; j++) {
+            uint8_t old;
+            int32_t c;
+            if (i < W[j]) continue;
+            old = s[i - W[j]];
+            cnt[j][old]--;
+            c = ++cnt[j][x];
+            last[j][x] = i;
+            if (old != freq[j]) {
+                if (c >= maxc[j]) {
+                    maxc[j] = c;
+                    freq[j] = x;
+                }
+            } else {
+                /* The mode lost an occurrence: the new mode is the value with the
+                 * highest count, ties going to the most recent one. */
+                int32_t bc = 0;
+                int64_t bp = -1;
+                for (int k = 0; k < alphabet; k++) {
+                    if (cnt[j][k] > bc || (cnt[j][k] == bc && cnt[j][k] > 0 && last[j][k] > bp)) {
+                        bc = cnt[j][k];
+                        bp = last[j][k];
+                        freq[j] = (uint8_t)k;
+                    }
+                }
+                maxc[j] = bc;
+            }
+        }
+    }
+    tally_store(&t, n - W[0], out);
+    return 0;
+}
+
+/* --------------------------------------------------------------------- Lag */
+
+/* The scoreboard leader always holds the highest score.  After a step the new
+ * leader is the largest lag that was correct and now holds the (possibly
+ * raised) maximum, which is what updating the scoreboard in lag order with
+ * ">=" yields. */
+int sp_lag(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_result *out)
+{
+    int32_t score[LAG_DEPTH] = {0};
+    int32_t top = 0;
+    int64_t winner = 0;
+    tally t = {0, 0, 0};
+    uint8_t *rev;
+
+    if (alphabet < 1 || alphabet > 256 || n < 2) return SP_ERR_ARGS;
+    /* rev[n - i + d] = s[i - 1 - d]: the history of step i, most recent first. */
+    rev = malloc((size_t)n);
+    if (rev == NULL) return SP_ERR_NOMEM;
+    for (int64_t i = 0; i < n; i++) rev[n - 1 - i] = s[i];
+
+    for (int64_t i = 1; i < n; i++) {
+        const uint8_t x = s[i];
+        const uint8_t *hist = rev + (n - i);
+        int32_t mx = -1;
+        int64_t depth = i < LAG_DEPTH ? i : LAG_DEPTH;
+        tally_add(&t, s[i - winner - 1] == x);
+        if (depth == LAG_DEPTH) {
+            for (int d = 0; d < LAG_DEPTH; d++) {
+                int32_t hit = hist[d] == x;
+                int32_t sc = score[d] + hit;
+                int32_t cand = hit ? sc : -1;
+                score[d] = sc;
+                mx = cand > mx ? cand : mx;
+            }
+        } else {
+            for (int64_t d = 0; d < depth; d++) {
+                if (hist[d] == x) {
+                    int32_t sc = ++score[d];
+                    if (sc > mx) mx = sc;
+                }
+            }
+        }
+        if (mx >= top) {
+            top = mx;
+            for (int64_t d = depth - 1; d >= 0; d--) {
+                if (hist[d] == x && score[d] == mx) {
+                    winner = d;
+                    break;
+                }
+            }
+        }
+    }
+    free(rev);
+    tally_store(&t, n - 1, out);
+    return 0;
+}
+
+/* ------------------------------------------------------------ hash tables */
+
+/* Open addressing, linear probing; a 128-bit key (lo, hi) maps to an int64
+ * value, -1 marking an empty slot.  Grows at half load. */
+typedef struct {
+    uint64_t *lo, *hi;
+    int64_t *val;
+    int64_t cap, size;
+} htab;
+
+static inline uint64_t ht_hash(uint64_t lo, uint64_t hi)
+{
+    uint64_t h = lo * 0x9E3779B97F4A7C15ULL ^ (hi + 0x632BE59BD9B4E019ULL) * 0xC2B2AE3D27D4EB4FULL;
+    h ^= h >> 31;
+    h *= 0xD6E8FEB86659FD93ULL;
+    h ^= h >> 32;
+    return h;
+}
+
+static int ht_init(htab *h, int64_t cap)
+{
+    h->cap = cap;
+    h->size = 0;
+    h->lo = malloc(sizeof(uint64_t) * (size_t)cap);
+    h->hi = malloc(sizeof(uint64_t) * (size_t)cap);
+    h->val = malloc(sizeof(int64_t) * (size_t)cap);
+    if (h->lo == NULL || h->hi == NULL || h->val == NULL) return SP_ERR_NOMEM;
+    for (int64_t i = 0; i < cap; i++) h->val[i] = -1;
+    return 0;
+}
+
+static void ht_free(htab *h)
+{
+    free(h->lo);
+    free(h->hi);
+    free(h->val);
+    h->lo = h->hi = NULL;
+    h->val = NULL;
+}
+
+/* Slot holding key, or the empty slot where it would go. */
+static inline int64_t ht_slot(const htab *h, uint64_t lo, uint64_t hi)
+{
+    int64_t mask = h->cap - 1;
+    int64_t i = (int64_t)(ht_hash(lo, hi) & (uint64_t)mask);
+    while (h->val[i] >= 0 && (h->lo[i] != lo || h->hi[i] != hi)) i = (i + 1) & mask;
+    return i;
+}
+
+static int ht_grow(htab *h)
+{
+    htab bigger;
+    int rc = ht_init(&bigger, h->cap * 2);
+    if (rc != 0) {
+        ht_free(&bigger);
+        return rc;
+    }
+    for (int64_t i = 0; i < h->cap; i++) {
+        if (h->val[i] >= 0) {
+            int64_t j = ht_slot(&bigger, h->lo[i], h->hi[i]);
+            bigger.lo[j] = h->lo[i];
+            bigger.hi[j] = h->hi[i];
+            bigger.val[j] = h->val[i];
+        }
+    }
+    bigger.size = h->size;
+    ht_free(h);
+    *h = bigger;
+    return 0;
+}
+
+/* Insert key with value val at the empty slot found by ht_slot (growing
+ * first when needed). */
+static int ht_put(htab *h, uint64_t lo, uint64_t hi, int64_t val)
+{
+    int64_t i;
+    if (2 * (h->size + 1) > h->cap) {
+        int rc = ht_grow(h);
+        if (rc != 0) return rc;
+    }
+    i = ht_slot(h, lo, hi);
+    h->lo[i] = lo;
+    h->hi[i] = hi;
+    h->val[i] = val;
+    h->size++;
+    return 0;
+}
+
+/* A context model: contexts (one order) -> node; (node, y) -> count; each
+ * node keeps its current prediction, the y with the largest count (ties to
+ * the larger y). */
+typedef struct {
+    htab ctx, pair;
+    uint8_t *best_y;
+    int64_t *best_count;
+    int64_t nodes, node_cap;
+} model;
+
+static int model_init(model *m)
+{
+    memset(m, 0, sizeof *m);
+    if (ht_init(&m->ctx, 64) != 0 || ht_init(&m->pair, 64) != 0) return SP_ERR_NOMEM;
+    m->node_cap = 32;
+    m->best_y = malloc((size_t)m->node_cap);
+    m->best_count = malloc(sizeof(int64_t) * (size_t)m->node_cap);
+    if (m->best_y == NULL || m->best_count == NULL) return SP_ERR_NOMEM;
+    return 0;
+}
+
+static void model_free(model *m)
+{
+    ht_free(&m->ctx);
+    ht_free(&m->pair);
+    free(m->best_y);
+    free(m->best_count);
+    m->best_y = NULL;
+    m->best_count = NULL;
+}
+
+static inline int64_t model_find(const model *m, uint64_t lo, uint64_t hi)
+{
+    return m->ctx.val[ht_slot(&m->ctx, lo, hi)];
+}
+
+/* Node for the context, created when missing; negative on error. */
+static int64_t model_node(model *m, uint64_t lo, uint64_t hi)
+{
+    int64_t node = model_find(m, lo, hi);
+    if (node >= 0) return node;
+    if (m->nodes == m->node_cap) {
+        int64_t cap = m->node_cap * 2;
+        uint8_t *by = realloc(m->best_y, (size_t)cap);
+        int64_t *bc;
+        if (by == NULL) return SP_ERR_NOMEM;
+        m->best_y = by;
+        bc = realloc(m->best_count, sizeof(int64_t) * (size_t)cap);
+        if (bc == NULL) return SP_ERR_NOMEM;
+        m->best_count = bc;
+        m->node_cap = cap;
+    }
+    node = m->nodes++;
+    m->best_y[node] = 0;
+    m->best_count[node] = 0;
+    if (ht_put(&m->ctx, lo, hi, node) != 0) return SP_ERR_NOMEM;
+    return node;
+}
+
+/* Count y after the node's context.  An unseen (node, y) is created only when
+ * allow_new; returns 1 when it was created, 0 when not, negative on error. */
+static int model_count(model *m, int64_t node, uint8_t y, int allow_new)
+{
+    uint64_t key = ((uint64_t)node << 8) | y;
+    int64_t slot = ht_slot(&m->pair, key, 0), c;
+    int created = 0;
+    if (m->pair.val[slot] >= 0) {
+        c = ++m->pair.val[slot];
+    } else if (allow_new) {
+        if (ht_put(&m->pair, key, 0, 1) != 0) return SP_ERR_NOMEM;
+        c = 1;
+        created = 1;
+    } else {
+        return 0;
+    }
+    if (c > m->best_count[node] || (c == m->best_count[node] && y > m->best_y[node])) {
+        m->best_count[node] = c;
+        m->best_y[node] = y;
+    }
+    return created;
+}
+
+/* Context of `len` symbols ending at s[end - 1], most recent symbol in the
+ * low byte of lo; symbols 9..16 back go to hi. */
+static inline void context_key(const uint8_t *s, int64_t end, int len, uint64_t *lo, uint64_t *hi)
+{
+    uint64_t a = 0, b = 0;
+    for (int k = 0; k < len; k++) {
+        uint64_t sym = s[end - 1 - k];
+        if (k < 8) a |= sym << (8 * k);
+        else b |= sym << (8 * (k - 8));
+    }
+    *lo = a;
+    *hi = b;
+}
+
+/* ---------------------------------------------------------------- MultiMMC */
+
+static int multi_mmc_binary(const uint8_t *s, int64_t n, sp_predictor_result *out)
+{
+    uint32_t *table[MMC_DEPTH];
+    int64_t entries[MMC_DEPTH] = {0};
+    int64_t score[MMC_DEPTH] = {0};
+    int winner = 0;
+    tally t = {0, 0, 0};
+    uint32_t pattern = 0;
+    int rc = 0;
+
+    memset(table, 0, sizeof table);
+    for (int d = 0; d < MMC_DEPTH; d++) {
+        /* order d + 1: 2^(d+1) contexts, two counts each */
+        table[d] = calloc((size_t)2 << (d + 1), sizeof(uint32_t));
+        if (table[d] == NULL) {
+            rc = SP_ERR_NOMEM;
+            goto done;
+        }
+    }
+    /* The first (x, y) of each order: x = s[0..d], y = s[d+1]. */
+    for (int d = 0; d < MMC_DEPTH && d < n - 2; d++) {
+        pattern = (pattern << 1) | (s[d] & 1u);
+        table[d][2 * (pattern & ((2u << d) - 1)) + (s[d + 1] & 1u)] = 1;
+        entries[d] = 1;
+    }
+    for (int64_t i = 2; i < n; i++) {
+        const uint8_t y = s[i] & 1u;
+        const int cur_winner = winner;
+        int found = 0;
+        uint32_t ctx = 0;
+        for (int d = 0; d < MMC_DEPTH && d <= i - 2; d++) {
+            uint32_t *e;
+            ctx |= (uint32_t)(s[i - d - 1] & 1u) << d;
+            e = table[d] + 2 * ctx;
+            if (d == 0 || found) found = (e[0] | e[1]) != 0;
+            if (found) {
+                uint8_t pred = e[0] > e[1] ? 0 : 1;
+                if (pred == y) {
+                    if (++score[d] >= score[winner]) winner = d;
+                    if (d == cur_winner) tally_add(&t, 1);
+                } else if (d == cur_winner) {
+                    tally_add(&t, 0);
+                }
+                if (e[y] != 0) {
+                    e[y]++;
+                } else if (entries[d] < MMC_MAX_ENTRIES) {
+                    e[y] = 1;
+                    entries[d]++;
+                }
+            } else if (entries[d] < MMC_MAX_ENTRIES) {
+                e[y] = 1;
+                entries[d]++;
+            }
+        }
+    }
+    tally_store(&t, n - 2, out);
+done:
+    for (int d = 0; d < MMC_DEPTH; d++) free(table[d]);
+    return rc;
+}
+
+static int multi_mmc_symbols(const uint8_t *s, int64_t n, sp_predictor_result *out)
+{
+    model M[MMC_DEPTH];
+    int64_t entries[MMC_DEPTH] = {0};
+    int64_t score[MMC_DEPTH] = {0};
+    int winner = 0;
+    tally t = {0, 0, 0};
+    int rc = 0;
+
+    for (int d = 0; d < MMC_DEPTH; d++) {
+        if (model_init(&M[d]) != 0) {
+            for (int k = 0; k <= d; k++) model_free(&M[k]);
+            return SP_ERR_NOMEM;
+        }
+    }
+    for (int d = 0; d < MMC_DEPTH && d < n - 2; d++) {
+        uint64_t lo, hi;
+        int64_t node;
+        context_key(s, d + 1, d + 1, &lo, &hi);
+        node = model_node(&M[d], lo, hi);
+        if (node < 0 || model_count(&M[d], node, s[d + 1], 1) < 0) {
+            rc = SP_ERR_NOMEM;
+            goto done;
+        }
+        entries[d] = 1;
+    }
+    for (int64_t i = 2; i < n; i++) {
+        const uint8_t y = s[i];
+        const int cur_winner = winner;
+        int found = 0;
+        uint64_t lo = 0, hi = 0;
+        int64_t node = -1;
+        for (int d = 0; d < MMC_DEPTH && d <= i - 2; d++) {
+            uint64_t sym = s[i - d - 1];
+            if (d < 8) lo |= sym << (8 * d);
+            else hi |= sym << (8 * (d - 8));
+            if (d == 0 || found) {
+                node = model_find(&M[d], lo, hi);
+                found = node >= 0;
+            }
+            if (found) {
+                int created;
+                if (M[d].best_y[node] == y) {
+                    if (++score[d] >= score[winner]) winner = d;
+                    if (d == cur_winner) tally_add(&t, 1);
+                } else if (d == cur_winner) {
+                    tally_add(&t, 0);
+                }
+                created = model_count(&M[d], node, y, entries[d] < MMC_MAX_ENTRIES);
+                if (created < 0) {
+                    rc = SP_ERR_NOMEM;
+                    goto done;
+                }
+                entries[d] += created;
+            } else if (entries[d] < MMC_MAX_ENTRIES) {
+                int64_t nd = model_node(&M[d], lo, hi);
+                if (nd < 0 || model_count(&M[d], nd, y, 1) < 0) {
+                    rc = SP_ERR_NOMEM;
+                    goto done;
+                }
+                entries[d]++;
+            }
+        }
+    }
+    tally_store(&t, n - 2, out);
+done:
+    for (int d = 0; d < MMC_DEPTH; d++) model_free(&M[d]);
+    return rc;
+}
+
+int sp_multi_mmc(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_result *out)
+{
+    if (alphabet < 1 || alphabet > 256 || n < 3) return SP_ERR_ARGS;
+    if (alphabet <= 2) return multi_mmc_binary(s, n, out);
+    return multi_mmc_symbols(s, n, out);
+}
+
+/* ------------------------------------------------------------------- LZ78Y */
+
+static int lz78y_binary(const uint8_t *s, int64_t n, sp_predictor_result *out)
+{
+    uint32_t *table[LZ_DEPTH + 1];
+    int64_t dict_size = 0;
+    tally t = {0, 0, 0};
+    int rc = 0;
+
+    memset(table, 0, sizeof table);
+    for (int j = 1; j <= LZ_DEPTH; j++) {
+        table[j] = calloc((size_t)2 << j, sizeof(uint32_t));
+        if (table[j] == NULL) {
+            rc = SP_ERR_NOMEM;
+            goto done;
+        }
+    }
+    /* Seed: x = s[16-j..15], y = s[16] for j = 1..16. */
+    for (int j = 1; j <= LZ_DEPTH; j++) {
+        uint32_t x = 0;
+        for (int k = 0; k < j; k++) x |= (uint32_t)(s[LZ_DEPTH - 1 - k] & 1u) << k;
+        table[j][2 * x + (s[LZ_DEPTH] & 1u)] = 1;
+        dict_size++;
+    }
+    for (int64_t i = LZ_DEPTH + 1; i < n; i++) {
+        const uint8_t y = s[i] & 1u;
+        uint32_t full = 0;
+        int64_t max_count = 0;
+        int have = 0;
+        uint8_t prediction = 0;
+        for (int k = 0; k < LZ_DEPTH; k++) full |= (uint32_t)(s[i - 1 - k] & 1u) << k;
+        for (int j = LZ_DEPTH; j >= 1; j--) {
+            uint32_t *e = table[j] + 2 * (full & ((1u << j) - 1));
+            if ((e[0] | e[1]) != 0) {
+                uint8_t pred = e[0] > e[1] ? 0 : 1;
+                int64_t c = e[pred];
+                if (c > max_count) {
+                    max_count = c;
+                    prediction = pred;
+                    have = 1;
+                }
+                e[y]++;
+            } else if (dict_size < LZ_MAX_DICTIONARY) {
+                e[y] = 1;
+                dict_size++;
+            }
+        }
+        tally_add(&t, have && prediction == y);
+    }
+    tally_store(&t, n - LZ_DEPTH - 1, out);
+done:
+    for (int j = 1; j <= LZ_DEPTH; j++) free(table[j]);
+    return rc;
+}
+
+static int lz78y_symbols(const uint8_t *s, int64_t n, sp_predictor_result *out)
+{
+    model D[LZ_DEPTH + 1];
+    int64_t dict_size = 0;
+    tally t = {0, 0, 0};
+    int rc = 0;
+
+    for (int j = 0; j <= LZ_DEPTH; j++) {
+        if (model_init(&D[j]) != 0) {
+            for (int k = 0; k <= j; k++) model_free(&D[k]);
+            return SP_ERR_NOMEM;
+        }
+    }
+    for (int j = 1; j <= LZ_DEPTH; j++) {
+        uint64_t lo, hi;
+        int64_t node;
+        context_key(s, LZ_DEPTH, j, &lo, &hi);
+        node = model_node(&D[j], lo, hi);
+        if (node < 0 || model_count(&D[j], node, s[LZ_DEPTH], 1) < 0) {
+            rc = SP_ERR_NOMEM;
+            goto done;
+        }
+        dict_size++;
+    }
+    for (int64_t i = LZ_DEPTH + 1; i < n; i++) {
+        const uint8_t y = s[i];
+        uint64_t full_lo, full_hi;
+        int64_t max_count = 0;
+        int have = 0;
+        uint8_t prediction = 0;
+        context_key(s, i, LZ_DEPTH, &full_lo, &full_hi);
+        for (int j = LZ_DEPTH; j >= 1; j--) {
+            uint64_t lo = full_lo, hi = full_hi;
+            int64_t node;
+            if (j <= 8) {
+                hi = 0;
+                if (j < 8) lo &= (1ULL << (8 * j)) - 1;
+            } else if (j < 16) {
+                hi &= (1ULL << (8 * (j - 8))) - 1;
+            }
+            node = model_find(&D[j], lo, hi);
+            if (node >= 0) {
+                if (D[j].best_count[node] > max_count) {
+                    max_count = D[j].best_count[node];
+                    prediction = D[j].best_y[node];
+                    have = 1;
+                }
+                if (model_count(&D[j], node, y, 1) < 0) {
+                    rc = SP_ERR_NOMEM;
+                    goto done;
+                }
+            } else if (dict_size < LZ_MAX_DICTIONARY) {
+                node = model_node(&D[j], lo, hi);
+                if (node < 0 || model_count(&D[j], node, y, 1) < 0) {
+                    rc = SP_ERR_NOMEM;
+                    goto done;
+                }
+                dict_size++;
+            }
+        }
+        tally_add(&t, have && prediction == y);
+    }
+    tally_store(&t, n - LZ_DEPTH - 1, out);
+done:
+    for (int j = 0; j <= LZ_DEPTH; j++) model_free(&D[j]);
+    return rc;
+}
+
+int sp_lz78y(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_result *out)
+{
+    if (alphabet < 1 || alphabet > 256 || n < LZ_DEPTH + 2) return SP_ERR_ARGS;
+    if (alphabet <= 2) return lz78y_binary(s, n, out);
+    return lz78y_symbols(s, n, out);
+}
