@@ -1,0 +1,5 @@
+"""`python -m chaosmagnet` is `chaos-host`."""
+
+from chaosmagnet.cli import main
+
+main()
