@@ -1,0 +1,217 @@
+"""Where minting gets its seeds: one interface, three ways to reach the pool.
+
+* ``EngineSeedSource``: an Engine running in this process (``mint`` with no
+  ``chaos-host run`` around starts the local sources and uses this).
+* ``ControlSeedSource`` (chaosmagnet.control): the pool of a ``chaos-host run``
+  in another process, over the local control socket.
+* ``PoolSeedSource``: a bare EntropyPool (benchmarks, tests, embedding).
+
+Each waits until the pool holds the required credited bits from healthy
+sources, then draws, and returns the seed with its provenance: credit drawn
+per source, each source's state and assessed entropy, the pool fill and a
+pool commitment (its own domain; never the state).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from chaosmagnet.errors import PoolError
+
+if TYPE_CHECKING:
+    from chaosmagnet.engine import Engine
+    from chaosmagnet.pool import EntropyPool, PoolDraw
+
+ProgressCallback = Callable[[float, float], None]  # (credited bits so far, bits needed)
+
+
+@dataclass(frozen=True)
+class SeedDraw:
+    """A seed drawn from the pool, and where its credit came from.  ``data`` is never shown."""
+
+    data: bytes = field(repr=False)
+    required_bits: float
+    debited: dict[str, float]  # credited bits drawn, per source
+    debited_total: float
+    fill_before: float  # pool fill (0..1) before the draw
+    commitment: str  # pool commitment (hex), separate domain
+    sources: dict[str, dict[str, Any]]  # per source: state, h_assessed
+    via: str  # "engine", "control-socket" or "pool"
+
+    def __repr__(self) -> str:
+        return (
+            f"SeedDraw({len(self.data)} bytes, via={self.via}, "
+            f"debited={self.debited_total:.1f} bits, data=<hidden>)"
+        )
+
+    __str__ = __repr__
+
+    def provenance(self) -> dict[str, Any]:
+        """The JSON-ready provenance of this draw (everything but the seed)."""
+        names = sorted(set(self.debited) | set(self.sources))
+        return {
+            "bytes": len(self.data),
+            "required_bits": _r(self.required_bits),
+            "credited_bits_drawn": _r(self.debited_total),
+            "pool_fill_before": _r(self.fill_before),
+            "pool_commitment": self.commitment,
+            "via": self.via,
+            "sources": {
+                name: {
+                    "credited_bits": _r(self.debited.get(name, 0.0)),
+                    "h_assessed": _r_opt(self.sources.get(name, {}).get("h_assessed")),
+                    "state": str(self.sources.get(name, {}).get("state", "unknown")),
+                }
+                for name in names
+            },
+        }
+
+
+def _r(value: float) -> float:
+    return round(float(value), 3)
+
+
+def _r_opt(value: float | None) -> float | None:
+    return None if value is None else _r(value)
+
+
+def seed_draw_from_pool(draw: PoolDraw, required_bits: float, states: Mapping[str, Mapping[str, Any]], via: str) -> SeedDraw:
+    """Wrap a PoolDraw with the per-source states taken at draw time."""
+    sources = {
+        name: {"state": info.get("state"), "h_assessed": info.get("h_assessed")}
+        for name, info in states.items()
+    }
+    return SeedDraw(
+        data=draw.data,
+        required_bits=required_bits,
+        debited=dict(draw.debited),
+        debited_total=float(getattr(draw, "debited_total", sum(draw.debited.values()))),
+        fill_before=float(draw.fill_before),
+        commitment=draw.commitment,
+        sources=sources,
+        via=via,
+    )
+
+
+class SeedSource(ABC):
+    """Something that can hand out pool seeds once enough credit is there."""
+
+    via: str = ""
+
+    @abstractmethod
+    async def draw(
+        self,
+        n_bytes: int,
+        *,
+        required_bits: float,
+        purpose: bytes,
+        timeout: float,
+        on_progress: ProgressCallback | None = None,
+    ) -> SeedDraw:
+        """Wait for ``required_bits`` healthy credited bits (PoolError on timeout or
+        when no source is healthy), then draw ``n_bytes`` for ``purpose``."""
+
+
+class EngineSeedSource(SeedSource):
+    """Seeds from an Engine running in this process."""
+
+    via = "engine"
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def draw(
+        self,
+        n_bytes: int,
+        *,
+        required_bits: float,
+        purpose: bytes,
+        timeout: float,
+        on_progress: ProgressCallback | None = None,
+    ) -> SeedDraw:
+        return await draw_from_engine(self.engine, n_bytes, required_bits, purpose, timeout, on_progress, self.via)
+
+
+async def draw_from_engine(
+    engine: Engine,
+    n_bytes: int,
+    required_bits: float,
+    purpose: bytes,
+    timeout: float,
+    on_progress: ProgressCallback | None,
+    via: str,
+) -> SeedDraw:
+    """Wait on ``engine`` for credit, then draw (shared by the local path and the control server)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = max(0.0, deadline - time.monotonic())
+        await engine.wait_for_credit(required_bits, remaining, on_progress)
+        # No await between the check and the draw: nothing else runs on this loop meanwhile.
+        if engine.healthy_credited_bits() >= required_bits:
+            states = engine.source_states()
+            draw = engine.pool.draw(n_bytes, purpose=purpose)
+            return seed_draw_from_pool(draw, required_bits, states, via)
+
+
+class PoolSeedSource(SeedSource):
+    """Seeds from a bare EntropyPool; ``states`` gives each source's state (default ok).
+
+    Credit from a source whose state is not ``ok`` does not count towards the
+    threshold, as in the engine.
+    """
+
+    via = "pool"
+
+    def __init__(
+        self,
+        pool: EntropyPool,
+        states: Mapping[str, Mapping[str, Any]] | None = None,
+        *,
+        poll_interval: float = 0.05,
+    ) -> None:
+        self.pool = pool
+        self.states: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (states or {}).items()}
+        self.poll_interval = poll_interval
+
+    def _state(self, name: str) -> str:
+        return str(self.states.get(name, {}).get("state", "ok"))
+
+    def healthy_credited_bits(self) -> float:
+        """Credited bits from sources whose state is ok."""
+        return sum(b for n, b in self.pool.credited_by_source().items() if self._state(n) == "ok")
+
+    async def draw(
+        self,
+        n_bytes: int,
+        *,
+        required_bits: float,
+        purpose: bytes,
+        timeout: float,
+        on_progress: ProgressCallback | None = None,
+    ) -> SeedDraw:
+        if required_bits > self.pool.capacity_bits:
+            raise PoolError(
+                f"{required_bits:.0f} credited bits requested but the pool holds at most {self.pool.capacity_bits}"
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            have = self.healthy_credited_bits()
+            if on_progress is not None:
+                on_progress(min(have, required_bits), required_bits)
+            if have >= required_bits:
+                break
+            if self.states and all(self._state(n) != "ok" for n in self.states):
+                raise PoolError("no healthy source: every source is quarantined, failed, stopped or unavailable")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PoolError(f"timed out after {timeout:g} s with {have:.0f} of {required_bits:.0f} credited bits")
+            await asyncio.sleep(min(self.poll_interval, remaining))
+        names = set(self.pool.credited_by_source()) | set(self.states)
+        states = {n: {"state": self._state(n), "h_assessed": self.states.get(n, {}).get("h_assessed")} for n in names}
+        draw = self.pool.draw(n_bytes, purpose=purpose)
+        return seed_draw_from_pool(draw, required_bits, states, self.via)

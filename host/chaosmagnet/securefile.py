@@ -1,0 +1,73 @@
+"""Atomic, private file writes: keys, bundles and identity files are never half-written.
+
+A file is written to a temporary name in the same folder (created with mode
+0600, never wider), flushed and fsynced, then renamed over the target, and the
+folder is fsynced so the rename survives a crash.  Folders are created 0700.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from chaosmagnet.errors import UsageError
+
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) with mode 0700 if missing; return it."""
+    try:
+        path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create folder {path}: {exc.strerror}") from None
+    return path
+
+
+def write_private_file(path: Path, data: bytes, *, overwrite: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically with mode 0600.
+
+    With ``overwrite=False`` an existing file is an error (UsageError) and is
+    left untouched.  On any failure the temporary file is removed.
+    """
+    path = Path(path)
+    ensure_private_dir(path.parent)
+    if not overwrite and path.exists():
+        raise UsageError(f"{path} already exists")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE_MODE)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), PRIVATE_FILE_MODE)  # whatever the umask said
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # fails if the target appeared meanwhile
+            os.unlink(tmp)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
