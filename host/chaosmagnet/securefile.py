@@ -19,8 +19,16 @@ PRIVATE_DIR_MODE = 0o700
 
 def ensure_private_dir(path: Path) -> Path:
     """Create ``path`` (and parents) with mode 0700 if missing; return it."""
+    missing = []
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
     try:
-        path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+        for folder in reversed(missing):  # each new folder 0700, not just the last one
+            folder.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
+        if not path.is_dir():
+            raise NotADirectoryError(20, "Not a directory")
     except OSError as exc:
         raise UsageError(f"cannot create folder {path}: {exc.strerror}") from None
     return path

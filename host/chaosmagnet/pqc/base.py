@@ -155,6 +155,10 @@ class PQCBackend(ABC):
         """The secret key as PKCS#8 PEM, or None where no standard encoding is available."""
         return None
 
+    def public_key_pem(self, algorithm: str, public_key: bytes) -> bytes | None:
+        """The public key as SubjectPublicKeyInfo PEM, or None where there is no standard encoding."""
+        return None
+
     # -- helpers for implementations -------------------------------------
     def _require(self, algorithm: str, kind: KeyKind | None = None) -> AlgorithmSpec:
         spec = algorithm_spec(algorithm)

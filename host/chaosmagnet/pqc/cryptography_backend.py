@@ -107,6 +107,12 @@ class CryptographyBackend(PQCBackend):
             return False
         return True
 
+    def public_key_pem(self, algorithm: str, public_key: bytes) -> bytes | None:
+        spec = self._require(algorithm)
+        self._check_public_key(spec, public_key)
+        public = self._classes(spec.name)[1].from_public_bytes(public_key)
+        return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
     def private_key_pem(self, algorithm: str, secret: bytes, encoding: SecretEncoding) -> bytes | None:
         key = self._private(algorithm, secret, encoding)
         return key.private_bytes(
