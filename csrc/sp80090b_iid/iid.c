@@ -65,9 +65,39 @@ uint64_t iid_rng_below(iid_rng *rng, uint64_t bound) {
     return (uint64_t)(m >> 64);
 }
 
+/* Fisher-Yates.  Below 2^32 elements each 64-bit output gives two 32-bit
+ * draws, each turned into an index by the same multiply-and-reject method. */
 void iid_shuffle(uint8_t *data, size_t n, iid_rng *rng) {
-    for (size_t i = n; i > 1; i--) {
+    size_t i = n;
+    for (; i > 1 && (uint64_t)i > UINT32_MAX; i--) {
         size_t j = (size_t)iid_rng_below(rng, (uint64_t)i);
+        uint8_t tmp = data[i - 1];
+        data[i - 1] = data[j];
+        data[j] = tmp;
+    }
+    uint64_t pool = 0;
+    int have = 0;
+    for (; i > 1; i--) {
+        uint32_t bound = (uint32_t)i;
+        uint64_t m;
+        uint32_t low;
+        for (;;) {
+            uint32_t draw;
+            if (have) {
+                draw = (uint32_t)(pool >> 32);
+                have = 0;
+            } else {
+                pool = iid_rng_next(rng);
+                draw = (uint32_t)pool;
+                have = 1;
+            }
+            m = (uint64_t)draw * bound;
+            low = (uint32_t)m;
+            if (low >= bound || low >= (uint32_t)(0u - bound) % bound) {
+                break;
+            }
+        }
+        size_t j = (size_t)(m >> 32);
         uint8_t tmp = data[i - 1];
         data[i - 1] = data[j];
         data[j] = tmp;
@@ -95,9 +125,7 @@ static double excursion(const uint8_t *x, size_t n, double mean) {
     for (size_t i = 0; i < n; i++) {
         running += x[i];
         double d = fabs((double)running - (double)(i + 1) * mean);
-        if (d > best) {
-            best = d;
-        }
+        best = d > best ? d : best;
     }
     return best;
 }
@@ -114,26 +142,21 @@ static void directional(const uint8_t *s, size_t m, double *runs,
         return;
     }
     size_t count = m - 1; /* length of the +1/-1 sequence */
-    uint64_t n_runs = 1, best = 1, run = 1, plus = 0;
-    int prev = s[0] <= s[1];
-    plus += (uint64_t)prev;
+    /* Branch-free: on random data every comparison is a coin toss, and a
+     * mispredicted branch per sample would cost more than the arithmetic. */
+    uint64_t changes = 0, best = 1, run = 1, plus = 0;
+    uint64_t prev = s[0] <= s[1];
+    plus += prev;
     for (size_t i = 1; i < count; i++) {
-        int cur = s[i] <= s[i + 1];
-        plus += (uint64_t)cur;
-        if (cur == prev) {
-            run++;
-        } else {
-            if (run > best) {
-                best = run;
-            }
-            run = 1;
-            n_runs++;
-        }
+        uint64_t cur = s[i] <= s[i + 1];
+        uint64_t same = cur == prev;
+        plus += cur;
+        changes += same ^ 1;
+        run = run * same + 1;
+        best = run > best ? run : best;
         prev = cur;
     }
-    if (run > best) {
-        best = run;
-    }
+    uint64_t n_runs = changes + 1;
     uint64_t minus = (uint64_t)count - plus;
     *runs = (double)n_runs;
     *longest = (double)best;
@@ -149,24 +172,17 @@ static void median_runs(const uint8_t *s, size_t m, const uint8_t *above,
         *longest = 0.0;
         return;
     }
-    uint64_t n_runs = 1, best = 1, run = 1;
-    uint8_t prev = above[s[0]];
+    uint64_t changes = 0, best = 1, run = 1;
+    uint64_t prev = above[s[0]];
     for (size_t i = 1; i < m; i++) {
-        uint8_t cur = above[s[i]];
-        if (cur == prev) {
-            run++;
-        } else {
-            if (run > best) {
-                best = run;
-            }
-            run = 1;
-            n_runs++;
-        }
+        uint64_t cur = above[s[i]];
+        uint64_t same = cur == prev;
+        changes += same ^ 1;
+        run = run * same + 1;
+        best = run > best ? run : best;
         prev = cur;
     }
-    if (run > best) {
-        best = run;
-    }
+    uint64_t n_runs = changes + 1;
     *runs = (double)n_runs;
     *longest = (double)best;
 }

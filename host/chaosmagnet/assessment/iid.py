@@ -1,0 +1,906 @@
+"""SP 800-90B §5: the IID track of an entropy assessment.
+
+Before an entropy source may be credited with the IID (most common value)
+estimate of §6.1, its samples must pass every test of §5: the eleven
+permutation tests of §5.1 (nineteen statistics, each ranked against 10,000
+shuffles of the data), the chi-square independence and goodness-of-fit tests
+of §5.2.1-§5.2.4, and the length-of-the-longest-repeated-substring test of
+§5.2.5.  Where all pass, the MCV estimate (§6.3.1) is the IID entropy
+estimate; for samples wider than one bit it is combined with the bitstring
+MCV estimate as in §3.1.3.
+
+The verdicts match NIST's ea_iid (SP800-90B_EntropyAssessment): the data is
+translated to symbol ranks the same way, and the chi-square bins are built in
+the same order.  The permutation counts depend on the shuffles, so they match
+ea_iid only in distribution; the shuffles here are reproducible from
+``rng_seed``.  Each test stops as soon as its outcome is certain (as ea_iid
+does), and the whole run stops as soon as the IID verdict is certain: data that
+already failed a chi-square or LRS test is not shuffled at all unless asked.
+The shuffles and statistics run in C (chaosmagnet._sp80090b_iid) on several
+threads; the compression statistic is bzip2 (block size 500 kB) through
+Python's bz2 module, which releases the GIL as the C kernels do.
+"""
+
+from __future__ import annotations
+
+import bz2
+import math
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from chaosmagnet._sp80090b_iid import ffi as _ffi
+from chaosmagnet._sp80090b_iid import lib as _lib
+from chaosmagnet.assessment import suffix
+from chaosmagnet.assessment._kernel import symbols_array
+from chaosmagnet.assessment.samples import check_bits
+from chaosmagnet.errors import UsageError
+
+__all__ = [
+    "PERMUTATIONS",
+    "TEST_NAMES",
+    "NIST_TEST_NAMES",
+    "ChiSquareResult",
+    "LrsResult",
+    "McvEstimate",
+    "PermutationTestResult",
+    "IidResult",
+    "ProgressCallback",
+    "assess_iid",
+    "chi_square_independence",
+    "chi_square_goodness_of_fit",
+    "chi_square_p_value",
+    "lrs_test",
+    "most_common_value",
+    "permutation_statistics",
+    "compression_statistic",
+    "shuffled_copy",
+]
+
+#: Number of shuffles of §5.1.
+PERMUTATIONS = 10_000
+#: A statistic fails when at most this many shuffles rank on one side of (or tie) the original.
+RANK_LIMIT = 5
+#: Significance level of the chi-square (§5.2.1-§5.2.4) and LRS (§5.2.5) tests.
+ALPHA = 0.001
+#: Upper 99.5% point of the standard normal distribution, used by the MCV estimate (§6.3.1).
+Z_ALPHA = 2.5758293035489008
+#: Fewest samples the tests can be computed on (the standard asks for 1,000,000).
+MIN_SAMPLES = 10
+#: bzip2 block size (in units of 100 kB) of the compression statistic, as in ea_iid.
+BZIP2_LEVEL = 5
+
+#: The nineteen permutation-test statistics, in the order of §5.1.1-§5.1.11.
+TEST_NAMES: tuple[str, ...] = (
+    "excursion",
+    "num_directional_runs",
+    "len_directional_runs",
+    "num_increases_decreases",
+    "num_runs_median",
+    "len_runs_median",
+    "avg_collision",
+    "max_collision",
+    "periodicity_1",
+    "periodicity_2",
+    "periodicity_8",
+    "periodicity_16",
+    "periodicity_32",
+    "covariance_1",
+    "covariance_2",
+    "covariance_8",
+    "covariance_16",
+    "covariance_32",
+    "compression",
+)
+
+#: The same statistics as ea_iid names them in its output.
+NIST_TEST_NAMES: dict[str, str] = dict(
+    zip(
+        TEST_NAMES,
+        (
+            "excursion",
+            "numDirectionalRuns",
+            "lenDirectionalRuns",
+            "numIncreasesDecreases",
+            "numRunsMedian",
+            "lenRunsMedian",
+            "avgCollision",
+            "maxCollision",
+            "periodicity(1)",
+            "periodicity(2)",
+            "periodicity(8)",
+            "periodicity(16)",
+            "periodicity(32)",
+            "covariance(1)",
+            "covariance(2)",
+            "covariance(8)",
+            "covariance(16)",
+            "covariance(32)",
+            "compression",
+        ),
+    )
+)
+
+_N = len(TEST_NAMES)
+_COMPRESSION = TEST_NAMES.index("compression")
+assert _lib.IID_N_STATISTICS == _N and _lib.IID_COMPRESSION == _COMPRESSION
+
+#: progress(completed, total, description), called from the calling thread as shuffles are counted.
+ProgressCallback = Callable[[int, int, str], None]
+
+_PROGRESS_LABEL = "permutation tests"
+
+
+# --------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class McvEstimate:
+    """Most common value estimate (§6.3.1): mode count, p-hat, its upper bound p_u, -log2(p_u)."""
+
+    mode: int
+    p_hat: float
+    p_u: float
+    h: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The estimate as a JSON-ready dict."""
+        return {"mode": self.mode, "p_hat": self.p_hat, "p_u": self.p_u, "h": self.h}
+
+
+@dataclass(frozen=True)
+class ChiSquareResult:
+    """One chi-square test (§5.2): statistic, degrees of freedom, p-value, verdict."""
+
+    statistic: float
+    df: int
+    p_value: float
+
+    @property
+    def passed(self) -> bool:
+        """True unless the p-value is below 0.001."""
+        return self.p_value >= ALPHA
+
+    def to_json(self) -> dict[str, Any]:
+        """The test as a JSON-ready dict."""
+        return {
+            "statistic": self.statistic,
+            "df": self.df,
+            "p_value": self.p_value,
+            "passed": self.passed,
+        }
+
+
+@dataclass(frozen=True)
+class LrsResult:
+    """Length of the longest repeated substring test (§5.2.5).
+
+    ``probability`` is Pr(X >= 1), the chance that an IID source with this
+    collision probability repeats a substring of that length somewhere.
+    """
+
+    length: int
+    p_col: float
+    probability: float
+    passed: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """The test as a JSON-ready dict."""
+        return {
+            "length": self.length,
+            "p_col": self.p_col,
+            "probability": self.probability,
+            "passed": self.passed,
+        }
+
+
+@dataclass(frozen=True)
+class PermutationTestResult:
+    """One statistic of §5.1 ranked against the shuffles.
+
+    c0 counts shuffles whose statistic is larger than the original's, c1 ties,
+    c2 smaller ones (ea_iid's C[i][0..2]).  ``passed`` is None when the run
+    stopped before this statistic's outcome was certain.
+    """
+
+    name: str
+    statistic: float
+    c0: int
+    c1: int
+    c2: int
+    passed: bool | None
+
+    @property
+    def shuffles(self) -> int:
+        """Number of shuffles this statistic was ranked against."""
+        return self.c0 + self.c1 + self.c2
+
+    def to_json(self) -> dict[str, Any]:
+        """The statistic as a JSON-ready dict."""
+        return {
+            "statistic": self.statistic,
+            "c0": self.c0,
+            "c1": self.c1,
+            "c2": self.c2,
+            "passed": self.passed,
+        }
+
+
+@dataclass
+class IidResult:
+    """Everything the IID track found, with the verdict and the IID entropy estimate."""
+
+    bits: int
+    samples: int
+    symbols: int
+    binary: bool
+    mean: float
+    median: float
+    mcv: McvEstimate
+    mcv_bitstring: McvEstimate | None
+    independence: ChiSquareResult
+    goodness_of_fit: ChiSquareResult
+    lrs: LrsResult
+    permutation_tests: list[PermutationTestResult]
+    shuffles: int
+    permutations: int
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def chi_square_passed(self) -> bool:
+        """Both chi-square tests passed."""
+        return self.independence.passed and self.goodness_of_fit.passed
+
+    @property
+    def permutation_passed(self) -> bool | None:
+        """All permutation tests passed (True), one failed (False), or undecided (None)."""
+        verdicts = [t.passed for t in self.permutation_tests]
+        if any(v is False for v in verdicts):
+            return False
+        if all(v is True for v in verdicts):
+            return True
+        return None
+
+    @property
+    def iid(self) -> bool:
+        """True only when every test of §5 passed."""
+        return self.chi_square_passed and self.lrs.passed and self.permutation_passed is True
+
+    @property
+    def h_original(self) -> float:
+        """MCV estimate of the samples as symbols, bits per sample."""
+        return self.mcv.h
+
+    @property
+    def h_bitstring(self) -> float | None:
+        """MCV estimate of the samples as a bitstring, bits per bit (None for binary data)."""
+        return None if self.mcv_bitstring is None else self.mcv_bitstring.h
+
+    @property
+    def h_assessed(self) -> float:
+        """min(H_original, B x H_bitstring) (§3.1.3); H_original for binary data."""
+        if self.mcv_bitstring is None:
+            return self.mcv.h
+        return min(self.mcv.h, self.bits * self.mcv_bitstring.h)
+
+    @property
+    def h_iid(self) -> float | None:
+        """The IID entropy estimate per sample where IID holds, else None."""
+        return self.h_assessed if self.iid else None
+
+    def to_json(self) -> dict[str, Any]:
+        """The result as one JSON-ready dict (the ``iid`` object of ``chaos-host assess --json``)."""
+        return {
+            "iid": self.iid,
+            "h_iid": self.h_iid,
+            "h_original": self.h_original,
+            "h_bitstring": self.h_bitstring,
+            "h_assessed": self.h_assessed,
+            "bits": self.bits,
+            "samples": self.samples,
+            "symbols": self.symbols,
+            "binary": self.binary,
+            "mean": self.mean,
+            "median": self.median,
+            "mcv": self.mcv.to_json(),
+            "mcv_bitstring": None if self.mcv_bitstring is None else self.mcv_bitstring.to_json(),
+            "chi_square": {
+                "passed": self.chi_square_passed,
+                "independence": self.independence.to_json(),
+                "goodness_of_fit": self.goodness_of_fit.to_json(),
+            },
+            "lrs": self.lrs.to_json(),
+            "permutation": {
+                "passed": self.permutation_passed,
+                "shuffles": self.shuffles,
+                "permutations": self.permutations,
+                "tests": {t.name: t.to_json() for t in self.permutation_tests},
+            },
+            "seconds": self.seconds,
+            "notes": list(self.notes),
+        }
+
+
+# --------------------------------------------------------------------------
+# Preparing the data
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Data:
+    raw: np.ndarray  # uint8 sample values as given
+    symbols: np.ndarray  # uint8 rank of each value among the distinct values present
+    counts: np.ndarray  # occurrences of each symbol (length k)
+    raw_counts: np.ndarray  # occurrences of each raw value (length 256)
+    rank: np.ndarray  # raw value -> symbol (256 entries; absent values map to 0)
+    bits: int
+
+    @property
+    def k(self) -> int:
+        return len(self.counts)
+
+    @property
+    def n(self) -> int:
+        return len(self.raw)
+
+
+def _prepare(samples: np.ndarray, bits: int) -> _Data:
+    raw = symbols_array(samples, "samples")
+    check_bits(raw, bits)
+    if raw.size < MIN_SAMPLES:
+        raise UsageError(f"the IID tests need at least {MIN_SAMPLES} samples, got {raw.size}")
+    raw_counts = np.bincount(raw, minlength=256).astype(np.int64)
+    present = np.flatnonzero(raw_counts)
+    if len(present) < 2:
+        raise UsageError("every sample has the same value: there is no entropy to assess")
+    rank = np.zeros(256, dtype=np.uint8)
+    rank[present] = np.arange(len(present), dtype=np.uint8)
+    return _Data(
+        raw=raw,
+        symbols=rank[raw],
+        counts=raw_counts[present],
+        raw_counts=raw_counts,
+        rank=rank,
+            bits=int(bits),
+    )
+
+
+def _median(data: _Data) -> float:
+    """Median of the symbols (ranks); 0.5 for binary data, as §5.1.5 prescribes."""
+    if data.k == 2:
+        return 0.5
+    cumulative = np.cumsum(data.counts)
+    n = data.n
+
+    def order_statistic(i: int) -> int:
+        return int(np.searchsorted(cumulative, i, side="right"))
+
+    half = n // 2
+    if n % 2:
+        return float(order_statistic(half))
+    return (order_statistic(half) + order_statistic(half - 1)) / 2.0
+
+
+# --------------------------------------------------------------------------
+# §6.3.1 most common value
+# --------------------------------------------------------------------------
+
+
+def most_common_value(mode: int, n: int) -> McvEstimate:
+    """MCV estimate (§6.3.1) from the count of the most common value among n samples."""
+    p_hat = mode / n
+    p_u = min(1.0, p_hat + Z_ALPHA * math.sqrt(p_hat * (1.0 - p_hat) / (n - 1.0)))
+    return McvEstimate(mode=int(mode), p_hat=p_hat, p_u=p_u, h=-math.log2(p_u))
+
+
+def _bitstring_mcv(data: _Data) -> McvEstimate:
+    """MCV estimate of the samples' bits (each sample's B bits, most significant first)."""
+    popcount = np.array([bin(v).count("1") for v in range(256)], dtype=np.int64)
+    ones = int(np.dot(data.raw_counts, popcount))
+    total = data.n * data.bits
+    return most_common_value(max(ones, total - ones), total)
+
+
+# --------------------------------------------------------------------------
+# §5.2 chi-square tests
+# --------------------------------------------------------------------------
+
+
+def chi_square_p_value(statistic: float, df: int) -> float:
+    """Upper tail of the chi-square distribution: Q(df/2, statistic/2); 1.0 when df <= 0."""
+    if df <= 0 or statistic <= 0.0:
+        return 1.0
+    return _regularized_upper_gamma(df / 2.0, statistic / 2.0)
+
+
+def _regularized_upper_gamma(a: float, x: float) -> float:
+    """Q(a, x) = Gamma(a, x) / Gamma(a): power series below a + 1, continued fraction above."""
+    log_prefactor = a * math.log(x) - x - math.lgamma(a)
+    eps = 1e-16
+    if x < a + 1.0:
+        term = 1.0 / a
+        total = term
+        denominator = a
+        for _ in range(1_000_000):
+            denominator += 1.0
+            term *= x / denominator
+            total += term
+            if abs(term) < abs(total) * eps:
+                break
+        return max(0.0, 1.0 - total * math.exp(log_prefactor))
+    # Modified Lentz evaluation of the continued fraction for Q.
+    tiny = 1e-300
+    b = x + 1.0 - a
+    c = 1.0 / tiny
+    d = 1.0 / b
+    h = d
+    for i in range(1, 1_000_000):
+        an = -i * (i - a)
+        b += 2.0
+        d = an * d + b
+        if abs(d) < tiny:
+            d = tiny
+        c = b + an / c
+        if abs(c) < tiny:
+            c = tiny
+        d = 1.0 / d
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < eps:
+            break
+    return math.exp(log_prefactor) * h
+
+
+def _proportions(counts: np.ndarray, n: int) -> np.ndarray:
+    """Symbol proportions as ea_iid forms them: 1/n added once per occurrence.
+
+    Summing 1/n count times rounds differently from count/n; the bins of the
+    chi-square tests are ordered by these values, so the rounding is kept to
+    bin exactly as the reference tool does.
+    """
+    step = np.full(int(counts.max()), 1.0 / n)
+    running = np.cumsum(step)  # numpy's cumsum adds strictly left to right
+    return running[counts - 1]
+
+
+def _allocate_bins(expected: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Group cells, smallest expectation first, into bins expecting at least 5 each.
+
+    Returns (bin of each cell, expectation of each bin).  A last bin short of
+    5 is merged into the one before it (§5.2.1 step 3).
+    """
+    bin_of = np.empty(len(expected), dtype=np.int64)
+    bin_expected: list[float] = []
+    current = 0.0
+    for cell in order.tolist():
+        if current >= 5.0:
+            bin_expected.append(current)
+            current = 0.0
+        bin_of[cell] = len(bin_expected)
+        current += float(expected[cell])
+    if bin_expected and current < 5.0:
+        last = len(bin_expected)
+        bin_of[bin_of == last] = last - 1
+        bin_expected[-1] += current
+    else:
+        bin_expected.append(current)
+    return bin_of, np.array(bin_expected)
+
+
+def _chi_square_statistic(observed: np.ndarray, expected: np.ndarray) -> float:
+    return float(np.sum((observed - expected) ** 2 / expected))
+
+
+def chi_square_independence(symbols: np.ndarray, k: int) -> ChiSquareResult:
+    """Chi-square independence test: §5.2.1 (k > 2) or §5.2.3 (binary, k == 2).
+
+    ``symbols`` holds values 0..k-1 (ranks of the distinct sample values).
+    """
+    n = len(symbols)
+    if k == 2:
+        return _binary_independence(symbols)
+    counts = np.bincount(symbols, minlength=k)
+    p = _proportions(counts, n)
+    expected = (np.outer(p, p) * math.floor(n * 0.5)).ravel()
+    cells = np.arange(k * k)
+    order = np.lexsort((cells, expected))
+    bin_of, bin_expected = _allocate_bins(expected, order)
+    pairs = symbols[: 2 * (n // 2)].astype(np.int64).reshape(-1, 2)
+    pair_counts = np.bincount(pairs[:, 0] * k + pairs[:, 1], minlength=k * k)
+    observed = np.bincount(bin_of, weights=pair_counts, minlength=len(bin_expected))
+    statistic = _chi_square_statistic(observed, bin_expected)
+    df = len(bin_expected) - k
+    return ChiSquareResult(statistic, df, chi_square_p_value(statistic, df))
+
+
+def _binary_independence(bits: np.ndarray) -> ChiSquareResult:
+    n = len(bits)
+    p1 = float(np.count_nonzero(bits)) / n
+    p0 = 1.0 - p1
+    smaller = min(p0, p1)
+    m = 11
+    while m > 1 and not smaller**m * (n // m) >= 5:
+        m -= 1
+    if m < 2:
+        return ChiSquareResult(0.0, 0, 1.0)
+    blocks = n // m
+    tuples = bits[: blocks * m].astype(np.int64).reshape(blocks, m)
+    values = tuples @ (1 << np.arange(m - 1, -1, -1, dtype=np.int64))
+    observed = np.bincount(values, minlength=1 << m)
+    weights = np.array([bin(v).count("1") for v in range(1 << m)])
+    expected = np.array([p1 ** int(w) * p0 ** (m - int(w)) * blocks for w in weights])
+    statistic = _chi_square_statistic(observed, expected)
+    df = (1 << m) - 2
+    return ChiSquareResult(statistic, df, chi_square_p_value(statistic, df))
+
+
+def chi_square_goodness_of_fit(symbols: np.ndarray, k: int) -> ChiSquareResult:
+    """Chi-square goodness-of-fit test over ten equal parts: §5.2.2 (k > 2) or §5.2.4 (k == 2)."""
+    n = len(symbols)
+    if k == 2:
+        return _binary_goodness_of_fit(symbols)
+    counts = np.bincount(symbols, minlength=k)
+    p = _proportions(counts, n)
+    expected = p * math.floor(n / 10.0)
+    order = np.lexsort((np.arange(k), expected))
+    bin_of, bin_expected = _allocate_bins(expected, order)
+    block = n // 10
+    statistic = 0.0
+    for part in range(10):
+        part_counts = np.bincount(symbols[part * block : (part + 1) * block], minlength=k)
+        observed = np.bincount(bin_of, weights=part_counts, minlength=len(bin_expected))
+        statistic += _chi_square_statistic(observed, bin_expected)
+    df = 9 * (len(bin_expected) - 1)
+    return ChiSquareResult(statistic, df, chi_square_p_value(statistic, df))
+
+
+def _binary_goodness_of_fit(bits: np.ndarray) -> ChiSquareResult:
+    n = len(bits)
+    p = float(np.count_nonzero(bits)) / n
+    block = n // 10
+    e0 = (1.0 - p) * block
+    e1 = p * block
+    statistic = 0.0
+    for part in range(10):
+        o1 = int(np.count_nonzero(bits[part * block : (part + 1) * block]))
+        o0 = block - o1
+        statistic += (o0 - e0) ** 2 / e0 + (o1 - e1) ** 2 / e1
+    return ChiSquareResult(statistic, 9, chi_square_p_value(statistic, 9))
+
+
+# --------------------------------------------------------------------------
+# §5.2.5 longest repeated substring
+# --------------------------------------------------------------------------
+
+
+def _longest_repeated_substring(symbols: np.ndarray) -> int:
+    return suffix.longest_repeat(suffix.lcp_array(symbols, suffix.suffix_array(symbols)))
+
+
+def lrs_test(symbols: np.ndarray, k: int) -> LrsResult:
+    """LRS test (§5.2.5): is the longest repeat plausible for IID data of this collision probability?
+
+    With W the length of the longest repeated substring and p_col the
+    probability that two samples are equal, an IID source shows a repeat of
+    length W among the C(n - W + 1, 2) pairs of positions with probability
+    1 - (1 - p_col^W)^N; the test fails when that is below 0.001.
+    """
+    n = len(symbols)
+    counts = np.bincount(symbols, minlength=k)
+    p = counts / n
+    p_col = float(np.sum(p * p))
+    if p_col >= 1.0:
+        return LrsResult(length=n - 1, p_col=1.0, probability=1.0, passed=True)
+    length = _longest_repeated_substring(symbols)
+    pairs = (n - length + 1) * (n - length) // 2
+    log_no_collision = pairs * math.log1p(-(p_col**length))
+    probability = -math.expm1(log_no_collision)
+    passed = math.log(1.0 - ALPHA) >= log_no_collision
+    return LrsResult(length=length, p_col=p_col, probability=probability, passed=passed)
+
+
+# --------------------------------------------------------------------------
+# §5.1 permutation tests: kernels
+# --------------------------------------------------------------------------
+
+
+def _params(data: _Data, mean: float, median: float) -> Any:
+    params = _ffi.new("iid_params *")
+    params.binary = 1 if data.k == 2 else 0
+    params.mean = mean
+    above = (data.rank >= median).astype(np.uint8) if data.k > 2 else data.rank.copy()
+    bit = data.rank if data.k == 2 else np.zeros(256, dtype=np.uint8)
+    _ffi.memmove(params.at_or_above_median, above.tobytes(), 256)
+    _ffi.memmove(params.bit, np.ascontiguousarray(bit, dtype=np.uint8).tobytes(), 256)
+    return params
+
+
+def _check_samples(samples: np.ndarray) -> np.ndarray:
+    array = np.ascontiguousarray(samples, dtype=np.uint8)
+    if array.ndim != 1 or len(array) < 2:
+        raise UsageError("samples must be a one-dimensional array of at least 2 values")
+    return array
+
+
+def permutation_statistics(samples: np.ndarray, bits: int) -> np.ndarray:
+    """The nineteen §5.1 statistics of the samples in TEST_NAMES order (compression included)."""
+    data = _prepare(samples, bits)
+    mean = float(data.raw.sum(dtype=np.int64)) / data.n
+    params = _params(data, mean, _median(data))
+    out = np.zeros(_N)
+    active = bytes([1] * _N)
+    buf = _ffi.from_buffer("uint8_t[]", data.raw)
+    out_c = _ffi.new("double[]", _N)
+    if _lib.iid_statistics(buf, data.n, params, active, out_c) != 0:
+        raise MemoryError("iid_statistics failed")
+    out[:] = list(out_c)
+    out[_COMPRESSION] = compression_statistic(data.raw)
+    return out
+
+
+def compression_statistic(samples: np.ndarray) -> int:
+    """§5.1.11: bzip2-compressed length of the samples written in decimal, space separated."""
+    array = _check_samples(samples)
+    text = _ffi.new("char[]", 4 * len(array))
+    return _compressed_length(_ffi.from_buffer("uint8_t[]", array), len(array), text)
+
+
+def _compressed_length(buf: Any, n: int, text: Any) -> int:
+    length = _lib.iid_decimal_text(buf, n, text)
+    return len(bz2.compress(_ffi.buffer(text, length), BZIP2_LEVEL))
+
+
+def shuffled_copy(samples: np.ndarray, seed: int, stream: int) -> np.ndarray:
+    """A uniformly shuffled copy of the samples; the same (seed, stream) gives the same order."""
+    array = _check_samples(samples)
+    out = np.empty_like(array)
+    _lib.iid_shuffle_copy(
+        _ffi.from_buffer("uint8_t[]", array),
+        _ffi.from_buffer("uint8_t[]", out),
+        len(array),
+        seed & (2**64 - 1),
+        stream & (2**64 - 1),
+    )
+    return out
+
+
+# --------------------------------------------------------------------------
+# §5.1 permutation tests: the run
+# --------------------------------------------------------------------------
+
+
+class _PermutationRun:
+    """Ranks the original statistics against shuffles on worker threads.
+
+    Shuffle j is the original data shuffled by the generator stream j of the
+    seed, and results are counted strictly in the order j = 0, 1, 2, ..., so
+    the counts depend only on the seed, not on the threads' timing.  A
+    statistic stops being computed once its outcome is certain.
+    """
+
+    def __init__(
+        self,
+        data: _Data,
+        params: Any,
+        original: np.ndarray,
+        permutations: int,
+        seed: int,
+        workers: int,
+        stop_on_failure: bool,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self._data = data
+        self._params = params
+        self._original = original
+        self._permutations = permutations
+        self._seed = seed & (2**64 - 1)
+        self._workers = workers
+        self._stop_on_failure = stop_on_failure
+        self._progress = progress
+        self._lock = threading.Lock()
+        self._counts = np.zeros((_N, 3), dtype=np.int64)
+        self._decided: list[bool | None] = [None] * _N
+        self._next = 0
+        self._committed = 0
+        self._pending: dict[int, np.ndarray] = {}
+        self._finished = False
+        self._error: BaseException | None = None
+
+    def run(self) -> tuple[np.ndarray, list[bool | None], int]:
+        threads = [
+            threading.Thread(target=self._worker, name=f"iid-shuffle-{i}", daemon=True)
+            for i in range(self._workers)
+        ]
+        for thread in threads:
+            thread.start()
+        reported = 0
+        try:
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(0.1)
+                    reported = self._report(reported)
+            self._report(reported)
+        finally:
+            with self._lock:
+                self._finished = True
+        if self._error is not None:
+            raise self._error
+        return self._counts.copy(), list(self._decided), self._committed
+
+    def _report(self, reported: int) -> int:
+        """Pass the number of counted shuffles to the progress callback when it grew."""
+        with self._lock:
+            done = self._committed
+        if done > reported and self._progress is not None:
+            self._progress(done, self._permutations, _PROGRESS_LABEL)
+        return max(done, reported)
+
+    def _worker(self) -> None:
+        try:
+            self._work()
+        except BaseException as exc:  # handed to the caller's thread, re-raised there
+            with self._lock:
+                self._error = exc
+                self._finished = True
+
+    def _work(self) -> None:
+        n = self._data.n
+        source = _ffi.from_buffer("uint8_t[]", self._data.raw)
+        shuffled = _ffi.new("uint8_t[]", n)
+        text = None
+        active = _ffi.new("uint8_t[]", _N)
+        out = _ffi.new("double[]", _N)
+        while True:
+            with self._lock:
+                if self._finished or self._next >= self._permutations:
+                    return
+                index = self._next
+                self._next += 1
+                wanted = [d is None for d in self._decided]
+            for i, flag in enumerate(wanted):
+                active[i] = 1 if flag else 0
+                out[i] = math.nan
+            _lib.iid_shuffle_copy(source, shuffled, n, self._seed, index)
+            if _lib.iid_statistics(shuffled, n, self._params, active, out) != 0:
+                raise MemoryError("iid_statistics failed")
+            if wanted[_COMPRESSION]:
+                if text is None:
+                    text = _ffi.new("char[]", 4 * n)
+                out[_COMPRESSION] = _compressed_length(shuffled, n, text)
+            result = np.frombuffer(_ffi.buffer(out, 8 * _N), dtype=np.float64).copy()
+            with self._lock:
+                self._pending[index] = result
+                self._commit()
+
+    def _commit(self) -> None:
+        """Count every result whose turn has come; called with the lock held."""
+        while self._committed in self._pending and not self._finished:
+            result = self._pending.pop(self._committed)
+            self._committed += 1
+            remaining = self._permutations - self._committed
+            for i in range(_N):
+                if self._decided[i] is not None:
+                    continue
+                value = result[i]
+                if math.isnan(value):  # cannot happen: a statistic is computed while undecided
+                    raise RuntimeError(f"shuffle {self._committed - 1} lacks statistic {i}")
+                original = self._original[i]
+                column = 0 if value > original else 1 if value == original else 2
+                self._counts[i, column] += 1
+                c0, c1, c2 = self._counts[i]
+                if c0 + c1 > RANK_LIMIT and c1 + c2 > RANK_LIMIT:
+                    self._decided[i] = True
+                elif c0 + c1 + remaining <= RANK_LIMIT or c1 + c2 + remaining <= RANK_LIMIT:
+                    self._decided[i] = False
+            if all(d is not None for d in self._decided):
+                self._finished = True
+            elif self._stop_on_failure and any(d is False for d in self._decided):
+                self._finished = True
+
+
+# --------------------------------------------------------------------------
+# The IID track
+# --------------------------------------------------------------------------
+
+
+def assess_iid(
+    samples: np.ndarray,
+    bits: int,
+    progress: ProgressCallback | None = None,
+    rng_seed: int | None = None,
+    *,
+    stop_early: bool = True,
+    workers: int | None = None,
+    permutations: int = PERMUTATIONS,
+) -> IidResult:
+    """Run the IID track of SP 800-90B §5 on samples of ``bits`` bits each.
+
+    ``rng_seed`` makes the shuffles reproducible (default: a fresh random
+    seed).  With ``stop_early`` (the default) the run ends as soon as the IID
+    verdict is certain: after a failed chi-square or LRS test no shuffles are
+    made, and the shuffling stops once a permutation test has certainly
+    failed; statistics left undecided report ``passed = None``.  Without it,
+    every permutation test runs to its own verdict, as ea_iid does.
+    ``progress(completed, total, description)`` is called from this thread as
+    shuffles are counted.  Samples with at most two distinct values are
+    binary (as in ea_iid): the binary tests and conversions apply and there
+    is no bitstring MCV estimate.
+    """
+    if not isinstance(permutations, int) or permutations < 2 * (RANK_LIMIT + 1):
+        raise UsageError(f"permutations must be an integer of at least {2 * (RANK_LIMIT + 1)}")
+    started = time.perf_counter()
+    data = _prepare(samples, bits)
+    n, k = data.n, data.k
+    mean = float(data.raw.sum(dtype=np.int64)) / n
+    median = _median(data)
+    notes: list[str] = []
+
+    mcv = most_common_value(int(data.counts.max()), n)
+    mcv_bitstring = _bitstring_mcv(data) if k > 2 else None
+
+    independence = chi_square_independence(data.symbols, k)
+    goodness_of_fit = chi_square_goodness_of_fit(data.symbols, k)
+    lrs = lrs_test(data.symbols, k)
+
+    params = _params(data, mean, median)
+    original = permutation_statistics(data.raw, bits)
+
+    failed_already = not (independence.passed and goodness_of_fit.passed and lrs.passed)
+    if stop_early and failed_already:
+        counts = np.zeros((_N, 3), dtype=np.int64)
+        decided: list[bool | None] = [None] * _N
+        shuffles = 0
+        notes.append("permutation tests skipped: a chi-square or LRS test already rejected IID")
+        if progress is not None:
+            progress(permutations, permutations, _PROGRESS_LABEL)
+    else:
+        if workers is None:
+            workers = max(1, min(2, os.cpu_count() or 1))
+        seed = secrets.randbits(64) if rng_seed is None else rng_seed
+        run = _PermutationRun(
+            data, params, original, permutations, seed, workers, stop_early, progress
+        )
+        counts, decided, shuffles = run.run()
+        if progress is not None and shuffles < permutations:
+            progress(permutations, permutations, _PROGRESS_LABEL)
+        if any(d is None for d in decided):
+            notes.append("shuffling stopped once a permutation test had failed")
+
+    tests = [
+        PermutationTestResult(
+            name=name,
+            statistic=float(original[i]),
+            c0=int(counts[i, 0]),
+            c1=int(counts[i, 1]),
+            c2=int(counts[i, 2]),
+            passed=decided[i],
+        )
+        for i, name in enumerate(TEST_NAMES)
+    ]
+    return IidResult(
+        bits=int(bits),
+        samples=n,
+        symbols=k,
+        binary=k == 2,
+        mean=mean,
+        median=median,
+        mcv=mcv,
+        mcv_bitstring=mcv_bitstring,
+        independence=independence,
+        goodness_of_fit=goodness_of_fit,
+        lrs=lrs,
+        permutation_tests=tests,
+        shuffles=shuffles,
+        permutations=permutations,
+        seconds=time.perf_counter() - started,
+        notes=notes,
+    )
