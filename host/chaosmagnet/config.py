@@ -25,6 +25,11 @@ location, never silently ignored.  Example::
 
     [pool]
     capacity_bits = 512
+
+    [assessment]          # full SP 800-90B assessment of each source during `run`
+    enabled = true
+    samples = 1000000     # collected per assessment (the standard asks for 10^6)
+    reassess_seconds = 3600
 """
 
 from __future__ import annotations
@@ -67,6 +72,9 @@ class Config:
     window: int = 65536
     min_samples: int = 1024
     capacity_bits: int = 512
+    assessment_enabled: bool = True
+    assessment_samples: int = 1_000_000
+    reassess_seconds: float = 3600.0
     path: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # sections owned by other modules
 
@@ -104,7 +112,7 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     """Validate a parsed TOML document into a Config."""
     label = str(path) if path else "config"
     cfg = Config(path=path)
-    _check_keys(label, data, {"sources", "health", "estimates", "pool"} | EXTRA_SECTIONS)
+    _check_keys(label, data, {"sources", "health", "estimates", "pool", "assessment"} | EXTRA_SECTIONS)
     for section in EXTRA_SECTIONS & set(data):
         if not isinstance(data[section], dict):
             raise ConfigError(f"{label}: [{section}] must be a table")
@@ -172,6 +180,19 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     _check_keys(f"{label}: pool", pool, {"capacity_bits"})
     if "capacity_bits" in pool:
         cfg.capacity_bits = int(_number(f"{label}: pool.capacity_bits", pool["capacity_bits"], minimum=256, integer=True))
+
+    assessment = data.get("assessment", {})
+    if not isinstance(assessment, dict):
+        raise ConfigError(f"{label}: [assessment] must be a table")
+    _check_keys(f"{label}: assessment", assessment, {"enabled", "samples", "reassess_seconds"})
+    if "enabled" in assessment:
+        if not isinstance(assessment["enabled"], bool):
+            raise ConfigError(f"{label}: assessment.enabled: expected true or false")
+        cfg.assessment_enabled = assessment["enabled"]
+    if "samples" in assessment:
+        cfg.assessment_samples = int(_number(f"{label}: assessment.samples", assessment["samples"], minimum=1000, integer=True))
+    if "reassess_seconds" in assessment:
+        cfg.reassess_seconds = float(_number(f"{label}: assessment.reassess_seconds", assessment["reassess_seconds"], minimum=1))
     return cfg
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from chaosmagnet.assessment.background import BackgroundAssessor
 from chaosmagnet.config import Config
 from chaosmagnet.errors import PoolError, SourceError, UsageError, escape_device_text
 from chaosmagnet.estimates import OnlineEstimator
@@ -78,8 +79,16 @@ class Engine:
         *,
         health_log: JsonLineLog | None = None,
         clock: Callable[[], float] = time.monotonic,
+        assess: bool = False,
     ) -> None:
         self.config = config or Config()
+        self.assessor: BackgroundAssessor | None = None
+        if assess and self.config.assessment_enabled:
+            self.assessor = BackgroundAssessor(
+                self.set_assessed,
+                samples_needed=self.config.assessment_samples,
+                reassess_seconds=self.config.reassess_seconds,
+            )
         self.pool = EntropyPool(self.config.capacity_bits)
         self.health_log = health_log
         self._clock = clock
@@ -172,7 +181,9 @@ class Engine:
             await runtime.source.stop()
 
     async def stop(self) -> None:
-        """Stop every source and the ticker."""
+        """Stop every source, pending assessments and the ticker."""
+        if self.assessor is not None:
+            await self.assessor.stop()
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -254,6 +265,8 @@ class Engine:
             self._set_status(runtime, state.value)
         runtime.estimator.update(samples)
         runtime.samples += samples.size
+        if self.assessor is not None:
+            self.assessor.feed(name, samples, info.bits_per_sample)
         runtime.credit_h = self._credit_rate(runtime) if state is SourceState.OK else 0.0
         credit = runtime.credit_h * samples.size
         self.pool.absorb(name, samples, credit, info.bits_per_sample)
@@ -342,6 +355,13 @@ class Engine:
             )
             del runtime.history[: -self.HISTORY]
 
+    def history(self, name: str) -> list[dict[str, float]]:
+        """The per-second chart points of one source (t, h_min, h_shannon, h_collision), oldest first.
+
+        A copy, at most HISTORY points; UsageError for an unknown source.
+        """
+        return [dict(point) for point in self._runtime(name).history]
+
     def source_states(self) -> dict[str, dict[str, Any]]:
         """Per-source view, keyed by name."""
         return {s["name"]: s for s in self.snapshot()["sources"]}
@@ -369,6 +389,7 @@ class Engine:
                     "h_min": est.h_min,
                     "h_collision": est.h_collision,
                     "h_assessed": runtime.h_assessed,
+                    "assessment_progress": self.assessor.progress(info.name) if self.assessor else None,
                     "credit_h": runtime.credit_h,
                     "credited_bits": runtime.credited_bits,
                     "pool_bits": ledger.get(info.name, 0.0),

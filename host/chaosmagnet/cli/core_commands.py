@@ -36,11 +36,14 @@ RunHook = Any
 RUN_HOOKS: list[RunHook] = []
 
 
-def _engine_for(config_path: Path | None, names: list[str] | None, camera: str | None, audio_device: str | None) -> Engine:
+def _engine_for(
+    config_path: Path | None, names: list[str] | None, camera: str | None, audio_device: str | None,
+    *, assess: bool = False,
+) -> Engine:
     config = load(config_path)
     chosen = selected_source_names(config, names)
     sources = build_sources(config, chosen, source_options(config, camera, audio_device))
-    return Engine(sources, config, health_log=JsonLineLog(logs_dir() / "health.jsonl"))
+    return Engine(sources, config, health_log=JsonLineLog(logs_dir() / "health.jsonl"), assess=assess)
 
 
 def _json_interval(snapshot: dict[str, Any]) -> str:
@@ -113,7 +116,7 @@ def run(
     audio_device: Optional[str] = AudioOpt,
 ) -> None:
     """Harvest entropy: live view of every source and the pool (Ctrl-C stops with a summary)."""
-    engine = _engine_for(config, source, camera, audio_device)
+    engine = _engine_for(config, source, camera, audio_device, assess=True)
     final = asyncio.run(_run(engine, seconds, as_json, {"config": config}))
     out = sys.stderr if as_json else sys.stdout
     for line in summary_lines(final):

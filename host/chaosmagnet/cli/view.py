@@ -23,6 +23,14 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _assessed(s: dict[str, Any]) -> str:
+    """The last full assessment, or how far the first one has collected."""
+    if s["h_assessed"] is not None:
+        return _fmt(s["h_assessed"])
+    progress = s.get("assessment_progress")
+    return "-" if progress is None else f"[dim]{progress * 100:.0f}% coll.[/]"
+
+
 def _human_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024:
@@ -46,7 +54,7 @@ def render(snapshot: dict[str, Any]) -> Group:
             state.append(f" ({s['reason']})", style="dim")
         table.add_row(
             s["name"], state, f"{s['samples']:,}", f"{s['rate']:,.0f}",
-            _fmt(s["h_shannon"]), _fmt(s["h_min"]), _fmt(s["h_collision"]), _fmt(s["h_assessed"]),
+            _fmt(s["h_shannon"]), _fmt(s["h_min"]), _fmt(s["h_collision"]), _assessed(s),
             _fmt(s["credit_h"]), f"{s['credited_bits']:,.0f}",
             str(s["rct_failures"]), str(s["apt_failures"]),
         )
