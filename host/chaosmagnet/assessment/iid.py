@@ -124,6 +124,7 @@ NIST_TEST_NAMES: dict[str, str] = dict(
             "covariance(32)",
             "compression",
         ),
+        strict=True,
     )
 )
 
@@ -298,7 +299,7 @@ class IidResult:
         return self.h_assessed if self.iid else None
 
     def to_json(self) -> dict[str, Any]:
-        """The result as one JSON-ready dict (the ``iid`` object of ``chaos-host assess --json``)."""
+        """The result as a JSON-ready dict: the ``iid`` object of ``chaos-host assess --json``."""
         return {
             "iid": self.iid,
             "h_iid": self.h_iid,
@@ -587,7 +588,7 @@ def _longest_repeated_substring(symbols: np.ndarray) -> int:
 
 
 def lrs_test(symbols: np.ndarray, k: int) -> LrsResult:
-    """LRS test (§5.2.5): is the longest repeat plausible for IID data of this collision probability?
+    """LRS test (§5.2.5): is the longest repeat plausible for IID data?
 
     With W the length of the longest repeated substring and p_col the
     probability that two samples are equal, an IID source shows a repeat of
@@ -801,9 +802,9 @@ class _PermutationRun:
                     self._decided[i] = True
                 elif c0 + c1 + remaining <= RANK_LIMIT or c1 + c2 + remaining <= RANK_LIMIT:
                     self._decided[i] = False
-            if all(d is not None for d in self._decided):
-                self._finished = True
-            elif self._stop_on_failure and any(d is False for d in self._decided):
+            settled = all(d is not None for d in self._decided)
+            failed = any(d is False for d in self._decided)
+            if settled or (self._stop_on_failure and failed):
                 self._finished = True
 
 

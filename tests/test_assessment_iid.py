@@ -1,0 +1,540 @@
+"""The SP 800-90B IID track (chaosmagnet.assessment.iid).
+
+Checked three ways: against NIST's ea_iid results for the reference files in
+../shared/vectors/sp800-90b (verdicts, chi-square statistics, the unshuffled
+permutation statistics, the MCV estimates); the C statistics and shuffles
+against plain numpy written from the standard's text; and the early-stopping
+rules on data built to pass or fail particular tests.
+"""
+
+from __future__ import annotations
+
+import bz2
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from chaosmagnet._sp80090b_iid import ffi, lib
+from chaosmagnet.assessment import iid
+from chaosmagnet.errors import ChaosError, InputFileError, UsageError
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+VECTORS = Path(__file__).parents[2] / "shared" / "vectors" / "sp800-90b"
+IID_FILES = ["uniform8-8bit", "gauss8-8bit", "biased1-1bit"]
+CHI_SQUARE_FAILS = ["drift8-8bit", "jitter8-8bit", "markov4-4bit"]
+SEED = 20240601
+
+needs_vectors = pytest.mark.skipif(
+    not VECTORS.is_dir(), reason=f"reference vectors not found at {VECTORS}"
+)
+
+
+# --------------------------------------------------------------------------
+# Reference files
+# --------------------------------------------------------------------------
+
+
+def bits_of(name: str) -> int:
+    return int(re.search(r"-(\d)bit$", name).group(1))
+
+
+def load(name: str) -> np.ndarray:
+    return np.fromfile(VECTORS / f"{name}.bin", dtype=np.uint8)
+
+
+def parse_reference_text(name: str) -> dict[str, Any]:
+    """The values ea_iid prints in its verbose output."""
+    text = (VECTORS / f"{name}.iid-reference.txt").read_text()
+    ref: dict[str, Any] = {}
+    chi = re.findall(
+        r"Chi square (independence|goodness of fit)\n\s*score = ([\d.]+)\n"
+        r"\s*degrees of freedom = (\d+)\n\s*p-value = ([\d.]+)",
+        text,
+    )
+    ref["chi"] = {kind: (float(s), int(df), float(p)) for kind, s, df, p in chi}
+    ref["p_col"] = float(re.search(r"P_col: ([\d.]+)", text).group(1))
+    ref["lrs_length"] = int(re.search(r"Length of LRS: (\d+)", text).group(1))
+    ref["lrs_probability"] = float(re.search(r"Pr\(X >= 1\): ([\d.]+)", text).group(1))
+    for label in ("Literal", "Bitstring"):
+        m = re.search(
+            rf"{label} MCV Estimate: mode = (\d+), p-hat = ([\d.e-]+), p_u = ([\d.e-]+)", text
+        )
+        ref[label] = None if m is None else (int(m.group(1)), float(m.group(2)), float(m.group(3)))
+    m = re.search(r"min\(H_original, \d X H_bitstring\): ([\d.]+)", text)
+    ref["h_assessed"] = None if m is None else float(m.group(1))
+    initial = text.split("Initial test results")[1].split("Beginning permutation")[0]
+    ref["initial"] = {
+        name: float(value) for name, value in re.findall(r"^\s*(\S+): (\S+)$", initial, re.M)
+    }
+    table = text.split("C[i][2]")[1]
+    ref["counts"] = {
+        name: (int(a), int(b), int(c))
+        for name, a, b, c in re.findall(r"^\s*(\S+?)\*?\s+(\d+)\s+(\d+)\s+(\d+)$", table, re.M)
+    }
+    return ref
+
+
+@pytest.fixture(scope="module")
+def reference_runs() -> dict[str, tuple[iid.IidResult, dict[str, Any], dict[str, Any]]]:
+    """One full IID assessment per reference file, shared by the tests below."""
+    runs = {}
+    for name in IID_FILES:
+        result = iid.assess_iid(load(name), bits_of(name), rng_seed=SEED)
+        reference_json = json.loads((VECTORS / f"{name}.iid-reference.json").read_text())
+        runs[name] = (result, reference_json, parse_reference_text(name))
+    return runs
+
+
+@needs_vectors
+@pytest.mark.parametrize("name", IID_FILES)
+def test_verdicts_match_ea_iid(reference_runs: dict, name: str) -> None:
+    result, ref, _ = reference_runs[name]
+    case = ref["testCases"][0]
+    assert result.iid is ref["IID"] is True
+    assert result.chi_square_passed is case["passedChiSquareTests"]
+    assert result.lrs.passed is case["passedLongestRepeatedSubstringTest"]
+    assert result.permutation_passed is case["passedIidPermutationTests"]
+    assert result.binary is case.get("binary", False)
+    assert result.mean == pytest.approx(case["mean"], abs=1e-9)
+    assert result.median == case["median"]
+
+
+@needs_vectors
+@pytest.mark.parametrize("name", IID_FILES)
+def test_chi_square_statistics_match_ea_iid(reference_runs: dict, name: str) -> None:
+    result, _, text = reference_runs[name]
+    tests = (("independence", result.independence), ("goodness of fit", result.goodness_of_fit))
+    for kind, test in tests:
+        score, df, p_value = text["chi"][kind]
+        # ea_iid prints six decimals: 1e-6 is the printed precision.
+        assert test.statistic == pytest.approx(score, abs=1e-6), kind
+        assert test.df == df, kind
+        assert test.p_value == pytest.approx(p_value, abs=1e-6), kind
+
+
+@needs_vectors
+@pytest.mark.parametrize("name", IID_FILES)
+def test_lrs_matches_ea_iid(reference_runs: dict, name: str) -> None:
+    result, _, text = reference_runs[name]
+    assert result.lrs.length == text["lrs_length"]
+    assert result.lrs.p_col == pytest.approx(text["p_col"], abs=1e-6)
+    assert result.lrs.probability == pytest.approx(text["lrs_probability"], abs=1e-6)
+
+
+@needs_vectors
+@pytest.mark.parametrize("name", IID_FILES)
+def test_entropy_estimates_match_ea_iid(reference_runs: dict, name: str) -> None:
+    result, ref, text = reference_runs[name]
+    case = ref["testCases"][0]
+    mode, p_hat, p_u = text["Literal"]
+    assert (result.mcv.mode, result.mcv.p_hat) == (mode, pytest.approx(p_hat, abs=1e-15))
+    assert result.mcv.p_u == pytest.approx(p_u, abs=1e-15)
+    assert result.h_original == pytest.approx(case["hOriginal"], abs=1e-6)
+    if text["Bitstring"] is None:
+        # Binary data: ea_iid makes no bitstring pass (its JSON keeps the placeholder 1.0).
+        assert result.h_bitstring is None
+        assert result.h_assessed == result.h_original
+    else:
+        mode, p_hat, p_u = text["Bitstring"]
+        assert result.mcv_bitstring.mode == mode
+        assert result.mcv_bitstring.p_u == pytest.approx(p_u, abs=1e-15)
+        assert result.h_bitstring == pytest.approx(case["hBitstring"], abs=1e-6)
+        # ea_iid -q leaves hAssessed at its placeholder (the bit width) in the JSON;
+        # its verbose output prints the real min(H_original, B x H_bitstring).
+        assert result.h_assessed == pytest.approx(text["h_assessed"], abs=1e-6)
+    assert result.h_iid == result.h_assessed
+
+
+@needs_vectors
+@pytest.mark.parametrize("name", IID_FILES)
+def test_unshuffled_statistics_match_ea_iid(reference_runs: dict, name: str) -> None:
+    result, _, text = reference_runs[name]
+    assert len(text["initial"]) == len(iid.TEST_NAMES)
+    for test in result.permutation_tests:
+        printed = text["initial"][iid.NIST_TEST_NAMES[test.name]]
+        # Printed with six significant digits.
+        assert test.statistic == pytest.approx(printed, rel=5e-6), test.name
+
+
+@needs_vectors
+@pytest.mark.parametrize("name", IID_FILES)
+def test_permutation_counts_are_plausible(reference_runs: dict, name: str) -> None:
+    result, ref, text = reference_runs[name]
+    json_counts = {row["iteration"]: row for row in ref["testCases"][0]["permutationTestResults"]}
+    for test in result.permutation_tests:
+        nist = iid.NIST_TEST_NAMES[test.name]
+        json_key = nist.replace("(", "").replace(")", "")
+        # The .txt and .json files come from two ea_iid runs (different shuffles).
+        for c0, c1, c2 in (
+            text["counts"][nist],
+            tuple(int(json_counts[i][json_key]) for i in range(3)),
+        ):
+            assert min(c0 + c1, c1 + c2) >= 6
+        # Both tools stop a statistic when both sides of its rank hold more than five
+        # shuffles; with results counted in order that happens at exactly six.
+        assert test.passed is True
+        assert min(test.c0 + test.c1, test.c1 + test.c2) == 6, test.name
+        assert test.shuffles <= result.shuffles <= iid.PERMUTATIONS
+    assert result.shuffles == max(t.shuffles for t in result.permutation_tests)
+
+
+@needs_vectors
+@pytest.mark.parametrize("name", CHI_SQUARE_FAILS)
+def test_dependent_files_are_rejected_without_shuffling(name: str) -> None:
+    result = iid.assess_iid(load(name), bits_of(name), rng_seed=SEED)
+    assert result.iid is False
+    assert result.h_iid is None
+    assert not result.chi_square_passed
+    assert result.shuffles == 0
+    assert all(t.passed is None and t.shuffles == 0 for t in result.permutation_tests)
+    assert result.permutation_passed is None
+    assert result.notes
+
+
+@needs_vectors
+def test_rare_symbol_file_passes_the_deterministic_tests() -> None:
+    """rare3 (91% zeros, seven rare symbols) shows no dependence the chi-square
+    and LRS tests can see; only the shuffles could still reject it."""
+    x = load("rare3-3bit")
+    data_symbols = x  # its eight symbols are 0..7 already
+    independence = iid.chi_square_independence(data_symbols, 8)
+    goodness = iid.chi_square_goodness_of_fit(data_symbols, 8)
+    lrs = iid.lrs_test(data_symbols, 8)
+    assert (independence.df, goodness.df) == (56, 63)
+    assert independence.passed and goodness.passed and lrs.passed
+    assert lrs.length == 128
+
+
+@needs_vectors
+def test_json_object(reference_runs: dict) -> None:
+    result, _, _ = reference_runs["gauss8-8bit"]
+    obj = json.loads(json.dumps(result.to_json()))
+    assert obj["iid"] is True
+    assert obj["h_iid"] == pytest.approx(3.900731, abs=1e-6)
+    assert set(obj["permutation"]["tests"]) == set(iid.TEST_NAMES)
+    assert obj["chi_square"]["independence"]["df"] == 1503
+    assert obj["lrs"]["passed"] is True
+    assert obj["permutation"]["passed"] is True
+    for row in obj["permutation"]["tests"].values():
+        assert set(row) == {"statistic", "c0", "c1", "c2", "passed"}
+
+
+# --------------------------------------------------------------------------
+# The C statistics against numpy, from the standard's text
+# --------------------------------------------------------------------------
+
+
+def longest_run(flags: np.ndarray) -> int:
+    best = run = 0
+    previous = None
+    for flag in flags.tolist():
+        run = run + 1 if flag == previous else 1
+        previous = flag
+        best = max(best, run)
+    return best
+
+
+def collision_lengths(seq: np.ndarray) -> list[int]:
+    lengths, seen, start = [], set(), 0
+    for i, value in enumerate(seq.tolist()):
+        if value in seen:
+            lengths.append(i - start + 1)
+            seen, start = set(), i + 1
+        else:
+            seen.add(value)
+    return lengths
+
+
+def conversion_one(bits01: np.ndarray) -> np.ndarray:
+    padded = np.concatenate([bits01, np.zeros(-len(bits01) % 8, dtype=bits01.dtype)])
+    return padded.reshape(-1, 8).sum(axis=1)
+
+
+def conversion_two(bits01: np.ndarray) -> np.ndarray:
+    return np.packbits(bits01.astype(np.uint8))  # big-endian, zero padded
+
+
+def test_conversions_reference_example() -> None:
+    # The worked example of SP 800-90B §5.1.
+    bits = np.array([1, 0, 0, 0, 1, 1, 1, 0, 1, 1, 0, 1, 1, 0, 1, 1, 0, 0, 1, 1])
+    assert conversion_one(bits).tolist() == [4, 6, 2]
+    assert conversion_two(bits).tolist() == [142, 219, 48]
+
+
+def reference_statistics(raw: np.ndarray) -> list[float]:
+    """The eighteen cheap statistics of §5.1.1-§5.1.10, straight from the text."""
+    present = np.unique(raw)
+    rank = {int(v): i for i, v in enumerate(present)}
+    symbols = np.array([rank[int(v)] for v in raw])
+    binary = len(present) == 2
+    n = len(raw)
+    mean = raw.sum() / n
+    excursion = float(np.max(np.abs(np.cumsum(raw.astype(np.int64)) - np.arange(1, n + 1) * mean)))
+    if binary:
+        seq = conversion_one(symbols)
+        coll = conversion_two(symbols)
+        above = symbols >= 0.5
+    else:
+        seq, coll = raw.astype(np.int64), raw
+        above = symbols >= np.median(symbols)
+    up = seq[:-1] <= seq[1:]
+    stats = [
+        excursion,
+        1 + int(np.count_nonzero(up[1:] != up[:-1])) if len(up) else 0,
+        longest_run(up),
+        max(int(up.sum()), int((~up).sum())),
+        1 + int(np.count_nonzero(above[1:] != above[:-1])),
+        longest_run(above),
+    ]
+    lengths = collision_lengths(coll)
+    stats += [sum(lengths) / len(lengths) if lengths else 0.0, max(lengths, default=0)]
+    seq = seq.astype(np.int64)
+    lags = (1, 2, 8, 16, 32)
+    stats += [int(np.count_nonzero(seq[:-p] == seq[p:])) if len(seq) > p else 0 for p in lags]
+    stats += [int(np.dot(seq[:-p], seq[p:])) if len(seq) > p else 0 for p in lags]
+    return [float(s) for s in stats]
+
+
+@st.composite
+def sample_arrays(draw: st.DrawFn) -> tuple[np.ndarray, int]:
+    bits = draw(st.integers(1, 8))
+    n = draw(st.integers(iid.MIN_SAMPLES, 400))
+    alphabet = draw(st.sampled_from(sorted({2, 3, 5, 1 << bits} & set(range(2, (1 << bits) + 1)))))
+    values = draw(
+        st.lists(st.integers(0, (1 << bits) - 1), min_size=alphabet, max_size=alphabet, unique=True)
+    )
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    raw = np.array(values, dtype=np.uint8)[rng.integers(0, len(values), n)]
+    raw[:2] = values[:2]  # at least two distinct values
+    return raw, bits
+
+
+@settings(max_examples=150, deadline=None)
+@given(sample_arrays())
+def test_statistics_match_numpy_reference(case: tuple[np.ndarray, int]) -> None:
+    raw, bits = case
+    got = iid.permutation_statistics(raw, bits)
+    expected = reference_statistics(raw)
+    for name, g, e in zip(iid.TEST_NAMES, got, expected, strict=False):
+        assert g == pytest.approx(e, rel=1e-12, abs=1e-9), name
+    text = " ".join(str(int(v)) for v in raw).encode()
+    assert got[-1] == len(bz2.compress(text, 5))
+
+
+def test_compression_statistic_is_bzip2_of_decimal_text() -> None:
+    raw = np.random.default_rng(1).integers(0, 256, 5000).astype(np.uint8)
+    raw[:4] = [0, 9, 10, 255]
+    text = " ".join(str(v) for v in raw.tolist()).encode()
+    assert iid.compression_statistic(raw) == len(bz2.compress(text, 5))
+
+
+# --------------------------------------------------------------------------
+# Shuffles
+# --------------------------------------------------------------------------
+
+
+def xoshiro256starstar(state: list[int]) -> int:
+    mask = 2**64 - 1
+
+    def rotl(x: int, k: int) -> int:
+        return ((x << k) | (x >> (64 - k))) & mask
+
+    s0, s1, s2, s3 = state
+    result = (rotl((s1 * 5) & mask, 7) * 9) & mask
+    t = (s1 << 17) & mask
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s3 = rotl(s3, 45)
+    state[:] = [s0, s1, s2, s3]
+    return result
+
+
+def test_generator_is_xoshiro256starstar() -> None:
+    rng = ffi.new("iid_rng *")
+    state = [0x0123456789ABCDEF, 0xFEDCBA9876543210, 1, 2**63 + 5]
+    for i, word in enumerate(state):
+        rng.s[i] = word
+    expected = list(state)
+    for _ in range(100):
+        assert lib.iid_rng_next(rng) == xoshiro256starstar(expected)
+
+
+def test_bounded_draws_are_uniform() -> None:
+    rng = ffi.new("iid_rng *")
+    lib.iid_rng_seed(rng, 7, 0)
+    draws = np.array([lib.iid_rng_below(rng, 3) for _ in range(30000)])
+    counts = np.bincount(draws, minlength=3)
+    assert draws.max() == 2
+    chi2 = float(((counts - 10000) ** 2 / 10000).sum())
+    assert chi2 < 13.8  # 99.9% point of chi-square with 2 degrees of freedom
+
+
+def test_shuffles_are_reproducible_permutations() -> None:
+    raw = np.arange(1000, dtype=np.int64).astype(np.uint8)
+    a = iid.shuffled_copy(raw, seed=5, stream=3)
+    assert np.array_equal(np.sort(a), np.sort(raw))
+    assert np.array_equal(a, iid.shuffled_copy(raw, seed=5, stream=3))
+    assert not np.array_equal(a, iid.shuffled_copy(raw, seed=5, stream=4))
+    assert not np.array_equal(a, iid.shuffled_copy(raw, seed=6, stream=3))
+    assert not np.array_equal(a, raw)
+
+
+def test_shuffle_orders_are_uniform() -> None:
+    raw = np.array([0, 1, 2, 3], dtype=np.uint8)
+    seen: dict[bytes, int] = {}
+    for stream in range(24 * 500):
+        key = iid.shuffled_copy(raw, seed=11, stream=stream).tobytes()
+        seen[key] = seen.get(key, 0) + 1
+    assert len(seen) == 24
+    counts = np.array(list(seen.values()))
+    chi2 = float(((counts - 500) ** 2 / 500).sum())
+    assert chi2 < 49.7  # 99.9% point of chi-square with 23 degrees of freedom
+
+
+# --------------------------------------------------------------------------
+# Chi-square p-values
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("statistic", "df"),
+    [(0.5, 1), (3.0, 2), (8.397074, 9), (257.688926, 254), (1516.127849, 1503),
+     (64685.80759, 65280), (80000.0, 65280), (2.0, 60), (500.0, 10), (1e-3, 4)],
+)
+def test_p_value_matches_scipy(statistic: float, df: int) -> None:
+    special = pytest.importorskip("scipy.special")
+    expected = float(special.chdtrc(df, statistic))
+    assert iid.chi_square_p_value(statistic, df) == pytest.approx(expected, rel=1e-9, abs=1e-300)
+
+
+def test_p_value_edge_cases() -> None:
+    assert iid.chi_square_p_value(5.0, 0) == 1.0
+    assert iid.chi_square_p_value(0.0, 7) == 1.0
+
+
+# --------------------------------------------------------------------------
+# Early stopping and verdicts on synthetic data
+# --------------------------------------------------------------------------
+
+
+def sorted_pair_chunks(seed: int) -> np.ndarray:
+    """Uniform 4-bit samples whose pairs (s[2j], s[2j+1]) are reordered, 64
+    pairs at a time, so that the first elements ascend.
+
+    The multiset of pairs the chi-square independence test counts and the
+    symbol counts of each tenth the goodness-of-fit test compares are exactly
+    those of IID data, but neighbours two apart are now close: the
+    permutation tests (covariance and periodicity at lag 2) must reject it.
+    """
+    pairs = np.random.default_rng(seed).integers(0, 16, (10240, 2)).astype(np.uint8)
+    chunks = pairs.reshape(-1, 64, 2)
+    order = np.argsort(chunks[:, :, 0], axis=1, kind="stable")
+    return np.take_along_axis(chunks, order[:, :, None], axis=1).reshape(-1)
+
+
+def test_permutation_failure_stops_the_run() -> None:
+    x = sorted_pair_chunks(3)
+    result = iid.assess_iid(x, 4, rng_seed=1, permutations=200)
+    assert result.chi_square_passed and result.lrs.passed
+    by_name = {t.name: t for t in result.permutation_tests}
+    for name in ("periodicity_2", "covariance_2"):
+        assert by_name[name].passed is False
+        assert by_name[name].c0 + by_name[name].c1 <= iid.RANK_LIMIT
+    # A statistic fails for certain only once too few shuffles remain to rescue it.
+    assert result.shuffles >= 200 - iid.RANK_LIMIT
+    assert result.iid is False and result.permutation_passed is False and result.h_iid is None
+
+
+def test_skipping_needs_stop_early() -> None:
+    ramp = (np.arange(3000) % 256).astype(np.uint8)
+    quick = iid.assess_iid(ramp, 8, rng_seed=2, permutations=50)
+    assert quick.shuffles == 0 and not quick.chi_square_passed
+    full = iid.assess_iid(ramp, 8, rng_seed=2, permutations=50, stop_early=False)
+    # Every statistic runs to its own verdict; a failure is certain 5 shuffles early.
+    assert 50 - iid.RANK_LIMIT <= full.shuffles <= 50
+    assert all(t.passed is not None for t in full.permutation_tests)
+    assert full.permutation_passed is False
+    assert full.iid is False
+
+
+def test_counts_depend_only_on_the_seed() -> None:
+    x = np.random.default_rng(9).integers(0, 16, 5000).astype(np.uint8)
+    one = iid.assess_iid(x, 4, rng_seed=77, workers=1)
+    two = iid.assess_iid(x, 4, rng_seed=77, workers=2)
+
+    def counts(result: iid.IidResult) -> list[dict[str, Any]]:
+        return [t.to_json() for t in result.permutation_tests]
+
+    assert counts(one) == counts(two)
+    assert one.shuffles == two.shuffles
+    assert counts(iid.assess_iid(x, 4, rng_seed=78, workers=2)) != counts(one)
+
+
+def test_iid_bits_pass_and_report_mcv() -> None:
+    x = (np.random.default_rng(4).random(20000) < 0.7).astype(np.uint8)
+    progress: list[tuple[int, int, str]] = []
+    result = iid.assess_iid(x, 1, rng_seed=3, progress=lambda *a: progress.append(a))
+    assert result.binary and result.median == 0.5
+    assert result.iid is True
+    ones = int(x.sum())
+    expected = iid.most_common_value(max(ones, len(x) - ones), len(x))
+    assert result.h_iid == expected.h == result.h_original
+    assert result.h_bitstring is None
+    assert progress[-1] == (iid.PERMUTATIONS, iid.PERMUTATIONS, "permutation tests")
+    done = [p[0] for p in progress]
+    assert done == sorted(done)
+
+
+# --------------------------------------------------------------------------
+# Bad input
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("samples", "bits", "error"),
+    [
+        (np.zeros(100, dtype=np.uint8), 8, UsageError),  # one symbol: nothing to assess
+        (np.arange(5, dtype=np.uint8), 8, UsageError),  # too few samples
+        (np.arange(100, dtype=np.uint8), 0, UsageError),
+        (np.arange(100, dtype=np.uint8), 9, UsageError),
+        (np.arange(100, dtype=np.uint8), 4, InputFileError),  # values wider than 4 bits
+        (np.zeros((10, 10), dtype=np.uint8), 8, UsageError),
+        (np.full(100, 300), 8, UsageError),
+    ],
+)
+def test_bad_input_raises_one_clear_error(samples: np.ndarray, bits: int, error: type) -> None:
+    with pytest.raises(error) as info:
+        iid.assess_iid(samples, bits, rng_seed=1)
+    assert isinstance(info.value, ChaosError)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_permutation_count() -> None:
+    with pytest.raises(UsageError):
+        iid.assess_iid(np.arange(100, dtype=np.uint8), 8, permutations=5)
+
+
+def test_result_has_no_nan() -> None:
+    x = np.random.default_rng(5).integers(0, 4, 3000).astype(np.uint8)
+    obj = iid.assess_iid(x, 2, rng_seed=1).to_json()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, float):
+            assert math.isfinite(value)
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    walk(obj)
