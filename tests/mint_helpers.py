@@ -15,10 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from chaosmagnet.audit import AuditLog
-from chaosmagnet.minting.identity import HostIdentity, create_identity, load_identity_public
-from chaosmagnet.minting.identity import IdentityPublic
+from chaosmagnet.minting.identity import (
+    HostIdentity,
+    IdentityPublic,
+    create_identity,
+    load_identity_public,
+)
 from chaosmagnet.minting.mint import MintedBundle, MintOptions, mint_bundle
 from chaosmagnet.minting.sealing import ScryptParams, Sealer
 from chaosmagnet.minting.seeds import PoolSeedSource, SeedDraw
@@ -70,8 +73,20 @@ def make_minted(root: Path, **options: object) -> Minted:
         audit.record("identity_created", identity=identity.fingerprint)
         opts = MintOptions(out_dir=keys, timeout=5.0, **options)  # type: ignore[arg-type]
         opts.validate()
-        bundle = await mint_bundle(opts, seed_source=source, identity=identity, sealer=sealer, audit=audit)
-        return Minted(root, keys, audit.path, identity, load_identity_public(keys), sealer, audit, source, bundle)
+        bundle = await mint_bundle(
+            opts, seed_source=source, identity=identity, sealer=sealer, audit=audit
+        )
+        return Minted(
+            root,
+            keys,
+            audit.path,
+            identity,
+            load_identity_public(keys),
+            sealer,
+            audit,
+            source,
+            bundle,
+        )
 
     return asyncio.run(build())
 

@@ -18,7 +18,9 @@ MLDSA_SLICE = (0, 1, 2, 57, 99)  # a slice of the 100 records per parameter set
 
 def vectors_dir() -> Path:
     """Folder of the asymmetric vectors; skips the test when the package is missing."""
-    vectors = pytest.importorskip("cryptography_vectors", reason="cryptography_vectors is not installed")
+    vectors = pytest.importorskip(
+        "cryptography_vectors", reason="cryptography_vectors is not installed"
+    )
     return Path(vectors.__file__).parent / "asymmetric"
 
 

@@ -8,11 +8,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from mint_helpers import make_minted
-
 from chaosmagnet.audit import AuditLog, attach_to_engine, entry_hash, verify_audit_log
 from chaosmagnet.errors import AuditError
 from chaosmagnet.minting.canonical import canonical_json
+from mint_helpers import make_minted
 
 
 @pytest.fixture(scope="module")
@@ -55,19 +54,25 @@ def test_changed_entry_keeping_its_hash(log: AuditLog, minted) -> None:
     entry["fields"]["value"] = 999
     lines[2] = canonical_json(entry).decode() + "\n"
     _write(log, lines)
-    assert _problems(log, minted) == ["entry 3 (line 3) changed: its hash does not match its content"]
+    assert _problems(log, minted) == [
+        "entry 3 (line 3) changed: its hash does not match its content"
+    ]
 
 
 def test_changed_entry_with_recomputed_hash(log: AuditLog, minted) -> None:
     lines = _lines(log)
     entry = json.loads(lines[3])
     entry["event"] = "nothing_happened"
-    entry["hash"] = entry_hash(entry["seq"], entry["time"], entry["event"], entry["fields"], entry["prev"])
+    entry["hash"] = entry_hash(
+        entry["seq"], entry["time"], entry["event"], entry["fields"], entry["prev"]
+    )
     lines[3] = canonical_json(entry).decode() + "\n"
     _write(log, lines)
     problems = _problems(log, minted)
     assert "entry 4 (line 4) changed: its signature does not verify" in problems
-    assert "entry 5 (line 5) does not chain to entry 4" not in problems  # entry 4 is not trusted at all
+    assert (
+        "entry 5 (line 5) does not chain to entry 4" not in problems
+    )  # entry 4 is not trusted at all
 
 
 def test_changed_whitespace_is_detected(log: AuditLog, minted) -> None:
@@ -93,7 +98,9 @@ def test_removed_entry(log: AuditLog, minted) -> None:
 
 def test_removed_entries_at_the_end(log: AuditLog, minted) -> None:
     _write(log, _lines(log)[:4])
-    assert _problems(log, minted) == ["entries 5-6 removed from the end (the signed head names entry 6)"]
+    assert _problems(log, minted) == [
+        "entries 5-6 removed from the end (the signed head names entry 6)"
+    ]
 
 
 def test_missing_head_is_reported(log: AuditLog, minted) -> None:
@@ -119,11 +126,15 @@ def test_inserted_forged_entry(log: AuditLog, minted) -> None:
     lines = _lines(log)
     forged_entry = json.loads(lines[2])
     forged_entry["fields"] = {"key": "forged"}
-    forged_entry["hash"] = entry_hash(3, forged_entry["time"], forged_entry["event"], forged_entry["fields"], forged_entry["prev"])
+    forged_entry["hash"] = entry_hash(
+        3, forged_entry["time"], forged_entry["event"], forged_entry["fields"], forged_entry["prev"]
+    )
     lines.insert(3, canonical_json(forged_entry).decode() + "\n")
     _write(log, lines)
     problems = _problems(log, minted)
-    assert problems == ["line 4 inserted: claims entry 3, which another line holds (its signature does not verify)"]
+    assert problems == [
+        "line 4 inserted: claims entry 3, which another line holds (its signature does not verify)"
+    ]
 
 
 def test_inserted_entry_with_new_number(log: AuditLog, minted) -> None:
@@ -172,7 +183,9 @@ def test_bytes_fields_refused(log: AuditLog) -> None:
 
 def test_concurrent_writers_keep_one_chain(minted, tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
-    writers = [AuditLog(path, minted.identity.audit_signer) for _ in range(3)]  # separate locks, one file
+    writers = [
+        AuditLog(path, minted.identity.audit_signer) for _ in range(3)
+    ]  # separate locks, one file
 
     def work(audit: AuditLog, name: str) -> None:
         for i in range(8):
@@ -196,9 +209,16 @@ def test_engine_events_are_recorded(minted, tmp_path: Path) -> None:
     engine = FakeEngine()
     audit = AuditLog(tmp_path / "audit.jsonl", minted.identity.audit_signer)
     attach_to_engine(engine, audit)
-    engine.listener("source_state", {"source": "adc", "previous": "ok", "state": "quarantined", "reason": "APT"})
-    engine.listener("source_state", {"source": "adc", "previous": "quarantined", "state": "ok", "reason": ""})
-    engine.listener("source_state", {"source": "adc", "previous": "quarantined", "state": "failed", "reason": "x"})
+    engine.listener(
+        "source_state", {"source": "adc", "previous": "ok", "state": "quarantined", "reason": "APT"}
+    )
+    engine.listener(
+        "source_state", {"source": "adc", "previous": "quarantined", "state": "ok", "reason": ""}
+    )
+    engine.listener(
+        "source_state",
+        {"source": "adc", "previous": "quarantined", "state": "failed", "reason": "x"},
+    )
     engine.listener("health_cleared", {"source": "adc"})
     events = [json.loads(line)["event"] for line in audit.path.read_text().splitlines()]
     assert events == ["source_quarantined", "source_failed", "source_cleared"]

@@ -8,13 +8,12 @@ import stat
 from pathlib import Path
 
 import pytest
-from mint_helpers import FAST_SCRYPT, PASSPHRASE, FullPool, make_minted
-
 from chaosmagnet.errors import BundleError, IdentityError, SealError
 from chaosmagnet.minting.bundle import BUNDLE_FORMAT, verify_bundle
 from chaosmagnet.minting.export import export_public_key, export_secret_key
 from chaosmagnet.minting.identity import create_identity, load_identity
 from chaosmagnet.minting.sealing import Sealer, Unsealer
+from mint_helpers import FAST_SCRYPT, PASSPHRASE, FullPool, make_minted
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +29,10 @@ def test_bundle_contents(minted) -> None:
     doc = _doc(minted.bundle.path)
     assert doc["format"] == BUNDLE_FORMAT == "chaosmagnet.bundle/1"
     assert doc["host"]["fingerprint"] == minted.identity.fingerprint
-    assert doc["kem"]["algorithm"] == "ML-KEM-768" and len(bytes.fromhex(doc["kem"]["public_key"])) == 1184
+    assert (
+        doc["kem"]["algorithm"] == "ML-KEM-768"
+        and len(bytes.fromhex(doc["kem"]["public_key"])) == 1184
+    )
     assert doc["signing_key"]["algorithm"] == "ML-DSA-65"
     assert "sealed" in doc["kem"]["secret_key"] and "plain" not in doc["kem"]["secret_key"]
     assert [s["algorithm"] for s in doc["signatures"]] == ["Falcon-512", "ML-DSA-65"]
@@ -47,7 +49,9 @@ def test_provenance_records_sources_fill_and_commitment(minted) -> None:
     assert draw["required_bits"] == 384.0  # 2 x 192 for ML-KEM-768
     assert draw["bytes"] == 64 and draw["pool_fill_before"] == 1.0
     assert draw["credited_bits_drawn"] == 512.0
-    assert draw["sources"] == {"test-source": {"credited_bits": 512.0, "h_assessed": 6.5, "state": "ok"}}
+    assert draw["sources"] == {
+        "test-source": {"credited_bits": 512.0, "h_assessed": 6.5, "state": "ok"}
+    }
     assert len(bytes.fromhex(draw["pool_commitment"])) == 32
     assert prov["keys"]["signing_key"]["draw"]["required_bits"] == 384.0
 
@@ -63,7 +67,10 @@ def test_sealed_bundle_does_not_contain_the_seed(minted) -> None:
 def test_verify_passes(minted) -> None:
     report = verify_bundle(minted.bundle.path, minted.public, audit_log=minted.log)
     assert report.ok, report.problems
-    assert any(c.startswith("signatures") for c in report.checked) and "audit entry 2" in report.checked
+    assert (
+        any(c.startswith("signatures") for c in report.checked)
+        and "audit entry 2" in report.checked
+    )
 
 
 def _positions(raw: bytes, doc: dict) -> list[int]:
@@ -71,7 +78,9 @@ def _positions(raw: bytes, doc: dict) -> list[int]:
     positions = set(range(0, len(raw), max(1, len(raw) // 250)))
     for signature in doc["signatures"]:
         start = raw.index(signature["value"].encode())
-        positions.update({start, start + len(signature["value"]) // 2, start + len(signature["value"]) - 1})
+        positions.update(
+            {start, start + len(signature["value"]) // 2, start + len(signature["value"]) - 1}
+        )
         key_start = raw.index(signature["public_key"].encode())
         positions.update({key_start, key_start + 100})
     positions.add(raw.index(doc["audit"]["hash"].encode()))
@@ -138,12 +147,19 @@ def test_audit_entry_must_be_present(minted, tmp_path: Path) -> None:
 
 def test_export_round_trip_with_cryptography(minted, tmp_path: Path) -> None:
     from cryptography.hazmat.primitives.asymmetric import mlkem
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
+    from cryptography.hazmat.primitives.serialization import (
+        load_pem_private_key,
+        load_pem_public_key,
+    )
 
     public_pem = export_public_key(minted.bundle.path, "kem", "pem")
     public = load_pem_public_key(public_pem)
     raw_public = bytes.fromhex(_doc(minted.bundle.path)["kem"]["public_key"])
-    assert public.public_bytes_raw() == raw_public == export_public_key(minted.bundle.path, "kem", "raw")
+    assert (
+        public.public_bytes_raw()
+        == raw_public
+        == export_public_key(minted.bundle.path, "kem", "raw")
+    )
     shared, ciphertext = mlkem.MLKEM768PublicKey.from_public_bytes(raw_public).encapsulate()
 
     pem, encoding = export_secret_key(minted.bundle.path, Unsealer(PASSPHRASE), "kem", "pem")
@@ -153,9 +169,14 @@ def test_export_round_trip_with_cryptography(minted, tmp_path: Path) -> None:
 
 
 def test_export_signing_key_signs_verifiably(minted) -> None:
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
+    from cryptography.hazmat.primitives.serialization import (
+        load_pem_private_key,
+        load_pem_public_key,
+    )
 
-    private = load_pem_private_key(export_secret_key(minted.bundle.path, Unsealer(PASSPHRASE), "signing")[0], None)
+    private = load_pem_private_key(
+        export_secret_key(minted.bundle.path, Unsealer(PASSPHRASE), "signing")[0], None
+    )
     public = load_pem_public_key(export_public_key(minted.bundle.path, "signing"))
     public.verify(private.sign(b"hello"), b"hello")
 
@@ -168,7 +189,9 @@ def test_export_with_wrong_passphrase(minted) -> None:
 def test_identity_wrong_passphrase(minted) -> None:
     with pytest.raises(SealError, match="wrong passphrase"):
         load_identity(minted.keys, Unsealer("not it"))
-    assert load_identity(minted.keys, Unsealer(PASSPHRASE)).fingerprint == minted.identity.fingerprint
+    assert (
+        load_identity(minted.keys, Unsealer(PASSPHRASE)).fingerprint == minted.identity.fingerprint
+    )
 
 
 def test_file_modes(minted) -> None:
@@ -188,7 +211,9 @@ def test_identity_is_never_overwritten(minted) -> None:
 def test_unsealed_bundle_and_unseeded_backend(tmp_path: Path) -> None:
     minted = make_minted(tmp_path, kem="ML-KEM-512", seal=False)  # pqcrypto: no seeded keygen
     doc = _doc(minted.bundle.path)
-    assert "plain" in doc["kem"]["secret_key"] and doc["kem"]["secret_key"]["encoding"] == "expanded"
+    assert (
+        "plain" in doc["kem"]["secret_key"] and doc["kem"]["secret_key"]["encoding"] == "expanded"
+    )
     assert doc["kem"]["seeded_from_pool"] is False and doc["provenance"]["seeds_from_pool"] is False
     assert "cannot be seeded" in doc["provenance"]["keys"]["kem"]["randomness"]
     assert doc["provenance"]["keys"]["kem"]["draw"] is None

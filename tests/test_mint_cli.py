@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from chaosmagnet.cli import main
 from chaosmagnet.control import probe
 
@@ -28,7 +27,9 @@ def home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="cmh-", dir="/tmp"))
     monkeypatch.setenv("CHAOS_HOME", str(root))
     monkeypatch.setenv("CHAOS_PASSPHRASE", PASS)
-    monkeypatch.setenv("CHAOS_CONTROL_SOCKET", str(root / "ctl" / "control.sock"))  # never a real run's
+    monkeypatch.setenv(
+        "CHAOS_CONTROL_SOCKET", str(root / "ctl" / "control.sock")
+    )  # never a real run's
     monkeypatch.chdir(root)
     yield root
     shutil.rmtree(root, ignore_errors=True)
@@ -63,7 +64,10 @@ def test_mint_verify_export_audit(home: Path, capsys: pytest.CaptureFixture[str]
     tampered.write_bytes(bytes(raw))
     assert run_cli("verify", str(tampered)) == 2
     err = capsys.readouterr().err
-    assert "signature does not verify" in err and "chaos-host: error: 1 of 1 bundle(s) failed verification" in err
+    assert (
+        "signature does not verify" in err
+        and "chaos-host: error: 1 of 1 bundle(s) failed verification" in err
+    )
 
     assert run_cli("export", str(bundle)) == 0
     assert capsys.readouterr().out.startswith("-----BEGIN PUBLIC KEY-----")
@@ -92,14 +96,22 @@ def test_backends_lists_algorithms(capsys: pytest.CaptureFixture[str]) -> None:
     table = json.loads(capsys.readouterr().out)
     rows = {r["algorithm"]: r for r in table["algorithms"]}
     assert rows["ML-KEM-768"]["backend"] == "cryptography" and rows["ML-KEM-768"]["seeded"] is True
-    assert rows["Falcon-512"]["backend"] in ("pqcrypto", "liboqs") and rows["Falcon-512"]["seeded"] is False
+    assert (
+        rows["Falcon-512"]["backend"] in ("pqcrypto", "liboqs")
+        and rows["Falcon-512"]["seeded"] is False
+    )
     assert {b["name"] for b in table["backends"]} == {"liboqs", "cryptography", "pqcrypto"}
 
 
 def test_bad_input_is_one_line(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli("mint", "--kem", "ML-DSA-65") == 2
-    assert capsys.readouterr().err.strip() == "chaos-host: error: ML-DSA-65 is not a KEM (try ML-KEM-768)"
-    assert run_cli("verify", str(home / "nope.json"), "--identity", str(home / "nope.pub.json")) == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == "chaos-host: error: ML-DSA-65 is not a KEM (try ML-KEM-768)"
+    )
+    assert (
+        run_cli("verify", str(home / "nope.json"), "--identity", str(home / "nope.pub.json")) == 2
+    )
     assert capsys.readouterr().err.count("\n") == 1
     assert not (home / "keys").exists()
 
@@ -108,8 +120,19 @@ def test_mint_draws_from_a_running_pool(home: Path, capsys: pytest.CaptureFixtur
     """`chaos-host run` in another process serves the pool; `mint` draws from it."""
     env = dict(os.environ)
     run = subprocess.Popen(
-        [sys.executable, "-c", "from chaosmagnet.cli import main; main()", "run", "--seconds", "120", "--json"],
-        env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-c",
+            "from chaosmagnet.cli import main; main()",
+            "run",
+            "--seconds",
+            "120",
+            "--json",
+        ],
+        env=env,
+        cwd=home,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         socket_path = Path(env["CHAOS_CONTROL_SOCKET"])

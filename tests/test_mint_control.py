@@ -13,13 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mint_helpers import ScriptedSource, uniform
-
 from chaosmagnet.config import Config
 from chaosmagnet.control import ControlSeedSource, ControlServer, default_socket_path, probe
 from chaosmagnet.engine import Engine
 from chaosmagnet.errors import ControlError, PoolError
 from chaosmagnet.minting.host import host_seed_source
+from mint_helpers import ScriptedSource, uniform
 
 
 @pytest.fixture
@@ -30,7 +29,9 @@ def socket_path() -> Iterator[Path]:
 
 
 def _engine(bits_per_sample: float = 2.0, samples: int = 65536) -> Engine:
-    engine = Engine([ScriptedSource("good", [], declared_h=bits_per_sample)], Config(min_samples=1024))
+    engine = Engine(
+        [ScriptedSource("good", [], declared_h=bits_per_sample)], Config(min_samples=1024)
+    )
     engine.ingest("good", uniform(samples))
     return engine
 
@@ -70,7 +71,9 @@ def test_pool_errors_cross_the_socket(socket_path: Path) -> None:
         await server.start()
         try:
             with pytest.raises(PoolError, match="timed out"):
-                await ControlSeedSource(socket_path).draw(64, required_bits=384.0, purpose=b"t", timeout=0.3)
+                await ControlSeedSource(socket_path).draw(
+                    64, required_bits=384.0, purpose=b"t", timeout=0.3
+                )
         finally:
             await server.stop()
 
@@ -84,13 +87,18 @@ def test_progress_then_draw_when_credit_arrives(socket_path: Path) -> None:
         await server.start()
         seen: list[tuple[float, float]] = []
         try:
+
             async def top_up() -> None:
                 await asyncio.sleep(0.4)
                 engine.ingest("good", uniform(65536, seed=1))
 
             task = asyncio.create_task(top_up())
             draw = await ControlSeedSource(socket_path).draw(
-                32, required_bits=384.0, purpose=b"t", timeout=5.0, on_progress=lambda h, n: seen.append((h, n))
+                32,
+                required_bits=384.0,
+                purpose=b"t",
+                timeout=5.0,
+                on_progress=lambda h, n: seen.append((h, n)),
             )
             await task
             assert len(draw.data) == 32 and seen and seen[0][1] == 384.0 and seen[0][0] < 384.0
@@ -136,7 +144,12 @@ def test_malformed_requests_are_answered_and_survived(socket_path: Path) -> None
         try:
             assert (await ask(b"not json\n"))["error"] == "request"
             assert (await ask(b'{"op": "format-disk"}\n'))["error"] == "request"
-            assert (await ask(b'{"op": "draw", "n_bytes": 1000000, "required_bits": 1, "timeout": 1, "purpose": ""}\n'))["error"] == "request"
+            assert (
+                await ask(
+                    b'{"op": "draw", "n_bytes": 1000000, "required_bits": 1, '
+                    b'"timeout": 1, "purpose": ""}\n'
+                )
+            )["error"] == "request"
             assert (await ask(b'{"op": "draw"}\n'))["error"] == "request"
             assert (await probe(socket_path)) is not None
         finally:
@@ -150,7 +163,9 @@ def test_host_seed_source_prefers_a_running_pool(socket_path: Path) -> None:
         server = ControlServer(_engine(), socket_path)
         await server.start()
         try:
-            async with host_seed_source(socket_path=socket_path, audit_engine_events=False) as source:
+            async with host_seed_source(
+                socket_path=socket_path, audit_engine_events=False
+            ) as source:
                 assert isinstance(source, ControlSeedSource)
                 draw = await source.draw(32, required_bits=256.0, purpose=b"t", timeout=5.0)
                 assert draw.via == "control-socket"

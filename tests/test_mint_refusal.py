@@ -8,8 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mint_helpers import FAST_SCRYPT, FullPool, ScriptedSource, make_minted, uniform
-
 from chaosmagnet.audit import AuditLog
 from chaosmagnet.config import Config
 from chaosmagnet.engine import Engine
@@ -18,6 +16,7 @@ from chaosmagnet.minting.mint import MintOptions, mint_bundle, mint_bundles
 from chaosmagnet.minting.sealing import Sealer
 from chaosmagnet.minting.seeds import EngineSeedSource, PoolSeedSource
 from chaosmagnet.pool import EntropyPool
+from mint_helpers import FAST_SCRYPT, FullPool, ScriptedSource, make_minted, uniform
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +28,13 @@ def _mint(minted, source, out: Path, **options) -> None:
     opts = MintOptions(out_dir=out, **options)
     opts.validate()
     asyncio.run(
-        mint_bundle(opts, seed_source=source, identity=minted.identity, sealer=Sealer("x", FAST_SCRYPT), audit=minted.audit)
+        mint_bundle(
+            opts,
+            seed_source=source,
+            identity=minted.identity,
+            sealer=Sealer("x", FAST_SCRYPT),
+            audit=minted.audit,
+        )
     )
 
 
@@ -46,9 +51,14 @@ def test_too_little_credit_times_out(minted, tmp_path: Path) -> None:
     with pytest.raises(PoolError, match="timed out .* 300 of 384 credited bits"):
         opts = MintOptions(out_dir=tmp_path / "out", timeout=0.2)
         asyncio.run(
-            mint_bundle(opts, seed_source=PoolSeedSource(pool), identity=minted.identity,
-                        sealer=None if not opts.seal else Sealer("x", FAST_SCRYPT), audit=minted.audit,
-                        on_progress=lambda what, have, need: progress.append((have, need)))
+            mint_bundle(
+                opts,
+                seed_source=PoolSeedSource(pool),
+                identity=minted.identity,
+                sealer=None if not opts.seal else Sealer("x", FAST_SCRYPT),
+                audit=minted.audit,
+                on_progress=lambda what, have, need: progress.append((have, need)),
+            )
         )
     assert progress and progress[-1] == (300.0, 384.0)
     assert pool.credited_bits == pytest.approx(300.0)  # nothing was drawn
@@ -122,8 +132,13 @@ def test_count_mints_each_from_its_own_draw(minted, tmp_path: Path) -> None:
     source = FullPool()
     opts = MintOptions(out_dir=tmp_path / "many", count=3)
     bundles = asyncio.run(
-        mint_bundles(opts, seed_source=source, identity=minted.identity, sealer=Sealer("x", FAST_SCRYPT),
-                     audit=AuditLog(tmp_path / "audit.jsonl", minted.identity.audit_signer))
+        mint_bundles(
+            opts,
+            seed_source=source,
+            identity=minted.identity,
+            sealer=Sealer("x", FAST_SCRYPT),
+            audit=AuditLog(tmp_path / "audit.jsonl", minted.identity.audit_signer),
+        )
     )
     assert len(bundles) == 3 and source.draws == 3
     assert len({b.bundle_id for b in bundles}) == 3 and [b.audit_seq for b in bundles] == [1, 2, 3]

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from mint_helpers import FAST_SCRYPT
-
 from chaosmagnet.errors import SealError
 from chaosmagnet.minting import sealing
-from chaosmagnet.minting.sealing import DEFAULT_SCRYPT, ScryptParams, Sealer, Unsealer, read_passphrase
+from chaosmagnet.minting.sealing import (
+    DEFAULT_SCRYPT,
+    ScryptParams,
+    Sealer,
+    Unsealer,
+    read_passphrase,
+)
+from mint_helpers import FAST_SCRYPT
 
 SECRET = bytes(range(64))
 
@@ -44,7 +49,11 @@ def test_malformed_blob() -> None:
 def test_each_seal_uses_fresh_nonce_and_key_salt_but_one_stretch() -> None:
     sealer = Sealer("pw", FAST_SCRYPT)
     a, b = sealer.seal(SECRET, b"ctx"), sealer.seal(SECRET, b"ctx")
-    assert a["nonce"] != b["nonce"] and a["key_salt"] != b["key_salt"] and a["ciphertext"] != b["ciphertext"]
+    assert (
+        a["nonce"] != b["nonce"]
+        and a["key_salt"] != b["key_salt"]
+        and a["ciphertext"] != b["ciphertext"]
+    )
     assert a["kdf"] == b["kdf"]  # stretched once per session
     unsealer = Unsealer("pw")
     assert unsealer.open(a, b"ctx") == unsealer.open(b, b"ctx") == SECRET
@@ -53,7 +62,11 @@ def test_each_seal_uses_fresh_nonce_and_key_salt_but_one_stretch() -> None:
 def test_defaults_are_strong_and_used_unless_overridden() -> None:
     assert DEFAULT_SCRYPT.n >= 2**17 and DEFAULT_SCRYPT.r >= 8
     blob = Sealer("pw").seal(SECRET, b"ctx")
-    assert (blob["kdf"]["n"], blob["kdf"]["r"], blob["kdf"]["p"]) == (DEFAULT_SCRYPT.n, DEFAULT_SCRYPT.r, DEFAULT_SCRYPT.p)
+    assert (blob["kdf"]["n"], blob["kdf"]["r"], blob["kdf"]["p"]) == (
+        DEFAULT_SCRYPT.n,
+        DEFAULT_SCRYPT.r,
+        DEFAULT_SCRYPT.p,
+    )
 
 
 @pytest.mark.parametrize("params", [ScryptParams(n=1000), ScryptParams(n=2**23), ScryptParams(r=0)])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 
 import pytest
-
 from chaosmagnet.pqc import all_backends
 from chaosmagnet.pqc.base import PQCBackend
 

@@ -1,4 +1,4 @@
-"""Known-answer tests: the FIPS 203/204 vectors from `cryptography_vectors` drive every backend present.
+"""Known-answer tests: FIPS 203/204 vectors from `cryptography_vectors` drive every backend.
 
 Seeded key generation is checked wherever a backend offers it (pk from d||z or
 xi must equal the vector's pk); decapsulation is checked on every backend,
@@ -9,9 +9,8 @@ vectors must verify, and keys from the vectors must sign verifiably.
 from __future__ import annotations
 
 import pytest
-from pqc_vectors import mldsa_records, mlkem_records
-
 from chaosmagnet.pqc import all_backends
+from pqc_vectors import mldsa_records, mlkem_records
 
 BACKENDS = [b for b in all_backends()]
 MLKEM = (512, 768, 1024)
@@ -103,4 +102,6 @@ def test_mldsa_kat_keys_sign_and_verify_across_backends(backend_name: str, level
         public_key = bytes.fromhex(record["pk"])
         for verifier in verifiers:
             assert verifier.verify(algorithm, public_key, message, signature), verifier.name
-            assert not verifier.verify(algorithm, public_key, message + b"!", signature), verifier.name
+            assert not verifier.verify(algorithm, public_key, message + b"!", signature), (
+                verifier.name
+            )

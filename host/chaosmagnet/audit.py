@@ -58,7 +58,9 @@ def entry_hash(seq: int, time: str, event: str, fields: dict[str, Any], prev: st
 def _clean(value: Any, where: str) -> Any:
     """A JSON-ready copy of a field value; bytes are refused (they could be secrets)."""
     if isinstance(value, (bytes, bytearray, memoryview)):
-        raise AuditError(f"audit field {where} is raw bytes; record a digest or public value instead")
+        raise AuditError(
+            f"audit field {where} is raw bytes; record a digest or public value instead"
+        )
     if isinstance(value, float):
         return round(value, 3)
     if value is None or isinstance(value, (bool, int, str)):
@@ -123,7 +125,9 @@ class AuditLog:
             last = json.loads(lines[-1])
             int(last["seq"]), str(last["hash"])
         except (ValueError, KeyError, TypeError):
-            raise AuditError(f"{self.path}: the last entry is damaged; run `chaos-host audit verify`") from None
+            raise AuditError(
+                f"{self.path}: the last entry is damaged; run `chaos-host audit verify`"
+            ) from None
         return last
 
     def record(self, event: str, **fields: Any) -> dict[str, Any]:
@@ -137,8 +141,14 @@ class AuditLog:
             digest = entry_hash(seq, stamp, event, clean, prev)
             signer, signature = self._sign(digest)
             entry = {
-                "seq": seq, "time": stamp, "event": event, "fields": clean,
-                "prev": prev, "hash": digest, "signer": signer, "signature": signature,
+                "seq": seq,
+                "time": stamp,
+                "event": event,
+                "fields": clean,
+                "prev": prev,
+                "hash": digest,
+                "signer": signer,
+                "signature": signature,
             }
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE_MODE)
             with os.fdopen(fd, "ab") as handle:
@@ -175,11 +185,17 @@ class AuditLog:
             for number, line in enumerate(lines, 1):
                 try:
                     entry = json.loads(line)
-                    digest = entry_hash(entry["seq"], entry["time"], entry["event"], entry["fields"], entry["prev"])
+                    digest = entry_hash(
+                        entry["seq"], entry["time"], entry["event"], entry["fields"], entry["prev"]
+                    )
                 except (ValueError, KeyError, TypeError):
-                    raise AuditError(f"line {number} of {self.path} is damaged; not signing") from None
+                    raise AuditError(
+                        f"line {number} of {self.path} is damaged; not signing"
+                    ) from None
                 if entry["seq"] != number or entry["prev"] != prev or entry["hash"] != digest:
-                    raise AuditError(f"entry {number} of {self.path} does not fit the chain; not signing")
+                    raise AuditError(
+                        f"entry {number} of {self.path} does not fit the chain; not signing"
+                    )
                 prev = digest
                 entries.append(entry)
             pending = [e for e in entries if e.get("signature") is None]
@@ -224,9 +240,15 @@ def _parse_line(number: int, raw: bytes, audit_pk: bytes | None, key_id: str | N
         return _Line(number, None, None, False, "not valid JSON")
     if not isinstance(entry, dict) or set(entry) != _ENTRY_KEYS:
         return _Line(number, None, None, False, "not an audit entry")
-    seq = entry["seq"] if isinstance(entry["seq"], int) and not isinstance(entry["seq"], bool) else None
+    seq = (
+        entry["seq"]
+        if isinstance(entry["seq"], int) and not isinstance(entry["seq"], bool)
+        else None
+    )
     try:
-        digest = entry_hash(entry["seq"], entry["time"], entry["event"], entry["fields"], entry["prev"])
+        digest = entry_hash(
+            entry["seq"], entry["time"], entry["event"], entry["fields"], entry["prev"]
+        )
     except (TypeError, ValueError):
         return _Line(number, entry, seq, False, "content cannot be hashed")
     if canonical_json(entry) != raw:
@@ -238,7 +260,9 @@ def _parse_line(number: int, raw: bytes, audit_pk: bytes | None, key_id: str | N
     if audit_pk is None:
         return _Line(number, entry, seq, False, "no certified audit key to check the signature")
     if entry["signer"] != key_id:
-        return _Line(number, entry, seq, False, "signed by a key that is not the certified audit key")
+        return _Line(
+            number, entry, seq, False, "signed by a key that is not the certified audit key"
+        )
     try:
         signature = from_hex(entry["signature"], "signature", AuditError)
         ok = backend_for("ML-DSA-65", prefer_seeded=False).verify(
@@ -267,8 +291,13 @@ def _ranges(values: list[int]) -> list[str]:
     return out
 
 
-def verify_audit_log(path: Path, identity: IdentityPublic, *, head_path: Path | None = None) -> AuditReport:
-    """Check every entry, the chain and the head; name what was changed, removed, reordered or inserted."""
+def verify_audit_log(
+    path: Path, identity: IdentityPublic, *, head_path: Path | None = None
+) -> AuditReport:
+    """Check every entry, the chain and the head.
+
+    Names each entry that was changed, removed, reordered or inserted.
+    """
     path = Path(path)
     report = AuditReport()
     cert_problems = identity.audit_key_problems()
@@ -298,7 +327,8 @@ def verify_audit_log(path: Path, identity: IdentityPublic, *, head_path: Path | 
         assert line.seq is not None
         if line.seq in seen:
             report.problems.append(
-                f"entry {line.seq} (line {line.number}) inserted: a copy of line {seen[line.seq].number}"
+                f"entry {line.seq} (line {line.number}) inserted: "
+                f"a copy of line {seen[line.seq].number}"
             )
             continue
         seen[line.seq] = line
@@ -319,11 +349,15 @@ def verify_audit_log(path: Path, identity: IdentityPublic, *, head_path: Path | 
         high = min(after) if after else None
         label = f"line {line.number}"
         if line.why == "not signed" and line.seq is not None and line.seq not in occupied:
-            report.problems.append(f"entry {line.seq} ({label}) is not signed (recorded before the audit key existed?)")
+            report.problems.append(
+                f"entry {line.seq} ({label}) is not signed (recorded before the audit key existed?)"
+            )
             occupied.add(line.seq)
             continue
         if line.seq is not None and line.seq in occupied:
-            report.problems.append(f"{label} inserted: claims entry {line.seq}, which another line holds ({line.why})")
+            report.problems.append(
+                f"{label} inserted: claims entry {line.seq}, which another line holds ({line.why})"
+            )
             continue
         fits = line.seq is not None and low < line.seq and (high is None or line.seq < high)
         if line.seq is None and (high is None or high - low >= 2):
@@ -344,29 +378,47 @@ def verify_audit_log(path: Path, identity: IdentityPublic, *, head_path: Path | 
         report.problems.append(f"{text} removed")
     if head_seq is not None and head_seq > top_present:
         tail = _ranges(list(range(top_present + 1, head_seq + 1)))[0]
-        report.problems.append(f"{tail} removed from the end (the signed head names entry {head_seq})")
+        report.problems.append(
+            f"{tail} removed from the end (the signed head names entry {head_seq})"
+        )
 
     for seq, line in sorted(good.items()):
         assert line.entry is not None
-        expected_prev = GENESIS if seq == 1 else (good[seq - 1].entry or {}).get("hash") if seq - 1 in good else None
+        expected_prev = (
+            GENESIS
+            if seq == 1
+            else (good[seq - 1].entry or {}).get("hash")
+            if seq - 1 in good
+            else None
+        )
         if expected_prev is not None and line.entry["prev"] != expected_prev:
-            report.problems.append(f"entry {seq} (line {line.number}) does not chain to entry {seq - 1}")
+            report.problems.append(
+                f"entry {seq} (line {line.number}) does not chain to entry {seq - 1}"
+            )
     report.last_seq = max(good, default=0)
     return report
 
 
-def _check_head(head_file: Path, audit_pk: bytes, key_id: str | None, good: dict[int, _Line], report: AuditReport) -> int | None:
+def _check_head(
+    head_file: Path,
+    audit_pk: bytes,
+    key_id: str | None,
+    good: dict[int, _Line],
+    report: AuditReport,
+) -> int | None:
     if not head_file.exists():
         if good:
-            report.problems.append(f"{head_file.name} is missing: entries removed from the end cannot be ruled out")
+            report.problems.append(
+                f"{head_file.name} is missing: entries removed from the end cannot be ruled out"
+            )
         return None
     try:
         head = json.loads(head_file.read_text(encoding="utf-8"))
         body = {"seq": int(head["seq"]), "hash": str(head["hash"])}
         signature = from_hex(head["signature"], "head signature", AuditError)
-        valid = head.get("signer") == key_id and backend_for("ML-DSA-65", prefer_seeded=False).verify(
-            "ML-DSA-65", audit_pk, HEAD_DOMAIN + canonical_json(body), signature
-        )
+        valid = head.get("signer") == key_id and backend_for(
+            "ML-DSA-65", prefer_seeded=False
+        ).verify("ML-DSA-65", audit_pk, HEAD_DOMAIN + canonical_json(body), signature)
     except (OSError, ValueError, KeyError, TypeError, AuditError):
         valid = False
     if not valid:
@@ -375,7 +427,9 @@ def _check_head(head_file: Path, audit_pk: bytes, key_id: str | None, good: dict
     seq = body["seq"]
     line = good.get(seq)
     if line is not None and line.entry is not None and line.entry["hash"] != body["hash"]:
-        report.problems.append(f"entry {seq} (line {line.number}) is not the entry the signed head names")
+        report.problems.append(
+            f"entry {seq} (line {line.number}) is not the entry the signed head names"
+        )
     return seq
 
 
@@ -400,7 +454,9 @@ def entry_is_authentic(entry: dict[str, Any], identity: IdentityPublic) -> str |
     if identity.audit_key_problems():
         return "the identity's audit-key certificate does not verify"
     assert identity.audit_key is not None
-    line = _parse_line(0, canonical_json(entry), identity.audit_key.public_key, identity.audit_key.key_id)
+    line = _parse_line(
+        0, canonical_json(entry), identity.audit_key.public_key, identity.audit_key.key_id
+    )
     return None if line.authentic else line.why
 
 

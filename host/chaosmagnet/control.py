@@ -9,10 +9,12 @@ same uid (or root), checked with SO_PEERCRED.  Protocol: JSON lines, one
 request per connection (docs/control-channel.md):
 
     -> {"op": "status"}
-    <- {"ok": true, "pid": ..., "credited_bits": ..., "healthy_credited_bits": ..., "sources": {...}}
+    <- {"ok": true, "pid": ..., "credited_bits": ..., "healthy_credited_bits": ...,
+        "sources": {...}}
     -> {"op": "draw", "n_bytes": 64, "required_bits": 384, "purpose": "...", "timeout": 300}
     <- {"progress": {"have": 120.5, "need": 384}}            (zero or more)
-    <- {"ok": true, "seed": "<hex>", "debited": {...}, ...}   or {"ok": false, "error": ..., "message": ...}
+    <- {"ok": true, "seed": "<hex>", "debited": {...}, ...}
+       or {"ok": false, "error": ..., "message": ...}
 
 The seed crosses this socket and nothing else: the server logs only that a
 draw happened and its size, never the bytes.
@@ -95,12 +97,16 @@ class ControlServer:
         _prepare_folder(self.path.parent)
         if self.path.exists() or self.path.is_symlink():
             if await probe(self.path, timeout=1.0) is not None:
-                raise ControlError(f"another chaos-host run already serves this host's pool ({self.path})")
+                raise ControlError(
+                    f"another chaos-host run already serves this host's pool ({self.path})"
+                )
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()  # stale socket from a run that died
         old_umask = os.umask(0o177)
         try:
-            self._server = await asyncio.start_unix_server(self._handle, path=str(self.path), limit=MAX_LINE)
+            self._server = await asyncio.start_unix_server(
+                self._handle, path=str(self.path), limit=MAX_LINE
+            )
         except OSError as exc:
             raise ControlError(f"cannot listen on {self.path}: {exc.strerror}") from None
         finally:
@@ -121,15 +127,24 @@ class ControlServer:
             sock = writer.get_extra_info("socket")
             uid = _peer_uid(sock) if sock is not None else None
             if uid is not None and uid not in (os.getuid(), 0):
-                await self._reply(writer, {"ok": False, "error": "denied", "message": "not the socket owner"})
+                await self._reply(
+                    writer, {"ok": False, "error": "denied", "message": "not the socket owner"}
+                )
                 return
             try:
                 line = await asyncio.wait_for(reader.readline(), timeout=10.0)
                 request = json.loads(line)
                 if not isinstance(request, dict):
                     raise ValueError
-            except (ValueError, asyncio.LimitOverrunError, asyncio.TimeoutError, UnicodeDecodeError):
-                await self._reply(writer, {"ok": False, "error": "request", "message": "malformed request"})
+            except (
+                ValueError,
+                asyncio.LimitOverrunError,
+                asyncio.TimeoutError,
+                UnicodeDecodeError,
+            ):
+                await self._reply(
+                    writer, {"ok": False, "error": "request", "message": "malformed request"}
+                )
                 return
             op = request.get("op")
             if op == "status":
@@ -137,7 +152,10 @@ class ControlServer:
             elif op == "draw":
                 await self._draw(request, writer)
             else:
-                await self._reply(writer, {"ok": False, "error": "request", "message": f"unknown op {str(op)[:20]!r}"})
+                await self._reply(
+                    writer,
+                    {"ok": False, "error": "request", "message": f"unknown op {str(op)[:20]!r}"},
+                )
         except (ConnectionError, BrokenPipeError):
             pass  # the client went away; a draw already made is simply lost (and was debited)
         finally:
@@ -159,7 +177,11 @@ class ControlServer:
             "capacity_bits": self.engine.pool.capacity_bits,
             "healthy_credited_bits": self.engine.healthy_credited_bits(),
             "sources": {
-                name: {"state": s.get("state"), "h_assessed": s.get("h_assessed"), "pool_bits": s.get("pool_bits")}
+                name: {
+                    "state": s.get("state"),
+                    "h_assessed": s.get("h_assessed"),
+                    "pool_bits": s.get("pool_bits"),
+                }
                 for name, s in states.items()
             },
         }
@@ -171,10 +193,24 @@ class ControlServer:
             timeout = float(request["timeout"])
             purpose = str(request["purpose"]).encode("utf-8")
         except (KeyError, TypeError, ValueError):
-            await self._reply(writer, {"ok": False, "error": "request", "message": "draw needs n_bytes, required_bits, timeout, purpose"})
+            await self._reply(
+                writer,
+                {
+                    "ok": False,
+                    "error": "request",
+                    "message": "draw needs n_bytes, required_bits, timeout, purpose",
+                },
+            )
             return
-        if not (0 < n_bytes <= MAX_DRAW_BYTES and 0 <= required and 0 < timeout <= MAX_TIMEOUT and len(purpose) <= 256):
-            await self._reply(writer, {"ok": False, "error": "request", "message": "draw parameters out of range"})
+        if not (
+            0 < n_bytes <= MAX_DRAW_BYTES
+            and required >= 0
+            and 0 < timeout <= MAX_TIMEOUT
+            and len(purpose) <= 256
+        ):
+            await self._reply(
+                writer, {"ok": False, "error": "request", "message": "draw parameters out of range"}
+            )
             return
         last = 0.0
 
@@ -183,11 +219,15 @@ class ControlServer:
             now = time.monotonic()
             if now - last >= PROGRESS_INTERVAL:
                 last = now
-                writer.write(_encode({"progress": {"have": round(have, 3), "need": round(need, 3)}}))
+                writer.write(
+                    _encode({"progress": {"have": round(have, 3), "need": round(need, 3)}})
+                )
 
         try:
             async with self._draw_lock:
-                draw = await draw_from_engine(self.engine, n_bytes, required, purpose, timeout, progress, "control-socket")
+                draw = await draw_from_engine(
+                    self.engine, n_bytes, required, purpose, timeout, progress, "control-socket"
+                )
         except PoolError as exc:
             await self._reply(writer, {"ok": False, "error": "pool", "message": str(exc)})
             return
@@ -210,9 +250,13 @@ class ControlServer:
         )
 
 
-async def _exchange(path: Path, request: dict[str, Any], on_message: Any, timeout: float) -> dict[str, Any]:
+async def _exchange(
+    path: Path, request: dict[str, Any], on_message: Any, timeout: float
+) -> dict[str, Any]:
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path), limit=MAX_LINE), 5.0)
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_unix_connection(str(path), limit=MAX_LINE), 5.0
+        )
     except (OSError, asyncio.TimeoutError) as exc:
         raise ControlError(f"cannot reach chaos-host run at {path}: {exc}") from None
     try:

@@ -18,7 +18,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
-from chaosmagnet.audit import AuditLog, attach_to_engine, default_log_path, keys_dir, verify_audit_log
+from chaosmagnet.audit import (
+    AuditLog,
+    attach_to_engine,
+    default_log_path,
+    keys_dir,
+    verify_audit_log,
+)
 from chaosmagnet.cli.app import app
 from chaosmagnet.errors import AuditError, BundleError, IdentityError, UsageError
 from chaosmagnet.minting.identity import (
@@ -30,21 +36,38 @@ from chaosmagnet.minting.identity import (
     load_identity,
     load_identity_public,
 )
-from chaosmagnet.minting.mint import DEFAULT_CREDIT_FACTOR, DEFAULT_KEM, MintedBundle, MintOptions, mint_bundles
+from chaosmagnet.minting.mint import (
+    DEFAULT_CREDIT_FACTOR,
+    DEFAULT_KEM,
+    MintedBundle,
+    MintOptions,
+    mint_bundles,
+)
 from chaosmagnet.minting.sealing import Sealer, Unsealer, read_passphrase
 from chaosmagnet.minting.seeds import SeedSource
 
-identity_app = typer.Typer(help="The host identity that signs bundles and the audit trail.", no_args_is_help=True)
+identity_app = typer.Typer(
+    help="The host identity that signs bundles and the audit trail.", no_args_is_help=True
+)
 audit_app = typer.Typer(help="The signed audit trail (logs/audit.jsonl).", no_args_is_help=True)
 app.add_typer(identity_app, name="identity")
 app.add_typer(audit_app, name="audit")
 
-KeysOpt = typer.Option(None, "--keys", help="Keys folder holding identity/ (default: $CHAOS_HOME/keys or ./keys).")
-ConfigOpt = typer.Option(None, "--config", help="Configuration file for the local sources (default: ./chaos.toml).")
-TimeoutOpt = typer.Option(300.0, "--timeout", min=0.001, help="Seconds to wait for credited entropy before giving up.")
+KeysOpt = typer.Option(
+    None, "--keys", help="Keys folder holding identity/ (default: $CHAOS_HOME/keys or ./keys)."
+)
+ConfigOpt = typer.Option(
+    None, "--config", help="Configuration file for the local sources (default: ./chaos.toml)."
+)
+TimeoutOpt = typer.Option(
+    300.0, "--timeout", min=0.001, help="Seconds to wait for credited entropy before giving up."
+)
 CreditOpt = typer.Option(
-    DEFAULT_CREDIT_FACTOR, "--credit-factor", min=1.0,
-    help="Credited bits required per bit of key strength before a seed is drawn (ML-KEM-768: 2 x 192 = 384).",
+    DEFAULT_CREDIT_FACTOR,
+    "--credit-factor",
+    min=1.0,
+    help="Credited bits required per bit of key strength before a seed is drawn "
+    "(ML-KEM-768: 2 x 192 = 384).",
 )
 
 
@@ -56,9 +79,13 @@ class _CreditBar:
     """A progress bar per key being waited for (on stderr; disappears when done)."""
 
     def __init__(self, console: Console) -> None:
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                 TextColumn("{task.completed:.0f}/{task.total:.0f} credited bits"),
-                                 console=console, transient=True)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:.0f}/{task.total:.0f} credited bits"),
+            console=console,
+            transient=True,
+        )
         self._tasks: dict[str, Any] = {}
 
     def __enter__(self) -> _CreditBar:
@@ -72,12 +99,19 @@ class _CreditBar:
         """Show ``have`` of ``need`` credited bits for ``what``."""
         task = self._tasks.get(what)
         if task is None:
-            task = self._tasks[what] = self.progress.add_task(f"waiting for entropy: {what}", total=need)
+            task = self._tasks[what] = self.progress.add_task(
+                f"waiting for entropy: {what}", total=need
+            )
         self.progress.update(task, completed=have, total=need)
 
 
 async def _ensure_identity(
-    folder: Path, source: SeedSource, passphrase: str, timeout: float, credit_factor: float, bar: _CreditBar,
+    folder: Path,
+    source: SeedSource,
+    passphrase: str,
+    timeout: float,
+    credit_factor: float,
+    bar: _CreditBar,
     console: Console,
 ) -> HostIdentity:
     """Load the identity, or create it (first use), recording that in the audit trail."""
@@ -85,7 +119,12 @@ async def _ensure_identity(
         return load_identity(folder, Unsealer(passphrase))
     console.print(f"creating the host identity in {identity_dir(folder)} (first use)")
     identity = await create_identity(
-        folder, source, Sealer(passphrase), credit_factor=credit_factor, timeout=timeout, on_progress=bar.update
+        folder,
+        source,
+        Sealer(passphrase),
+        credit_factor=credit_factor,
+        timeout=timeout,
+        on_progress=bar.update,
     )
     _record_identity_created(identity)
     return identity
@@ -93,55 +132,96 @@ async def _ensure_identity(
 
 def _record_identity_created(identity: HostIdentity) -> None:
     log = AuditLog(default_log_path(), identity.audit_signer)
-    log.record("identity_created", identity=identity.fingerprint,
-               algorithms=[a for a, _ in identity.public.keys],
-               audit_key=identity.public.audit_key.key_id if identity.public.audit_key else None)
+    log.record(
+        "identity_created",
+        identity=identity.fingerprint,
+        algorithms=[a for a, _ in identity.public.keys],
+        audit_key=identity.public.audit_key.key_id if identity.public.audit_key else None,
+    )
     log.sign_pending()
 
 
 # -- backends ------------------------------------------------------------------
 @app.command()
 def backends(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """List PQC algorithms, the backend serving each, and whether its keygen is seeded from the pool."""
+    """List PQC algorithms, the backend serving each, and whether keygen is seeded from the pool."""
     from chaosmagnet.pqc.registry import backend_status, backend_table
 
     rows = backend_table()
     status = backend_status()
     if as_json:
-        print(json.dumps({
-            "backends": [{"name": n, "available": ok, "reason": why} for n, ok, why in status],
-            "algorithms": [r.__dict__ for r in rows],
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "backends": [
+                        {"name": n, "available": ok, "reason": why} for n, ok, why in status
+                    ],
+                    "algorithms": [r.__dict__ for r in rows],
+                },
+                indent=2,
+            )
+        )
         return
     console = Console()
     for name, ok, why in status:
-        console.print(f"backend {name}: " + ("[green]available[/]" if ok else f"[yellow]not available[/] ({why})"))
+        console.print(
+            f"backend {name}: "
+            + ("[green]available[/]" if ok else f"[yellow]not available[/] ({why})")
+        )
     table = Table()
-    for column in ("algorithm", "kind", "strength", "backend", "seeded from pool", "also served by"):
+    for column in (
+        "algorithm",
+        "kind",
+        "strength",
+        "backend",
+        "seeded from pool",
+        "also served by",
+    ):
         table.add_column(column)
     for r in rows:
-        table.add_row(r.algorithm, r.kind, f"{r.strength_bits}", r.backend or "[red]none[/]",
-                      "[green]yes[/]" if r.seeded else "no", ", ".join(r.also) or "-")
+        table.add_row(
+            r.algorithm,
+            r.kind,
+            f"{r.strength_bits}",
+            r.backend or "[red]none[/]",
+            "[green]yes[/]" if r.seeded else "no",
+            ", ".join(r.also) or "-",
+        )
     console.print(table)
 
 
 # -- mint ----------------------------------------------------------------------
 @app.command()
 def mint(
-    kem: str = typer.Option(DEFAULT_KEM, "--kem", help="KEM algorithm (ML-KEM-512 is the original Kyber512 choice)."),
-    sign_keypair: Optional[str] = typer.Option(None, "--sign-keypair", help="Also mint a signing key pair (e.g. ML-DSA-65)."),
+    kem: str = typer.Option(
+        DEFAULT_KEM, "--kem", help="KEM algorithm (ML-KEM-512 is the original Kyber512 choice)."
+    ),
+    sign_keypair: Optional[str] = typer.Option(
+        None, "--sign-keypair", help="Also mint a signing key pair (e.g. ML-DSA-65)."
+    ),
     count: int = typer.Option(1, "--count", "-n", min=1, max=10_000, help="Number of bundles."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: the keys folder)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Output folder (default: the keys folder)."
+    ),
     timeout: float = TimeoutOpt,
-    no_seal: bool = typer.Option(False, "--no-seal", help="Write secret keys UNSEALED (in the clear)."),
+    no_seal: bool = typer.Option(
+        False, "--no-seal", help="Write secret keys UNSEALED (in the clear)."
+    ),
     credit_factor: float = CreditOpt,
     keys: Optional[Path] = KeysOpt,
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Mint key bundles from credited pool entropy, signed by the host identity."""
     folder = keys or keys_dir()
-    options = MintOptions(kem=kem, sign_keypair=sign_keypair, count=count, out_dir=out or folder,
-                          seal=not no_seal, credit_factor=credit_factor, timeout=timeout)
+    options = MintOptions(
+        kem=kem,
+        sign_keypair=sign_keypair,
+        count=count,
+        out_dir=out or folder,
+        seal=not no_seal,
+        credit_factor=credit_factor,
+        timeout=timeout,
+    )
     options.validate()
     console = _err()
     if no_seal:
@@ -150,23 +230,44 @@ def mint(
     sealer = Sealer(passphrase) if options.seal else None
     minted = asyncio.run(_mint(options, folder, passphrase, sealer, config, console))
     for bundle in minted:
-        seeded = "seeded from the pool" if bundle.seeded_from_pool else "NOT seeded from the pool (backend RNG)"
-        print(f"{bundle.path}  {bundle.kem}{' + ' + bundle.signing_key if bundle.signing_key else ''}  "
-              f"{seeded}, {bundle.credited_bits_drawn:g} credited bits, audit entry {bundle.audit_seq}")
+        seeded = (
+            "seeded from the pool"
+            if bundle.seeded_from_pool
+            else "NOT seeded from the pool (backend RNG)"
+        )
+        print(
+            f"{bundle.path}  {bundle.kem}"
+            f"{' + ' + bundle.signing_key if bundle.signing_key else ''}  {seeded}, "
+            f"{bundle.credited_bits_drawn:g} credited bits, audit entry {bundle.audit_seq}"
+        )
 
 
-async def _mint(options: MintOptions, folder: Path, passphrase: str, sealer: Sealer | None,
-                config: Path | None, console: Console) -> list[MintedBundle]:
+async def _mint(
+    options: MintOptions,
+    folder: Path,
+    passphrase: str,
+    sealer: Sealer | None,
+    config: Path | None,
+    console: Console,
+) -> list[MintedBundle]:
     from chaosmagnet.minting.host import host_seed_source
 
     async with host_seed_source(config) as source:
         if source.via == "control-socket":
             console.print("drawing from the running `chaos-host run` pool")
         with _CreditBar(console) as bar:
-            identity = await _ensure_identity(folder, source, passphrase, options.timeout, options.credit_factor, bar, console)
+            identity = await _ensure_identity(
+                folder, source, passphrase, options.timeout, options.credit_factor, bar, console
+            )
             audit = AuditLog(default_log_path(), identity.audit_signer)
-            return await mint_bundles(options, seed_source=source, identity=identity, sealer=sealer,
-                                      audit=audit, on_progress=bar.update)
+            return await mint_bundles(
+                options,
+                seed_source=source,
+                identity=identity,
+                sealer=sealer,
+                audit=audit,
+                on_progress=bar.update,
+            )
 
 
 # -- verify --------------------------------------------------------------------
@@ -175,16 +276,26 @@ def _identity_for_verify(identity: Path | None, keys: Path | None) -> IdentityPu
         return load_identity_public(identity)
     folder = identity_dir(keys or keys_dir())
     if not (folder / "identity.pub.json").exists():
-        raise IdentityError(f"no host identity in {folder}: name the signer with --identity PUBFILE")
+        raise IdentityError(
+            f"no host identity in {folder}: name the signer with --identity PUBFILE"
+        )
     return load_identity_public(folder)
 
 
 @app.command()
 def verify(
-    bundles: list[Path] = typer.Argument(..., metavar="BUNDLE...", help="Bundle file(s) to verify."),
-    identity: Optional[Path] = typer.Option(None, "--identity", help="The signer's identity.pub.json (default: this host's)."),
-    audit_log: Optional[Path] = typer.Option(None, "--audit-log", help="Audit log holding the mint entry (default: logs/audit.jsonl)."),
-    skip_audit: bool = typer.Option(False, "--skip-audit", help="Check format and signatures only (no audit log at hand)."),
+    bundles: list[Path] = typer.Argument(
+        ..., metavar="BUNDLE...", help="Bundle file(s) to verify."
+    ),
+    identity: Optional[Path] = typer.Option(
+        None, "--identity", help="The signer's identity.pub.json (default: this host's)."
+    ),
+    audit_log: Optional[Path] = typer.Option(
+        None, "--audit-log", help="Audit log holding the mint entry (default: logs/audit.jsonl)."
+    ),
+    skip_audit: bool = typer.Option(
+        False, "--skip-audit", help="Check format and signatures only (no audit log at hand)."
+    ),
     keys: Optional[Path] = KeysOpt,
 ) -> None:
     """Verify bundles: format, every signature, the audit-chain entry.  Exit 0 only if all hold."""
@@ -209,10 +320,16 @@ def verify(
 @app.command()
 def export(
     bundle: Path = typer.Argument(..., metavar="BUNDLE", help="Bundle file."),
-    secret: bool = typer.Option(False, "--secret", help="Export the secret key (asks for the passphrase if sealed)."),
-    fmt: str = typer.Option("pem", "--format", help="pem (SPKI / PKCS#8 where standard) or raw bytes."),
+    secret: bool = typer.Option(
+        False, "--secret", help="Export the secret key (asks for the passphrase if sealed)."
+    ),
+    fmt: str = typer.Option(
+        "pem", "--format", help="pem (SPKI / PKCS#8 where standard) or raw bytes."
+    ),
     key: str = typer.Option("kem", "--key", help="Which key pair: kem or signing."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to this file (secret keys: mode 0600)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Write to this file (secret keys: mode 0600)."
+    ),
 ) -> None:
     """Export a bundle's public key, or with --secret its secret key, for other tools."""
     from chaosmagnet.minting.bundle import load_bundle
@@ -237,7 +354,9 @@ def export(
             return
         if fmt == "raw":
             if sys.stdout.isatty():
-                raise UsageError("refusing to write a raw secret key to a terminal: use --out FILE or a pipe")
+                raise UsageError(
+                    "refusing to write a raw secret key to a terminal: use --out FILE or a pipe"
+                )
             sys.stdout.buffer.write(data)
         else:
             sys.stdout.write(data.decode("ascii"))
@@ -275,7 +394,9 @@ def identity_init(
 
         async with host_seed_source(config) as source:
             with _CreditBar(console) as bar:
-                return await _ensure_identity(folder, source, passphrase, timeout, credit_factor, bar, console)
+                return await _ensure_identity(
+                    folder, source, passphrase, timeout, credit_factor, bar, console
+                )
 
     identity = asyncio.run(create())
     print(f"host identity {identity.fingerprint}")
@@ -285,7 +406,9 @@ def identity_init(
 @identity_app.command("show")
 def identity_show(
     keys: Optional[Path] = KeysOpt,
-    identity: Optional[Path] = typer.Option(None, "--identity", help="An identity.pub.json to show instead."),
+    identity: Optional[Path] = typer.Option(
+        None, "--identity", help="An identity.pub.json to show instead."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the public identity document."),
 ) -> None:
     """Print the host identity's public keys and fingerprint (no passphrase needed)."""
@@ -299,15 +422,21 @@ def identity_show(
         print(f"{algorithm:12s} {key.hex()}")
     if public.audit_key is not None:
         problems = public.audit_key_problems()
-        print(f"audit key    {public.audit_key.algorithm} {public.audit_key.key_id} "
-              f"({'certified' if not problems else 'CERTIFICATE INVALID'})")
+        print(
+            f"audit key    {public.audit_key.algorithm} {public.audit_key.key_id} "
+            f"({'certified' if not problems else 'CERTIFICATE INVALID'})"
+        )
 
 
 # -- audit ---------------------------------------------------------------------
 @audit_app.command("verify")
 def audit_verify(
-    log: Optional[Path] = typer.Option(None, "--log", help="Audit log (default: logs/audit.jsonl)."),
-    identity: Optional[Path] = typer.Option(None, "--identity", help="The host's identity.pub.json (default: this host's)."),
+    log: Optional[Path] = typer.Option(
+        None, "--log", help="Audit log (default: logs/audit.jsonl)."
+    ),
+    identity: Optional[Path] = typer.Option(
+        None, "--identity", help="The host's identity.pub.json (default: this host's)."
+    ),
     keys: Optional[Path] = KeysOpt,
 ) -> None:
     """Check every entry: says which one was changed, removed, reordered or inserted."""
@@ -315,8 +444,10 @@ def audit_verify(
     path = log or default_log_path()
     report = verify_audit_log(path, public)
     if report.ok:
-        print(f"{path}: OK ({report.entries} entries, all signed by audit key "
-              f"{public.audit_key.key_id if public.audit_key else '?'}, chain intact)")
+        print(
+            f"{path}: OK ({report.entries} entries, all signed by audit key "
+            f"{public.audit_key.key_id if public.audit_key else '?'}, chain intact)"
+        )
         return
     for problem in report.problems:
         print(f"{path}: {problem}", file=sys.stderr)

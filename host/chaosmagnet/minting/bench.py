@@ -51,11 +51,14 @@ async def _bench(runs: int, scrypt: ScryptParams) -> dict[str, Any]:
         for _ in range(runs + 1):  # the first one warms caches and is not counted
             _refill(pool)
             started = time.perf_counter()
-            await mint_bundle(options, seed_source=source, identity=identity, sealer=sealer, audit=audit)
+            await mint_bundle(
+                options, seed_source=source, identity=identity, sealer=sealer, audit=audit
+            )
             times.append((time.perf_counter() - started) * 1e3)
         times = times[1:]
     return {
-        "bundle": "ML-KEM-768 sealed; Falcon-512 + ML-DSA-65 signatures; audit entry; 0600 atomic write",
+        "bundle": "ML-KEM-768 sealed; Falcon-512 + ML-DSA-65 signatures; audit entry; "
+        "0600 atomic write",
         "runs": runs,
         "median_ms": round(statistics.median(times), 2),
         "min_ms": round(min(times), 2),

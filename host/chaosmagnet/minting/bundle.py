@@ -121,7 +121,11 @@ def structure_problems(body: dict[str, Any]) -> list[str]:
     if body["signing_key"] is not None:
         problems += _key_problems("signing_key", body["signing_key"], "sign")
     audit = body["audit"]
-    if not isinstance(audit, dict) or not isinstance(audit.get("seq"), int) or not isinstance(audit.get("hash"), str):
+    if (
+        not isinstance(audit, dict)
+        or not isinstance(audit.get("seq"), int)
+        or not isinstance(audit.get("hash"), str)
+    ):
         problems.append("audit must hold seq and hash")
     if not isinstance(body["provenance"], dict):
         problems.append("provenance must be an object")
@@ -137,7 +141,9 @@ def audit_fields(body: dict[str, Any]) -> dict[str, Any]:
         "kem": body["kem"]["algorithm"],
         "kem_public_key": digest_hex(bytes.fromhex(body["kem"]["public_key"])),
         "signing_key": None if signing is None else signing["algorithm"],
-        "signing_public_key": None if signing is None else digest_hex(bytes.fromhex(signing["public_key"])),
+        "signing_public_key": None
+        if signing is None
+        else digest_hex(bytes.fromhex(signing["public_key"])),
     }
 
 
@@ -147,7 +153,10 @@ def verify_bundle(
     *,
     audit_log: Path | None,
 ) -> BundleReport:
-    """Check format, canonical layout, every signature and (unless audit_log is None) the audit entry."""
+    """Check format, canonical layout, every signature and the audit entry.
+
+    ``audit_log=None`` skips the audit entry (the log is not at hand).
+    """
     report = BundleReport(str(path))
     raw, doc = load_bundle(path)
     body, signatures = split_bundle(doc)
@@ -161,7 +170,8 @@ def verify_bundle(
         report.problems.append("the file is not in canonical layout (bytes were changed)")
     if body["host"]["fingerprint"] != identity.fingerprint:
         report.problems.append(
-            f"made by host {body['host']['fingerprint'][:16]}, not by identity {identity.fingerprint[:16]}"
+            f"made by host {body['host']['fingerprint'][:16]}, "
+            f"not by identity {identity.fingerprint[:16]}"
         )
     sig_problems = identity.verify(signed_message(body), signatures, "bundle")
     report.problems += sig_problems
@@ -190,8 +200,10 @@ def _audit_problems(body: dict[str, Any], identity: IdentityPublic, audit_log: P
         return [f"audit: entry {seq}: {why}"]
     fields = entry.get("fields")
     expected = audit_fields(body)
-    if entry.get("event") != "mint" or not isinstance(fields, dict) or any(
-        fields.get(k) != v for k, v in expected.items()
+    if (
+        entry.get("event") != "mint"
+        or not isinstance(fields, dict)
+        or any(fields.get(k) != v for k, v in expected.items())
     ):
         return [f"audit: entry {seq} does not record this bundle"]
     return []

@@ -20,14 +20,16 @@ _HEX = re.compile(r"\A(?:[0-9a-f]{2})*\Z")
 
 def canonical_json(value: Any) -> bytes:
     """The compact canonical serialisation of ``value``."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode(
-        "ascii"
-    )
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    ).encode("ascii")
 
 
 def file_json(value: Any) -> bytes:
     """The on-disk layout: sorted keys, two-space indent, ASCII, trailing newline."""
-    return (json.dumps(value, sort_keys=True, indent=2, ensure_ascii=True, allow_nan=False) + "\n").encode("ascii")
+    return (
+        json.dumps(value, sort_keys=True, indent=2, ensure_ascii=True, allow_nan=False) + "\n"
+    ).encode("ascii")
 
 
 def from_hex(text: object, what: str, error: type[Exception]) -> bytes:

@@ -50,7 +50,9 @@ def export_public_key(path: Path, role: KeyRole = "kem", fmt: ExportFormat = "pe
         pem = backend.public_key_pem(algorithm, public_key)
         if pem is not None:
             return pem
-    raise BundleError(f"no standard PEM encoding for {algorithm} public keys here; use --format raw")
+    raise BundleError(
+        f"no standard PEM encoding for {algorithm} public keys here; use --format raw"
+    )
 
 
 def export_secret_key(
@@ -82,4 +84,6 @@ def export_secret_key(
             continue
         if pem is not None:
             return pem, "pkcs8"
-    raise BundleError(f"no standard PKCS#8 encoding for this {algorithm} key here; use --format raw")
+    raise BundleError(
+        f"no standard PKCS#8 encoding for this {algorithm} key here; use --format raw"
+    )

@@ -158,7 +158,11 @@ class IdentityPublic:
         """Problems with the audit-key certificate (empty: the audit key is the identity's)."""
         if self.audit_key is None:
             return ["the identity has no audit key"]
-        return self.verify(self.audit_key.statement(self.fingerprint), self.audit_key.certificate, "audit-key certificate")
+        return self.verify(
+            self.audit_key.statement(self.fingerprint),
+            self.audit_key.certificate,
+            "audit-key certificate",
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The identity.pub.json document."""
@@ -180,16 +184,24 @@ class IdentityPublic:
 
     @classmethod
     def from_json(cls, doc: object, source: str = "identity") -> IdentityPublic:
-        """Parse identity.pub.json (or the public part of identity.json); IdentityError if malformed."""
+        """Parse identity.pub.json (or identity.json's public part); IdentityError if malformed."""
         try:
-            if not isinstance(doc, dict) or doc.get("format") not in (IDENTITY_PUBLIC_FORMAT, IDENTITY_FORMAT):
+            if not isinstance(doc, dict) or doc.get("format") not in (
+                IDENTITY_PUBLIC_FORMAT,
+                IDENTITY_FORMAT,
+            ):
                 raise IdentityError(f"{source}: not a chaosmagnet identity file")
             keys = tuple(
-                (str(k["algorithm"]), from_hex(k["public_key"], f"{source}: public key", IdentityError))
+                (
+                    str(k["algorithm"]),
+                    from_hex(k["public_key"], f"{source}: public key", IdentityError),
+                )
                 for k in doc["keys"]
             )
             if [a for a, _ in keys] != list(IDENTITY_ALGORITHMS):
-                raise IdentityError(f"{source}: identity keys must be {', '.join(IDENTITY_ALGORITHMS)}")
+                raise IdentityError(
+                    f"{source}: identity keys must be {', '.join(IDENTITY_ALGORITHMS)}"
+                )
             audit = doc.get("audit_key")
             audit_key = None
             if audit is not None:
@@ -224,20 +236,32 @@ class SecretKeyHandle:
 
     def sign(self, message: bytes) -> dict[str, str]:
         """A {algorithm, public_key, value} signature over ``message``."""
-        value = backend_named(self.backend).sign(self.algorithm, self.secret, self.encoding, message)
-        return {"algorithm": self.algorithm, "public_key": self.public_key.hex(), "value": value.hex()}
+        value = backend_named(self.backend).sign(
+            self.algorithm, self.secret, self.encoding, message
+        )
+        return {
+            "algorithm": self.algorithm,
+            "public_key": self.public_key.hex(),
+            "value": value.hex(),
+        }
 
 
 class HostIdentity:
     """A loaded (unsealed) host identity: signs with both identity keys."""
 
-    def __init__(self, public: IdentityPublic, signers: list[SecretKeyHandle], audit_signer: SecretKeyHandle | None) -> None:
+    def __init__(
+        self,
+        public: IdentityPublic,
+        signers: list[SecretKeyHandle],
+        audit_signer: SecretKeyHandle | None,
+    ) -> None:
         self.public = public
         self._signers = signers
         self.audit_signer = audit_signer
 
     def __repr__(self) -> str:
-        return f"<HostIdentity {self.public.fingerprint[:16]} keys={[s.algorithm for s in self._signers]}>"
+        algorithms = [s.algorithm for s in self._signers]
+        return f"<HostIdentity {self.public.fingerprint[:16]} keys={algorithms}>"
 
     @property
     def fingerprint(self) -> str:
@@ -259,7 +283,9 @@ def store_secret(
     return {"encoding": encoding, "sealed": sealer.seal(secret, context)}
 
 
-def open_secret(stored: object, context: bytes, unsealer: Unsealer | None, what: str) -> tuple[bytes, SecretEncoding]:
+def open_secret(
+    stored: object, context: bytes, unsealer: Unsealer | None, what: str
+) -> tuple[bytes, SecretEncoding]:
     """(secret, encoding) from a stored secret key; unseals when sealed."""
     from chaosmagnet.errors import SealError
 
@@ -277,10 +303,19 @@ def open_secret(stored: object, context: bytes, unsealer: Unsealer | None, what:
 
 def key_context(kind: bytes, label: str, algorithm: str, public_key: bytes) -> bytes:
     """Associated data binding a sealed secret to its place: kind|label|algorithm|pk digest."""
-    return b"|".join([kind, label.encode(), algorithm.encode(), hashlib.sha3_256(public_key).hexdigest().encode()])
+    return b"|".join(
+        [
+            kind,
+            label.encode(),
+            algorithm.encode(),
+            hashlib.sha3_256(public_key).hexdigest().encode(),
+        ]
+    )
 
 
-def _handle(pair_algorithm: str, backend: str, public_key: bytes, secret: bytes, encoding: SecretEncoding) -> SecretKeyHandle:
+def _handle(
+    pair_algorithm: str, backend: str, public_key: bytes, secret: bytes, encoding: SecretEncoding
+) -> SecretKeyHandle:
     return SecretKeyHandle(pair_algorithm, backend, public_key, secret, encoding)
 
 
@@ -335,7 +370,9 @@ def key_provenance(pair: KeyPair, draw: SeedDraw | None) -> dict[str, Any]:
         "algorithm": pair.algorithm,
         "backend": pair.backend,
         "seeded_from_pool": draw is not None and pair.seeded,
-        "randomness": "pool seed" if draw is not None else f"{pair.backend} internal RNG (keygen cannot be seeded)",
+        "randomness": "pool seed"
+        if draw is not None
+        else f"{pair.backend} internal RNG (keygen cannot be seeded)",
         "draw": draw.provenance() if draw is not None else None,
     }
 
@@ -357,7 +394,11 @@ async def create_identity(
     pairs: list[KeyPair] = []
     provenance = []
     for algorithm in IDENTITY_ALGORITHMS:
-        progress = (lambda have, need, a=algorithm: on_progress(f"identity {a}", have, need)) if on_progress else None
+        progress = (
+            (lambda have, need, a=algorithm: on_progress(f"identity {a}", have, need))
+            if on_progress
+            else None
+        )
         pair, draw = await generate_key(
             algorithm,
             seed_source,
@@ -368,7 +409,9 @@ async def create_identity(
         )
         pairs.append(pair)
         provenance.append(key_provenance(pair, draw))
-    audit_progress = (lambda have, need: on_progress("audit key", have, need)) if on_progress else None
+    audit_progress = (
+        (lambda have, need: on_progress("audit key", have, need)) if on_progress else None
+    )
     audit_pair, audit_draw = await generate_key(
         AUDIT_KEY_ALGORITHM,
         seed_source,
@@ -377,7 +420,9 @@ async def create_identity(
         timeout=timeout,
         on_progress=audit_progress,
     )
-    signers = [_handle(p.algorithm, p.backend, p.public_key, p.secret, p.secret_encoding) for p in pairs]
+    signers = [
+        _handle(p.algorithm, p.backend, p.public_key, p.secret, p.secret_encoding) for p in pairs
+    ]
     public_keys = tuple((p.algorithm, p.public_key) for p in pairs)
     unsigned_audit = AuditKeyPublic(AUDIT_KEY_ALGORITHM, audit_pair.public_key, created, [])
     fingerprint = fingerprint_of(list(public_keys))
@@ -396,7 +441,10 @@ async def create_identity(
                 "backend": p.backend,
                 "public_key": p.public_key.hex(),
                 "secret_key": store_secret(
-                    p.secret, p.secret_encoding, key_context(b"identity", "identity", p.algorithm, p.public_key), sealer
+                    p.secret,
+                    p.secret_encoding,
+                    key_context(b"identity", "identity", p.algorithm, p.public_key),
+                    sealer,
                 ),
             }
             for p in pairs
@@ -417,7 +465,11 @@ async def create_identity(
     write_private_file(folder / PUBLIC_FILE, file_json(public.to_json()))
     write_private_file(folder / IDENTITY_FILE, file_json(identity_doc), overwrite=False)
     audit_signer = _handle(
-        AUDIT_KEY_ALGORITHM, audit_pair.backend, audit_pair.public_key, audit_pair.secret, audit_pair.secret_encoding
+        AUDIT_KEY_ALGORITHM,
+        audit_pair.backend,
+        audit_pair.public_key,
+        audit_pair.secret,
+        audit_pair.secret_encoding,
     )
     return HostIdentity(public, signers, audit_signer)
 
@@ -441,7 +493,11 @@ def load_identity_public(path: Path) -> IdentityPublic:
     """The public identity from identity.pub.json (or identity.json, or a folder holding them)."""
     path = Path(path)
     if path.is_dir():
-        path = path / PUBLIC_FILE if (path / PUBLIC_FILE).exists() else identity_dir(path) / PUBLIC_FILE
+        path = (
+            path / PUBLIC_FILE
+            if (path / PUBLIC_FILE).exists()
+            else identity_dir(path) / PUBLIC_FILE
+        )
     return IdentityPublic.from_json(_read_json(path), str(path))
 
 
@@ -460,7 +516,10 @@ def load_audit_signer(keys_dir: Path) -> SecretKeyHandle | None:
         backend = _usable_backend(algorithm, str(doc.get("backend", "")), encoding)
     except (KeyError, TypeError, AttributeError):
         raise IdentityError(f"{path}: malformed audit-key file") from None
-    if encoding == "seed" and backend_named(backend).public_key_from_secret(algorithm, secret, encoding) != public_key:
+    if (
+        encoding == "seed"
+        and backend_named(backend).public_key_from_secret(algorithm, secret, encoding) != public_key
+    ):
         raise IdentityError(f"{path}: the audit key does not match its public key")
     return SecretKeyHandle(algorithm, backend, public_key, secret, encoding)
 
@@ -476,7 +535,9 @@ def load_identity(keys_dir: Path, unsealer: Unsealer) -> HostIdentity:
             algorithm = str(entry["algorithm"])
             public_key = from_hex(entry["public_key"], f"{path}: public key", IdentityError)
             context = key_context(b"identity", "identity", algorithm, public_key)
-            secret, encoding = open_secret(entry["secret_key"], context, unsealer, f"{path} ({algorithm})")
+            secret, encoding = open_secret(
+                entry["secret_key"], context, unsealer, f"{path} ({algorithm})"
+            )
             backend = _usable_backend(algorithm, str(entry.get("backend", "")), encoding)
             signers.append(SecretKeyHandle(algorithm, backend, public_key, secret, encoding))
     except (KeyError, TypeError, AttributeError):

@@ -65,12 +65,16 @@ class MintOptions:
         backend_for(self.kem, backend=self.kem_backend)
         if self.sign_keypair is not None:
             if algorithm_spec(self.sign_keypair).kind != "sign":
-                raise UsageError(f"{self.sign_keypair} is not a signature algorithm (try ML-DSA-65)")
+                raise UsageError(
+                    f"{self.sign_keypair} is not a signature algorithm (try ML-DSA-65)"
+                )
             backend_for(self.sign_keypair, backend=self.sign_backend)
         if self.count < 1:
             raise UsageError("--count must be at least 1")
         if not self.credit_factor >= 1.0:
-            raise UsageError("the credit factor must be at least 1 (credited bits per bit of strength)")
+            raise UsageError(
+                "the credit factor must be at least 1 (credited bits per bit of strength)"
+            )
         if not self.timeout > 0:
             raise UsageError("--timeout must be positive")
         if self.out_dir.exists() and not self.out_dir.is_dir():
@@ -104,7 +108,9 @@ async def _key_section(
     sealer: Sealer | None,
     on_progress: MintProgress | None,
 ) -> tuple[dict[str, Any], dict[str, Any], float]:
-    progress = (lambda have, need: on_progress(f"{role} {algorithm}", have, need)) if on_progress else None
+    progress = (
+        (lambda have, need: on_progress(f"{role} {algorithm}", have, need)) if on_progress else None
+    )
     pair, draw = await generate_key(
         algorithm,
         seed_source,
@@ -141,13 +147,27 @@ async def mint_bundle(
         sealer = None
     bundle_id = str(uuid.UUID(bytes=os.urandom(16), version=4))
     kem, kem_prov, kem_bits = await _key_section(
-        "kem", options.kem, options.kem_backend, bundle_id, options, seed_source, sealer, on_progress
+        "kem",
+        options.kem,
+        options.kem_backend,
+        bundle_id,
+        options,
+        seed_source,
+        sealer,
+        on_progress,
     )
     signing = signing_prov = None
     sign_bits = 0.0
     if options.sign_keypair is not None:
         signing, signing_prov, sign_bits = await _key_section(
-            "signing", options.sign_keypair, options.sign_backend, bundle_id, options, seed_source, sealer, on_progress
+            "signing",
+            options.sign_keypair,
+            options.sign_backend,
+            bundle_id,
+            options,
+            seed_source,
+            sealer,
+            on_progress,
         )
     seeded = kem["seeded_from_pool"] and (signing is None or signing["seeded_from_pool"])
     body: dict[str, Any] = {
@@ -169,10 +189,19 @@ async def mint_bundle(
     body["audit"] = {"seq": entry["seq"], "hash": entry["hash"]}
     signatures = identity.sign(signed_message(body))
     ensure_private_dir(options.out_dir)
-    path = write_private_file(options.out_dir / bundle_filename(bundle_id), bundle_bytes(body, signatures), overwrite=False)
+    path = write_private_file(
+        options.out_dir / bundle_filename(bundle_id),
+        bundle_bytes(body, signatures),
+        overwrite=False,
+    )
     return MintedBundle(
-        bundle_id, path, kem["algorithm"], None if signing is None else signing["algorithm"],
-        seeded, round(kem_bits + sign_bits, 3), entry["seq"],
+        bundle_id,
+        path,
+        kem["algorithm"],
+        None if signing is None else signing["algorithm"],
+        seeded,
+        round(kem_bits + sign_bits, 3),
+        entry["seq"],
     )
 
 
@@ -191,7 +220,12 @@ async def mint_bundles(
     minted = []
     for _ in range(options.count):
         bundle = await mint_bundle(
-            options, seed_source=seed_source, identity=identity, sealer=sealer, audit=audit, on_progress=on_progress
+            options,
+            seed_source=seed_source,
+            identity=identity,
+            sealer=sealer,
+            audit=audit,
+            on_progress=on_progress,
         )
         minted.append(bundle)
         if on_minted is not None:

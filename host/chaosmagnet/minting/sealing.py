@@ -72,7 +72,9 @@ def _check_value(master: bytes) -> bytes:
 
 
 def _blob_key(master: bytes, key_salt: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=key_salt, info=_KEY_DOMAIN).derive(master)
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=key_salt, info=_KEY_DOMAIN).derive(
+        master
+    )
 
 
 class Sealer:
@@ -91,7 +93,9 @@ class Sealer:
         """A JSON-ready sealed blob of ``secret``, bound to ``context``."""
         key_salt = os.urandom(16)
         nonce = os.urandom(12)
-        ciphertext = AESGCM(_blob_key(self._master, key_salt)).encrypt(nonce, secret, _AAD_DOMAIN + context)
+        ciphertext = AESGCM(_blob_key(self._master, key_salt)).encrypt(
+            nonce, secret, _AAD_DOMAIN + context
+        )
         return {
             "format": SEAL_FORMAT,
             "kdf": {
@@ -145,7 +149,9 @@ class Unsealer:
                 raise SealError("wrong passphrase")
             self._masters[cache_key] = master
         try:
-            return AESGCM(_blob_key(master, key_salt)).decrypt(nonce, ciphertext, _AAD_DOMAIN + context)
+            return AESGCM(_blob_key(master, key_salt)).decrypt(
+                nonce, ciphertext, _AAD_DOMAIN + context
+            )
         except (InvalidTag, ValueError):
             raise SealError("the sealed key is damaged or does not belong here") from None
 

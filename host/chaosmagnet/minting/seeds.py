@@ -80,7 +80,9 @@ def _r_opt(value: float | None) -> float | None:
     return None if value is None else _r(value)
 
 
-def seed_draw_from_pool(draw: PoolDraw, required_bits: float, states: Mapping[str, Mapping[str, Any]], via: str) -> SeedDraw:
+def seed_draw_from_pool(
+    draw: PoolDraw, required_bits: float, states: Mapping[str, Mapping[str, Any]], via: str
+) -> SeedDraw:
     """Wrap a PoolDraw with the per-source states taken at draw time."""
     sources = {
         name: {"state": info.get("state"), "h_assessed": info.get("h_assessed")}
@@ -134,7 +136,9 @@ class EngineSeedSource(SeedSource):
         timeout: float,
         on_progress: ProgressCallback | None = None,
     ) -> SeedDraw:
-        return await draw_from_engine(self.engine, n_bytes, required_bits, purpose, timeout, on_progress, self.via)
+        return await draw_from_engine(
+            self.engine, n_bytes, required_bits, purpose, timeout, on_progress, self.via
+        )
 
 
 async def draw_from_engine(
@@ -146,7 +150,7 @@ async def draw_from_engine(
     on_progress: ProgressCallback | None,
     via: str,
 ) -> SeedDraw:
-    """Wait on ``engine`` for credit, then draw (shared by the local path and the control server)."""
+    """Wait on ``engine`` for credit, then draw (the local path and the control server)."""
     deadline = time.monotonic() + timeout
     while True:
         remaining = max(0.0, deadline - time.monotonic())
@@ -196,7 +200,8 @@ class PoolSeedSource(SeedSource):
     ) -> SeedDraw:
         if required_bits > self.pool.capacity_bits:
             raise PoolError(
-                f"{required_bits:.0f} credited bits requested but the pool holds at most {self.pool.capacity_bits}"
+                f"{required_bits:.0f} credited bits requested but the pool holds "
+                f"at most {self.pool.capacity_bits}"
             )
         deadline = time.monotonic() + timeout
         while True:
@@ -206,12 +211,20 @@ class PoolSeedSource(SeedSource):
             if have >= required_bits:
                 break
             if self.states and all(self._state(n) != "ok" for n in self.states):
-                raise PoolError("no healthy source: every source is quarantined, failed, stopped or unavailable")
+                raise PoolError(
+                    "no healthy source: every source is quarantined, failed, stopped or unavailable"
+                )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise PoolError(f"timed out after {timeout:g} s with {have:.0f} of {required_bits:.0f} credited bits")
+                raise PoolError(
+                    f"timed out after {timeout:g} s with {have:.0f} of "
+                    f"{required_bits:.0f} credited bits"
+                )
             await asyncio.sleep(min(self.poll_interval, remaining))
         names = set(self.pool.credited_by_source()) | set(self.states)
-        states = {n: {"state": self._state(n), "h_assessed": self.states.get(n, {}).get("h_assessed")} for n in names}
+        states = {
+            n: {"state": self._state(n), "h_assessed": self.states.get(n, {}).get("h_assessed")}
+            for n in names
+        }
         draw = self.pool.draw(n_bytes, purpose=purpose)
         return seed_draw_from_pool(draw, required_bits, states, self.via)

@@ -138,25 +138,33 @@ class PQCBackend(ABC):
         """The shared secret in ``ciphertext``, using a secret in ``encoding``."""
 
     @abstractmethod
-    def sign(self, algorithm: str, secret: bytes, encoding: SecretEncoding, message: bytes) -> bytes:
+    def sign(
+        self, algorithm: str, secret: bytes, encoding: SecretEncoding, message: bytes
+    ) -> bytes:
         """A detached signature over ``message``."""
 
     @abstractmethod
     def verify(self, algorithm: str, public_key: bytes, message: bytes, signature: bytes) -> bool:
         """True iff ``signature`` is valid for ``message`` under ``public_key``."""
 
-    def public_key_from_secret(self, algorithm: str, secret: bytes, encoding: SecretEncoding) -> bytes:
+    def public_key_from_secret(
+        self, algorithm: str, secret: bytes, encoding: SecretEncoding
+    ) -> bytes:
         """The public key belonging to a seed (expanded keys: PQCError)."""
         if encoding != "seed":
-            raise PQCError(f"{self.name}: cannot derive a public key from an expanded {algorithm} key")
+            raise PQCError(
+                f"{self.name}: cannot derive a public key from an expanded {algorithm} key"
+            )
         return self.generate_keypair(algorithm, secret).public_key
 
-    def private_key_pem(self, algorithm: str, secret: bytes, encoding: SecretEncoding) -> bytes | None:
+    def private_key_pem(
+        self, algorithm: str, secret: bytes, encoding: SecretEncoding
+    ) -> bytes | None:
         """The secret key as PKCS#8 PEM, or None where no standard encoding is available."""
         return None
 
     def public_key_pem(self, algorithm: str, public_key: bytes) -> bytes | None:
-        """The public key as SubjectPublicKeyInfo PEM, or None where there is no standard encoding."""
+        """The public key as SubjectPublicKeyInfo PEM, or None without a standard encoding."""
         return None
 
     # -- helpers for implementations -------------------------------------
@@ -165,7 +173,9 @@ class PQCBackend(ABC):
         if not self.supports(spec.name):
             raise PQCError(f"backend {self.name} does not serve {spec.name}")
         if kind is not None and spec.kind != kind:
-            raise PQCError(f"{spec.name} is not a {'KEM' if kind == 'kem' else 'signature'} algorithm")
+            raise PQCError(
+                f"{spec.name} is not a {'KEM' if kind == 'kem' else 'signature'} algorithm"
+            )
         return spec
 
     def _check_seed(self, spec: AlgorithmSpec, seed: bytes) -> None:
@@ -177,5 +187,6 @@ class PQCBackend(ABC):
     def _check_public_key(self, spec: AlgorithmSpec, public_key: bytes) -> None:
         if len(public_key) != spec.public_key_size:
             raise PQCError(
-                f"{spec.name} public key must be {spec.public_key_size} bytes, got {len(public_key)}"
+                f"{spec.name} public key must be {spec.public_key_size} bytes, "
+                f"got {len(public_key)}"
             )

@@ -93,7 +93,9 @@ class CryptographyBackend(PQCBackend):
         except ValueError as exc:
             raise PQCError(f"{algorithm}: cannot decapsulate ({exc})") from None
 
-    def sign(self, algorithm: str, secret: bytes, encoding: SecretEncoding, message: bytes) -> bytes:
+    def sign(
+        self, algorithm: str, secret: bytes, encoding: SecretEncoding, message: bytes
+    ) -> bytes:
         self._require(algorithm, "sign")
         return self._private(algorithm, secret, encoding).sign(message)
 
@@ -111,9 +113,13 @@ class CryptographyBackend(PQCBackend):
         spec = self._require(algorithm)
         self._check_public_key(spec, public_key)
         public = self._classes(spec.name)[1].from_public_bytes(public_key)
-        return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
 
-    def private_key_pem(self, algorithm: str, secret: bytes, encoding: SecretEncoding) -> bytes | None:
+    def private_key_pem(
+        self, algorithm: str, secret: bytes, encoding: SecretEncoding
+    ) -> bytes | None:
         key = self._private(algorithm, secret, encoding)
         return key.private_bytes(
             serialization.Encoding.PEM,

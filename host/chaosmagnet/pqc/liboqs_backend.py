@@ -26,7 +26,14 @@ from chaosmagnet.errors import PQCError
 from chaosmagnet.pqc.base import ALGORITHMS, KeyPair, PQCBackend, SecretEncoding
 
 _LIBRARY_NAMES = {
-    "linux": ("liboqs.so", "liboqs.so.9", "liboqs.so.8", "liboqs.so.7", "liboqs.so.6", "liboqs.so.5"),
+    "linux": (
+        "liboqs.so",
+        "liboqs.so.9",
+        "liboqs.so.8",
+        "liboqs.so.7",
+        "liboqs.so.6",
+        "liboqs.so.5",
+    ),
     "darwin": ("liboqs.dylib",),
     "win32": ("oqs.dll", "liboqs.dll"),
 }
@@ -39,7 +46,12 @@ def _candidate_paths() -> list[str]:
     if os.environ.get("OQS_INSTALL_PATH"):
         roots.append(Path(os.environ["OQS_INSTALL_PATH"]))
     roots += [Path.home() / "_oqs", Path.home() / "oqs"]  # liboqs-python's install folders
-    paths = [str(root / sub / name) for root in roots for sub in ("lib", "lib64", "bin") for name in names]
+    paths = [
+        str(root / sub / name)
+        for root in roots
+        for sub in ("lib", "lib64", "bin")
+        for name in names
+    ]
     found = ctypes.util.find_library("oqs")
     if found:
         paths.append(found)
@@ -109,8 +121,12 @@ class LiboqsBackend(PQCBackend):
             return None
         enabled_kems = set(oqs.get_enabled_kem_mechanisms())
         enabled_sigs = set(oqs.get_enabled_sig_mechanisms())
-        self._kems = tuple(a for a, s in ALGORITHMS.items() if s.kind == "kem" and a in enabled_kems)
-        self._sigs = tuple(a for a, s in ALGORITHMS.items() if s.kind == "sign" and a in enabled_sigs)
+        self._kems = tuple(
+            a for a, s in ALGORITHMS.items() if s.kind == "kem" and a in enabled_kems
+        )
+        self._sigs = tuple(
+            a for a, s in ALGORITHMS.items() if s.kind == "sign" and a in enabled_sigs
+        )
         self._oqs = oqs
         return oqs
 
@@ -147,14 +163,30 @@ class LiboqsBackend(PQCBackend):
                     public_key = bytes(kem.generate_keypair_seed(seed))
                     return KeyPair(spec.name, public_key, bytes(seed), "seed", True, self.name)
                 public_key = bytes(kem.generate_keypair())
-                return KeyPair(spec.name, public_key, bytes(kem.export_secret_key()), "expanded", False, self.name)
+                return KeyPair(
+                    spec.name,
+                    public_key,
+                    bytes(kem.export_secret_key()),
+                    "expanded",
+                    False,
+                    self.name,
+                )
         if seed is not None:
             self._check_seed(spec, seed)  # always raises: liboqs signatures are not seedable
         with oqs.Signature(_liboqs_name(spec.name)) as signer:
             public_key = bytes(signer.generate_keypair())
-            return KeyPair(spec.name, public_key, bytes(signer.export_secret_key()), "expanded", False, self.name)
+            return KeyPair(
+                spec.name,
+                public_key,
+                bytes(signer.export_secret_key()),
+                "expanded",
+                False,
+                self.name,
+            )
 
-    def _expanded_kem_secret(self, algorithm: str, secret: bytes, encoding: SecretEncoding) -> bytes:
+    def _expanded_kem_secret(
+        self, algorithm: str, secret: bytes, encoding: SecretEncoding
+    ) -> bytes:
         if encoding == "expanded":
             return secret
         oqs = self._module()
@@ -177,7 +209,9 @@ class LiboqsBackend(PQCBackend):
         with self._module().KeyEncapsulation(_liboqs_name(spec.name), expanded) as kem:
             return bytes(kem.decap_secret(ciphertext))
 
-    def sign(self, algorithm: str, secret: bytes, encoding: SecretEncoding, message: bytes) -> bytes:
+    def sign(
+        self, algorithm: str, secret: bytes, encoding: SecretEncoding, message: bytes
+    ) -> bytes:
         spec = self._require(algorithm, "sign")
         if encoding != "expanded":
             raise PQCError(f"liboqs needs an expanded {spec.name} secret key, not a seed")

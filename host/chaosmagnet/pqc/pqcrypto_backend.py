@@ -96,7 +96,9 @@ class PqcryptoBackend(PQCBackend):
         except (ValueError, RuntimeError) as exc:
             raise PQCError(f"{spec.name}: cannot decapsulate ({exc})") from None
 
-    def sign(self, algorithm: str, secret: bytes, encoding: SecretEncoding, message: bytes) -> bytes:
+    def sign(
+        self, algorithm: str, secret: bytes, encoding: SecretEncoding, message: bytes
+    ) -> bytes:
         spec = self._require(algorithm, "sign")
         self._expanded(spec.name, encoding)
         try:

@@ -48,7 +48,9 @@ def backends_for(algorithm: str) -> list[PQCBackend]:
     return [b for b in all_backends() if b.availability()[0] and b.supports(spec.name)]
 
 
-def backend_for(algorithm: str, *, prefer_seeded: bool = True, backend: str | None = None) -> PQCBackend:
+def backend_for(
+    algorithm: str, *, prefer_seeded: bool = True, backend: str | None = None
+) -> PQCBackend:
     """The backend to use for ``algorithm`` (see the module docstring for the rule)."""
     spec = algorithm_spec(algorithm)
     if backend is not None:
