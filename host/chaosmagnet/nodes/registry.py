@@ -1,0 +1,157 @@
+"""The node registry: which nodes this host knows, their keys, boards and links.
+
+A JSON file, by default keys/nodes.json under the project dir (CHAOS_HOME), or
+the path in CHAOS_NODES.  It holds secret keys, so it is written atomically
+with mode 0600 and its keys are never printed: NodeRecord's repr hides them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from chaosmagnet.errors import ConfigError, UsageError
+from chaosmagnet.eventlog import data_dir
+from chaosmagnet.nodes.protocol import KEY_SIZE, NODE_ID_SIZE
+
+LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,30}$")
+
+
+def registry_path() -> Path:
+    """Where the registry lives: $CHAOS_NODES, else keys/nodes.json in the project dir."""
+    override = os.environ.get("CHAOS_NODES")
+    return Path(override) if override else data_dir() / "keys" / "nodes.json"
+
+
+def check_label(label: str) -> str:
+    """A label is lower-case letters, digits, '-' and '_' (it becomes part of source names)."""
+    if not LABEL_RE.match(label):
+        raise UsageError(f"bad node label {label!r}: use 1-31 of a-z 0-9 - _, starting with a letter or digit")
+    return label
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """One registered node.  ``link`` is a serial port path (or a simulator's pty link)."""
+
+    label: str
+    node_id: bytes
+    key: bytes = field(repr=False)
+    board: str
+    link: str
+    simulated: bool = False
+    declared: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "label": self.label, "node_id": self.node_id.hex(), "key": self.key.hex(),
+            "board": self.board, "link": self.link, "simulated": self.simulated,
+            "declared": self.declared,
+        }
+
+    def public(self) -> dict[str, Any]:
+        """Everything but the key, for listings."""
+        data = self.to_json()
+        del data["key"]
+        return data
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> NodeRecord:
+        node_id = bytes.fromhex(data["node_id"])
+        key = bytes.fromhex(data["key"])
+        if len(node_id) != NODE_ID_SIZE or len(key) != KEY_SIZE:
+            raise ValueError("node id must be 8 bytes and key 32 bytes")
+        return NodeRecord(
+            label=check_label(str(data["label"])), node_id=node_id, key=key,
+            board=str(data["board"]), link=str(data["link"]),
+            simulated=bool(data.get("simulated", False)),
+            declared={k: dict(v) for k, v in dict(data.get("declared", {})).items()},
+        )
+
+
+def new_node_id() -> bytes:
+    """A fresh random 8-byte node id."""
+    return secrets.token_bytes(NODE_ID_SIZE)
+
+
+def new_key() -> bytes:
+    """A fresh 256-bit HMAC key from the OS CSPRNG."""
+    return secrets.token_bytes(KEY_SIZE)
+
+
+class NodeRegistry:
+    """Load, change and save the registry file."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or registry_path()
+        self._nodes: dict[str, NodeRecord] = {}
+        self._load()
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            return
+        try:
+            data = json.loads(self.path.read_text())
+            nodes = [NodeRecord.from_json(item) for item in data.get("nodes", [])]
+        except (OSError, ValueError, KeyError, TypeError, UsageError) as exc:
+            raise ConfigError(f"node registry {self.path}: unreadable or invalid ({type(exc).__name__})") from None
+        self._nodes = {n.label: n for n in nodes}
+
+    def save(self) -> None:
+        """Write atomically with mode 0600 (the file holds keys)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        payload = json.dumps({"version": 1, "nodes": [n.to_json() for n in self._nodes.values()]}, indent=2)
+        fd, tmp = tempfile.mkstemp(prefix=".nodes-", dir=self.path.parent)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(payload + "\n")
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        os.chmod(self.path, 0o600)
+
+    def nodes(self) -> list[NodeRecord]:
+        """Every registered node, in registration order."""
+        return list(self._nodes.values())
+
+    def get(self, label: str) -> NodeRecord:
+        """The node called label; UsageError when there is none."""
+        try:
+            return self._nodes[label]
+        except KeyError:
+            known = ", ".join(self._nodes) or "none"
+            raise UsageError(f"no node labelled {label!r} (registered: {known})") from None
+
+    def find(self, label_or_link: str) -> NodeRecord | None:
+        """The node with this label or link path, if any."""
+        if label_or_link in self._nodes:
+            return self._nodes[label_or_link]
+        for node in self._nodes.values():
+            if node.link == label_or_link:
+                return node
+        return None
+
+    def put(self, record: NodeRecord) -> None:
+        """Add or replace a node (by label); a node id may belong to one label only."""
+        for other in self._nodes.values():
+            if other.label != record.label and other.node_id == record.node_id:
+                raise UsageError(f"node id already registered as {other.label!r}")
+        self._nodes[record.label] = record
+
+    def remove(self, label: str) -> NodeRecord:
+        """Forget a node; returns its record."""
+        record = self.get(label)
+        del self._nodes[label]
+        return record
+
+    def update_link(self, label: str, link: str) -> None:
+        """Change where a node is plugged in."""
+        self._nodes[label] = replace(self.get(label), link=link)

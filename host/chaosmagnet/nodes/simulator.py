@@ -1,0 +1,259 @@
+"""A simulated node: the real firmware modules under CPython, a noise HAL, a pty.
+
+``chaos-host nodes simulate`` runs one.  The firmware's Node class (sampling
+loop, on-device health, framing, HMAC) is imported from firmware/lib and
+driven exactly as chaosnode.app drives it on a board; only the HAL and the
+byte pipe differ.  The pty's slave path is published through a stable symlink
+so a reopened pty (``reopen()``, or SIGHUP to the simulate command) appears at
+the same path, like a board plugged back in.
+
+Faults, for demos and tests:
+  stuck    the ADC returns one value       -> RCT failures, quarantine
+  bias     the ADC mostly returns one value -> APT failures, quarantine
+  garbage  random bytes and corrupted frames on the wire -> drops (bad magic/tag)
+  replay   old frames sent again            -> drops (replay)
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import os
+import pty
+import random
+import select
+import sys
+import tempfile
+import time
+import tty
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from chaosmagnet.errors import UsageError
+from chaosmagnet.nodes.boards import BoardProfile, firmware_dir
+
+FAULTS = ("stuck", "bias", "garbage", "replay")
+_TICKS_PERIOD = 1 << 30  # MicroPython's ticks wrap here
+_MAX_PENDING = 64 * 1024  # bytes queued for the pty before frames are lost (as CDC loses them)
+
+
+def firmware_modules() -> dict[str, ModuleType]:
+    """Import the portable firmware modules (chaosnode.*) from firmware/lib."""
+    lib = str(firmware_dir() / "lib")
+    if lib not in sys.path:
+        sys.path.insert(0, lib)
+    names = ("chaosnode", "chaosnode.hmac256", "chaosnode.health", "chaosnode.framing",
+             "chaosnode.node", "chaosnode.config")
+    modules = {name: importlib.import_module(name) for name in names}
+    origin = Path(modules["chaosnode"].__file__ or "").resolve()
+    if not origin.is_relative_to(Path(lib).resolve()):
+        raise UsageError(f"a different chaosnode package shadows the firmware: {origin}")
+    return modules
+
+
+class SimHal:
+    """A noise-producing HAL with MicroPython's ticks semantics (30-bit wrap)."""
+
+    def __init__(self, fault: str | None = None, seed: int | None = None) -> None:
+        self.fault = fault
+        self._rng = np.random.default_rng(seed)
+        self._level = 2048.0
+        self._t0 = time.monotonic_ns() - random.randrange(_TICKS_PERIOD) * 1_000_000
+
+    def fill_adc(self, buf: memoryview, n: int) -> None:
+        """n readings: a drifting level plus Gaussian noise of a few LSB (12-bit, LE words)."""
+        self._level += float(self._rng.normal(0, 2))
+        self._level = min(max(self._level, 1500.0), 2600.0)
+        values = np.rint(self._level + self._rng.normal(0, 3.0, n))
+        if self.fault == "stuck":
+            values[:] = 2048
+        elif self.fault == "bias":
+            values[self._rng.random(n) < 0.9] = 2048
+        buf[: 2 * n] = np.clip(values, 0, 4095).astype("<u2").tobytes()
+
+    def fill_rng(self, buf: memoryview, n: int) -> None:
+        buf[:n] = os.urandom(n)
+
+    def fill_jitter(self, buf: memoryview, n: int) -> None:
+        """Low 8 bits of timing deltas of a small workload on this host."""
+        clock = time.perf_counter_ns
+        out = bytearray(n)
+        prev = clock()
+        acc = 0
+        for i in range(n):
+            for j in range(8):
+                acc ^= (acc << 1) + j
+            acc &= 0xFFFF
+            now = clock()
+            out[i] = (now - prev) & 0xFF
+            prev = now
+        buf[:n] = out
+
+    def ticks_ms(self) -> int:
+        return ((time.monotonic_ns() - self._t0) // 1_000_000) % _TICKS_PERIOD
+
+    @staticmethod
+    def ticks_diff(a: int, b: int) -> int:
+        half = _TICKS_PERIOD // 2
+        return ((a - b + half) % _TICKS_PERIOD) - half
+
+    def boot_nonce(self) -> bytes:
+        return os.urandom(8)
+
+
+class _Wire:
+    """The node's output: frames queued whole for the pty, with transport faults."""
+
+    def __init__(self, fault: str | None, seed: int | None) -> None:
+        self.fault = fault
+        self.pending = bytearray()
+        self.lost_frames = 0
+        self._history: deque[bytes] = deque(maxlen=32)
+        self._random = random.Random(seed)
+        self._count = 0
+
+    def write(self, frame: memoryview | bytes) -> None:
+        data = bytes(frame)
+        self._count += 1
+        if self.fault == "garbage" and self._count % 4 == 0:
+            self._queue(os.urandom(self._random.randrange(1, 200)))
+            if self._count % 8 == 0:  # and a frame with one bit flipped
+                bad = bytearray(data)
+                pos = self._random.randrange(len(bad))
+                bad[pos] ^= 1 << self._random.randrange(8)
+                self._queue(bytes(bad))
+        if self.fault == "replay" and self._count % 4 == 0 and self._history:
+            self._queue(self._history[self._random.randrange(len(self._history))])
+        self._queue(data)
+        self._history.append(data)
+
+    def _queue(self, data: bytes) -> None:
+        if len(self.pending) + len(data) > _MAX_PENDING:
+            self.lost_frames += 1  # nobody reads the port: lost, as CDC writes are
+            return
+        self.pending += data
+
+
+class PtyEndpoint:
+    """A pty pair whose slave path is published through a stable symlink."""
+
+    def __init__(self, link_path: Path) -> None:
+        self.link_path = link_path
+        self.master = -1
+        self.slave = -1
+        self.open()
+
+    def open(self) -> None:
+        self.master, self.slave = pty.openpty()
+        tty.setraw(self.slave)
+        os.set_blocking(self.master, False)
+        tmp = self.link_path.with_name(self.link_path.name + ".new")
+        tmp.unlink(missing_ok=True)
+        os.symlink(os.ttyname(self.slave), tmp)
+        os.replace(tmp, self.link_path)
+
+    @property
+    def slave_path(self) -> str:
+        return os.ttyname(self.slave)
+
+    def close(self) -> None:
+        self.link_path.unlink(missing_ok=True)
+        for fd in (self.master, self.slave):
+            if fd >= 0:
+                os.close(fd)
+        self.master = self.slave = -1
+
+
+def default_link_path(label: str) -> Path:
+    """Where a simulated node's port appears (a symlink to its current pty)."""
+    return Path(tempfile.gettempdir()) / f"chaos-node-{os.getuid()}-{label}"
+
+
+def node_config(node_id: bytes, key: bytes, board: BoardProfile, label: str,
+                rates: dict[str, int] | None = None) -> dict[str, Any]:
+    """The node config document (what deploy writes to /chaosnode.json)."""
+    sources = board.node_sources_config()
+    for name, rate in (rates or {}).items():
+        sources[name]["rate"] = rate
+    return {
+        "node_id": node_id.hex(), "key": key.hex(), "board": board.name, "label": label,
+        "adc_pin": board.adc_pin, "led_pin": board.led_pin, "led_kind": board.led_kind,
+        "heartbeat_ms": board.heartbeat_ms, "sources": sources,
+    }
+
+
+class Simulator:
+    """Runs the firmware's Node on a SimHal behind a pty until stop() or a signal."""
+
+    def __init__(self, config: dict[str, Any], link_path: Path, fault: str | None = None,
+                 seed: int | None = None) -> None:
+        if fault is not None and fault not in FAULTS:
+            raise UsageError(f"unknown fault {fault!r} (known: {', '.join(FAULTS)})")
+        modules = firmware_modules()
+        self.hal = SimHal(fault if fault in ("stuck", "bias") else None, seed)
+        self.wire = _Wire(fault if fault in ("garbage", "replay") else None, seed)
+        self.node = modules["chaosnode.node"].Node(self.hal, config, self.wire.write)
+        self.endpoint = PtyEndpoint(link_path)
+        self._running = True
+        self._reopen_after: float | None = None
+
+    @property
+    def link_path(self) -> Path:
+        return self.endpoint.link_path
+
+    def stop(self) -> None:
+        self._running = False
+
+    def request_reopen(self, gap_seconds: float = 0.5) -> None:
+        """Close the pty (the board was unplugged) and open a new one after a gap."""
+        self._reopen_after = gap_seconds
+
+    def run(self, until: Callable[[], bool] | None = None) -> None:
+        """The node's main loop: step, poll the pty for commands, flush frames."""
+        try:
+            while self._running and not (until and until()):
+                if self._reopen_after is not None:
+                    gap, self._reopen_after = self._reopen_after, None
+                    self.endpoint.close()
+                    self.wire.pending.clear()
+                    time.sleep(gap)
+                    self.endpoint.open()
+                wait_ms = min(self.node.step(), 20)
+                master = self.endpoint.master
+                want_write = [master] if self.wire.pending else []
+                readable, writable, _ = select.select([master], want_write, [], wait_ms / 1000)
+                if readable:
+                    self._read_commands(master)
+                if writable or self.wire.pending:
+                    self._flush(master)
+        finally:
+            self.endpoint.close()
+
+    def _read_commands(self, master: int) -> None:
+        try:
+            data = os.read(master, 1024)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            if exc.errno == errno.EIO:
+                return
+            raise
+        self.node.feed_commands(data)
+
+    def _flush(self, master: int) -> None:
+        pending = self.wire.pending
+        while pending:
+            try:
+                written = os.write(master, pending[:16384])
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno == errno.EIO:
+                    return
+                raise
+            del pending[:written]

@@ -1,0 +1,248 @@
+"""Node frames become pipeline sources: ``node:<label>:<adc|rng|jitter>``.
+
+One NodeConnection per node owns the serial link and the frame parser and
+hands each DATA frame's samples to the matching NodeSource.  The sources are
+push-style: ``batches()`` waits on a queue the link fills.  The host re-tests
+every sample itself (the engine's RCT/APT); the node's own verdict (its
+counters and flags) is shown in ``details()`` and never relied on.
+
+ADC frames carry 12-bit readings as 16-bit words; the pipeline takes their
+low 8 bits, where the noise is (the high bits are the DC level).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import numpy as np
+
+from chaosmagnet.errors import UsageError, escape_device_text
+from chaosmagnet.nodes.boards import SOURCE_NAMES
+from chaosmagnet.nodes.link import SerialLink
+from chaosmagnet.nodes.parser import Drop, FrameParser
+from chaosmagnet.nodes.protocol import Frame, FrameType, SourceId, decode_heartbeat
+from chaosmagnet.nodes.registry import NodeRecord, NodeRegistry
+from chaosmagnet.sources.base import Source, SourceInfo
+
+QUEUE_BATCHES = 512  # frames buffered per source before the oldest is dropped
+_SOURCE_IDS = {"adc": SourceId.ADC, "rng": SourceId.RNG, "jitter": SourceId.JITTER}
+_DEFAULT_H = {"adc": 1.0, "rng": 7.0, "jitter": 0.2}
+
+LinkFactory = Callable[..., SerialLink]
+
+
+def samples_from_frame(frame: Frame) -> np.ndarray:
+    """The frame's samples as uint8 (the low 8 bits of wider samples)."""
+    if frame.sample_width == 2:
+        words = np.frombuffer(frame.payload, dtype="<u2")
+        return (words & 0xFF).astype(np.uint8)
+    return np.frombuffer(frame.payload, dtype=np.uint8).copy()
+
+
+class NodeConnection:
+    """One node's link, parser, per-source queues and last reported state."""
+
+    def __init__(self, record: NodeRecord, *, link_factory: LinkFactory = SerialLink) -> None:
+        self.record = record
+        self.parser = FrameParser({record.node_id: record.key})
+        self.link = link_factory(
+            record.link, self._on_bytes, on_connect=self._on_connect, on_disconnect=self._on_disconnect
+        )
+        self.queues: dict[SourceId, asyncio.Queue[np.ndarray | None]] = {}
+        self.node_health: dict[SourceId, dict[str, Any]] = {}
+        self.status: dict[str, Any] | None = None
+        self.heartbeat: dict[str, int] | None = None
+        self.replies: deque[str] = deque(maxlen=16)
+        self.queue_overflows = 0
+        self.verified = False  # a STATUS echoed this connection's challenge
+        self._challenge = ""
+        self._users: set[object] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- lifetime: the link runs while any of the node's sources runs -----
+    def queue_for(self, source: SourceId) -> asyncio.Queue[np.ndarray | None]:
+        """The queue DATA frames of this source go to."""
+        if source not in self.queues:
+            self.queues[source] = asyncio.Queue(QUEUE_BATCHES)
+        return self.queues[source]
+
+    async def acquire(self, user: object) -> None:
+        """A source starts: open the link if it is the first."""
+        self._users.add(user)
+        if self._task is None:
+            self._task = asyncio.create_task(self.link.run(), name=f"node-link:{self.record.label}")
+
+    async def release(self, user: object) -> None:
+        """A source stops: close the link after the last one."""
+        self._users.discard(user)
+        if not self._users and self._task is not None:
+            task, self._task = self._task, None
+            self.link.close()
+            await task
+
+    # -- link callbacks -----------------------------------------------------
+    def _on_connect(self) -> None:
+        self.verified = False
+        self._challenge = secrets.token_hex(8)
+        self.link.write(f"hello {self._challenge}\n".encode())
+
+    def _on_disconnect(self) -> None:
+        self.parser.reset_stream()
+
+    def send_command(self, line: str) -> bool:
+        """Send one command line (start/stop SRC, rate SRC N, status, ping)."""
+        return self.link.write(line.strip().encode("ascii") + b"\n")
+
+    def _on_bytes(self, data: bytes) -> None:
+        for event in self.parser.feed(data):
+            if isinstance(event, Drop):
+                continue  # counted by the parser
+            self._on_frame(event)
+
+    def _on_frame(self, frame: Frame) -> None:
+        if frame.type is FrameType.DATA:
+            self.node_health[frame.source] = {
+                "failing": frame.health_failed,
+                "samples": frame.samples,
+                "rct_failures": frame.rct_failures,
+                "apt_failures": frame.apt_failures,
+            }
+            queue = self.queues.get(frame.source)
+            if queue is None:
+                return
+            if queue.full():
+                queue.get_nowait()
+                self.queue_overflows += 1
+            queue.put_nowait(samples_from_frame(frame))
+        elif frame.type is FrameType.STATUS:
+            try:
+                status = json.loads(frame.payload.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                return
+            if isinstance(status, dict):
+                self.status = status
+                if self._challenge and status.get("challenge") == self._challenge:
+                    self.verified = True
+        elif frame.type is FrameType.HEARTBEAT:
+            self.heartbeat = decode_heartbeat(frame.payload)
+        elif frame.type is FrameType.REPLY:
+            self.replies.append(escape_device_text(frame.payload))
+
+    def summary(self) -> dict[str, Any]:
+        """Link and parser state for details() and `nodes status`."""
+        return {
+            "port": self.record.link,
+            "link": self.link.state,
+            "connects": self.link.connects,
+            "verified": self.verified,
+            "frames": self.parser.frames_accepted,
+            "lost_frames": self.parser.lost_frames,
+            "drops": {reason.value: n for reason, n in self.parser.drops.items()},
+            "queue_overflows": self.queue_overflows,
+            "firmware": escape_device_text(str(self.status.get("fw", ""))) if self.status else "",
+            "uptime_s": self.heartbeat["uptime_s"] if self.heartbeat else None,
+        }
+
+    def source_status(self, name: str) -> dict[str, Any]:
+        """What the node says about one of its sources (cutoffs, rate), from STATUS."""
+        if not self.status:
+            return {}
+        for entry in self.status.get("sources", []):
+            if isinstance(entry, dict) and entry.get("name") == name:
+                keep = ("on", "rate", "h", "rct_cutoff", "apt_cutoff", "apt_window")
+                return {k: entry[k] for k in keep if k in entry}
+        return {}
+
+
+class NodeSource(Source):
+    """One source of one node, fed by its NodeConnection."""
+
+    def __init__(self, connection: NodeConnection, source: str, declared_h: float) -> None:
+        if source not in _SOURCE_IDS:
+            raise UsageError(f"unknown node source {source!r}")
+        self.connection = connection
+        self.source_id = _SOURCE_IDS[source]
+        label = connection.record.label
+        self.info = SourceInfo(
+            name=f"node:{label}:{source}",
+            kind="node",
+            bits_per_sample=8,
+            declared_h=min(float(declared_h), 8.0),
+            conditioned=source == "rng",
+            description={
+                "adc": "low 8 bits of raw 12-bit ADC readings (ADC1, 0 dB) from the node",
+                "rng": "ESP32-S3 hardware RNG (esp_random, radio on): vendor-conditioned",
+                "jitter": "low 8 bits of ticks_cpu() deltas on the node",
+            }[source],
+        )
+        self._queue = connection.queue_for(self.source_id)
+        self._running = False
+
+    async def start(self) -> None:
+        self._running = True
+        await self.connection.acquire(self)
+
+    async def stop(self) -> None:
+        if not self._running:
+            return
+        self._running = False
+        if self._queue.full():
+            self._queue.get_nowait()
+        self._queue.put_nowait(None)  # wakes batches() so it returns
+        await self.connection.release(self)
+
+    async def batches(self) -> AsyncIterator[np.ndarray]:
+        while self._running:
+            batch = await self._queue.get()
+            if batch is None:
+                break
+            yield batch
+
+    def details(self) -> dict[str, object]:
+        conn = self.connection
+        details: dict[str, object] = dict(conn.summary())
+        details["node_health"] = conn.node_health.get(self.source_id, {})  # shown, never relied on
+        details["node_declared"] = conn.source_status(self.source_id.label)
+        return details
+
+
+def build_node_sources(record: NodeRecord, *, link_factory: LinkFactory = SerialLink) -> list[Source]:
+    """The adc, rng and jitter sources of one registered node, sharing one connection."""
+    connection = NodeConnection(record, link_factory=link_factory)
+    sources: list[Source] = []
+    for name in SOURCE_NAMES:
+        h = float(record.declared.get(name, {}).get("h", _DEFAULT_H[name]))
+        sources.append(NodeSource(connection, name, h))
+    return sources
+
+
+def resolve_nodes(specs: list[str] | None, registry: NodeRegistry | None = None) -> list[NodeRecord]:
+    """The nodes `run --node` names: a LABEL, a registered link PATH, or LABEL@PATH
+    (a registered node on another port).  None means every registered node."""
+    registry = registry or NodeRegistry()
+    if specs is None:
+        return registry.nodes()
+    records: list[NodeRecord] = []
+    for spec in specs:
+        label, at, port = spec.partition("@")
+        if at:
+            record = registry.get(label)
+            record = NodeRecord(record.label, record.node_id, record.key, record.board, port,
+                                record.simulated, record.declared)
+        else:
+            found = registry.find(spec)
+            if found is None:
+                raise UsageError(
+                    f"--node {spec!r}: no registered node has this label or port "
+                    "(register it with `chaos-host nodes deploy` or `nodes add`, or use LABEL@PORT)"
+                )
+            record = found
+        if any(r.label == record.label for r in records):
+            raise UsageError(f"--node: node {record.label!r} given twice")
+        records.append(record)
+    return records
