@@ -3,9 +3,11 @@
 #include "sp80090b.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 #define COMP_BLOCK_BITS 6
 #define COMP_DICT_BLOCKS 1000
+#define TINY 1e-290
 
 int sp_collision_times(const uint8_t *bits, int64_t n, sp_collision_stats *out)
 {
@@ -66,21 +68,22 @@ int sp_compression_stats(const uint8_t *bits, int64_t n, double *sum, double *su
  * with F = z^2 (1-z)^(u-1) for u < t and z (1-z)^(t-1) for u = t.  Writing
  * a_u = log2(u) (1-z)^(u-1) and A(k) = a_1 + ... + a_k, the double sum is
  *   z^2 [ (L-d) A(d) + sum_{u=d+1}^{L-1} (L-u) a_u ] + z [ A(L) - A(d) ],
- * one pass over u.  Terms stop once they underflow. */
-static double compression_g(double z, int64_t d, int64_t L)
+ * one pass over u.  lg[u] = log2(u).  The sum stops once (1-z)^(u-1) drops
+ * below 1e-290: later terms cannot change a double result, and running on
+ * into subnormal numbers costs more than the whole useful part. */
+static double compression_g(double z, int64_t d, int64_t L, const double *lg)
 {
     double A = 0.0, Ac = 0.0, tail = 0.0, tc = 0.0, Ad;
     double decay = 1.0 - z, pw = decay; /* (1-z)^(u-1) for u = 2 */
     int64_t u;
 
-    for (u = 2; u <= d; u++) {
-        kahan(&A, &Ac, log2((double)u) * pw);
+    for (u = 2; u <= d && pw > TINY; u++) {
+        kahan(&A, &Ac, lg[u] * pw);
         pw *= decay;
     }
     Ad = A;
-    for (u = d + 1; u <= L; u++) {
-        double a = log2((double)u) * pw;
-        if (!(a > 0.0)) break;
+    for (u = d + 1; u <= L && pw > TINY; u++) {
+        double a = lg[u] * pw;
         kahan(&A, &Ac, a);
         if (u < L) kahan(&tail, &tc, (double)(L - u) * a);
         pw *= decay;
@@ -89,10 +92,60 @@ static double compression_g(double z, int64_t d, int64_t L)
     return z * (z * tail + (A - Ad)) / (double)(L - d);
 }
 
-double sp_compression_expectation(double p, int64_t num_blocks)
+static double expectation(double p, int64_t num_blocks, const double *lg)
 {
     const double symbols = (double)(1 << COMP_BLOCK_BITS);
     double q = (1.0 - p) / (symbols - 1.0);
-    return compression_g(p, COMP_DICT_BLOCKS, num_blocks) +
-           (symbols - 1.0) * compression_g(q, COMP_DICT_BLOCKS, num_blocks);
+    return compression_g(p, COMP_DICT_BLOCKS, num_blocks, lg) +
+           (symbols - 1.0) * compression_g(q, COMP_DICT_BLOCKS, num_blocks, lg);
+}
+
+static double *log2_table(int64_t num_blocks)
+{
+    double *lg = malloc(sizeof(double) * (size_t)(num_blocks + 1));
+    if (lg == NULL) return NULL;
+    lg[0] = 0.0;
+    for (int64_t u = 1; u <= num_blocks; u++) lg[u] = log2((double)u);
+    return lg;
+}
+
+double sp_compression_expectation(double p, int64_t num_blocks)
+{
+    double *lg, e;
+    if (num_blocks <= COMP_DICT_BLOCKS) return NAN;
+    lg = log2_table(num_blocks);
+    if (lg == NULL) return NAN;
+    e = expectation(p, num_blocks, lg);
+    free(lg);
+    return e;
+}
+
+int sp_compression_solve(double target, int64_t num_blocks, double *p_out)
+{
+    const double floor_p = 1.0 / (double)(1 << COMP_BLOCK_BITS);
+    double lo = floor_p, hi = 1.0, *lg;
+
+    if (num_blocks <= COMP_DICT_BLOCKS) return SP_ERR_ARGS;
+    lg = log2_table(num_blocks);
+    if (lg == NULL) return SP_ERR_NOMEM;
+    if (!(expectation(floor_p, num_blocks, lg) > target)) {
+        *p_out = floor_p;
+        free(lg);
+        return 0;
+    }
+    /* The expectation falls as p rises: bisect down to adjacent doubles. */
+    for (int it = 0; it < 200; it++) {
+        double mid = 0.5 * (lo + hi), e;
+        if (mid <= lo || mid >= hi) break;
+        e = expectation(mid, num_blocks, lg);
+        if (e == target) {
+            lo = hi = mid;
+            break;
+        }
+        if (e > target) lo = mid;
+        else hi = mid;
+    }
+    *p_out = 0.5 * (lo + hi);
+    free(lg);
+    return 0;
 }

@@ -115,57 +115,79 @@ int sp_multi_mcw(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_res
 
 /* --------------------------------------------------------------------- Lag */
 
-/* The scoreboard leader always holds the highest score.  After a step the new
- * leader is the largest lag that was correct and now holds the (possibly
- * raised) maximum, which is what updating the scoreboard in lag order with
- * ">=" yields. */
-int sp_lag(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_result *out)
+#define LAG_BLOCK 64
+
+/* The scoreboard leader always holds the highest score, `top`.  After a step
+ * the new leader is the largest lag that was correct and now holds the
+ * (possibly raised) maximum, which is what updating the scoreboard in lag
+ * order with ">=" yields.
+ *
+ * Steps run in blocks of LAG_BLOCK.  A lag whose score is more than the block
+ * length below `top` cannot reach the maximum within the block, so it cannot
+ * become the leader there: only the other lags ("candidates") are followed
+ * step by step, and the rest get their block's matches added at the end. */
+static inline void lag_step(const uint8_t *s, int64_t i, const int32_t *lags, int count,
+                            int32_t *score, int32_t *top, int64_t *winner)
 {
-    int32_t score[LAG_DEPTH] = {0};
-    int32_t top = 0;
-    int64_t winner = 0;
-    tally t = {0, 0, 0};
-    uint8_t *rev;
-
-    if (alphabet < 1 || alphabet > 256 || n < 2) return SP_ERR_ARGS;
-    /* rev[n - i + d] = s[i - 1 - d]: the history of step i, most recent first. */
-    rev = malloc((size_t)n);
-    if (rev == NULL) return SP_ERR_NOMEM;
-    for (int64_t i = 0; i < n; i++) rev[n - 1 - i] = s[i];
-
-    for (int64_t i = 1; i < n; i++) {
-        const uint8_t x = s[i];
-        const uint8_t *hist = rev + (n - i);
-        int32_t mx = -1;
-        int64_t depth = i < LAG_DEPTH ? i : LAG_DEPTH;
-        tally_add(&t, s[i - winner - 1] == x);
-        if (depth == LAG_DEPTH) {
-            for (int d = 0; d < LAG_DEPTH; d++) {
-                int32_t hit = hist[d] == x;
-                int32_t sc = score[d] + hit;
-                int32_t cand = hit ? sc : -1;
-                score[d] = sc;
-                mx = cand > mx ? cand : mx;
-            }
-        } else {
-            for (int64_t d = 0; d < depth; d++) {
-                if (hist[d] == x) {
-                    int32_t sc = ++score[d];
-                    if (sc > mx) mx = sc;
-                }
-            }
+    const uint8_t x = s[i];
+    int32_t mx = -1;
+    for (int c = 0; c < count; c++) {
+        int32_t d = lags[c];
+        if (s[i - d - 1] == x) {
+            int32_t sc = ++score[d];
+            if (sc > mx) mx = sc;
         }
-        if (mx >= top) {
-            top = mx;
-            for (int64_t d = depth - 1; d >= 0; d--) {
-                if (hist[d] == x && score[d] == mx) {
-                    winner = d;
-                    break;
-                }
+    }
+    if (mx >= *top) {
+        *top = mx;
+        for (int c = count - 1; c >= 0; c--) {
+            int32_t d = lags[c];
+            if (s[i - d - 1] == x && score[d] == mx) {
+                *winner = d;
+                break;
             }
         }
     }
-    free(rev);
+}
+
+int sp_lag(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_result *out)
+{
+    int32_t score[LAG_DEPTH] = {0};
+    int32_t all[LAG_DEPTH], cand[LAG_DEPTH];
+    uint8_t followed[LAG_DEPTH];
+    int32_t top = 0;
+    int64_t winner = 0, i;
+    tally t = {0, 0, 0};
+
+    if (alphabet < 1 || alphabet > 256 || n < 2) return SP_ERR_ARGS;
+    for (int d = 0; d < LAG_DEPTH; d++) all[d] = d;
+    /* Warm-up: step i can look back only i samples. */
+    for (i = 1; i < n && i < LAG_DEPTH; i++) {
+        tally_add(&t, s[i - winner - 1] == s[i]);
+        lag_step(s, i, all, (int)i, score, &top, &winner);
+    }
+    while (i < n) {
+        int64_t end = i + LAG_BLOCK < n ? i + LAG_BLOCK : n;
+        int32_t len = (int32_t)(end - i);
+        int count = 0;
+        for (int d = 0; d < LAG_DEPTH; d++) {
+            followed[d] = score[d] + len >= top;
+            if (followed[d]) cand[count++] = d;
+        }
+        for (int64_t k = i; k < end; k++) {
+            tally_add(&t, s[k - winner - 1] == s[k]);
+            lag_step(s, k, cand, count, score, &top, &winner);
+        }
+        for (int d = 0; d < LAG_DEPTH; d++) {
+            if (!followed[d]) {
+                const uint8_t *cur = s + i, *back = s + i - d - 1;
+                int32_t hits = 0;
+                for (int32_t k = 0; k < len; k++) hits += cur[k] == back[k];
+                score[d] += hits;
+            }
+        }
+        i = end;
+    }
     tally_store(&t, n - 1, out);
     return 0;
 }
@@ -173,10 +195,15 @@ int sp_lag(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_result *o
 /* ------------------------------------------------------------ hash tables */
 
 /* Open addressing, linear probing; a 128-bit key (lo, hi) maps to an int64
- * value, -1 marking an empty slot.  Grows at half load. */
+ * value, -1 marking an empty slot.  One slot is one struct, so a probe
+ * touches one cache line.  Grows at half load. */
 typedef struct {
-    uint64_t *lo, *hi;
-    int64_t *val;
+    uint64_t lo, hi;
+    int64_t val;
+} hslot;
+
+typedef struct {
+    hslot *slots;
     int64_t cap, size;
 } htab;
 
@@ -193,21 +220,16 @@ static int ht_init(htab *h, int64_t cap)
 {
     h->cap = cap;
     h->size = 0;
-    h->lo = malloc(sizeof(uint64_t) * (size_t)cap);
-    h->hi = malloc(sizeof(uint64_t) * (size_t)cap);
-    h->val = malloc(sizeof(int64_t) * (size_t)cap);
-    if (h->lo == NULL || h->hi == NULL || h->val == NULL) return SP_ERR_NOMEM;
-    for (int64_t i = 0; i < cap; i++) h->val[i] = -1;
+    h->slots = malloc(sizeof(hslot) * (size_t)cap);
+    if (h->slots == NULL) return SP_ERR_NOMEM;
+    for (int64_t i = 0; i < cap; i++) h->slots[i].val = -1;
     return 0;
 }
 
 static void ht_free(htab *h)
 {
-    free(h->lo);
-    free(h->hi);
-    free(h->val);
-    h->lo = h->hi = NULL;
-    h->val = NULL;
+    free(h->slots);
+    h->slots = NULL;
 }
 
 /* Slot holding key, or the empty slot where it would go. */
@@ -215,7 +237,8 @@ static inline int64_t ht_slot(const htab *h, uint64_t lo, uint64_t hi)
 {
     int64_t mask = h->cap - 1;
     int64_t i = (int64_t)(ht_hash(lo, hi) & (uint64_t)mask);
-    while (h->val[i] >= 0 && (h->lo[i] != lo || h->hi[i] != hi)) i = (i + 1) & mask;
+    const hslot *sl = h->slots;
+    while (sl[i].val >= 0 && (sl[i].lo != lo || sl[i].hi != hi)) i = (i + 1) & mask;
     return i;
 }
 
@@ -228,11 +251,9 @@ static int ht_grow(htab *h)
         return rc;
     }
     for (int64_t i = 0; i < h->cap; i++) {
-        if (h->val[i] >= 0) {
-            int64_t j = ht_slot(&bigger, h->lo[i], h->hi[i]);
-            bigger.lo[j] = h->lo[i];
-            bigger.hi[j] = h->hi[i];
-            bigger.val[j] = h->val[i];
+        if (h->slots[i].val >= 0) {
+            int64_t j = ht_slot(&bigger, h->slots[i].lo, h->slots[i].hi);
+            bigger.slots[j] = h->slots[i];
         }
     }
     bigger.size = h->size;
@@ -241,8 +262,7 @@ static int ht_grow(htab *h)
     return 0;
 }
 
-/* Insert key with value val at the empty slot found by ht_slot (growing
- * first when needed). */
+/* Insert a key known to be absent (growing first when needed). */
 static int ht_put(htab *h, uint64_t lo, uint64_t hi, int64_t val)
 {
     int64_t i;
@@ -251,31 +271,41 @@ static int ht_put(htab *h, uint64_t lo, uint64_t hi, int64_t val)
         if (rc != 0) return rc;
     }
     i = ht_slot(h, lo, hi);
-    h->lo[i] = lo;
-    h->hi[i] = hi;
-    h->val[i] = val;
+    h->slots[i].lo = lo;
+    h->slots[i].hi = hi;
+    h->slots[i].val = val;
     h->size++;
     return 0;
 }
 
 /* A context model: contexts (one order) -> node; (node, y) -> count; each
  * node keeps its current prediction, the y with the largest count (ties to
- * the larger y). */
+ * the larger y).  For alphabets of at most DENSE_ALPHABET symbols the counts
+ * sit in a dense node x symbol array; larger ones use a hash table. */
+#define DENSE_ALPHABET 16
+
 typedef struct {
     htab ctx, pair;
+    int32_t k;
+    int32_t *counts;
     uint8_t *best_y;
     int64_t *best_count;
     int64_t nodes, node_cap;
 } model;
 
-static int model_init(model *m)
+static int model_init(model *m, int32_t k)
 {
     memset(m, 0, sizeof *m);
+    m->k = k;
     if (ht_init(&m->ctx, 64) != 0 || ht_init(&m->pair, 64) != 0) return SP_ERR_NOMEM;
     m->node_cap = 32;
     m->best_y = malloc((size_t)m->node_cap);
     m->best_count = malloc(sizeof(int64_t) * (size_t)m->node_cap);
     if (m->best_y == NULL || m->best_count == NULL) return SP_ERR_NOMEM;
+    if (k <= DENSE_ALPHABET) {
+        m->counts = malloc(sizeof(int32_t) * (size_t)(m->node_cap * k));
+        if (m->counts == NULL) return SP_ERR_NOMEM;
+    }
     return 0;
 }
 
@@ -283,15 +313,17 @@ static void model_free(model *m)
 {
     ht_free(&m->ctx);
     ht_free(&m->pair);
+    free(m->counts);
     free(m->best_y);
     free(m->best_count);
+    m->counts = NULL;
     m->best_y = NULL;
     m->best_count = NULL;
 }
 
 static inline int64_t model_find(const model *m, uint64_t lo, uint64_t hi)
 {
-    return m->ctx.val[ht_slot(&m->ctx, lo, hi)];
+    return m->ctx.slots[ht_slot(&m->ctx, lo, hi)].val;
 }
 
 /* Node for the context, created when missing; negative on error. */
@@ -308,30 +340,49 @@ static int64_t model_node(model *m, uint64_t lo, uint64_t hi)
         bc = realloc(m->best_count, sizeof(int64_t) * (size_t)cap);
         if (bc == NULL) return SP_ERR_NOMEM;
         m->best_count = bc;
+        if (m->counts != NULL) {
+            int32_t *cn = realloc(m->counts, sizeof(int32_t) * (size_t)(cap * m->k));
+            if (cn == NULL) return SP_ERR_NOMEM;
+            m->counts = cn;
+        }
         m->node_cap = cap;
     }
     node = m->nodes++;
     m->best_y[node] = 0;
     m->best_count[node] = 0;
+    if (m->counts != NULL) memset(m->counts + node * m->k, 0, sizeof(int32_t) * (size_t)m->k);
     if (ht_put(&m->ctx, lo, hi, node) != 0) return SP_ERR_NOMEM;
     return node;
 }
 
 /* Count y after the node's context.  An unseen (node, y) is created only when
  * allow_new; returns 1 when it was created, 0 when not, negative on error. */
-static int model_count(model *m, int64_t node, uint8_t y, int allow_new)
+static inline int model_count(model *m, int64_t node, uint8_t y, int allow_new)
 {
-    uint64_t key = ((uint64_t)node << 8) | y;
-    int64_t slot = ht_slot(&m->pair, key, 0), c;
+    int64_t c;
     int created = 0;
-    if (m->pair.val[slot] >= 0) {
-        c = ++m->pair.val[slot];
-    } else if (allow_new) {
-        if (ht_put(&m->pair, key, 0, 1) != 0) return SP_ERR_NOMEM;
-        c = 1;
-        created = 1;
+    if (m->counts != NULL) {
+        int32_t *cell = m->counts + node * m->k + y;
+        if (*cell > 0) {
+            c = ++*cell;
+        } else if (allow_new) {
+            c = *cell = 1;
+            created = 1;
+        } else {
+            return 0;
+        }
     } else {
-        return 0;
+        uint64_t key = ((uint64_t)node << 8) | y;
+        int64_t slot = ht_slot(&m->pair, key, 0);
+        if (m->pair.slots[slot].val >= 0) {
+            c = ++m->pair.slots[slot].val;
+        } else if (allow_new) {
+            if (ht_put(&m->pair, key, 0, 1) != 0) return SP_ERR_NOMEM;
+            c = 1;
+            created = 1;
+        } else {
+            return 0;
+        }
     }
     if (c > m->best_count[node] || (c == m->best_count[node] && y > m->best_y[node])) {
         m->best_count[node] = c;
@@ -358,66 +409,70 @@ static inline void context_key(const uint8_t *s, int64_t end, int len, uint64_t 
 
 static int multi_mmc_binary(const uint8_t *s, int64_t n, sp_predictor_result *out)
 {
-    uint32_t *table[MMC_DEPTH];
+    /* Order d + 1 has 2^(d+1) contexts with two counts each, at table + base[d];
+     * a context's bits are its samples, the most recent in bit 0. */
+    uint32_t *table;
+    size_t base[MMC_DEPTH], total = 0;
     int64_t entries[MMC_DEPTH] = {0};
     int64_t score[MMC_DEPTH] = {0};
     int winner = 0;
     tally t = {0, 0, 0};
-    uint32_t pattern = 0;
-    int rc = 0;
+    uint32_t hist = 0;
 
-    memset(table, 0, sizeof table);
     for (int d = 0; d < MMC_DEPTH; d++) {
-        /* order d + 1: 2^(d+1) contexts, two counts each */
-        table[d] = calloc((size_t)2 << (d + 1), sizeof(uint32_t));
-        if (table[d] == NULL) {
-            rc = SP_ERR_NOMEM;
-            goto done;
-        }
+        base[d] = total;
+        total += (size_t)2 << (d + 1);
     }
+    table = calloc(total, sizeof(uint32_t));
+    if (table == NULL) return SP_ERR_NOMEM;
     /* The first (x, y) of each order: x = s[0..d], y = s[d+1]. */
     for (int d = 0; d < MMC_DEPTH && d < n - 2; d++) {
-        pattern = (pattern << 1) | (s[d] & 1u);
-        table[d][2 * (pattern & ((2u << d) - 1)) + (s[d + 1] & 1u)] = 1;
+        hist = (hist << 1) | (s[d] & 1u);
+        table[base[d] + 2 * (hist & ((2u << d) - 1)) + (s[d + 1] & 1u)] = 1;
         entries[d] = 1;
     }
+    /* hist: the (up to) 16 samples before s[i], the most recent in bit 0. */
+    hist = (s[1] & 1u) | (s[0] & 1u) << 1;
     for (int64_t i = 2; i < n; i++) {
-        const uint8_t y = s[i] & 1u;
+        const uint32_t y = s[i] & 1u;
         const int cur_winner = winner;
-        int found = 0;
-        uint32_t ctx = 0;
-        for (int d = 0; d < MMC_DEPTH && d <= i - 2; d++) {
-            uint32_t *e;
-            ctx |= (uint32_t)(s[i - d - 1] & 1u) << d;
-            e = table[d] + 2 * ctx;
-            if (d == 0 || found) found = (e[0] | e[1]) != 0;
+        const int depth = i - 2 < MMC_DEPTH - 1 ? (int)(i - 1) : MMC_DEPTH;
+        int64_t top = score[winner];
+        int found = 1, w_found = 0, w_hit = 0;
+        for (int d = 0; d < depth; d++) {
+            uint32_t *e = table + base[d] + 2 * (hist & ((2u << d) - 1));
+            uint32_t e0 = e[0], e1 = e[1];
+            found = found && (e0 | e1) != 0;
             if (found) {
-                uint8_t pred = e[0] > e[1] ? 0 : 1;
-                if (pred == y) {
-                    if (++score[d] >= score[winner]) winner = d;
-                    if (d == cur_winner) tally_add(&t, 1);
-                } else if (d == cur_winner) {
-                    tally_add(&t, 0);
-                }
-                if (e[y] != 0) {
-                    e[y]++;
-                } else if (entries[d] < MMC_MAX_ENTRIES) {
-                    e[y] = 1;
-                    entries[d]++;
-                }
+                /* prediction: the more frequent bit, 1 on a tie */
+                int hit = (int)((uint32_t)(e1 >= e0) == y);
+                uint32_t ey = y ? e1 : e0;
+                uint32_t grow = (uint32_t)((ey != 0) | (entries[d] < MMC_MAX_ENTRIES));
+                int64_t sc = score[d] + hit;
+                int lead = hit & (sc >= top);
+                score[d] = sc;
+                winner = lead ? d : winner;
+                top = lead ? sc : top;
+                w_found |= d == cur_winner;
+                w_hit |= (d == cur_winner) & hit;
+                e[y] = ey + grow;
+                entries[d] += (ey == 0) & grow;
             } else if (entries[d] < MMC_MAX_ENTRIES) {
                 e[y] = 1;
                 entries[d]++;
             }
         }
+        /* The previous leader's prediction is the one that counts; no
+         * prediction (unseen context) leaves the tally alone. */
+        if (w_found) tally_add(&t, w_hit);
+        hist = ((hist << 1) | y) & 0xFFFFu;
     }
     tally_store(&t, n - 2, out);
-done:
-    for (int d = 0; d < MMC_DEPTH; d++) free(table[d]);
-    return rc;
+    free(table);
+    return 0;
 }
 
-static int multi_mmc_symbols(const uint8_t *s, int64_t n, sp_predictor_result *out)
+static int multi_mmc_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_result *out)
 {
     model M[MMC_DEPTH];
     int64_t entries[MMC_DEPTH] = {0};
@@ -427,7 +482,7 @@ static int multi_mmc_symbols(const uint8_t *s, int64_t n, sp_predictor_result *o
     int rc = 0;
 
     for (int d = 0; d < MMC_DEPTH; d++) {
-        if (model_init(&M[d]) != 0) {
+        if (model_init(&M[d], alphabet) != 0) {
             for (int k = 0; k <= d; k++) model_free(&M[k]);
             return SP_ERR_NOMEM;
         }
@@ -491,7 +546,7 @@ int sp_multi_mmc(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_res
 {
     if (alphabet < 1 || alphabet > 256 || n < 3) return SP_ERR_ARGS;
     if (alphabet <= 2) return multi_mmc_binary(s, n, out);
-    return multi_mmc_symbols(s, n, out);
+    return multi_mmc_symbols(s, n, alphabet, out);
 }
 
 /* ------------------------------------------------------------------- LZ78Y */
@@ -518,30 +573,30 @@ static int lz78y_binary(const uint8_t *s, int64_t n, sp_predictor_result *out)
         table[j][2 * x + (s[LZ_DEPTH] & 1u)] = 1;
         dict_size++;
     }
-    for (int64_t i = LZ_DEPTH + 1; i < n; i++) {
-        const uint8_t y = s[i] & 1u;
+    {
         uint32_t full = 0;
-        int64_t max_count = 0;
-        int have = 0;
-        uint8_t prediction = 0;
-        for (int k = 0; k < LZ_DEPTH; k++) full |= (uint32_t)(s[i - 1 - k] & 1u) << k;
-        for (int j = LZ_DEPTH; j >= 1; j--) {
-            uint32_t *e = table[j] + 2 * (full & ((1u << j) - 1));
-            if ((e[0] | e[1]) != 0) {
-                uint8_t pred = e[0] > e[1] ? 0 : 1;
-                int64_t c = e[pred];
-                if (c > max_count) {
-                    max_count = c;
-                    prediction = pred;
-                    have = 1;
+        for (int k = 0; k < LZ_DEPTH; k++) full |= (uint32_t)(s[LZ_DEPTH - k] & 1u) << k;
+        for (int64_t i = LZ_DEPTH + 1; i < n; i++) {
+            const uint32_t y = s[i] & 1u;
+            uint32_t max_count = 0, prediction = 2;
+            for (int j = LZ_DEPTH; j >= 1; j--) {
+                uint32_t *e = table[j] + 2 * (full & ((1u << j) - 1));
+                uint32_t e0 = e[0], e1 = e[1];
+                if ((e0 | e1) != 0) {
+                    uint32_t best = e1 >= e0 ? e1 : e0;
+                    uint32_t pred = e1 >= e0;
+                    /* a longer context keeps the prediction on equal counts */
+                    prediction = best > max_count ? pred : prediction;
+                    max_count = best > max_count ? best : max_count;
+                    e[y]++;
+                } else if (dict_size < LZ_MAX_DICTIONARY) {
+                    e[y] = 1;
+                    dict_size++;
                 }
-                e[y]++;
-            } else if (dict_size < LZ_MAX_DICTIONARY) {
-                e[y] = 1;
-                dict_size++;
             }
+            tally_add(&t, prediction == y);
+            full = ((full << 1) | y) & 0xFFFFu;
         }
-        tally_add(&t, have && prediction == y);
     }
     tally_store(&t, n - LZ_DEPTH - 1, out);
 done:
@@ -549,7 +604,7 @@ done:
     return rc;
 }
 
-static int lz78y_symbols(const uint8_t *s, int64_t n, sp_predictor_result *out)
+static int lz78y_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_result *out)
 {
     model D[LZ_DEPTH + 1];
     int64_t dict_size = 0;
@@ -557,7 +612,7 @@ static int lz78y_symbols(const uint8_t *s, int64_t n, sp_predictor_result *out)
     int rc = 0;
 
     for (int j = 0; j <= LZ_DEPTH; j++) {
-        if (model_init(&D[j]) != 0) {
+        if (model_init(&D[j], alphabet) != 0) {
             for (int k = 0; k <= j; k++) model_free(&D[k]);
             return SP_ERR_NOMEM;
         }
@@ -621,5 +676,5 @@ int sp_lz78y(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_result 
 {
     if (alphabet < 1 || alphabet > 256 || n < LZ_DEPTH + 2) return SP_ERR_ARGS;
     if (alphabet <= 2) return lz78y_binary(s, n, out);
-    return lz78y_symbols(s, n, out);
+    return lz78y_symbols(s, n, alphabet, out);
 }

@@ -71,6 +71,11 @@ int sp_compression_stats(const uint8_t *bits, int64_t n, double *sum, double *su
  * for the near-uniform family with most likely block probability p, for
  * d = 1000 dictionary blocks and num_blocks blocks in all. */
 double sp_compression_expectation(double p, int64_t num_blocks);
+
+/* §6.3.4 steps 7-8: the p in [2^-6, 1] whose expectation equals target
+ * (bisection to adjacent doubles); 2^-6 when even that expectation is not
+ * above target. */
+int sp_compression_solve(double target, int64_t num_blocks, double *p_out);
 /* CDEF-END */
 
 #endif

@@ -266,14 +266,9 @@ def compression_estimate(b: np.ndarray) -> Estimate:
     x_low = x_bar - Z_ALPHA * sigma / math.sqrt(v)
     details: dict[str, Any] = {"x_bar": x_bar, "sigma": sigma, "x_bar_low": x_low}
     floor = 1.0 / (1 << _COMP_BITS)
-
-    def expected(p: float) -> float:
-        return float(lib.sp_compression_expectation(p, num_blocks))
-
-    if expected(floor) > x_low:
-        p = _bisect_decreasing(expected, x_low, floor, 1.0)
-    else:
-        p = floor
+    solved = ffi.new("double *")
+    check_rc(lib.sp_compression_solve(x_low, num_blocks, solved), "compression")
+    p = float(solved[0])
     details["p"] = p
     h = _bits_of(p) / _COMP_BITS if p > floor else 1.0
     return Estimate(h, details)
