@@ -223,3 +223,18 @@ def test_engine_events_are_recorded(minted, tmp_path: Path) -> None:
     events = [json.loads(line)["event"] for line in audit.path.read_text().splitlines()]
     assert events == ["source_quarantined", "source_failed", "source_cleared"]
     assert verify_audit_log(audit.path, minted.public).ok
+
+
+def test_engine_listener_survives_an_unwritable_log(
+    minted, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class FakeEngine:
+        def add_listener(self, listener):
+            self.listener = listener
+
+    engine = FakeEngine()
+    folder_in_the_way = tmp_path / "audit.jsonl"
+    folder_in_the_way.mkdir()
+    attach_to_engine(engine, AuditLog(folder_in_the_way, minted.identity.audit_signer))
+    engine.listener("source_state", {"source": "adc", "previous": "ok", "state": "failed"})
+    assert "warning: audit trail not written" in capsys.readouterr().err

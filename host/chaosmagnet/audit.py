@@ -24,13 +24,14 @@ import contextlib
 import fcntl
 import json
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaosmagnet.errors import AuditError, IdentityError
+from chaosmagnet.errors import AuditError, IdentityError, UsageError
 from chaosmagnet.eventlog import data_dir, logs_dir
 from chaosmagnet.minting.canonical import canonical_json, digest_hex, file_json, from_hex
 from chaosmagnet.minting.identity import (
@@ -504,14 +505,18 @@ def attach_to_engine(engine: Any, log: AuditLog | None = None) -> None:
 
     def listener(event: str, fields: dict[str, Any]) -> None:
         audit = target or default_audit_log()
-        if event == "source_state" and fields.get("state") in _ENGINE_EVENTS:
-            audit.record(
-                _ENGINE_EVENTS[fields["state"]],
-                source=fields.get("source"),
-                previous=fields.get("previous"),
-                reason=fields.get("reason", ""),
-            )
-        elif event == "health_cleared":
-            audit.record("source_cleared", source=fields.get("source"))
+        try:
+            if event == "source_state" and fields.get("state") in _ENGINE_EVENTS:
+                audit.record(
+                    _ENGINE_EVENTS[fields["state"]],
+                    source=fields.get("source"),
+                    previous=fields.get("previous"),
+                    reason=fields.get("reason", ""),
+                )
+            elif event == "health_cleared":
+                audit.record("source_cleared", source=fields.get("source"))
+        except (AuditError, UsageError, OSError) as exc:
+            # The audit trail must not take a source down with it: say so and carry on.
+            print(f"chaos-host: warning: audit trail not written: {exc}", file=sys.stderr)
 
     engine.add_listener(listener)

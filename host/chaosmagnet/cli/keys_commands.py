@@ -113,15 +113,19 @@ async def _ensure_identity(
     credit_factor: float,
     bar: _CreditBar,
     console: Console,
+    sealer: Sealer | None = None,
 ) -> HostIdentity:
-    """Load the identity, or create it (first use), recording that in the audit trail."""
+    """Load the identity, or create it (first use), recording that in the audit trail.
+
+    ``sealer`` (already stretched for this passphrase) is reused to seal a new identity.
+    """
     if identity_exists(folder):
         return load_identity(folder, Unsealer(passphrase))
     console.print(f"creating the host identity in {identity_dir(folder)} (first use)")
     identity = await create_identity(
         folder,
         source,
-        Sealer(passphrase),
+        sealer or Sealer(passphrase),
         credit_factor=credit_factor,
         timeout=timeout,
         on_progress=bar.update,
@@ -257,7 +261,14 @@ async def _mint(
             console.print("drawing from the running `chaos-host run` pool")
         with _CreditBar(console) as bar:
             identity = await _ensure_identity(
-                folder, source, passphrase, options.timeout, options.credit_factor, bar, console
+                folder,
+                source,
+                passphrase,
+                options.timeout,
+                options.credit_factor,
+                bar,
+                console,
+                sealer,
             )
             audit = AuditLog(default_log_path(), identity.audit_signer)
             return await mint_bundles(
