@@ -42,7 +42,7 @@ def _framed(label: bytes) -> bytes:
 class PoolDraw:
     """Output of one draw, with where its credit came from."""
 
-    data: bytes
+    data: bytes = field(repr=False)
     debited: dict[str, float]  # credited bits drawn, per source
     debited_total: float
     fill_before: float
