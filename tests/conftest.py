@@ -1,0 +1,33 @@
+"""pytest options shared by the suite.
+
+--node-port PORT runs the hardware tests (tests/test_nodes_hardware.py) against
+a real node on that serial port; without it they are skipped.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--node-port",
+        action="store",
+        default=None,
+        help="serial port of a deployed ChaosMagnet node for the hardware tests (skipped without it)",
+    )
+    parser.addoption(
+        "--node-label",
+        action="store",
+        default=None,
+        help="registry label of the node on --node-port (default: the node registered with that port)",
+    )
+
+
+@pytest.fixture
+def node_port(request: pytest.FixtureRequest) -> str:
+    """The --node-port value; skips the test when none was given."""
+    port = request.config.getoption("--node-port")
+    if not port:
+        pytest.skip("needs a real node: pass --node-port /dev/ttyACM0 (see docs/first-node.md)")
+    return str(port)

