@@ -1,0 +1,191 @@
+"""HID source: timing of pointer and keyboard events, and nothing else.
+
+pynput listeners report pointer motion, clicks, scrolls and key presses.  For
+each event the source reads a nanosecond clock; the raw sample is the low 8
+bits of the time since the previous event (any kind).  A person's timing, the
+device's polling and the system's scheduling all move those bits.
+
+Privacy: only timings are kept.  The callbacks given to pynput take no
+parameters, so pynput drops every argument (the key, the pointer position,
+the button) before our code runs: key identities and positions are never
+seen, stored, logged or sent.  The counters in ``details()`` say how many
+events of each kind arrived, never which.
+
+pynput is imported only when the source is checked or started; on Linux it
+needs an X display (Xorg or XWayland), on macOS the accessibility permission.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import numpy as np
+
+from chaosmagnet.errors import SourceUnavailable
+from chaosmagnet.sources.base import AVAILABLE, Availability, Source, SourceInfo
+from chaosmagnet.sources.registry import SourceOptions, register
+
+DECLARED_H = 1.0  # bits claimed per event (see docs/sources-av-hid.md)
+MAX_PENDING = 1 << 20  # samples buffered between batches before the oldest are dropped
+
+
+def _needs_display() -> bool:
+    return sys.platform.startswith("linux") or sys.platform.startswith("freebsd")
+
+
+def _import_pynput() -> tuple[Any, Any]:
+    """Import pynput's mouse and keyboard; SourceUnavailable with the reason if it cannot."""
+    if _needs_display() and not os.environ.get("DISPLAY"):
+        raise SourceUnavailable("no display for HID (DISPLAY is not set)")
+    try:
+        from pynput import keyboard, mouse
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] == "pynput":
+            raise SourceUnavailable("pynput is not installed") from exc
+        raise SourceUnavailable(f"no display for HID: pynput backend missing ({exc.name})") from exc
+    except ImportError as exc:  # pynput found no usable backend: no X server reachable
+        raise SourceUnavailable("no display for HID: pynput cannot connect to the display") from exc
+    return mouse, keyboard
+
+
+def _end_xrecord_wait(listener: Any) -> None:
+    """Wake an Xorg listener blocked in RECORD so that it ends now.
+
+    pynput's Xorg stop() sends the disable request on the connection that the
+    listener thread is blocked reading, so the thread only ends at the next
+    input event (pynput pull request #583).  Sending it on the listener's
+    other connection, as that request does, ends it at once.  Other backends
+    lack these attributes and stop by themselves.
+    """
+    display = getattr(listener, "_display_stop", None)
+    context = getattr(listener, "_context", None)
+    if display is None or context is None:
+        return
+    import Xlib.error
+
+    try:
+        display.record_disable_context(context)
+        display.flush()
+    except (OSError, Xlib.error.XError, Xlib.error.ConnectionClosedError):
+        pass  # the listener already closed its connections, or the server went away
+
+
+class HidSource(Source):
+    """Low 8 bits of nanosecond intervals between pointer and key events."""
+
+    info = SourceInfo(
+        name="hid",
+        kind="local",
+        bits_per_sample=8,
+        declared_h=DECLARED_H,
+        conditioned=False,
+        description="low 8 bits of ns intervals between pointer/key events (timings only)",
+    )
+
+    def __init__(
+        self, clock: Callable[[], int] = time.perf_counter_ns, poll_seconds: float = 0.2
+    ) -> None:
+        self._clock = clock
+        self.poll_seconds = poll_seconds
+        self._lock = threading.Lock()
+        self._pending = bytearray()
+        self._last_ns: int | None = None
+        self._pointer_events = 0
+        self._key_events = 0
+        self._dropped = 0
+        self._listeners: list[Any] = []
+        self._running = False
+
+    def availability(self) -> Availability:
+        try:
+            _import_pynput()
+        except SourceUnavailable as exc:
+            return Availability(False, str(exc))
+        return AVAILABLE
+
+    # The two callbacks pynput calls.  They declare no parameters on purpose:
+    # pynput then calls them with none, so no key or position ever reaches us.
+
+    def _on_pointer_event(self) -> None:
+        self._record(pointer=True)
+
+    def _on_key_press(self) -> None:
+        self._record(pointer=False)
+
+    def _record(self, pointer: bool) -> None:
+        now = self._clock()
+        with self._lock:
+            if pointer:
+                self._pointer_events += 1
+            else:
+                self._key_events += 1
+            last, self._last_ns = self._last_ns, now
+            if last is None:
+                return
+            if len(self._pending) >= MAX_PENDING:
+                del self._pending[: len(self._pending) // 2]
+                self._dropped += MAX_PENDING // 2
+            self._pending.append((now - last) & 0xFF)
+
+    async def start(self) -> None:
+        mouse, keyboard = _import_pynput()
+        pointer = mouse.Listener(
+            on_move=self._on_pointer_event,
+            on_click=self._on_pointer_event,
+            on_scroll=self._on_pointer_event,
+        )
+        keys = keyboard.Listener(on_press=self._on_key_press)
+        self._listeners = [pointer, keys]
+        for listener in self._listeners:
+            listener.start()
+        await asyncio.to_thread(self._wait_ready)
+        self._running = True
+
+    def _wait_ready(self) -> None:
+        for listener in self._listeners:
+            listener.wait()
+
+    async def stop(self) -> None:
+        self._running = False
+        listeners, self._listeners = self._listeners, []
+        for listener in listeners:
+            listener.stop()
+            _end_xrecord_wait(listener)
+        for listener in listeners:
+            await asyncio.to_thread(listener.join, 2.0)
+
+    def take_samples(self) -> np.ndarray:
+        """The samples gathered since the last call (possibly none)."""
+        with self._lock:
+            data, self._pending = bytes(self._pending), bytearray()
+        return np.frombuffer(data, dtype=np.uint8).copy()
+
+    async def batches(self) -> AsyncIterator[np.ndarray]:
+        while self._running:
+            await asyncio.sleep(self.poll_seconds)
+            samples = self.take_samples()
+            if samples.size:
+                yield samples
+
+    def details(self) -> dict[str, object]:
+        with self._lock:
+            return {
+                "pointer_events": self._pointer_events,
+                "key_events": self._key_events,
+                "pending": len(self._pending),
+                "dropped": self._dropped,
+                "kept": "timings only",
+            }
+
+
+def _build(options: SourceOptions) -> HidSource:
+    return HidSource()
+
+
+register("hid", _build, default_on=False)
