@@ -407,8 +407,18 @@ def test_shuffle_orders_are_uniform() -> None:
 
 @pytest.mark.parametrize(
     ("statistic", "df"),
-    [(0.5, 1), (3.0, 2), (8.397074, 9), (257.688926, 254), (1516.127849, 1503),
-     (64685.80759, 65280), (80000.0, 65280), (2.0, 60), (500.0, 10), (1e-3, 4)],
+    [
+        (0.5, 1),
+        (3.0, 2),
+        (8.397074, 9),
+        (257.688926, 254),
+        (1516.127849, 1503),
+        (64685.80759, 65280),
+        (80000.0, 65280),
+        (2.0, 60),
+        (500.0, 10),
+        (1e-3, 4),
+    ],
 )
 def test_p_value_matches_scipy(statistic: float, df: int) -> None:
     special = pytest.importorskip("scipy.special")

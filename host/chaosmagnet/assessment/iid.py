@@ -371,7 +371,7 @@ def _prepare(samples: np.ndarray, bits: int) -> _Data:
         counts=raw_counts[present],
         raw_counts=raw_counts,
         rank=rank,
-            bits=int(bits),
+        bits=int(bits),
     )
 
 
