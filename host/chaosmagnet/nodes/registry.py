@@ -7,11 +7,14 @@ with mode 0600 and its keys are never printed: NodeRecord's repr hides them.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import secrets
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -155,3 +158,22 @@ class NodeRegistry:
     def update_link(self, label: str, link: str) -> None:
         """Change where a node is plugged in."""
         self._nodes[label] = replace(self.get(label), link=link)
+
+
+@contextmanager
+def registry_transaction(path: Path | None = None) -> Iterator[NodeRegistry]:
+    """Load the registry under an exclusive lock and save it if the block succeeds.
+
+    Several simulators or commands may change the registry at once; the lock
+    file beside it serialises their read-modify-write cycles.
+    """
+    path = path or registry_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        registry = NodeRegistry(path)
+        yield registry
+        registry.save()
+    finally:
+        os.close(fd)

@@ -246,3 +246,26 @@ def resolve_nodes(specs: list[str] | None, registry: NodeRegistry | None = None)
             raise UsageError(f"--node: node {record.label!r} given twice")
         records.append(record)
     return records
+
+
+async def probe_node(record: NodeRecord, timeout: float = 3.0, *,
+                     link_factory: LinkFactory = SerialLink) -> dict[str, Any]:
+    """Open the node's link, say hello, and return its STATUS and link counters.
+
+    Waits until a STATUS echoing this connection's challenge arrives, or until
+    timeout; the result says which (``verified``).
+    """
+    connection = NodeConnection(record, link_factory=link_factory)
+    token = object()
+    await connection.acquire(token)
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline and not connection.verified:
+            await asyncio.sleep(0.05)
+        if connection.verified:
+            connection.send_command("status")
+            await asyncio.sleep(0.2)
+    finally:
+        await connection.release(token)
+    return {"link": connection.summary(), "status": connection.status, "replies": list(connection.replies)}

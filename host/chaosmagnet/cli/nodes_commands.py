@@ -1,0 +1,286 @@
+"""`chaos-host nodes ...`: register, flash, deploy, query and simulate ESP32-S3 nodes;
+and the `run --node` hook that adds node sources to a running engine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from chaosmagnet.cli.app import app
+from chaosmagnet.errors import UsageError, escape_device_text
+from chaosmagnet.nodes.boards import list_boards, load_board
+from chaosmagnet.nodes.registry import (
+    NodeRecord,
+    NodeRegistry,
+    check_label,
+    new_key,
+    new_node_id,
+    registry_path,
+    registry_transaction,
+)
+
+nodes_app = typer.Typer(help="ESP32-S3 feather nodes: list, add, remove, status, flash, deploy, simulate.",
+                        no_args_is_help=True)
+app.add_typer(nodes_app, name="nodes")
+
+ESPRESSIF_VID = 0x303A
+
+
+def espressif_ports() -> list[dict[str, Any]]:
+    """Serial ports that look like ESP32-S3 boards (Espressif USB vendor id 0x303A)."""
+    from serial.tools import list_ports
+
+    found = []
+    for port in list_ports.comports():
+        if port.vid == ESPRESSIF_VID:
+            found.append({"port": port.device, "vid": f"{port.vid:04x}", "pid": f"{port.pid or 0:04x}",
+                          "description": escape_device_text(port.description or ""),
+                          "serial_number": escape_device_text(port.serial_number or "")})
+    return found
+
+
+@nodes_app.command("list")
+def list_nodes(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Registered nodes, and serial ports that look like ESP32-S3 boards."""
+    registry = NodeRegistry()
+    nodes = [n.public() | {"present": Path(n.link).exists()} for n in registry.nodes()]
+    ports = espressif_ports()
+    if as_json:
+        print(json.dumps({"registry": str(registry.path), "nodes": nodes, "ports": ports}, indent=2))
+        return
+    print(f"registered nodes ({registry.path}):")
+    if not nodes:
+        print("  none (chaos-host nodes deploy, or nodes simulate)")
+    for n in nodes:
+        kind = "simulated" if n["simulated"] else n["board"]
+        print(f"  {n['label']:<16} {n['node_id']}  {kind:<26} {n['link']}"
+              f"{'' if n['present'] else '  (port absent)'}")
+    print("ESP32-S3 ports (USB VID 0x303A):")
+    if not ports:
+        print("  none found")
+    for p in ports:
+        registered = registry.find(p["port"])
+        print(f"  {p['port']:<16} {p['description']}"
+              f"{'  -> ' + registered.label if registered else '  (not registered)'}")
+
+
+@nodes_app.command("add")
+def add_node(
+    label: str = typer.Option(..., "--label", help="Name for the node (a-z 0-9 - _)."),
+    node_id: str = typer.Option(..., "--node-id", help="The node's id, 16 hex digits."),
+    board: str = typer.Option(..., "--board", help="Board profile name (boards/*.toml)."),
+    port: str = typer.Option(..., "--port", help="Serial port the node is on."),
+    key_file: Path = typer.Option(..., "--key-file", help="File holding the node's 64-hex-digit key ('-': stdin)."),
+) -> None:
+    """Register a node that was deployed elsewhere (its key is read from a file, never argv)."""
+    check_label(label)
+    profile = load_board(board)
+    try:
+        nid = bytes.fromhex(node_id)
+    except ValueError:
+        nid = b""
+    if len(nid) != 8:
+        raise UsageError("--node-id must be 16 hex digits")
+    try:
+        text = sys.stdin.read() if str(key_file) == "-" else key_file.read_text()
+    except OSError as exc:
+        raise UsageError(f"{key_file}: cannot read key file ({exc.strerror})") from None
+    try:
+        key = bytes.fromhex(text.strip())
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise UsageError("the key file must hold 64 hex digits (a 256-bit key)")
+    with registry_transaction() as registry:
+        registry.put(NodeRecord(label, nid, key, profile.name, port, False, profile.node_sources_config()))
+    print(f"registered node {label} on {port}")
+
+
+@nodes_app.command("remove")
+def remove_node(label: str = typer.Argument(..., help="The node's label.")) -> None:
+    """Forget a node (its key is deleted from the registry)."""
+    with registry_transaction() as registry:
+        registry.remove(label)
+    print(f"removed node {label}")
+
+
+@nodes_app.command("status")
+def node_status(
+    label: str = typer.Argument(..., help="The node's label (or its port)."),
+    timeout: float = typer.Option(3.0, "--timeout", min=0.1, help="Seconds to wait for the node."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Ask a node for its status: firmware, board, uptime, rates, on-device health."""
+    from chaosmagnet.nodes.sources import probe_node
+
+    registry = NodeRegistry()
+    record = registry.find(label) or registry.get(label)
+    result = asyncio.run(probe_node(record, timeout))
+    if as_json:
+        print(json.dumps({"label": record.label, **result}, indent=2, default=str))
+        return
+    link = result["link"]
+    print(f"node {record.label} ({record.node_id.hex()}) on {record.link}: link {link['link']}, "
+          f"{'verified' if link['verified'] else 'NO verified reply'}")
+    status = result["status"]
+    if not status:
+        print(f"  no status within {timeout:g} s (is the node plugged in and deployed?)")
+        raise typer.Exit(1)
+    print(f"  firmware {escape_device_text(str(status.get('fw')))}, board {escape_device_text(str(status.get('board')))}, "
+          f"uptime {int(status.get('uptime_ms', 0)) / 1000:.1f} s, frames {status.get('frames')}")
+    for s in status.get("sources", []):
+        verdict = "FAILING" if s.get("failing") else "ok"
+        print(f"  {escape_device_text(str(s.get('name'))):<7} {'on ' if s.get('on') else 'off'} "
+              f"rate {s.get('rate')}/s h {s.get('h')} cutoffs RCT {s.get('rct_cutoff')} "
+              f"APT {s.get('apt_cutoff')}/{s.get('apt_window')}  samples {s.get('samples')} "
+              f"RCT fails {s.get('rct_failures')} APT fails {s.get('apt_failures')}  node says {verdict}")
+    drops = link["drops"]
+    print(f"  host: {link['frames']} frames, drops {drops or 'none'}, lost {link['lost_frames']}")
+
+
+@nodes_app.command("flash")
+def flash_node(
+    port: str = typer.Option(..., "--port", help="Serial port of the board (in download mode)."),
+    firmware: Path = typer.Option(..., "--firmware", help="MicroPython .bin for the board (see boards/*.toml)."),
+    board: Optional[str] = typer.Option(None, "--board", help="Board profile (for guidance)."),
+    baud: int = typer.Option(460800, "--baud", min=9600, help="Baud rate for writing."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the esptool commands instead of running them."),
+) -> None:
+    """Erase the ESP32-S3 and write MicroPython at offset 0 with esptool."""
+    from chaosmagnet.nodes.tools import esptool_commands, flash
+
+    profile = load_board(board) if board else None
+    if profile is not None:
+        print(f"{profile.title}: flash the {profile.micropython_build} build ({profile.firmware_page})")
+    if dry_run:
+        for argv in esptool_commands(port, firmware, baud):
+            print(" ".join(argv))
+        return
+    flash(port, firmware, profile, baud)
+    print("flashed; now: chaos-host nodes deploy --port", port, "--board", profile.name if profile else "BOARD",
+          "--label LABEL")
+
+
+@nodes_app.command("deploy")
+def deploy_node(
+    port: str = typer.Option(..., "--port", help="Serial port of the board running MicroPython."),
+    board: str = typer.Option(..., "--board", help="Board profile name (boards/*.toml)."),
+    label: str = typer.Option(..., "--label", help="Name for the node (a-z 0-9 - _)."),
+    rotate_key: bool = typer.Option(False, "--rotate-key", help="Give a re-deployed node a new key."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be done; change nothing."),
+) -> None:
+    """Write the node's id, key and config, copy firmware/ with mpremote, register it."""
+    from chaosmagnet.nodes.simulator import node_config
+    from chaosmagnet.nodes.tools import deploy, mpremote_deploy_command
+
+    check_label(label)
+    profile = load_board(board)
+    existing = NodeRegistry().find(label)
+    if existing is not None and existing.label != label:
+        existing = None
+    if existing is not None and existing.simulated:
+        raise UsageError(f"{label!r} is a simulated node; pick another label")
+    node_id = existing.node_id if existing else new_node_id()
+    key = existing.key if existing and not rotate_key else new_key()
+    action = "new node" if existing is None else ("rotated key" if rotate_key else "kept key")
+    if dry_run:
+        print(f"{label}: {action}, node id {node_id.hex()}, board {profile.name}")
+        print("(in a private staging folder holding firmware/ and chaosnode.json, mode 0600)")
+        print(" ".join(mpremote_deploy_command(port)))
+        return
+    deploy(port, node_config(node_id, key, profile, label))
+    with registry_transaction() as registry:
+        registry.put(NodeRecord(label, node_id, key, profile.name, port, False, profile.node_sources_config()))
+    print(f"deployed {label} ({action}, node id {node_id.hex()}) to {port}; registered in {registry_path()}")
+    print(f"see it: chaos-host nodes status {label}   harvest: chaos-host run")
+
+
+@nodes_app.command("simulate")
+def simulate_node(
+    board: str = typer.Option("um_feathers3", "--board", help="Board profile whose rates the node uses."),
+    label: str = typer.Option("sim", "--label", help="Label to register the simulated node under."),
+    fault: Optional[str] = typer.Option(None, "--fault", help="Inject a fault: stuck | bias | garbage | replay."),
+    seconds: Optional[float] = typer.Option(None, "--seconds", min=0.0, help="Stop after this long."),
+    link: Optional[Path] = typer.Option(None, "--link", help="Path for the port symlink (default under /tmp)."),
+) -> None:
+    """Run the real firmware under CPython with a noise HAL on a pty, registered as a node.
+
+    SIGHUP closes and reopens the pty (like unplugging the board).  The node is
+    unregistered when the simulator stops.
+    """
+    from chaosmagnet.nodes.simulator import FAULTS, Simulator, default_link_path, node_config
+
+    check_label(label)
+    if fault is not None and fault not in FAULTS:
+        raise UsageError(f"unknown fault {fault!r} (known: {', '.join(FAULTS)})")
+    profile = load_board(board)
+    link_path = link or default_link_path(label)
+    node_id, key = new_node_id(), new_key()
+    with registry_transaction() as registry:
+        existing = registry.find(label)
+        if existing is not None and existing.label == label and not existing.simulated:
+            raise UsageError(f"{label!r} is a real node; pick another label")
+        record = NodeRecord(label, node_id, key, profile.name, str(link_path), True, profile.node_sources_config())
+        registry.put(record)
+    try:
+        sim = Simulator(node_config(node_id, key, profile, label), link_path, fault=fault)
+        print(f"simulated node {label} ({profile.title}{', fault ' + fault if fault else ''})")
+        print(f"port: {link_path} -> {sim.endpoint.slave_path}")
+        print(f"harvest it: chaos-host run --node {label}   (Ctrl-C stops the simulator)", flush=True)
+        signal.signal(signal.SIGTERM, lambda *_: sim.stop())
+        signal.signal(signal.SIGHUP, lambda *_: sim.request_reopen())
+        loop_deadline = None if seconds is None else _now() + seconds
+        try:
+            sim.run(until=(lambda: _now() >= loop_deadline) if loop_deadline is not None else None)
+        except KeyboardInterrupt:
+            pass
+    finally:
+        with registry_transaction() as registry:
+            current = registry.find(label)
+            if current is not None and current.node_id == node_id:
+                registry.remove(label)
+    print(f"simulator {label} stopped", file=sys.stderr)
+
+
+def _now() -> float:
+    import time
+
+    return time.monotonic()
+
+
+@nodes_app.command("boards")
+def boards() -> None:
+    """The supported boards: MicroPython build, ADC pin, LED pin, declared rates."""
+    for b in list_boards():
+        rates = ", ".join(f"{n} {s.rate}/s h={s.h}" for n, s in b.sources.items())
+        print(f"{b.name:<26} {b.title}: {b.micropython_build}, ADC GPIO{b.adc_pin}, LED GPIO{b.led_pin} ({rates})")
+
+
+async def node_run_hook(engine: Any, options: dict[str, Any]) -> None:
+    """`run`: add the sources of the nodes named by --node (default: every registered
+    node, unless --source chose the sources explicitly)."""
+    from chaosmagnet.nodes.sources import build_node_sources, resolve_nodes
+
+    specs = options.get("nodes")
+    if not specs and options.get("sources"):
+        return None
+    for record in resolve_nodes(specs or None):
+        for source in build_node_sources(record):
+            await engine.add_source(source)
+    return None
+
+
+def _register_run_hook() -> None:
+    from chaosmagnet.cli.core_commands import RUN_HOOKS
+
+    if node_run_hook not in RUN_HOOKS:
+        RUN_HOOKS.append(node_run_hook)
+
+
+_register_run_hook()

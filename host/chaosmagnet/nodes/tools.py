@@ -1,0 +1,119 @@
+"""esptool and mpremote, as the node commands use them.
+
+The command lines are built by pure functions (tested without a board) and
+run by thin wrappers.  No secret ever appears on a command line: the node's
+config (with its key) travels as a 0600 file in a private staging folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from chaosmagnet.errors import ChaosError, UsageError
+from chaosmagnet.nodes.boards import BoardProfile, firmware_dir
+
+CHIP = "esp32s3"
+FLASH_OFFSET = 0  # ESP32-S3 MicroPython images include the bootloader: written at 0x0
+CONFIG_NAME = "chaosnode.json"
+
+
+class NodeToolError(ChaosError):
+    """esptool or mpremote failed (the board is absent, busy or not in download mode)."""
+
+
+def esptool_commands(port: str, firmware: Path, baud: int = 460800,
+                     offset: int = FLASH_OFFSET) -> list[list[str]]:
+    """The esptool invocations that erase the S3's flash and write a MicroPython image."""
+    base = [sys.executable, "-m", "esptool", "--chip", CHIP, "--port", port]
+    return [
+        base + ["erase-flash"],
+        base + ["--baud", str(baud), "write-flash", hex(offset), str(firmware)],
+    ]
+
+
+def mpremote_deploy_command(port: str) -> list[str]:
+    """The mpremote invocation run inside a staging folder (see stage_firmware)."""
+    return [
+        sys.executable, "-m", "mpremote", "connect", port,
+        "fs", "cp", "-r", "lib", ":",
+        "+", "fs", "cp", "boot.py", ":boot.py",
+        "+", "fs", "cp", "main.py", ":main.py",
+        "+", "fs", "cp", CONFIG_NAME, ":" + CONFIG_NAME,
+        "+", "reset",
+    ]
+
+
+@contextmanager
+def stage_firmware(config: dict[str, Any]) -> Iterator[Path]:
+    """A private folder holding firmware/ (sources only) and the node config (mode 0600)."""
+    source = firmware_dir()
+    if not (source / "main.py").exists():
+        raise UsageError(f"firmware not found at {source} (set CHAOS_SOURCE_ROOT to the checkout)")
+    with tempfile.TemporaryDirectory(prefix="chaos-deploy-") as tmp:
+        stage = Path(tmp)
+        os.chmod(stage, 0o700)
+        for path in sorted(source.rglob("*.py")):
+            rel = path.relative_to(source)
+            if "__pycache__" in rel.parts:
+                continue
+            (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, stage / rel)
+        fd = os.open(stage / CONFIG_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(config, f, separators=(",", ":"))
+        yield stage
+
+
+def download_mode_help(board: BoardProfile | None) -> str:
+    """How to put the board into its ROM download mode."""
+    if board is not None:
+        for note in board.notes:
+            if note.lower().startswith("download mode"):
+                return note
+    return "Download mode: hold BOOT, tap RESET, release BOOT, then run the command again."
+
+
+def run_tool(argv: list[str], cwd: Path | None = None) -> int:
+    """Run a tool with its output shown; return its exit status."""
+    try:
+        return subprocess.run(argv, cwd=cwd, check=False).returncode
+    except FileNotFoundError:
+        raise NodeToolError(f"cannot run {argv[0]}") from None
+
+
+def flash(port: str, firmware: Path, board: BoardProfile | None, baud: int = 460800) -> None:
+    """Erase and write a MicroPython image with esptool; NodeToolError with guidance on failure."""
+    if not firmware.is_file():
+        raise UsageError(f"{firmware}: no such firmware file")
+    if firmware.stat().st_size < 64 * 1024:
+        raise UsageError(f"{firmware}: too small to be a MicroPython image")
+    with firmware.open("rb") as f:
+        if f.read(1) != b"\xe9":
+            raise UsageError(f"{firmware}: not an ESP32 flash image (no 0xE9 header byte)")
+    for argv in esptool_commands(port, firmware, baud):
+        status = run_tool(argv)
+        if status != 0:
+            raise NodeToolError(
+                f"esptool failed (exit {status}) on {port}. If the board is not in download mode: "
+                f"{download_mode_help(board)}"
+            )
+
+
+def deploy(port: str, config: dict[str, Any]) -> None:
+    """Copy firmware/ and the node config to the board with mpremote, then reset it."""
+    with stage_firmware(config) as stage:
+        status = run_tool(mpremote_deploy_command(port), cwd=stage)
+    if status != 0:
+        raise NodeToolError(
+            f"mpremote failed (exit {status}) on {port}: is MicroPython flashed "
+            "(chaos-host nodes flash) and the port free of other programs?"
+        )
