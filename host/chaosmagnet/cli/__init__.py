@@ -17,6 +17,7 @@ from chaosmagnet.errors import ChaosError
 # Command modules: importing one registers its commands on `app`.
 from chaosmagnet.cli import core_commands  # noqa: E402,F401  (run, sources, sample, random, bench)
 from chaosmagnet.cli import keys_commands  # noqa: E402,F401  (backends, mint, verify, export, identity, audit)
+from chaosmagnet.cli import assess  # noqa: E402,F401  (assess)
 
 __all__ = ["app", "main"]
 
