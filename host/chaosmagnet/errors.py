@@ -71,3 +71,7 @@ class AuditError(ChaosError):
 
 class ControlError(ChaosError):
     """The local control channel to a running `chaos-host run` failed."""
+
+
+class DashboardError(ChaosError):
+    """The web dashboard cannot listen where asked, or refuses a request."""

@@ -18,6 +18,7 @@ from chaosmagnet.errors import ChaosError
 from chaosmagnet.cli import core_commands  # noqa: E402,F401  (run, sources, sample, random, bench)
 from chaosmagnet.cli import keys_commands  # noqa: E402,F401  (backends, mint, verify, export, identity, audit)
 from chaosmagnet.cli import assess  # noqa: E402,F401  (assess)
+from chaosmagnet.cli import dashboard_hook  # noqa: E402,F401  (run --dashboard)
 
 __all__ = ["app", "main"]
 
