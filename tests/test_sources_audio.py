@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from chaosmagnet.health import HealthMonitor, HealthTest, rct_cutoff
 from chaosmagnet.sources.audio import AudioSource, measure_level, pcm_low_bits
 from chaosmagnet.sources.registry import SourceOptions, build_source
@@ -252,3 +251,19 @@ def test_cli_sample_audio_writes_the_low_bits(alsa_devices, tmp_path: Path) -> N
     data = out.read_bytes()
     assert len(data) == 20000
     assert pcm_low_bits(noise, 8).tobytes().find(data) >= 0
+
+
+# -- the config file ---------------------------------------------------------
+
+def test_config_table_chooses_device_and_width() -> None:
+    from chaosmagnet.errors import ConfigError
+
+    source = build_source("audio", SourceOptions(extra={"audio": {"device": "usb", "bits": 4}}))
+    assert source.device == "usb" and source.info.bits_per_sample == 4
+    # The command line wins over the file.
+    options = SourceOptions(audio_device="3", extra={"audio": {"device": "usb"}})
+    source = build_source("audio", options)
+    assert source.device == 3
+    for bad in ({"bits": 9}, {"bits": True}, {"device": 1.5}, {"gain": 2}):
+        with pytest.raises(ConfigError):
+            build_source("audio", SourceOptions(extra={"audio": bad}))

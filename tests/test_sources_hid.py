@@ -20,7 +20,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-
 from chaosmagnet.health import HealthMonitor
 from chaosmagnet.sources.hid import HidSource
 from chaosmagnet.sources.registry import SourceOptions, build_source
@@ -182,3 +181,11 @@ def test_stopped_source_stops_listening(xvfb) -> None:
     _xdotool("mousemove", "5", "5", "mousemove", "500", "500")
     time.sleep(0.3)
     assert source.details() == before
+
+
+def test_hid_config_table_takes_no_settings() -> None:
+    from chaosmagnet.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        build_source("hid", SourceOptions(extra={"hid": {"log_keys": True}}))
+    assert isinstance(build_source("hid", SourceOptions(extra={"hid": {}})), HidSource)

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from chaosmagnet.errors import SourceUnavailable, UsageError
 from chaosmagnet.health import HealthMonitor, HealthTest
 from chaosmagnet.sources.registry import SourceOptions, build_source
@@ -109,7 +108,8 @@ def test_sampler_flags_black_saturated_and_static() -> None:
     assert sampler.stats.last_flags == ["black", "static"]
     sampler.feed(white)
     assert sampler.stats.last_flags == ["saturated"]
-    assert (sampler.stats.black_frames, sampler.stats.saturated_frames, sampler.stats.static_frames) == (2, 1, 1)
+    stats = sampler.stats
+    assert (stats.black_frames, stats.saturated_frames, stats.static_frames) == (2, 1, 1)
 
 
 def test_bad_parameters_are_usage_errors() -> None:
@@ -222,9 +222,27 @@ def test_cli_sample_video_from_a_clip(tmp_path: Path) -> None:
     clip = _write_clip(tmp_path / "clip.mp4", _noise_frames(16), "mp4v")
     out = tmp_path / "v.bin"
     proc = subprocess.run(
-        [str(exe), "sample", "video", "--camera", str(clip), "--count", "100000", "--out", str(out)],
+        [str(exe), "sample", "video", "--camera", str(clip), "--count", "100000",
+         "--out", str(out)],
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     data = np.frombuffer(out.read_bytes(), np.uint8)
     assert data.size == 100000 and data.max() <= 15
+
+
+def test_config_table_chooses_camera_region_and_width(tmp_path: Path) -> None:
+    from chaosmagnet.config import parse_config
+    from chaosmagnet.errors import ConfigError
+
+    frames = _noise_frames(3)
+    clip = _write_clip(tmp_path / "noise.mkv", frames, "FFV1")
+    config = parse_config({"video": {"camera": str(clip), "region": 16, "bits": 8}})
+    from chaosmagnet.cli.common import source_options
+
+    source = build_source("video", source_options(config))
+    assert source.info.bits_per_sample == 8
+    assert np.array_equal(_drain(source), _expected_samples(frames, region=16, bits=8))
+    for bad in ({"bits": 0}, {"region": "big"}, {"camera": [0]}, {"fps": 30}):
+        with pytest.raises(ConfigError):
+            build_source("video", SourceOptions(extra={"video": bad}))

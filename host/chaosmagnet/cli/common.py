@@ -24,7 +24,11 @@ def load(config_path: Path | None) -> Config:
 def source_options(config: Config, camera: str | None = None, audio_device: str | None = None) -> SourceOptions:
     """SourceOptions from the config's rates and the command line's device choices."""
     rates = {name: sc.rate for name, sc in config.sources.items() if sc.rate is not None}
-    return SourceOptions(rates=rates, camera=camera, audio_device=audio_device)
+    # [audio], [video] and [hid] tables go to those sources' factories, which
+    # validate them; the command line's device choices win over the file's.
+    return SourceOptions(
+        rates=rates, camera=camera, audio_device=audio_device, extra=dict(config.extra)
+    )
 
 
 def selected_source_names(config: Config, names: list[str] | None) -> list[str]:

@@ -24,7 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from chaosmagnet.errors import SourceError, SourceUnavailable, UsageError, escape_device_text
+from chaosmagnet.errors import (
+    ConfigError,
+    SourceError,
+    SourceUnavailable,
+    UsageError,
+    escape_device_text,
+)
 from chaosmagnet.sources.base import AVAILABLE, Availability, Source, SourceInfo
 from chaosmagnet.sources.registry import SourceOptions, register
 
@@ -159,7 +165,10 @@ class AudioSource(Source):
         try:
             found = sd.query_devices(self.device, kind="input")
         except ValueError as exc:  # no device matches the name/index, or several do
-            raise SourceUnavailable(escape_device_text(str(exc))) from exc
+            raise SourceUnavailable(
+                f"input device {escape_device_text(str(self.device))!r} not usable: "
+                f"{escape_device_text(str(exc))}"
+            ) from exc
         except sd.PortAudioError as exc:  # no default input device, or no such index
             wanted = "" if self.device is None else f" {self.device!r}"
             raise SourceUnavailable(f"no input device{wanted}") from exc
@@ -281,7 +290,24 @@ class AudioSource(Source):
 
 
 def _build(options: SourceOptions) -> AudioSource:
-    return AudioSource(device=options.audio_device, bits=options.audio_bits)
+    """From --audio-device, else the config's [audio] table (device, bits)."""
+    table = options.extra.get("audio", {})
+    if not isinstance(table, dict):
+        raise ConfigError("[audio] must be a table")
+    unknown = sorted(set(table) - {"device", "bits"})
+    if unknown:
+        raise ConfigError(f"[audio]: unknown key {unknown[0]!r} (allowed: bits, device)")
+    device = options.audio_device
+    if device is None and "device" in table:
+        if isinstance(table["device"], bool) or not isinstance(table["device"], (str, int)):
+            raise ConfigError("[audio] device: expected a name or an index")
+        device = str(table["device"])
+    bits = options.audio_bits  # checked by AudioSource (a UsageError)
+    if "bits" in table:
+        bits = table["bits"]
+        if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 8:
+            raise ConfigError(f"[audio] bits: expected an integer 1..8, got {bits!r}")
+    return AudioSource(device=device, bits=bits)
 
 
 register("audio", _build, default_on=False)

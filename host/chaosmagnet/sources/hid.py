@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from chaosmagnet.errors import SourceUnavailable
+from chaosmagnet.errors import ConfigError, SourceUnavailable
 from chaosmagnet.sources.base import AVAILABLE, Availability, Source, SourceInfo
 from chaosmagnet.sources.registry import SourceOptions, register
 
@@ -54,26 +54,37 @@ def _import_pynput() -> tuple[Any, Any]:
     return mouse, keyboard
 
 
-def _end_xrecord_wait(listener: Any) -> None:
-    """Wake an Xorg listener blocked in RECORD so that it ends now.
+def _end_xrecord_waits(listeners: list[Any]) -> None:
+    """Wake Xorg listeners blocked in RECORD so that they end now.
 
     pynput's Xorg stop() sends the disable request on the connection that the
     listener thread is blocked reading, so the thread only ends at the next
-    input event (pynput pull request #583).  Sending it on the listener's
-    other connection, as that request does, ends it at once.  Other backends
-    lack these attributes and stop by themselves.
+    input event (pynput pull request #583).  RECORD expects the disable on
+    another connection: this opens one of our own (sharing nothing with the
+    listener threads), disables each context and waits for the server's
+    answer.  Other backends lack a RECORD context and stop by themselves.
     """
-    display = getattr(listener, "_display_stop", None)
-    context = getattr(listener, "_context", None)
-    if display is None or context is None:
+    contexts = [c for c in (getattr(li, "_context", None) for li in listeners) if c is not None]
+    if not contexts:
         return
+    import Xlib.display
     import Xlib.error
 
     try:
-        display.record_disable_context(context)
-        display.flush()
+        display = Xlib.display.Display()
+    except (OSError, Xlib.error.DisplayError, Xlib.error.ConnectionClosedError):
+        return  # the server is gone: the listeners end with it
+    # A context freed meanwhile (its listener woke by itself) answers with an
+    # X error: expected, and nothing to act on.
+    display.set_error_handler(lambda error, request: None)
+    try:
+        for context in contexts:
+            display.record_disable_context(context)
+        display.sync()
     except (OSError, Xlib.error.XError, Xlib.error.ConnectionClosedError):
-        pass  # the listener already closed its connections, or the server went away
+        pass
+    finally:
+        display.close()
 
 
 class HidSource(Source):
@@ -156,7 +167,7 @@ class HidSource(Source):
         listeners, self._listeners = self._listeners, []
         for listener in listeners:
             listener.stop()
-            _end_xrecord_wait(listener)
+        await asyncio.to_thread(_end_xrecord_waits, listeners)
         for listener in listeners:
             await asyncio.to_thread(listener.join, 2.0)
 
@@ -185,6 +196,10 @@ class HidSource(Source):
 
 
 def _build(options: SourceOptions) -> HidSource:
+    """The hid source has nothing to choose: an [hid] table must be empty."""
+    table = options.extra.get("hid", {})
+    if not isinstance(table, dict) or table:
+        raise ConfigError("[hid] takes no settings (turn the source on in [sources.hid])")
     return HidSource()
 
 

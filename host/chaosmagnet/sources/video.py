@@ -26,7 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from chaosmagnet.errors import SourceError, SourceUnavailable, UsageError, escape_device_text
+from chaosmagnet.errors import (
+    ConfigError,
+    SourceError,
+    SourceUnavailable,
+    UsageError,
+    escape_device_text,
+)
 from chaosmagnet.sources.base import AVAILABLE, Availability, Source, SourceInfo
 from chaosmagnet.sources.registry import SourceOptions, register
 
@@ -247,7 +253,8 @@ class VideoSource(Source):
         now = time.monotonic()
         if self._last_frame_at is not None and now > self._last_frame_at:
             rate = 1.0 / (now - self._last_frame_at)
-            self._measured_fps = rate if self._measured_fps == 0 else 0.9 * self._measured_fps + 0.1 * rate
+            previous = self._measured_fps
+            self._measured_fps = rate if previous == 0 else 0.9 * previous + 0.1 * rate
         self._last_frame_at = now
         return self.sampler.feed(frame)
 
@@ -279,7 +286,26 @@ class VideoSource(Source):
 
 
 def _build(options: SourceOptions) -> VideoSource:
-    return VideoSource(camera=options.camera)
+    """From --camera, else the config's [video] table (camera, region, bits)."""
+    table = options.extra.get("video", {})
+    if not isinstance(table, dict):
+        raise ConfigError("[video] must be a table")
+    unknown = sorted(set(table) - {"camera", "region", "bits"})
+    if unknown:
+        raise ConfigError(f"[video]: unknown key {unknown[0]!r} (allowed: bits, camera, region)")
+    camera = options.camera
+    if camera is None and "camera" in table:
+        if isinstance(table["camera"], bool) or not isinstance(table["camera"], (str, int)):
+            raise ConfigError("[video] camera: expected a device index, a path or a URL")
+        camera = str(table["camera"])
+    numbers = {"region": (DEFAULT_REGION, 1, 4096), "bits": (DEFAULT_BITS, 1, 8)}
+    values = {}
+    for key, (default, low, high) in numbers.items():
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(f"[video] {key}: expected an integer {low}..{high}, got {value!r}")
+        values[key] = value
+    return VideoSource(camera=camera, region=values["region"], bits=values["bits"])
 
 
 register("video", _build, default_on=False)
