@@ -147,7 +147,8 @@ def _upper_bound(p: float, n: int) -> float:
 
 
 def _bits_of(p: float) -> float:
-    return -math.log2(p)
+    """-log2(p), with 0.0 (not -0.0) for p = 1."""
+    return -math.log2(p) + 0.0
 
 
 def _ptr(kind: str, arr: np.ndarray) -> Any:
@@ -239,7 +240,7 @@ def markov_estimate(b: np.ndarray) -> Estimate:
     h_min = min([128.0, *candidates])
     details = {"p0": p0, "p1": p1, "p00": p00, "p01": p01, "p10": p10, "p11": p11,
                "p_max": 2.0 ** -h_min}
-    return Estimate(min(h_min / 128.0, 1.0), details)
+    return Estimate(min(h_min / 128.0, 1.0) + 0.0, details)
 
 
 # --------------------------------------------------------------------------

@@ -44,7 +44,7 @@ def _fmt(value: float | None, digits: int = 6) -> str:
 
 def _histogram_svg(counts: np.ndarray, bits: int) -> str:
     """Bars of the count of every symbol value 0 .. 2^bits - 1."""
-    width, height, left, bottom, top = 900, 260, 60, 30, 10
+    width, height, left, bottom, top = 900, 280, 60, 46, 10
     values = counts.size
     plot_w, plot_h = width - left - 10, height - bottom - top
     peak = int(counts.max()) if counts.size and counts.max() > 0 else 1
@@ -65,10 +65,10 @@ def _histogram_svg(counts: np.ndarray, bits: int) -> str:
     step = max(1, values // 16)
     for value in range(0, values, step):
         x = left + (value + 0.5) * bar_w
-        parts.append(f'<text x="{x:.1f}" y="{height - 10}" font-size="11" text-anchor="middle" '
+        parts.append(f'<text x="{x:.1f}" y="{height - 28}" font-size="11" text-anchor="middle" '
                      f'fill="#5b6570">{value}</text>')
-    parts.append(f'<text x="{width - 10}" y="{height - 10}" font-size="11" text-anchor="end" '
-                 f'fill="#5b6570">symbol value ({bits} bits)</text>')
+    parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" font-size="12" text-anchor="middle" '
+                 f'fill="#5b6570">symbol value ({bits} bits); bar height: number of samples</text>')
     parts.append("</svg>")
     return "".join(parts)
 

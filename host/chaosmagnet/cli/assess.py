@@ -110,9 +110,9 @@ def assess(
         except ImportError:
             raise UsageError("the IID track (chaosmagnet.assessment.iid) is not available in this build") from None
     loaded = load_samples(file, bits)
-    err = Console(stderr=True)
     for warning in loaded.warnings:
-        err.print(f"chaos-host assess: warning: {warning}", markup=False, highlight=False)
+        print(f"chaos-host assess: warning: {warning}", file=sys.stderr)
+    err = Console(stderr=True)
 
     with _progress_bar(err, "non-IID estimators") as update:
         result = assess_noniid(loaded.samples, loaded.bits, progress=update)
