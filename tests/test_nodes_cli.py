@@ -1,0 +1,198 @@
+"""Node management: registry file (0600, keys never shown), board profiles, the
+esptool/mpremote commands built for a port and board, and the nodes CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from chaosmagnet.cli import app
+from chaosmagnet.nodes.boards import list_boards, load_board
+from chaosmagnet.nodes.registry import NodeRecord, NodeRegistry, registry_transaction
+from chaosmagnet.nodes.simulator import node_config
+from chaosmagnet.nodes.tools import esptool_commands, mpremote_deploy_command, stage_firmware
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CHAOS_HOME", str(tmp_path))
+    monkeypatch.delenv("CHAOS_NODES", raising=False)
+    return tmp_path
+
+
+def _record(label: str = "n1", link: str = "/dev/ttyACM0") -> NodeRecord:
+    board = load_board("um_feathers3")
+    return NodeRecord(label, bytes(range(8)), bytes(range(100, 132)), board.name, link, False,
+                      board.node_sources_config())
+
+
+def test_boards_cover_the_issue_list() -> None:
+    boards = {b.name: b for b in list_boards()}
+    assert boards["um_feathers3"].micropython_build == "UM_FEATHERS3"
+    assert boards["adafruit_feather_esp32s3"].micropython_build == "ESP32_GENERIC_S3"
+    assert boards["esp32_s3_devkitc_1"].micropython_build == "ESP32_GENERIC_S3"
+    assert "seeed_xiao_esp32s3" in boards
+    for b in boards.values():
+        assert 1 <= b.adc_pin <= 10  # ADC1 only: ADC2 dies with the radio on
+        assert b.chip == "esp32s3" and b.flash_offset == 0
+        assert set(b.sources) == {"adc", "rng", "jitter"}
+
+
+def test_registry_file_is_0600_and_round_trips(home: Path) -> None:
+    with registry_transaction() as reg:
+        reg.put(_record())
+    path = home / "keys" / "nodes.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    again = NodeRegistry().get("n1")
+    assert again.key == bytes(range(100, 132)) and again.node_id == bytes(range(8))
+    assert bytes(range(100, 132)).hex() not in repr(again)
+
+
+def test_registry_rejects_duplicate_node_id() -> None:
+    with registry_transaction() as reg:
+        reg.put(_record("a"))
+    with pytest.raises(Exception, match="already registered"), registry_transaction() as reg:
+        reg.put(_record("b"))
+    assert [n.label for n in NodeRegistry().nodes()] == ["a"]  # failed transaction saved nothing
+
+
+def test_corrupt_registry_is_one_clear_error(home: Path) -> None:
+    (home / "keys").mkdir()
+    (home / "keys" / "nodes.json").write_text("{not json")
+    result = runner.invoke(app, ["nodes", "list"])
+    assert result.exit_code != 0
+    assert "node registry" in str(result.exception)
+
+
+def test_esptool_commands_for_s3() -> None:
+    erase, write = esptool_commands("/dev/ttyACM3", Path("/fw/ESP32_GENERIC_S3.bin"), 921600)
+    assert erase == [sys.executable, "-m", "esptool", "--chip", "esp32s3", "--port", "/dev/ttyACM3", "erase-flash"]
+    assert write[-4:] == ["921600", "write-flash", "0x0", "/fw/ESP32_GENERIC_S3.bin"]
+    assert "--chip" in write and write[write.index("--chip") + 1] == "esp32s3"
+
+
+def test_esptool_accepts_the_built_commands() -> None:
+    """esptool's own argument parser accepts what we build (no board needed for --help)."""
+    import subprocess
+
+    _, write = esptool_commands("/dev/null", Path("fw.bin"))
+    sub = write.index("write-flash")
+    proc = subprocess.run(write[: sub + 1] + ["--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "ADDRESS" in proc.stdout.upper()
+
+
+def test_mpremote_command_and_staging_keep_the_key_off_argv() -> None:
+    board = load_board("seeed_xiao_esp32s3")
+    key = bytes(range(32))
+    config = node_config(bytes(8), key, board, "x1")
+    argv = mpremote_deploy_command("/dev/ttyACM1")
+    assert argv[:5] == [sys.executable, "-m", "mpremote", "connect", "/dev/ttyACM1"]
+    assert key.hex() not in " ".join(argv)
+    segments = " ".join(argv[5:]).split(" + ")
+    assert segments == ["fs cp -r lib :", "fs cp boot.py :boot.py", "fs cp main.py :main.py",
+                        "fs cp chaosnode.json :chaosnode.json", "reset"]
+    with stage_firmware(config) as stage:
+        cfg = stage / "chaosnode.json"
+        assert stat.S_IMODE(cfg.stat().st_mode) == 0o600
+        assert json.loads(cfg.read_text())["key"] == key.hex()
+        assert json.loads(cfg.read_text())["adc_pin"] == 1
+        assert (stage / "main.py").exists() and (stage / "lib" / "chaosnode" / "node.py").exists()
+        assert not list(stage.rglob("__pycache__"))
+    assert not stage.exists()
+
+
+def test_mpremote_parses_the_built_command() -> None:
+    """mpremote's own command-line parser splits our chain as intended (no device: it stops at connect)."""
+    from mpremote import main as mp_main
+
+    argv = mpremote_deploy_command("/dev/ttyACM1")[3:]
+    chained = []
+    current: list[str] = []
+    for word in argv:
+        if word == "+":
+            chained.append(current)
+            current = []
+        else:
+            current.append(word)
+    chained.append(current)
+    assert all(c[0] in mp_main._COMMANDS or c[0] in mp_main._BUILTIN_COMMAND_EXPANSIONS for c in chained)
+
+
+def test_cli_add_list_status_remove(home: Path) -> None:
+    key_file = home / "k.hex"
+    key_file.write_text(bytes(range(32)).hex() + "\n")
+    result = runner.invoke(app, ["nodes", "add", "--label", "bench", "--node-id", "0011223344556677",
+                                 "--board", "um_feathers3", "--port", str(home / "no-such-port"),
+                                 "--key-file", str(key_file)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["nodes", "list", "--json"])
+    listing = json.loads(result.output)
+    assert listing["nodes"][0]["label"] == "bench" and listing["nodes"][0]["present"] is False
+    assert "key" not in listing["nodes"][0]
+    assert bytes(range(32)).hex() not in result.output
+    result = runner.invoke(app, ["nodes", "status", "bench", "--timeout", "0.3"])
+    assert result.exit_code == 1 and "no status" in result.output
+    result = runner.invoke(app, ["nodes", "remove", "bench"])
+    assert result.exit_code == 0
+    assert NodeRegistry().nodes() == []
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["nodes", "add", "--label", "Bad Label", "--node-id", "00", "--board", "um_feathers3", "--port", "p",
+          "--key-file", "k"], "bad node label"),
+        (["nodes", "deploy", "--port", "p", "--board", "nope", "--label", "a"], "unknown board"),
+        (["nodes", "simulate", "--fault", "melt", "--seconds", "0"], "unknown fault"),
+        (["nodes", "remove", "ghost"], "no node labelled"),
+        (["nodes", "flash", "--port", "p", "--firmware", "/nonexistent.bin"], "no such firmware"),
+    ],
+)
+def test_cli_bad_input_is_one_clear_error(args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code != 0
+    assert message in str(result.exception)
+
+
+def test_flash_refuses_a_file_that_is_not_an_image(home: Path) -> None:
+    bogus = home / "fw.bin"
+    bogus.write_bytes(b"\x00" * 100_000)
+    result = runner.invoke(app, ["nodes", "flash", "--port", "/dev/null", "--firmware", str(bogus)])
+    assert "not an ESP32 flash image" in str(result.exception)
+
+
+def test_deploy_dry_run_keeps_or_rotates_key(home: Path) -> None:
+    with registry_transaction() as reg:
+        reg.put(_record("n1"))
+    kept = runner.invoke(app, ["nodes", "deploy", "--port", "/dev/ttyACM0", "--board", "um_feathers3",
+                               "--label", "n1", "--dry-run"])
+    assert "kept key" in kept.output and bytes(range(8)).hex() in kept.output
+    rotated = runner.invoke(app, ["nodes", "deploy", "--port", "/dev/ttyACM0", "--board", "um_feathers3",
+                                  "--label", "n1", "--rotate-key", "--dry-run"])
+    assert "rotated key" in rotated.output
+    new = runner.invoke(app, ["nodes", "deploy", "--port", "/dev/ttyACM0", "--board", "um_feathers3",
+                              "--label", "n2", "--dry-run"])
+    assert "new node" in new.output
+    for out in (kept.output, rotated.output, new.output):
+        assert bytes(range(100, 132)).hex() not in out
+        assert "mpremote connect /dev/ttyACM0" in out
+    assert NodeRegistry().get("n1").key == bytes(range(100, 132))  # dry run changed nothing
+
+
+def test_deploy_failure_leaves_registry_untouched(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """mpremote against a port that is not a board fails; nothing is registered."""
+    missing = str(home / "ttyNONE")
+    result = runner.invoke(app, ["nodes", "deploy", "--port", missing, "--board", "um_feathers3", "--label", "x"])
+    assert result.exit_code != 0
+    assert "mpremote failed" in str(result.exception)
+    assert NodeRegistry().nodes() == []
+    assert not os.path.exists(missing)
