@@ -19,6 +19,7 @@ from chaosmagnet.cli import core_commands  # noqa: E402,F401  (run, sources, sam
 from chaosmagnet.cli import keys_commands  # noqa: E402,F401  (backends, mint, verify, export, identity, audit)
 from chaosmagnet.cli import assess  # noqa: E402,F401  (assess)
 from chaosmagnet.cli import dashboard_hook  # noqa: E402,F401  (run --dashboard)
+from chaosmagnet.cli import nodes_commands  # noqa: E402,F401  (nodes ..., run --node)
 
 __all__ = ["app", "main"]
 

@@ -117,10 +117,14 @@ def run(
     dashboard: bool = typer.Option(False, "--dashboard", help="Also serve the live web dashboard and /metrics (docs/dashboard.md)."),
     listen: Optional[str] = typer.Option(None, "--listen", help="Dashboard address HOST:PORT (default 127.0.0.1:8765)."),
     allow_remote: bool = typer.Option(False, "--allow-remote", help="Let the dashboard listen on a non-loopback address."),
+    node: Optional[list[str]] = typer.Option(
+        None, "--node", help="Read this node: LABEL, its PORT, or LABEL@PORT (repeatable; default: every registered node)."
+    ),
 ) -> None:
     """Harvest entropy: live view of every source and the pool (Ctrl-C stops with a summary)."""
     engine = _engine_for(config, source, camera, audio_device, assess=True)
-    options = {"config": config, "dashboard": dashboard, "listen": listen, "allow_remote": allow_remote}
+    options = {"config": config, "dashboard": dashboard, "listen": listen, "allow_remote": allow_remote,
+               "nodes": node, "sources": source}
     final = asyncio.run(_run(engine, seconds, as_json, options))
     out = sys.stderr if as_json else sys.stdout
     for line in summary_lines(final):
