@@ -118,22 +118,63 @@ void iid_shuffle_copy(const uint8_t *src, uint8_t *dst, size_t n,
 
 static const unsigned LAGS[5] = {1, 2, 8, 16, 32};
 
-/* §5.1.1: largest distance of a running sum from its expectation. */
+/* §5.1.1: largest distance of a running sum from its expectation.  Four
+ * independent maxima keep the comparison off the critical path. */
 static double excursion(const uint8_t *x, size_t n, double mean) {
-    double best = 0.0;
+    double best[4] = {0.0, 0.0, 0.0, 0.0};
     uint64_t running = 0;
-    for (size_t i = 0; i < n; i++) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        for (size_t k = 0; k < 4; k++) {
+            running += x[i + k];
+            double d = fabs((double)running - (double)(i + k + 1) * mean);
+            best[k] = d > best[k] ? d : best[k];
+        }
+    }
+    for (; i < n; i++) {
         running += x[i];
         double d = fabs((double)running - (double)(i + 1) * mean);
-        best = d > best ? d : best;
+        best[0] = d > best[0] ? d : best[0];
+    }
+    double a = best[0] > best[1] ? best[0] : best[1];
+    double b = best[2] > best[3] ? best[2] : best[3];
+    return a > b ? a : b;
+}
+
+/* Number of positions i in 1..count-1 where flag(i) != flag(i-1), and the
+ * number of i in 0..count-1 with flag(i) set, for flag(i) = s[i] <= s[i+1].
+ * Written without a loop-carried dependency so the compiler vectorises it. */
+static void directional_counts(const uint8_t *s, size_t count, uint64_t *changes,
+                               uint64_t *plus) {
+    uint64_t c = 0, p = (uint64_t)(s[0] <= s[1]);
+    for (size_t i = 1; i < count; i++) {
+        unsigned up = s[i] <= s[i + 1];
+        unsigned before = s[i - 1] <= s[i];
+        p += up;
+        c += up ^ before;
+    }
+    *changes = c;
+    *plus = p;
+}
+
+/* Longest run of equal consecutive values of flag(i), i in 0..count-1.
+ * Branch-free: on random data every comparison is a coin toss. */
+static uint64_t directional_longest(const uint8_t *s, size_t count) {
+    uint64_t best = 1, run = 1;
+    uint64_t prev = s[0] <= s[1];
+    for (size_t i = 1; i < count; i++) {
+        uint64_t cur = s[i] <= s[i + 1];
+        run = (run & (0 - (uint64_t)(cur == prev))) + 1; /* +1, or restart at 1 */
+        best = run > best ? run : best;
+        prev = cur;
     }
     return best;
 }
 
 /* §5.1.2-§5.1.4 on s[0..m): the sequence of +1 (s[i] <= s[i+1]) and
  * -1 (s[i] > s[i+1]); its number of runs, longest run, and the larger of
- * the number of +1s and -1s. */
-static void directional(const uint8_t *s, size_t m, double *runs,
+ * the number of +1s and -1s.  The longest run is only computed when asked. */
+static void directional(const uint8_t *s, size_t m, int want_longest, double *runs,
                         double *longest, double *inc_dec) {
     if (m < 2) {
         *runs = 0.0;
@@ -142,49 +183,40 @@ static void directional(const uint8_t *s, size_t m, double *runs,
         return;
     }
     size_t count = m - 1; /* length of the +1/-1 sequence */
-    /* Branch-free: on random data every comparison is a coin toss, and a
-     * mispredicted branch per sample would cost more than the arithmetic. */
-    uint64_t changes = 0, best = 1, run = 1, plus = 0;
-    uint64_t prev = s[0] <= s[1];
-    plus += prev;
-    for (size_t i = 1; i < count; i++) {
-        uint64_t cur = s[i] <= s[i + 1];
-        uint64_t same = cur == prev;
-        plus += cur;
-        changes += same ^ 1;
-        run = run * same + 1;
-        best = run > best ? run : best;
-        prev = cur;
-    }
-    uint64_t n_runs = changes + 1;
+    uint64_t changes, plus;
+    directional_counts(s, count, &changes, &plus);
     uint64_t minus = (uint64_t)count - plus;
-    *runs = (double)n_runs;
-    *longest = (double)best;
+    *runs = (double)(changes + 1);
     *inc_dec = (double)(plus > minus ? plus : minus);
+    *longest = want_longest ? (double)directional_longest(s, count) : 0.0;
 }
 
-/* §5.1.5-§5.1.6: runs of "at or above the median" / "below the median";
- * above[v] classifies a value v of s. */
-static void median_runs(const uint8_t *s, size_t m, const uint8_t *above,
+/* §5.1.5-§5.1.6: runs of samples at or above the median (s[i] >= threshold)
+ * and below it.  The longest run is only computed when asked. */
+static void median_runs(const uint8_t *s, size_t m, unsigned threshold, int want_longest,
                         double *runs, double *longest) {
     if (m < 1) {
         *runs = 0.0;
         *longest = 0.0;
         return;
     }
-    uint64_t changes = 0, best = 1, run = 1;
-    uint64_t prev = above[s[0]];
+    uint64_t changes = 0;
     for (size_t i = 1; i < m; i++) {
-        uint64_t cur = above[s[i]];
-        uint64_t same = cur == prev;
-        changes += same ^ 1;
-        run = run * same + 1;
-        best = run > best ? run : best;
-        prev = cur;
+        changes += (unsigned)(s[i] >= threshold) ^ (unsigned)(s[i - 1] >= threshold);
     }
-    uint64_t n_runs = changes + 1;
-    *runs = (double)n_runs;
-    *longest = (double)best;
+    *runs = (double)(changes + 1);
+    *longest = 0.0;
+    if (want_longest) {
+        uint64_t best = 1, run = 1;
+        uint64_t prev = s[0] >= threshold;
+        for (size_t i = 1; i < m; i++) {
+            uint64_t cur = s[i] >= threshold;
+            run = (run & (0 - (uint64_t)(cur == prev))) + 1;
+            best = run > best ? run : best;
+            prev = cur;
+        }
+        *longest = (double)best;
+    }
 }
 
 /* §5.1.7-§5.1.8: walk s, starting a window after each collision; a window
@@ -265,8 +297,6 @@ int iid_statistics(const uint8_t *raw, size_t n, const iid_params *params,
     const uint8_t *coll = raw;  /* collisions */
     size_t m = n, mc = n;
     uint8_t *conv1 = NULL, *conv2 = NULL;
-    uint8_t identity_above[256];
-    const uint8_t *above = params->at_or_above_median;
 
     if (params->binary) {
         /* §5.1 Conversion I (ones per 8-bit block) and Conversion II (the
@@ -295,11 +325,6 @@ int iid_statistics(const uint8_t *raw, size_t n, const iid_params *params,
         coll = conv2;
         m = blocks;
         mc = blocks;
-        /* Median runs on binary data compare each bit with 0.5. */
-        for (int v = 0; v < 256; v++) {
-            identity_above[v] = params->bit[v];
-        }
-        above = identity_above;
     }
 
     if (active[IID_EXCURSION]) {
@@ -307,7 +332,7 @@ int iid_statistics(const uint8_t *raw, size_t n, const iid_params *params,
     }
     if (any_active(active, IID_NUM_DIRECTIONAL_RUNS, IID_NUM_INCREASES_DECREASES)) {
         double runs, longest, inc_dec;
-        directional(seq, m, &runs, &longest, &inc_dec);
+        directional(seq, m, active[IID_LEN_DIRECTIONAL_RUNS], &runs, &longest, &inc_dec);
         if (active[IID_NUM_DIRECTIONAL_RUNS]) {
             out[IID_NUM_DIRECTIONAL_RUNS] = runs;
         }
@@ -320,7 +345,8 @@ int iid_statistics(const uint8_t *raw, size_t n, const iid_params *params,
     }
     if (any_active(active, IID_NUM_RUNS_MEDIAN, IID_LEN_RUNS_MEDIAN)) {
         double runs, longest;
-        median_runs(raw, n, above, &runs, &longest);
+        median_runs(raw, n, params->median_threshold, active[IID_LEN_RUNS_MEDIAN], &runs,
+                    &longest);
         if (active[IID_NUM_RUNS_MEDIAN]) {
             out[IID_NUM_RUNS_MEDIAN] = runs;
         }

@@ -47,7 +47,9 @@ typedef struct {
 typedef struct {
     int binary;              /* 1: two distinct symbols, use Conversions I and II */
     double mean;             /* mean of the raw sample values (excursion) */
-    uint8_t at_or_above_median[256]; /* raw value -> 1 if its symbol is >= the median */
+    unsigned median_threshold; /* a raw value v is at or above the median iff v >= this
+                                  (binary data: the larger of the two values, as the
+                                  median is 0.5) */
     uint8_t bit[256];        /* binary data: raw value -> 0 or 1 (the lower symbol is 0) */
 } iid_params;
 

@@ -618,9 +618,11 @@ def _params(data: _Data, mean: float, median: float) -> Any:
     params = _ffi.new("iid_params *")
     params.binary = 1 if data.k == 2 else 0
     params.mean = mean
-    above = (data.rank >= median).astype(np.uint8) if data.k > 2 else data.rank.copy()
+    # Symbols are ranks of the raw values, so "symbol >= median" is "raw value
+    # >= the smallest present value whose rank reaches the median".
+    present = np.flatnonzero(data.raw_counts)
+    params.median_threshold = int(present[np.searchsorted(np.arange(data.k), median)])
     bit = data.rank if data.k == 2 else np.zeros(256, dtype=np.uint8)
-    _ffi.memmove(params.at_or_above_median, above.tobytes(), 256)
     _ffi.memmove(params.bit, np.ascontiguousarray(bit, dtype=np.uint8).tobytes(), 256)
     return params
 
