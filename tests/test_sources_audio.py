@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import ctypes.util
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from av_helpers import alsa_env, alsa_home, chaos_host
 from chaosmagnet.health import HealthMonitor, HealthTest, rct_cutoff
 from chaosmagnet.sources.audio import AudioSource, measure_level, pcm_low_bits
 from chaosmagnet.sources.registry import SourceOptions, build_source
@@ -40,21 +40,6 @@ RATE = 44100
 NOISE_SECONDS = 4
 
 
-def _asoundrc(noise: Path, near_constant: Path) -> str:
-    def file_pcm(name: str, infile: str) -> str:
-        return (
-            f'pcm.{name} {{\n  type file\n  slave.pcm "null"\n  file "/dev/null"\n'
-            f'  infile "{infile}"\n  format "raw"\n}}\n'
-        )
-
-    return (
-        file_pcm("!default", str(noise))
-        + file_pcm("chaos_noise", str(noise))
-        + file_pcm("chaos_silence", "/dev/zero")
-        + file_pcm("chaos_hum", str(near_constant))
-    )
-
-
 def _reinit_portaudio() -> None:
     # PortAudio (and libasound's config) are read at initialisation: start over
     # so the devices of the current HOME are the ones enumerated.
@@ -71,9 +56,16 @@ def alsa_devices(tmp_path: Path):
     # A muted mic with a whisper of noise: mostly 0, sometimes +-1 LSB.
     hum = rng.choice(np.array([0, 1, -1], dtype="<i2"), RATE * NOISE_SECONDS, p=[0.8, 0.1, 0.1])
     (tmp_path / "hum.raw").write_bytes(hum.astype("<i2").tobytes())
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / ".asoundrc").write_text(_asoundrc(tmp_path / "noise.raw", tmp_path / "hum.raw"))
+    noise_file = str(tmp_path / "noise.raw")
+    home = alsa_home(
+        tmp_path,
+        {
+            "!default": noise_file,
+            "chaos_noise": noise_file,
+            "chaos_silence": "/dev/zero",  # a muted input: digital silence
+            "chaos_hum": str(tmp_path / "hum.raw"),
+        },
+    )
     saved = {k: os.environ.get(k) for k in ("HOME", "XDG_CONFIG_HOME")}
     os.environ["HOME"] = str(home)
     os.environ["XDG_CONFIG_HOME"] = str(home / ".config")
@@ -229,19 +221,12 @@ def test_missing_sounddevice_package_is_reported(monkeypatch) -> None:
 
 # -- the command line -------------------------------------------------------
 
-def _chaos_host() -> str | None:
-    beside = Path(sys.executable).with_name("chaos-host")
-    return str(beside) if beside.exists() else shutil.which("chaos-host")
-
-
 @needs_portaudio
 def test_cli_sample_audio_writes_the_low_bits(alsa_devices, tmp_path: Path) -> None:
     noise, home = alsa_devices
-    exe = _chaos_host()
-    if exe is None:
-        pytest.skip("chaos-host console script not installed")
+    exe = chaos_host()
     out = tmp_path / "a.bin"
-    env = dict(os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
+    env = alsa_env(home)
     proc = subprocess.run(
         [exe, "sample", "audio", "--audio-device", "chaos_noise", "--count", "20000",
          "--out", str(out)],

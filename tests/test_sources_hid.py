@@ -12,14 +12,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import os
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from av_helpers import have_x_tools, xdotool, xvfb_display
 from chaosmagnet.health import HealthMonitor
 from chaosmagnet.sources.hid import HidSource
 from chaosmagnet.sources.registry import SourceOptions, build_source
@@ -28,7 +26,7 @@ SECRET_TEXT = "qzxjvkwp"  # typed by xdotool; must never show up anywhere
 SECRET_X, SECRET_Y = 987, 654  # a pointer position; must never show up either
 
 needs_x = pytest.mark.skipif(
-    shutil.which("Xvfb") is None or shutil.which("xdotool") is None,
+    not have_x_tools(),
     reason="Xvfb and xdotool are needed (apt-get install xvfb xdotool)",
 )
 
@@ -36,29 +34,13 @@ needs_x = pytest.mark.skipif(
 @pytest.fixture
 def xvfb(monkeypatch) -> Iterator[str]:
     """A private Xvfb server; DISPLAY points at it for the test."""
-    read_fd, write_fd = os.pipe()
-    server = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
-        pass_fds=(write_fd,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_fd)
-    try:
-        with os.fdopen(read_fd) as pipe:
-            number = pipe.readline().strip()
-        if not number:
-            pytest.skip("Xvfb did not start")
-        display = f":{number}"
+    with xvfb_display() as display:
         monkeypatch.setenv("DISPLAY", display)
         yield display
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def _xdotool(*args: str) -> None:
-    subprocess.run(["xdotool", *args], check=True, timeout=30)
+    xdotool(None, *args)
 
 
 def _drive_input() -> None:

@@ -10,13 +10,13 @@ health tests; the noise clip must pass them.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from av_helpers import chaos_host
 from chaosmagnet.errors import SourceUnavailable, UsageError
 from chaosmagnet.health import HealthMonitor, HealthTest
 from chaosmagnet.sources.registry import SourceOptions, build_source
@@ -213,16 +213,11 @@ def test_missing_opencv_is_reported(monkeypatch) -> None:
 # -- the command line ------------------------------------------------------------
 
 def test_cli_sample_video_from_a_clip(tmp_path: Path) -> None:
-    exe = Path(sys.executable).with_name("chaos-host")
-    if not exe.exists():
-        found = shutil.which("chaos-host")
-        if found is None:
-            pytest.skip("chaos-host console script not installed")
-        exe = Path(found)
+    exe = chaos_host()
     clip = _write_clip(tmp_path / "clip.mp4", _noise_frames(16), "mp4v")
     out = tmp_path / "v.bin"
     proc = subprocess.run(
-        [str(exe), "sample", "video", "--camera", str(clip), "--count", "100000",
+        [exe, "sample", "video", "--camera", str(clip), "--count", "100000",
          "--out", str(out)],
         capture_output=True, text=True, timeout=120,
     )
