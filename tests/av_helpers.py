@@ -45,11 +45,12 @@ def have_x_tools() -> bool:
 
 
 @contextmanager
-def xvfb_display() -> Iterator[str]:
+def xvfb_display(*extra_args: str) -> Iterator[str]:
     """Run a private Xvfb server; yield its DISPLAY name (":N")."""
     read_fd, write_fd = os.pipe()
     server = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x1024x24", "-nolisten", "tcp",
+         *extra_args],
         pass_fds=(write_fd,),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

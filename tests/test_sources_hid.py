@@ -83,6 +83,19 @@ def test_no_display_is_unavailable_with_a_reason(monkeypatch) -> None:
     assert "no display" in state.reason
 
 
+@needs_x
+def test_x_server_without_record_is_unavailable(monkeypatch) -> None:
+    with xvfb_display("-extension", "RECORD") as display:
+        monkeypatch.setenv("DISPLAY", display)
+        source = build_source("hid", SourceOptions())
+        state = source.availability()
+        assert not state.available and "RECORD" in state.reason
+        from chaosmagnet.errors import SourceUnavailable
+
+        with pytest.raises(SourceUnavailable):
+            asyncio.run(source.start())
+
+
 def test_callbacks_take_no_arguments() -> None:
     # pynput passes a callback only as many arguments as it declares: none
     # here, so the key, position and button never reach the source.

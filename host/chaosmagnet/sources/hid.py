@@ -51,7 +51,25 @@ def _import_pynput() -> tuple[Any, Any]:
         raise SourceUnavailable(f"no display for HID: pynput backend missing ({exc.name})") from exc
     except ImportError as exc:  # pynput found no usable backend: no X server reachable
         raise SourceUnavailable("no display for HID: pynput cannot connect to the display") from exc
+    if mouse.Listener.__module__.endswith("_xorg"):
+        _check_x_record()
     return mouse, keyboard
+
+
+def _check_x_record() -> None:
+    """pynput's Xorg listeners need the RECORD extension; without it they never start."""
+    import Xlib.display
+    import Xlib.error
+
+    try:
+        display = Xlib.display.Display()
+    except (OSError, Xlib.error.DisplayError, Xlib.error.ConnectionClosedError) as exc:
+        raise SourceUnavailable("no display for HID: cannot connect to the X server") from exc
+    try:
+        if not display.has_extension("RECORD"):
+            raise SourceUnavailable("no display for HID: the X server lacks the RECORD extension")
+    finally:
+        display.close()
 
 
 def _end_xrecord_waits(listeners: list[Any]) -> None:
@@ -98,6 +116,8 @@ class HidSource(Source):
         conditioned=False,
         description="low 8 bits of ns intervals between pointer/key events (timings only)",
     )
+
+    READY_SECONDS = 10.0  # time the listeners get to connect and start
 
     def __init__(
         self, clock: Callable[[], int] = time.perf_counter_ns, poll_seconds: float = 0.2
@@ -155,12 +175,22 @@ class HidSource(Source):
         self._listeners = [pointer, keys]
         for listener in self._listeners:
             listener.start()
-        await asyncio.to_thread(self._wait_ready)
+        if not await asyncio.to_thread(self._wait_ready, self.READY_SECONDS):
+            await self.stop()
+            raise SourceUnavailable("hid: the input listeners did not start")
         self._running = True
 
-    def _wait_ready(self) -> None:
-        for listener in self._listeners:
-            listener.wait()
+    def _wait_ready(self, timeout: float) -> bool:
+        """Wait for the listeners to be ready; False if one did not become ready in time."""
+        # pynput's wait() has no timeout and never returns if a listener died
+        # while starting: wait in daemon threads, which cannot block exit.
+        waiters = [threading.Thread(target=li.wait, daemon=True) for li in self._listeners]
+        for waiter in waiters:
+            waiter.start()
+        deadline = time.monotonic() + timeout
+        for waiter in waiters:
+            waiter.join(max(0.0, deadline - time.monotonic()))
+        return not any(waiter.is_alive() for waiter in waiters)
 
     async def stop(self) -> None:
         self._running = False
