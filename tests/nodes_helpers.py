@@ -29,11 +29,16 @@ def need_micropython_wasm() -> str:
     if node is None:
         pytest.skip("node (Node.js) is not installed; scripts/test installs it")
     if not (WASM_PACKAGE / "micropython.mjs").exists():
-        pytest.skip("@micropython/micropython-webassembly-pyscript not installed; run npm ci (scripts/test does)")
+        pytest.skip(
+            "@micropython/micropython-webassembly-pyscript not installed; "
+            "run npm ci (scripts/test does)"
+        )
     return node
 
 
-def run_micropython(code: str, tmp_path: Path, mounts: dict[Path, str] | None = None, timeout: float = 120) -> bytes:
+def run_micropython(
+    code: str, tmp_path: Path, mounts: dict[Path, str] | None = None, timeout: float = 120
+) -> bytes:
     """Run code under the MicroPython WebAssembly VM; return its stdout bytes."""
     node = need_micropython_wasm()
     code_file = tmp_path / "mp_main.py"
@@ -43,7 +48,9 @@ def run_micropython(code: str, tmp_path: Path, mounts: dict[Path, str] | None = 
         args.append(f"{src}={dst}")
     proc = subprocess.run(args, capture_output=True, timeout=timeout, cwd=ROOT)
     if proc.returncode != 0:
-        raise AssertionError("MicroPython run failed:\n" + proc.stderr.decode(errors="replace")[-4000:])
+        raise AssertionError(
+            "MicroPython run failed:\n" + proc.stderr.decode(errors="replace")[-4000:]
+        )
     return proc.stdout
 
 

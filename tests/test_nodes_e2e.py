@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from chaosmagnet.config import Config
 from chaosmagnet.engine import Engine
 from chaosmagnet.nodes.registry import NodeRegistry
@@ -34,11 +33,22 @@ class SimProcess:
         self.label = label
         self.link = home / f"port-{label}"
         env = dict(os.environ, CHAOS_HOME=str(home))
-        args = [sys.executable, "-m", "chaosmagnet", "nodes", "simulate", "--label", label,
-                "--link", str(self.link)]
+        args = [
+            sys.executable,
+            "-m",
+            "chaosmagnet",
+            "nodes",
+            "simulate",
+            "--label",
+            label,
+            "--link",
+            str(self.link),
+        ]
         if fault:
             args += ["--fault", fault]
-        self.proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -91,7 +101,12 @@ async def _wait_for(engine: Engine, predicate, timeout: float = 20.0) -> dict:
         if predicate(states):
             return states
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met; states: { {k: (v['state'], v['samples'], v['credited_bits']) for k, v in states.items()} }")
+            raise AssertionError(
+                "condition not met; states: "
+                + repr(
+                    {k: (v["state"], v["samples"], v["credited_bits"]) for k, v in states.items()}
+                )
+            )
         await asyncio.sleep(0.1)
 
 
@@ -108,7 +123,9 @@ def test_simulated_node_credit_rises(home: Path, simulate) -> None:
         try:
             s1 = await _wait_for(engine, lambda s: s["node:alpha:adc"]["credited_bits"] > 0)
             first = s1["node:alpha:adc"]["credited_bits"]
-            s2 = await _wait_for(engine, lambda s: s["node:alpha:adc"]["credited_bits"] > first + 500)
+            s2 = await _wait_for(
+                engine, lambda s: s["node:alpha:adc"]["credited_bits"] > first + 500
+            )
             adc = s2["node:alpha:adc"]
             assert adc["state"] == "ok" and adc["kind"] == "node"
             assert s2["node:alpha:jitter"]["samples"] > 0
@@ -117,7 +134,9 @@ def test_simulated_node_credit_rises(home: Path, simulate) -> None:
             details = _details(s2, "node:alpha:adc")
             assert details["verified"] and details["drops"] == {}
             assert details["node_health"]["failing"] is False  # shown, not used
-            assert details["node_declared"]["rct_cutoff"] == adc["rct_cutoff"]  # same cutoffs both sides
+            assert (
+                details["node_declared"]["rct_cutoff"] == adc["rct_cutoff"]
+            )  # same cutoffs both sides
             assert details["node_declared"]["apt_cutoff"] == adc["apt_cutoff"]
         finally:
             await engine.stop()
@@ -126,7 +145,9 @@ def test_simulated_node_credit_rises(home: Path, simulate) -> None:
 
 
 @pytest.mark.parametrize("fault, test", [("stuck", "rct_failures"), ("bias", "apt_failures")])
-def test_bad_adc_is_quarantined_and_the_rest_keeps_running(home: Path, simulate, fault: str, test: str) -> None:
+def test_bad_adc_is_quarantined_and_the_rest_keeps_running(
+    home: Path, simulate, fault: str, test: str
+) -> None:
     simulate("bad", fault)
     simulate("good")
 
@@ -135,14 +156,20 @@ def test_bad_adc_is_quarantined_and_the_rest_keeps_running(home: Path, simulate,
         await engine.start()
         try:
             states = await _wait_for(
-                engine, lambda s: s["node:bad:adc"]["state"] in ("quarantined", "failed") and s["node:bad:adc"][test] > 0
+                engine,
+                lambda s: (
+                    s["node:bad:adc"]["state"] in ("quarantined", "failed")
+                    and s["node:bad:adc"][test] > 0
+                ),
             )
             before = states["node:good:adc"]["credited_bits"]
             jitter_before = states["node:bad:jitter"]["samples"]
             states = await _wait_for(
                 engine,
-                lambda s: s["node:good:adc"]["credited_bits"] > before + 200
-                and s["node:bad:jitter"]["samples"] > jitter_before,
+                lambda s: (
+                    s["node:good:adc"]["credited_bits"] > before + 200
+                    and s["node:bad:jitter"]["samples"] > jitter_before
+                ),
             )
             assert states["node:good:adc"]["state"] == "ok"
             assert states["node:bad:adc"]["credit_h"] == 0
@@ -155,8 +182,12 @@ def test_bad_adc_is_quarantined_and_the_rest_keeps_running(home: Path, simulate,
     asyncio.run(main())
 
 
-@pytest.mark.parametrize("fault, reasons", [("garbage", {"bad_magic", "bad_tag"}), ("replay", {"replay"})])
-def test_wire_faults_are_dropped_with_reasons(home: Path, simulate, fault: str, reasons: set[str]) -> None:
+@pytest.mark.parametrize(
+    "fault, reasons", [("garbage", {"bad_magic", "bad_tag"}), ("replay", {"replay"})]
+)
+def test_wire_faults_are_dropped_with_reasons(
+    home: Path, simulate, fault: str, reasons: set[str]
+) -> None:
     simulate("noisy", fault)
 
     async def main() -> None:
@@ -165,12 +196,19 @@ def test_wire_faults_are_dropped_with_reasons(home: Path, simulate, fault: str, 
         try:
             states = await _wait_for(
                 engine,
-                lambda s: reasons <= set(s["node:noisy:adc"]["details"]["drops"])
-                and s["node:noisy:adc"]["credited_bits"] > 200,
+                lambda s: (
+                    reasons <= set(s["node:noisy:adc"]["details"]["drops"])
+                    and s["node:noisy:adc"]["credited_bits"] > 200
+                ),
             )
             drops = _details(states, "node:noisy:adc")["drops"]
-            assert set(drops) <= reasons | {"bad_magic", "bad_tag", "unknown_version", "bad_length",
-                                            "unknown_node"}  # random garbage may look like anything
+            assert set(drops) <= reasons | {
+                "bad_magic",
+                "bad_tag",
+                "unknown_version",
+                "bad_length",
+                "unknown_node",
+            }  # random garbage may look like anything
             assert states["node:noisy:adc"]["state"] == "ok"
         finally:
             await engine.stop()
@@ -186,7 +224,9 @@ def test_pty_closed_and_reopened_reconnects(home: Path, simulate) -> None:
         await engine.start()
         try:
             await _wait_for(engine, lambda s: s["node:plug:adc"]["samples"] > 1000)
-            source = next(r.source for r in engine._runtimes.values() if r.source.name == "node:plug:adc")
+            source = next(
+                r.source for r in engine._runtimes.values() if r.source.name == "node:plug:adc"
+            )
             assert isinstance(source, NodeSource)
             link = source.connection.link
             assert link.connects == 1
@@ -197,7 +237,9 @@ def test_pty_closed_and_reopened_reconnects(home: Path, simulate) -> None:
                 await asyncio.sleep(0.01)
             reappeared = time.monotonic()
             while link.connects < 2:
-                assert time.monotonic() - reappeared < 2.0, "no reconnect within 2 s of the port reappearing"
+                assert time.monotonic() - reappeared < 2.0, (
+                    "no reconnect within 2 s of the port reappearing"
+                )
                 await asyncio.sleep(0.01)
             samples = engine.source_states()["node:plug:adc"]["samples"]
             await _wait_for(engine, lambda s: s["node:plug:adc"]["samples"] > samples + 1000)
@@ -215,9 +257,24 @@ def test_run_command_with_node(home: Path, simulate) -> None:
     simulate("cli")
     env = dict(os.environ, CHAOS_HOME=str(home))
     proc = subprocess.run(
-        [sys.executable, "-m", "chaosmagnet", "run", "--source", "os-rng", "--node", "cli", "--seconds", "6",
-         "--json"],
-        env=env, capture_output=True, text=True, timeout=90, cwd=home,
+        [
+            sys.executable,
+            "-m",
+            "chaosmagnet",
+            "run",
+            "--source",
+            "os-rng",
+            "--node",
+            "cli",
+            "--seconds",
+            "6",
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=home,
     )
     assert proc.returncode == 0, proc.stderr
     last = json.loads(proc.stdout.strip().splitlines()[-1])

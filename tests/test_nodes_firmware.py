@@ -9,8 +9,15 @@ import subprocess
 import sys
 
 import pytest
-
-from nodes_helpers import FIRMWARE, FIRMWARE_LIB, MP_DIR, ROOT, load_vectors, mpy_cross, run_micropython
+from nodes_helpers import (
+    FIRMWARE,
+    FIRMWARE_LIB,
+    MP_DIR,
+    ROOT,
+    load_vectors,
+    mpy_cross,
+    run_micropython,
+)
 
 VECTORS = load_vectors()
 
@@ -27,7 +34,8 @@ print(scenario.main(open('/data/wire-vectors.json').read()))
 def micropython_result(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("mp")
     out = run_micropython(
-        SCENARIO_MAIN, tmp,
+        SCENARIO_MAIN,
+        tmp,
         {FIRMWARE_LIB: "/lib", MP_DIR: "/mp", ROOT / "tests" / "data": "/data"},
     )
     return json.loads(out.decode())
@@ -39,7 +47,9 @@ def cpython_result() -> dict:
     try:
         import scenario
 
-        return json.loads(scenario.main((ROOT / "tests" / "data" / "wire-vectors.json").read_text()))
+        return json.loads(
+            scenario.main((ROOT / "tests" / "data" / "wire-vectors.json").read_text())
+        )
     finally:
         sys.path.remove(str(FIRMWARE_LIB))
         sys.path.remove(str(MP_DIR))
@@ -59,7 +69,9 @@ def test_hmac_matches_rfc4231(result: dict) -> None:
     assert result["hmac"] == [v["tag"] for v in VECTORS["hmac_sha256"]]
 
 
-@pytest.mark.parametrize("index", range(len(VECTORS["frames"])), ids=[v["name"] for v in VECTORS["frames"]])
+@pytest.mark.parametrize(
+    "index", range(len(VECTORS["frames"])), ids=[v["name"] for v in VECTORS["frames"]]
+)
 def test_frame_bytes_match_host_vectors(result: dict, index: int) -> None:
     assert result["frames"][index] == VECTORS["frames"][index]["frame"]
 
@@ -95,8 +107,14 @@ def test_node_session_parsed_by_host() -> None:
     assert [s["name"] for s in status["sources"]] == ["adc", "rng", "jitter"]
     assert status["sources"][0]["rct_cutoff"] == 21 and status["sources"][0]["apt_cutoff"] == 311
     replies = [e.payload.decode() for e in events if e.type is FrameType.REPLY]
-    assert replies == ["ok rate adc 320", "ok stop rng", "error unknown command", "error unknown source",
-                       "error bad rate", "ok quiet"]
+    assert replies == [
+        "ok rate adc 320",
+        "ok stop rng",
+        "error unknown command",
+        "error unknown source",
+        "error bad rate",
+        "ok quiet",
+    ]
     data = [e for e in events if e.type is FrameType.DATA]
     assert {e.source for e in data} == {SourceId.ADC, SourceId.RNG, SourceId.JITTER}
     adc = [e for e in data if e.source is SourceId.ADC]
@@ -120,8 +138,11 @@ def test_every_firmware_file_compiles_for_esp32s3(tmp_path) -> None:
     files = sorted(FIRMWARE.rglob("*.py"))
     assert len(files) >= 9
     for path in files:
-        proc = subprocess.run([tool, "-march=xtensawin", "-o", str(tmp_path / "out.mpy"), str(path)],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [tool, "-march=xtensawin", "-o", str(tmp_path / "out.mpy"), str(path)],
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode == 0, f"{path}: {proc.stderr}"
 
 
@@ -133,7 +154,11 @@ def test_portable_firmware_compiles_and_imports_under_micropython(tmp_path) -> N
         if "@micropython." in text:
             continue  # native code cannot be emitted by the WebAssembly port; mpy-cross checks it
         sources[str(path.relative_to(FIRMWARE))] = text
-    code = "import json, sys\nsys.path.append('/lib')\nsrc = json.loads(" + repr(json.dumps(sources)) + ")\n"
+    code = (
+        "import json, sys\nsys.path.append('/lib')\nsrc = json.loads("
+        + repr(json.dumps(sources))
+        + ")\n"
+    )
     code += (
         "for name in sorted(src):\n"
         "    compile(src[name], name, 'exec')\n"

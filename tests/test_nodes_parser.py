@@ -7,11 +7,10 @@ import os
 import random
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from chaosmagnet.nodes.parser import Drop, DropReason, FrameParser
 from chaosmagnet.nodes.protocol import FrameType, SourceId, encode_frame
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from nodes_helpers import load_vectors
 
 VECTORS = load_vectors()
@@ -22,15 +21,27 @@ NODE_ID = bytes.fromhex(FRAMES[0]["node_id"])
 
 
 def _describe(events: list) -> list[str]:
-    return [f"drop:{e.reason.value}:{e.nbytes}" if isinstance(e, Drop) else f"frame:{e.sequence}" for e in events]
+    return [
+        f"drop:{e.reason.value}:{e.nbytes}" if isinstance(e, Drop) else f"frame:{e.sequence}"
+        for e in events
+    ]
 
 
 @pytest.mark.parametrize("vector", FRAMES, ids=[v["name"] for v in FRAMES])
 def test_encoder_reproduces_vector(vector: dict) -> None:
     frame = encode_frame(
-        bytes.fromhex(vector["key"]), bytes.fromhex(vector["node_id"]), bytes.fromhex(vector["boot_nonce"]),
-        vector["sequence"], vector["type"], vector["timestamp_ms"], vector["source"], vector["bits"],
-        vector["flags"], vector["samples"], vector["rct_failures"], vector["apt_failures"],
+        bytes.fromhex(vector["key"]),
+        bytes.fromhex(vector["node_id"]),
+        bytes.fromhex(vector["boot_nonce"]),
+        vector["sequence"],
+        vector["type"],
+        vector["timestamp_ms"],
+        vector["source"],
+        vector["bits"],
+        vector["flags"],
+        vector["samples"],
+        vector["rct_failures"],
+        vector["apt_failures"],
         bytes.fromhex(vector["payload"]),
     )
     assert frame.hex() == vector["frame"]
@@ -44,9 +55,16 @@ def test_parser_decodes_vector_fields(vector: dict) -> None:
     assert frame.type is FrameType(vector["type"])
     assert frame.source is SourceId(vector["source"])
     assert (frame.sequence, frame.timestamp_ms, frame.bits, frame.flags) == (
-        vector["sequence"], vector["timestamp_ms"], vector["bits"], vector["flags"])
+        vector["sequence"],
+        vector["timestamp_ms"],
+        vector["bits"],
+        vector["flags"],
+    )
     assert (frame.samples, frame.rct_failures, frame.apt_failures) == (
-        vector["samples"], vector["rct_failures"], vector["apt_failures"])
+        vector["samples"],
+        vector["rct_failures"],
+        vector["apt_failures"],
+    )
     assert frame.payload.hex() == vector["payload"]
     assert frame.boot_nonce.hex() == vector["boot_nonce"]
 
@@ -81,8 +99,21 @@ def _stream(n: int, seed: int = 1) -> tuple[list[bytes], bytes]:
     rnd = random.Random(seed)
     nonce = bytes(rnd.randrange(256) for _ in range(8))
     frames = [
-        encode_frame(KEY, NODE_ID, nonce, i, 1, i, 2, 8, 2, i * 64, 0, 0,
-                     bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 300))))
+        encode_frame(
+            KEY,
+            NODE_ID,
+            nonce,
+            i,
+            1,
+            i,
+            2,
+            8,
+            2,
+            i * 64,
+            0,
+            0,
+            bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 300))),
+        )
         for i in range(n)
     ]
     return frames, b"".join(frames)
@@ -140,7 +171,11 @@ def test_parser_never_raises_on_arbitrary_bytes(data: bytes, cuts: list[int]) ->
     events += parser.feed(stream[pos:])
     sequences = [e.sequence for e in events if not isinstance(e, Drop)]
     assert 1 in sequences  # the last frame always survives garbage before it
-    accounted = sum(e.nbytes for e in events if isinstance(e, Drop)) + parser.bytes_accepted + parser.buffered
+    accounted = (
+        sum(e.nbytes for e in events if isinstance(e, Drop))
+        + parser.bytes_accepted
+        + parser.buffered
+    )
     assert accounted == len(stream)
 
 
@@ -150,5 +185,8 @@ def test_replay_window_and_lost_frames() -> None:
     order = frames[:10] + frames[12:20] + [frames[15], frames[11], frames[3]]
     events = parser.feed(b"".join(order))
     assert [e.reason for e in events if isinstance(e, Drop)] == [
-        DropReason.REPLAY, DropReason.REGRESSED_SEQUENCE, DropReason.REPLAY]
+        DropReason.REPLAY,
+        DropReason.REGRESSED_SEQUENCE,
+        DropReason.REPLAY,
+    ]
     assert parser.lost_frames == 2

@@ -4,11 +4,12 @@ and the `run --node` hook that adds node sources to a running engine."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -25,11 +26,21 @@ from chaosmagnet.nodes.registry import (
     registry_transaction,
 )
 
-nodes_app = typer.Typer(help="ESP32-S3 feather nodes: list, add, remove, status, flash, deploy, simulate.",
-                        no_args_is_help=True)
+nodes_app = typer.Typer(
+    help="ESP32-S3 feather nodes: list, add, remove, status, flash, deploy, simulate.",
+    no_args_is_help=True,
+)
 app.add_typer(nodes_app, name="nodes")
 
 ESPRESSIF_VID = 0x303A
+
+KeyFileOpt = typer.Option(
+    ..., "--key-file", help="File holding the node's 64-hex-digit key ('-': stdin)."
+)
+FirmwareOpt = typer.Option(
+    ..., "--firmware", help="MicroPython .bin for the board (see boards/*.toml)."
+)
+LinkOpt = typer.Option(None, "--link", help="Path for the port symlink (default under /tmp).")
 
 
 def espressif_ports() -> list[dict[str, Any]]:
@@ -39,9 +50,15 @@ def espressif_ports() -> list[dict[str, Any]]:
     found = []
     for port in list_ports.comports():
         if port.vid == ESPRESSIF_VID:
-            found.append({"port": port.device, "vid": f"{port.vid:04x}", "pid": f"{port.pid or 0:04x}",
-                          "description": escape_device_text(port.description or ""),
-                          "serial_number": escape_device_text(port.serial_number or "")})
+            found.append(
+                {
+                    "port": port.device,
+                    "vid": f"{port.vid:04x}",
+                    "pid": f"{port.pid or 0:04x}",
+                    "description": escape_device_text(port.description or ""),
+                    "serial_number": escape_device_text(port.serial_number or ""),
+                }
+            )
     return found
 
 
@@ -52,22 +69,28 @@ def list_nodes(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
     nodes = [n.public() | {"present": Path(n.link).exists()} for n in registry.nodes()]
     ports = espressif_ports()
     if as_json:
-        print(json.dumps({"registry": str(registry.path), "nodes": nodes, "ports": ports}, indent=2))
+        print(
+            json.dumps({"registry": str(registry.path), "nodes": nodes, "ports": ports}, indent=2)
+        )
         return
     print(f"registered nodes ({registry.path}):")
     if not nodes:
         print("  none (chaos-host nodes deploy, or nodes simulate)")
     for n in nodes:
         kind = "simulated" if n["simulated"] else n["board"]
-        print(f"  {n['label']:<16} {n['node_id']}  {kind:<26} {n['link']}"
-              f"{'' if n['present'] else '  (port absent)'}")
+        print(
+            f"  {n['label']:<16} {n['node_id']}  {kind:<26} {n['link']}"
+            f"{'' if n['present'] else '  (port absent)'}"
+        )
     print("ESP32-S3 ports (USB VID 0x303A):")
     if not ports:
         print("  none found")
     for p in ports:
         registered = registry.find(p["port"])
-        print(f"  {p['port']:<16} {p['description']}"
-              f"{'  -> ' + registered.label if registered else '  (not registered)'}")
+        print(
+            f"  {p['port']:<16} {p['description']}"
+            f"{'  -> ' + registered.label if registered else '  (not registered)'}"
+        )
 
 
 @nodes_app.command("add")
@@ -76,7 +99,7 @@ def add_node(
     node_id: str = typer.Option(..., "--node-id", help="The node's id, 16 hex digits."),
     board: str = typer.Option(..., "--board", help="Board profile name (boards/*.toml)."),
     port: str = typer.Option(..., "--port", help="Serial port the node is on."),
-    key_file: Path = typer.Option(..., "--key-file", help="File holding the node's 64-hex-digit key ('-': stdin)."),
+    key_file: Path = KeyFileOpt,
 ) -> None:
     """Register a node that was deployed elsewhere (its key is read from a file, never argv)."""
     check_label(label)
@@ -98,7 +121,9 @@ def add_node(
     if len(key) != 32:
         raise UsageError("the key file must hold 64 hex digits (a 256-bit key)")
     with registry_transaction() as registry:
-        registry.put(NodeRecord(label, nid, key, profile.name, port, False, profile.node_sources_config()))
+        registry.put(
+            NodeRecord(label, nid, key, profile.name, port, False, profile.node_sources_config())
+        )
     print(f"registered node {label} on {port}")
 
 
@@ -126,20 +151,28 @@ def node_status(
         print(json.dumps({"label": record.label, **result}, indent=2, default=str))
         return
     link = result["link"]
-    print(f"node {record.label} ({record.node_id.hex()}) on {record.link}: link {link['link']}, "
-          f"{'verified' if link['verified'] else 'NO verified reply'}")
+    print(
+        f"node {record.label} ({record.node_id.hex()}) on {record.link}: link {link['link']}, "
+        f"{'verified' if link['verified'] else 'NO verified reply'}"
+    )
     status = result["status"]
     if not status:
         print(f"  no status within {timeout:g} s (is the node plugged in and deployed?)")
         raise typer.Exit(1)
-    print(f"  firmware {escape_device_text(str(status.get('fw')))}, board {escape_device_text(str(status.get('board')))}, "
-          f"uptime {int(status.get('uptime_ms', 0)) / 1000:.1f} s, frames {status.get('frames')}")
+    print(
+        f"  firmware {escape_device_text(str(status.get('fw')))}, "
+        f"board {escape_device_text(str(status.get('board')))}, "
+        f"uptime {int(status.get('uptime_ms', 0)) / 1000:.1f} s, frames {status.get('frames')}"
+    )
     for s in status.get("sources", []):
         verdict = "FAILING" if s.get("failing") else "ok"
-        print(f"  {escape_device_text(str(s.get('name'))):<7} {'on ' if s.get('on') else 'off'} "
-              f"rate {s.get('rate')}/s h {s.get('h')} cutoffs RCT {s.get('rct_cutoff')} "
-              f"APT {s.get('apt_cutoff')}/{s.get('apt_window')}  samples {s.get('samples')} "
-              f"RCT fails {s.get('rct_failures')} APT fails {s.get('apt_failures')}  node says {verdict}")
+        print(
+            f"  {escape_device_text(str(s.get('name'))):<7} {'on ' if s.get('on') else 'off'} "
+            f"rate {s.get('rate')}/s h {s.get('h')} cutoffs RCT {s.get('rct_cutoff')} "
+            f"APT {s.get('apt_cutoff')}/{s.get('apt_window')}  samples {s.get('samples')} "
+            f"RCT fails {s.get('rct_failures')} APT fails {s.get('apt_failures')}  "
+            f"node says {verdict}"
+        )
     drops = link["drops"]
     print(f"  host: {link['frames']} frames, drops {drops or 'none'}, lost {link['lost_frames']}")
 
@@ -147,24 +180,34 @@ def node_status(
 @nodes_app.command("flash")
 def flash_node(
     port: str = typer.Option(..., "--port", help="Serial port of the board (in download mode)."),
-    firmware: Path = typer.Option(..., "--firmware", help="MicroPython .bin for the board (see boards/*.toml)."),
-    board: Optional[str] = typer.Option(None, "--board", help="Board profile (for guidance)."),
+    firmware: Path = FirmwareOpt,
+    board: str | None = typer.Option(None, "--board", help="Board profile (for guidance)."),
     baud: int = typer.Option(460800, "--baud", min=9600, help="Baud rate for writing."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the esptool commands instead of running them."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the esptool commands instead of running them."
+    ),
 ) -> None:
     """Erase the ESP32-S3 and write MicroPython at offset 0 with esptool."""
     from chaosmagnet.nodes.tools import esptool_commands, flash
 
     profile = load_board(board) if board else None
     if profile is not None:
-        print(f"{profile.title}: flash the {profile.micropython_build} build ({profile.firmware_page})")
+        print(
+            f"{profile.title}: flash the {profile.micropython_build} build "
+            f"({profile.firmware_page})"
+        )
     if dry_run:
         for argv in esptool_commands(port, firmware, baud):
             print(" ".join(argv))
         return
     flash(port, firmware, profile, baud)
-    print("flashed; now: chaos-host nodes deploy --port", port, "--board", profile.name if profile else "BOARD",
-          "--label LABEL")
+    print(
+        "flashed; now: chaos-host nodes deploy --port",
+        port,
+        "--board",
+        profile.name if profile else "BOARD",
+        "--label LABEL",
+    )
 
 
 @nodes_app.command("deploy")
@@ -172,8 +215,12 @@ def deploy_node(
     port: str = typer.Option(..., "--port", help="Serial port of the board running MicroPython."),
     board: str = typer.Option(..., "--board", help="Board profile name (boards/*.toml)."),
     label: str = typer.Option(..., "--label", help="Name for the node (a-z 0-9 - _)."),
-    rotate_key: bool = typer.Option(False, "--rotate-key", help="Give a re-deployed node a new key."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be done; change nothing."),
+    rotate_key: bool = typer.Option(
+        False, "--rotate-key", help="Give a re-deployed node a new key."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print what would be done; change nothing."
+    ),
 ) -> None:
     """Write the node's id, key and config, copy firmware/ with mpremote, register it."""
     from chaosmagnet.nodes.simulator import node_config
@@ -196,18 +243,29 @@ def deploy_node(
         return
     deploy(port, node_config(node_id, key, profile, label))
     with registry_transaction() as registry:
-        registry.put(NodeRecord(label, node_id, key, profile.name, port, False, profile.node_sources_config()))
-    print(f"deployed {label} ({action}, node id {node_id.hex()}) to {port}; registered in {registry_path()}")
+        registry.put(
+            NodeRecord(
+                label, node_id, key, profile.name, port, False, profile.node_sources_config()
+            )
+        )
+    print(
+        f"deployed {label} ({action}, node id {node_id.hex()}) to {port}; "
+        f"registered in {registry_path()}"
+    )
     print(f"see it: chaos-host nodes status {label}   harvest: chaos-host run")
 
 
 @nodes_app.command("simulate")
 def simulate_node(
-    board: str = typer.Option("um_feathers3", "--board", help="Board profile whose rates the node uses."),
+    board: str = typer.Option(
+        "um_feathers3", "--board", help="Board profile whose rates the node uses."
+    ),
     label: str = typer.Option("sim", "--label", help="Label to register the simulated node under."),
-    fault: Optional[str] = typer.Option(None, "--fault", help="Inject a fault: stuck | bias | garbage | replay."),
-    seconds: Optional[float] = typer.Option(None, "--seconds", min=0.0, help="Stop after this long."),
-    link: Optional[Path] = typer.Option(None, "--link", help="Path for the port symlink (default under /tmp)."),
+    fault: str | None = typer.Option(
+        None, "--fault", help="Inject a fault: stuck | bias | garbage | replay."
+    ),
+    seconds: float | None = typer.Option(None, "--seconds", min=0.0, help="Stop after this long."),
+    link: Path | None = LinkOpt,
 ) -> None:
     """Run the real firmware under CPython with a noise HAL on a pty, registered as a node.
 
@@ -226,20 +284,22 @@ def simulate_node(
         existing = registry.find(label)
         if existing is not None and existing.label == label and not existing.simulated:
             raise UsageError(f"{label!r} is a real node; pick another label")
-        record = NodeRecord(label, node_id, key, profile.name, str(link_path), True, profile.node_sources_config())
+        record = NodeRecord(
+            label, node_id, key, profile.name, str(link_path), True, profile.node_sources_config()
+        )
         registry.put(record)
     try:
         sim = Simulator(node_config(node_id, key, profile, label), link_path, fault=fault)
         print(f"simulated node {label} ({profile.title}{', fault ' + fault if fault else ''})")
         print(f"port: {link_path} -> {sim.endpoint.slave_path}")
-        print(f"harvest it: chaos-host run --node {label}   (Ctrl-C stops the simulator)", flush=True)
+        print(
+            f"harvest it: chaos-host run --node {label}   (Ctrl-C stops the simulator)", flush=True
+        )
         signal.signal(signal.SIGTERM, lambda *_: sim.stop())
         signal.signal(signal.SIGHUP, lambda *_: sim.request_reopen())
         loop_deadline = None if seconds is None else _now() + seconds
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             sim.run(until=(lambda: _now() >= loop_deadline) if loop_deadline is not None else None)
-        except KeyboardInterrupt:
-            pass
     finally:
         with registry_transaction() as registry:
             current = registry.find(label)
@@ -259,7 +319,10 @@ def boards() -> None:
     """The supported boards: MicroPython build, ADC pin, LED pin, declared rates."""
     for b in list_boards():
         rates = ", ".join(f"{n} {s.rate}/s h={s.h}" for n, s in b.sources.items())
-        print(f"{b.name:<26} {b.title}: {b.micropython_build}, ADC GPIO{b.adc_pin}, LED GPIO{b.led_pin} ({rates})")
+        print(
+            f"{b.name:<26} {b.title}: {b.micropython_build}, ADC GPIO{b.adc_pin}, "
+            f"LED GPIO{b.led_pin} ({rates})"
+        )
 
 
 async def node_run_hook(engine: Any, options: dict[str, Any]) -> None:

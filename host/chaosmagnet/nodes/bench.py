@@ -56,9 +56,18 @@ def run_feeder(spec: dict[str, Any]) -> None:
     nodes = []
     for n in spec["nodes"]:
         endpoint = PtyEndpoint(Path(n["link"]))
-        nodes.append({"key": bytes.fromhex(n["key"]), "id": bytes.fromhex(n["node_id"]), "nonce": os.urandom(8),
-                      "seq": 0, "samples": {1: 0, 2: 0, 3: 0}, "ep": endpoint, "pending": bytearray(),
-                      "started": False})
+        nodes.append(
+            {
+                "key": bytes.fromhex(n["key"]),
+                "id": bytes.fromhex(n["node_id"]),
+                "nonce": os.urandom(8),
+                "seq": 0,
+                "samples": {1: 0, 2: 0, 3: 0},
+                "ep": endpoint,
+                "pending": bytearray(),
+                "started": False,
+            }
+        )
     stop = False
 
     def on_term(*_: object) -> None:
@@ -78,14 +87,28 @@ def run_feeder(spec: dict[str, Any]) -> None:
                     continue
                 for sid, bits, count in BURST:
                     n["samples"][sid] += count
-                    n["pending"] += encode_frame(n["key"], n["id"], n["nonce"], n["seq"], 1,
-                                                 int(now * 1000), sid, bits, 0, n["samples"][sid], 0, 0,
-                                                 payloads[sid][ticks % 16])
+                    n["pending"] += encode_frame(
+                        n["key"],
+                        n["id"],
+                        n["nonce"],
+                        n["seq"],
+                        1,
+                        int(now * 1000),
+                        sid,
+                        bits,
+                        0,
+                        n["samples"][sid],
+                        0,
+                        0,
+                        payloads[sid][ticks % 16],
+                    )
                     n["seq"] += 1
             ticks += 1
             next_tick += TICK
         writers = [n["ep"].master for n in nodes if n["pending"]]
-        readable, writable, _ = select.select(list(by_master), writers, [], max(0.0, min(0.01, next_tick - now)))
+        readable, writable, _ = select.select(
+            list(by_master), writers, [], max(0.0, min(0.01, next_tick - now))
+        )
         for fd in readable:  # the host's hello: start streaming
             try:
                 if os.read(fd, 4096):
@@ -137,27 +160,50 @@ async def _aggregate(records: list[NodeRecord], seconds: float, warmup: float) -
         cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
         elapsed = t1 - t0
         return {
-            "nodes": len(records), "links_open": links_open, "seconds": round(elapsed, 2),
-            "frames_per_s": round(frames / elapsed, 1), "mb_per_s": round(nbytes / elapsed / 1e6, 3),
-            "frames_dropped": drops, "frames_lost": lost, "queue_overflows": overflows,
+            "nodes": len(records),
+            "links_open": links_open,
+            "seconds": round(elapsed, 2),
+            "frames_per_s": round(frames / elapsed, 1),
+            "mb_per_s": round(nbytes / elapsed / 1e6, 3),
+            "frames_dropped": drops,
+            "frames_lost": lost,
+            "queue_overflows": overflows,
             "cpu_percent_of_one_core": round(100 * cpu / elapsed, 1),
-            "rss_mb": round(peak_rss / 2**20, 1), "credited_bits_total": round(credited, 1),
+            "rss_mb": round(peak_rss / 2**20, 1),
+            "credited_bits_total": round(credited, 1),
         }
     finally:
         await engine.stop()
 
 
-def aggregator_benchmark(nodes: int = 64, seconds: float = 20.0, warmup: float = 3.0) -> dict[str, Any]:
+def aggregator_benchmark(
+    nodes: int = 64, seconds: float = 20.0, warmup: float = 3.0
+) -> dict[str, Any]:
     """Run the pump in a child process and the aggregator here; return the figures."""
     with tempfile.TemporaryDirectory(prefix="chaos-bench-nodes-") as tmp:
         records = [
-            NodeRecord(f"b{i:02d}", new_node_id(), new_key(), "um_feathers3", str(Path(tmp) / f"node{i:02d}"),
-                       True, DECLARED)
+            NodeRecord(
+                f"b{i:02d}",
+                new_node_id(),
+                new_key(),
+                "um_feathers3",
+                str(Path(tmp) / f"node{i:02d}"),
+                True,
+                DECLARED,
+            )
             for i in range(nodes)
         ]
-        spec = {"nodes": [{"link": r.link, "key": r.key.hex(), "node_id": r.node_id.hex()} for r in records]}
-        feeder = subprocess.Popen([sys.executable, "-m", "chaosmagnet.nodes.bench", "feeder"],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        spec = {
+            "nodes": [
+                {"link": r.link, "key": r.key.hex(), "node_id": r.node_id.hex()} for r in records
+            ]
+        }
+        feeder = subprocess.Popen(
+            [sys.executable, "-m", "chaosmagnet.nodes.bench", "feeder"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert feeder.stdin is not None and feeder.stdout is not None
         feeder.stdin.write(json.dumps(spec))
         feeder.stdin.close()
@@ -175,22 +221,30 @@ def aggregator_benchmark(nodes: int = 64, seconds: float = 20.0, warmup: float =
         return result
 
 
-def parser_benchmark(megabytes: int = 64, payload: int = 1024, chunk: int = 65536) -> dict[str, Any]:
+def parser_benchmark(
+    megabytes: int = 64, payload: int = 1024, chunk: int = 65536
+) -> dict[str, Any]:
     """Throughput of FrameParser alone on valid frames fed in chunks."""
     key, node_id, nonce = new_key(), new_node_id(), os.urandom(8)
     rng = np.random.default_rng(2)
     body = rng.integers(0, 256, payload, dtype=np.uint8).tobytes()
     count = megabytes * 2**20 // (payload + 80)
-    stream = b"".join(encode_frame(key, node_id, nonce, i, 1, i, 2, 8, 2, i, 0, 0, body) for i in range(count))
+    stream = b"".join(
+        encode_frame(key, node_id, nonce, i, 1, i, 2, 8, 2, i, 0, 0, body) for i in range(count)
+    )
     parser = FrameParser({node_id: key})
     t0 = time.perf_counter()
     frames = 0
     for pos in range(0, len(stream), chunk):
         frames += len(parser.feed(stream[pos : pos + chunk]))
     elapsed = time.perf_counter() - t0
-    return {"frame_bytes": payload + 80, "frames": frames, "drops": sum(parser.drops.values()),
-            "mb_per_s": round(len(stream) / elapsed / 1e6, 1),
-            "frames_per_s": round(frames / elapsed)}
+    return {
+        "frame_bytes": payload + 80,
+        "frames": frames,
+        "drops": sum(parser.drops.values()),
+        "mb_per_s": round(len(stream) / elapsed / 1e6, 1),
+        "frames_per_s": round(frames / elapsed),
+    }
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["feeder"]:

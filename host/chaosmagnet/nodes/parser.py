@@ -149,8 +149,23 @@ class FrameParser:
                     pos = found
                 if end - pos < HEADER_SIZE:
                     break
-                (_, version, ftype, length, node_id, nonce, seq, stamp, source, bits, flags, _,
-                 samples, rct, apt) = HEADER.unpack_from(buf, pos)
+                (
+                    _,
+                    version,
+                    ftype,
+                    length,
+                    node_id,
+                    nonce,
+                    seq,
+                    stamp,
+                    source,
+                    bits,
+                    flags,
+                    _,
+                    samples,
+                    rct,
+                    apt,
+                ) = HEADER.unpack_from(buf, pos)
                 if version != VERSION:
                     events.append(self._drop(DropReason.UNKNOWN_VERSION, _MAGIC_LEN, None))
                     pos += _MAGIC_LEN
@@ -176,8 +191,10 @@ class FrameParser:
                 # Authenticated: the length is trustworthy from here on.
                 frame_type = _FRAME_TYPES.get(ftype)
                 source_id = _SOURCES.get(source)
-                if frame_type is None or source_id is None or not self._consistent(
-                    frame_type, source_id, bits, length
+                if (
+                    frame_type is None
+                    or source_id is None
+                    or not self._consistent(frame_type, source_id, bits, length)
                 ):
                     events.append(self._drop(DropReason.MALFORMED, total, node_id))
                     pos += total
@@ -188,8 +205,20 @@ class FrameParser:
                     pos += total
                     continue
                 events.append(
-                    Frame(frame_type, node_id, nonce, seq, stamp, source_id, bits, flags,
-                          samples, rct, apt, bytes(view[pos + HEADER_SIZE : body_end]))
+                    Frame(
+                        frame_type,
+                        node_id,
+                        nonce,
+                        seq,
+                        stamp,
+                        source_id,
+                        bits,
+                        flags,
+                        samples,
+                        rct,
+                        apt,
+                        bytes(view[pos + HEADER_SIZE : body_end]),
+                    )
                 )
                 self.frames_accepted += 1
                 self.bytes_accepted += total

@@ -75,7 +75,7 @@ class Frame:
 
     @property
     def health_failed(self) -> bool:
-        """The node's own health tests failed on this frame's samples (reported, never relied on)."""
+        """The node's own health tests failed on this frame's samples (shown, never relied on)."""
         return bool(self.flags & FLAG_HEALTH_FAIL)
 
     @property
@@ -106,8 +106,20 @@ def encode_frame(
         raise ValueError("node id and boot nonce are 8 bytes each")
     m = 0xFFFFFFFF
     body = HEADER.pack(
-        MAGIC, VERSION, int(ftype), len(payload), node_id, boot_nonce, sequence & m,
-        timestamp_ms & m, int(source), bits, flags, 0, samples & m, rct_failures & m,
+        MAGIC,
+        VERSION,
+        int(ftype),
+        len(payload),
+        node_id,
+        boot_nonce,
+        sequence & m,
+        timestamp_ms & m,
+        int(source),
+        bits,
+        flags,
+        0,
+        samples & m,
+        rct_failures & m,
         apt_failures & m,
     ) + bytes(payload)
     return body + hmac.digest(key, body, "sha256")

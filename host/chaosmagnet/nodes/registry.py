@@ -35,7 +35,9 @@ def registry_path() -> Path:
 def check_label(label: str) -> str:
     """A label is lower-case letters, digits, '-' and '_' (it becomes part of source names)."""
     if not LABEL_RE.match(label):
-        raise UsageError(f"bad node label {label!r}: use 1-31 of a-z 0-9 - _, starting with a letter or digit")
+        raise UsageError(
+            f"bad node label {label!r}: use 1-31 of a-z 0-9 - _, starting with a letter or digit"
+        )
     return label
 
 
@@ -53,8 +55,12 @@ class NodeRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "label": self.label, "node_id": self.node_id.hex(), "key": self.key.hex(),
-            "board": self.board, "link": self.link, "simulated": self.simulated,
+            "label": self.label,
+            "node_id": self.node_id.hex(),
+            "key": self.key.hex(),
+            "board": self.board,
+            "link": self.link,
+            "simulated": self.simulated,
             "declared": self.declared,
         }
 
@@ -71,8 +77,11 @@ class NodeRecord:
         if len(node_id) != NODE_ID_SIZE or len(key) != KEY_SIZE:
             raise ValueError("node id must be 8 bytes and key 32 bytes")
         return NodeRecord(
-            label=check_label(str(data["label"])), node_id=node_id, key=key,
-            board=str(data["board"]), link=str(data["link"]),
+            label=check_label(str(data["label"])),
+            node_id=node_id,
+            key=key,
+            board=str(data["board"]),
+            link=str(data["link"]),
             simulated=bool(data.get("simulated", False)),
             declared={k: dict(v) for k, v in dict(data.get("declared", {})).items()},
         )
@@ -103,13 +112,17 @@ class NodeRegistry:
             data = json.loads(self.path.read_text())
             nodes = [NodeRecord.from_json(item) for item in data.get("nodes", [])]
         except (OSError, ValueError, KeyError, TypeError, UsageError) as exc:
-            raise ConfigError(f"node registry {self.path}: unreadable or invalid ({type(exc).__name__})") from None
+            raise ConfigError(
+                f"node registry {self.path}: unreadable or invalid ({type(exc).__name__})"
+            ) from None
         self._nodes = {n.label: n for n in nodes}
 
     def save(self) -> None:
         """Write atomically with mode 0600 (the file holds keys)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        payload = json.dumps({"version": 1, "nodes": [n.to_json() for n in self._nodes.values()]}, indent=2)
+        payload = json.dumps(
+            {"version": 1, "nodes": [n.to_json() for n in self._nodes.values()]}, indent=2
+        )
         fd, tmp = tempfile.mkstemp(prefix=".nodes-", dir=self.path.parent)
         try:
             os.fchmod(fd, 0o600)

@@ -47,8 +47,14 @@ def firmware_modules() -> dict[str, ModuleType]:
     lib = str(firmware_dir() / "lib")
     if lib not in sys.path:
         sys.path.insert(0, lib)
-    names = ("chaosnode", "chaosnode.hmac256", "chaosnode.health", "chaosnode.framing",
-             "chaosnode.node", "chaosnode.config")
+    names = (
+        "chaosnode",
+        "chaosnode.hmac256",
+        "chaosnode.health",
+        "chaosnode.framing",
+        "chaosnode.node",
+        "chaosnode.config",
+    )
     modules = {name: importlib.import_module(name) for name in names}
     origin = Path(modules["chaosnode"].__file__ or "").resolve()
     if not origin.is_relative_to(Path(lib).resolve()):
@@ -174,24 +180,36 @@ def default_link_path(label: str) -> Path:
     return Path(tempfile.gettempdir()) / f"chaos-node-{os.getuid()}-{label}"
 
 
-def node_config(node_id: bytes, key: bytes, board: BoardProfile, label: str,
-                rates: dict[str, int] | None = None) -> dict[str, Any]:
+def node_config(
+    node_id: bytes, key: bytes, board: BoardProfile, label: str, rates: dict[str, int] | None = None
+) -> dict[str, Any]:
     """The node config document (what deploy writes to /chaosnode.json)."""
     sources = board.node_sources_config()
     for name, rate in (rates or {}).items():
         sources[name]["rate"] = rate
     return {
-        "node_id": node_id.hex(), "key": key.hex(), "board": board.name, "label": label,
-        "adc_pin": board.adc_pin, "led_pin": board.led_pin, "led_kind": board.led_kind,
-        "heartbeat_ms": board.heartbeat_ms, "sources": sources,
+        "node_id": node_id.hex(),
+        "key": key.hex(),
+        "board": board.name,
+        "label": label,
+        "adc_pin": board.adc_pin,
+        "led_pin": board.led_pin,
+        "led_kind": board.led_kind,
+        "heartbeat_ms": board.heartbeat_ms,
+        "sources": sources,
     }
 
 
 class Simulator:
     """Runs the firmware's Node on a SimHal behind a pty until stop() or a signal."""
 
-    def __init__(self, config: dict[str, Any], link_path: Path, fault: str | None = None,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        link_path: Path,
+        fault: str | None = None,
+        seed: int | None = None,
+    ) -> None:
         if fault is not None and fault not in FAULTS:
             raise UsageError(f"unknown fault {fault!r} (known: {', '.join(FAULTS)})")
         modules = firmware_modules()

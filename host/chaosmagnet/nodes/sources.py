@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from collections import Counter, deque
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -51,7 +51,10 @@ class NodeConnection:
         self.record = record
         self.parser = FrameParser({record.node_id: record.key})
         self.link = link_factory(
-            record.link, self._on_bytes, on_connect=self._on_connect, on_disconnect=self._on_disconnect
+            record.link,
+            self._on_bytes,
+            on_connect=self._on_connect,
+            on_disconnect=self._on_disconnect,
         )
         self.queues: dict[SourceId, asyncio.Queue[np.ndarray | None]] = {}
         self.node_health: dict[SourceId, dict[str, Any]] = {}
@@ -211,7 +214,9 @@ class NodeSource(Source):
         return details
 
 
-def build_node_sources(record: NodeRecord, *, link_factory: LinkFactory = SerialLink) -> list[Source]:
+def build_node_sources(
+    record: NodeRecord, *, link_factory: LinkFactory = SerialLink
+) -> list[Source]:
     """The adc, rng and jitter sources of one registered node, sharing one connection."""
     connection = NodeConnection(record, link_factory=link_factory)
     sources: list[Source] = []
@@ -221,7 +226,9 @@ def build_node_sources(record: NodeRecord, *, link_factory: LinkFactory = Serial
     return sources
 
 
-def resolve_nodes(specs: list[str] | None, registry: NodeRegistry | None = None) -> list[NodeRecord]:
+def resolve_nodes(
+    specs: list[str] | None, registry: NodeRegistry | None = None
+) -> list[NodeRecord]:
     """The nodes `run --node` names: a LABEL, a registered link PATH, or LABEL@PATH
     (a registered node on another port).  None means every registered node."""
     registry = registry or NodeRegistry()
@@ -232,8 +239,15 @@ def resolve_nodes(specs: list[str] | None, registry: NodeRegistry | None = None)
         label, at, port = spec.partition("@")
         if at:
             record = registry.get(label)
-            record = NodeRecord(record.label, record.node_id, record.key, record.board, port,
-                                record.simulated, record.declared)
+            record = NodeRecord(
+                record.label,
+                record.node_id,
+                record.key,
+                record.board,
+                port,
+                record.simulated,
+                record.declared,
+            )
         else:
             found = registry.find(spec)
             if found is None:
@@ -248,8 +262,9 @@ def resolve_nodes(specs: list[str] | None, registry: NodeRegistry | None = None)
     return records
 
 
-async def probe_node(record: NodeRecord, timeout: float = 3.0, *,
-                     link_factory: LinkFactory = SerialLink) -> dict[str, Any]:
+async def probe_node(
+    record: NodeRecord, timeout: float = 3.0, *, link_factory: LinkFactory = SerialLink
+) -> dict[str, Any]:
     """Open the node's link, say hello, and return its STATUS and link counters.
 
     Waits until a STATUS echoing this connection's challenge arrives, or until
@@ -268,4 +283,8 @@ async def probe_node(record: NodeRecord, timeout: float = 3.0, *,
             await asyncio.sleep(0.2)
     finally:
         await connection.release(token)
-    return {"link": connection.summary(), "status": connection.status, "replies": list(connection.replies)}
+    return {
+        "link": connection.summary(),
+        "status": connection.status,
+        "replies": list(connection.replies),
+    }

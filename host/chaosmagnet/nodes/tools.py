@@ -30,8 +30,9 @@ class NodeToolError(ChaosError):
     """esptool or mpremote failed (the board is absent, busy or not in download mode)."""
 
 
-def esptool_commands(port: str, firmware: Path, baud: int = 460800,
-                     offset: int = FLASH_OFFSET) -> list[list[str]]:
+def esptool_commands(
+    port: str, firmware: Path, baud: int = 460800, offset: int = FLASH_OFFSET
+) -> list[list[str]]:
     """The esptool invocations that erase the S3's flash and write a MicroPython image."""
     base = [sys.executable, "-m", "esptool", "--chip", CHIP, "--port", port]
     return [
@@ -43,12 +44,33 @@ def esptool_commands(port: str, firmware: Path, baud: int = 460800,
 def mpremote_deploy_command(port: str) -> list[str]:
     """The mpremote invocation run inside a staging folder (see stage_firmware)."""
     return [
-        sys.executable, "-m", "mpremote", "connect", port,
-        "fs", "cp", "-r", "lib", ":",
-        "+", "fs", "cp", "boot.py", ":boot.py",
-        "+", "fs", "cp", "main.py", ":main.py",
-        "+", "fs", "cp", CONFIG_NAME, ":" + CONFIG_NAME,
-        "+", "reset",
+        sys.executable,
+        "-m",
+        "mpremote",
+        "connect",
+        port,
+        "fs",
+        "cp",
+        "-r",
+        "lib",
+        ":",
+        "+",
+        "fs",
+        "cp",
+        "boot.py",
+        ":boot.py",
+        "+",
+        "fs",
+        "cp",
+        "main.py",
+        ":main.py",
+        "+",
+        "fs",
+        "cp",
+        CONFIG_NAME,
+        ":" + CONFIG_NAME,
+        "+",
+        "reset",
     ]
 
 
