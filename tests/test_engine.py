@@ -200,3 +200,23 @@ def test_real_local_sources_deliver_and_credit() -> None:
     assert by_name["cpu-jitter"]["credited_bits"] > 0
     assert by_name["system"]["state"] in ("ok", "quarantined")
     assert snap["pool"]["raw_bytes"] > 0 and len(snap["pool"]["fingerprint"]) == 16
+
+
+class Finite(Source):
+    info = SourceInfo(name="finite", kind="test", bits_per_sample=8, declared_h=2.0)
+
+    async def batches(self) -> AsyncIterator[np.ndarray]:
+        yield uniform(4096)
+
+
+def test_a_source_that_ends_is_shown_ended() -> None:
+    async def scenario() -> dict:
+        engine = Engine([Finite()])
+        await engine.start()
+        await asyncio.sleep(0.05)
+        state = engine.source_states()["finite"]
+        await engine.stop()
+        return state
+
+    state = asyncio.run(scenario())
+    assert state["state"] == "ended" and state["samples"] == 4096

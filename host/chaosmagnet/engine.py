@@ -38,6 +38,7 @@ EventListener = Callable[[str, dict[str, Any]], None]
 UNAVAILABLE = "unavailable"
 STOPPED = "stopped"  # switched off by the user
 ERROR = "error"  # the source raised while running
+ENDED = "ended"  # the source finished by itself (end of a file)
 
 
 @dataclass
@@ -179,6 +180,11 @@ class Engine:
             return
         if runtime.policy.state is SourceState.FAILED:
             await runtime.source.stop()
+        elif runtime.enabled:
+            # the source finished by itself (a video file came to its end)
+            self._set_status(runtime, ENDED, "the source has no more samples")
+            with contextlib.suppress(SourceError, OSError):
+                await runtime.source.stop()
 
     async def stop(self) -> None:
         """Stop every source, pending assessments and the ticker."""

@@ -15,6 +15,7 @@ _STATE_STYLE = {
     "unavailable": "dim",
     "stopped": "dim",
     "error": "red",
+    "ended": "dim",
     "starting": "cyan",
 }
 
