@@ -31,3 +31,17 @@ def node_port(request: pytest.FixtureRequest) -> str:
     if not port:
         pytest.skip("needs a real node: pass --node-port /dev/ttyACM0 (see docs/first-node.md)")
     return str(port)
+
+
+@pytest.fixture(autouse=True)
+def _private_control_socket(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own control socket, so a `chaos-host run` already
+    running on this machine (or another test's) is never mistaken for the
+    test's own.  Subprocesses inherit it through the environment."""
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="cm-sock-")
+    monkeypatch.setenv("CHAOS_CONTROL_SOCKET", f"{folder}/control.sock")
+    yield
+    shutil.rmtree(folder, ignore_errors=True)
