@@ -44,9 +44,10 @@ class _Family:
         self.samples.append((labels, value))
 
     def lines(self) -> Iterable[str]:
-        yield f"# HELP {self.name} {self.help}"
-        yield f"# TYPE {self.name} {self.kind}"
+        # text format 0.0.4: a counter's HELP and TYPE lines name the sample, _total included
         sample_name = self.name + "_total" if self.kind == "counter" else self.name
+        yield f"# HELP {sample_name} {self.help}"
+        yield f"# TYPE {sample_name} {self.kind}"
         for labels, value in self.samples:
             label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
             yield (

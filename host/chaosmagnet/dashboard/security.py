@@ -86,7 +86,9 @@ def parse_listen(text: str) -> ListenAddress:
         raise UsageError(f"--listen port must be a number, not {port_text!r}") from None
     if not 0 <= port <= 65535:
         raise UsageError(f"--listen port must be 0..65535, not {port}")
-    if any(c.isspace() or c in "/?#@" for c in host):
+    if ":" in host and not value.startswith("["):
+        raise UsageError(f"--listen: put an IPv6 address in brackets, e.g. [::1]:8765, not {text!r}")
+    if any(c.isspace() or c in "/?#@[]" for c in host):
         raise UsageError(f"--listen host {host!r} is not a host name or address")
     return ListenAddress(host, port)
 

@@ -176,9 +176,11 @@ class DashboardServer:
     async def start(self) -> None:
         """Bind and serve; DashboardError when the address cannot be used."""
         self.live.tick()
-        self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            self.make_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.address.host, self.address.port, shutdown_timeout=1.0)
+        site = web.TCPSite(self._runner, self.address.host, self.address.port)
         try:
             await site.start()
         except OSError as exc:

@@ -91,10 +91,17 @@ function toast(message, isError = false) {
   toast.timer = setTimeout(() => (node.textContent = ""), 8000);
 }
 
+function short(value) {
+  // digests and fingerprints: the first 12 hex digits say enough in a one-line tail
+  if (typeof value === "string" && /^[0-9a-f]{20,}$/.test(value)) return `${value.slice(0, 12)}…`;
+  if (typeof value === "number" && !Number.isInteger(value)) return value.toFixed(3);
+  return value;
+}
+
 function summarize(fields) {
   return Object.entries(fields || {})
     .filter(([, v]) => v !== null && v !== "" && typeof v !== "object")
-    .map(([k, v]) => `${k}=${typeof v === "number" && !Number.isInteger(v) ? v.toFixed(3) : v}`)
+    .map(([k, v]) => `${k}=${short(v)}`)
     .join("  ");
 }
 
@@ -379,7 +386,7 @@ function renderMint(mint) {
       ? "Leave the passphrase empty to use the server's CHAOS_PASSPHRASE."
       : "The passphrase seals the secret keys (scrypt + AES-256-GCM); it is never stored or shown.");
     if (creating) notes.push("The first mint creates this host's identity, sealed under the passphrase.");
-    else if (mint.identity && mint.identity.fingerprint) notes.push(`Signed by host identity ${mint.identity.fingerprint}.`);
+    else if (mint.identity && mint.identity.fingerprint) notes.push(`Signed by host identity ${short(mint.identity.fingerprint)}`);
     notes.push(`Seeds are drawn once the pool holds ${mint.credit_factor}× the key strength in healthy credited bits.`);
   }
   setText(hint, notes.join(" "));

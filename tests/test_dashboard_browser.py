@@ -1,0 +1,164 @@
+"""The dashboard in a real browser: Debian's headless Chromium driven by Playwright, in
+the same event loop as the engine.  The page opens from the link with the token, its
+charts and numbers update, a switch stops a source in the engine, the Mint button mints
+a bundle that is then listed with its public part, and a screenshot is saved."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dashboard_helpers import running_dashboard
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+playwright_api = pytest.importorskip("playwright.async_api", reason="playwright is in the test extra")
+if not CHROMIUM.exists():
+    pytest.skip("Debian's chromium is not installed (scripts/test installs it)", allow_module_level=True)
+
+
+async def until(predicate: Callable[[], Any], timeout: float = 60.0) -> None:
+    """Poll a condition on the engine while the browser works (a bounded wait)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.1)
+
+
+async def painted_pixels(page: Any, selector: str) -> int:
+    """How many pixels of a canvas are not transparent (the chart really drew)."""
+    return await page.eval_on_selector(
+        selector,
+        """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                  let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; }""",
+    )
+
+
+def test_dashboard_in_chromium(tmp_path: Path) -> None:
+    screenshot = tmp_path / "dashboard.png"
+    passphrase = "browser test passphrase"
+
+    async def scenario() -> None:
+        async with running_dashboard(tmp_path / "home") as (engine, server):
+            async with playwright_api.async_playwright() as pw:
+                context = await pw.chromium.launch_persistent_context(
+                    str(tmp_path / "chromium-profile"),
+                    executable_path=str(CHROMIUM),
+                    args=CHROMIUM_ARGS,
+                    headless=True,
+                    viewport={"width": 1440, "height": 900},
+                )
+                try:
+                    await browse(context, engine, server)
+                finally:
+                    await context.close()
+
+    async def browse(context: Any, engine: Any, server: Any) -> None:
+        errors: list[str] = []
+        page = await context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(server.control_url)
+        assert "token=" not in page.url  # read once, then removed from the address bar
+        await page.wait_for_function("() => Number(document.body.dataset.updates || 0) >= 3", timeout=30_000)
+        assert (await page.text_content("#control-mode")) == "control enabled"
+        assert (await page.text_content("#connection")) == "live"
+
+        # numbers update
+        cell = 'tr[data-source="cpu-jitter"] td.samples'
+        first = await page.text_content(cell)
+        await page.wait_for_function(
+            "([sel, old]) => document.querySelector(sel).textContent !== old", arg=[cell, first], timeout=30_000
+        )
+        fingerprint = await page.text_content("#pool-fingerprint")
+        assert fingerprint is not None and len(fingerprint) == 16 and int(fingerprint, 16) >= 0
+        fill = await page.text_content("#pool-fill")
+        assert fill is not None and fill.endswith("%")
+
+        # charts hold points and are drawn: pool, conditioned output, one per source
+        for selector in ('canvas[data-chart="pool-credit"]', 'canvas[data-chart="pool-output"]',
+                         'canvas[data-chart="source:cpu-jitter"]', 'canvas[data-chart="source:os-rng"]'):
+            await page.wait_for_function(
+                "sel => Number(document.querySelector(sel).dataset.points) >= 2", arg=selector, timeout=30_000
+            )
+            assert await painted_pixels(page, selector) > 500, selector
+        draws = int(await page.get_attribute('canvas[data-chart="pool-credit"]', "data-draws") or 0)
+        await page.wait_for_function(
+            "n => Number(document.querySelector('canvas[data-chart=\"pool-credit\"]').dataset.draws) > n",
+            arg=draws, timeout=30_000,
+        )
+        assert await page.locator("#compare-bars .bar-row").count() >= 3
+
+        # a switch stops the source in the engine, and the page shows it
+        await page.click('tr[data-source="system"] input.switch')
+        await until(lambda: engine.source_states()["system"]["state"] == "stopped")
+        assert engine.source_states()["system"]["enabled"] is False
+        await page.wait_for_function(
+            "() => document.querySelector('tr[data-source=\"system\"] .state').textContent === 'stopped'",
+            timeout=30_000,
+        )
+        assert not await page.is_checked('tr[data-source="system"] input.switch')
+        await page.wait_for_function(
+            "() => [...document.querySelectorAll('#log-tail li')].some(li => li.textContent.includes('stopped'))",
+            timeout=30_000,
+        )
+
+        # the Mint button mints a bundle, which is listed with a link to its public part
+        await page.select_option("#mint-kem", "ML-KEM-768")
+        await page.fill("#mint-passphrase", passphrase)
+        await page.wait_for_selector("#mint-confirm-label:not([hidden])")  # first mint creates the identity
+        await page.fill("#mint-confirm", passphrase)
+        await page.wait_for_function("() => !document.querySelector('#mint-button').disabled", timeout=30_000)
+        await page.click("#mint-button")
+        row = page.locator("#bundles tbody tr")
+        await row.first.wait_for(timeout=120_000)
+        bundle_id = await row.first.get_attribute("data-bundle")
+        assert bundle_id and (tmp_path / "home" / "keys" / f"bundle-{bundle_id}.json").exists()
+        link = await row.first.locator("a").get_attribute("href")
+        assert link == f"/api/bundles/{bundle_id}/public"
+        assert await page.input_value("#mint-passphrase") == ""  # cleared after the mint
+        await page.wait_for_function(
+            "() => [...document.querySelectorAll('#audit-tail li')].some(li => li.textContent.includes('mint'))",
+            timeout=30_000,
+        )
+        public = await context.new_page()
+        await public.goto(server.url.rstrip("/") + link)
+        text = await public.inner_text("body")
+        doc = json.loads(text)
+        assert doc["id"] == bundle_id and doc["kem"]["algorithm"] == "ML-KEM-768"
+        assert '"secret_key"' not in text and "ciphertext" not in text
+        await public.close()
+
+        # a page opened without the token is read-only
+        readonly = await context.new_page()  # a new tab: its own, empty sessionStorage
+        await readonly.goto(server.url)
+        await readonly.wait_for_function("() => Number(document.body.dataset.updates || 0) >= 1", timeout=30_000)
+        assert await readonly.text_content("#control-mode") == "read-only"
+        assert await readonly.is_visible("#readonly-notice")
+        assert await readonly.is_disabled('tr[data-source="cpu-jitter"] input.switch')
+        assert await readonly.is_disabled("#mint-button")
+        await readonly.close()
+
+        await page.evaluate("() => window.scrollTo(0, 0)")
+        await page.wait_for_timeout(1200)
+        await page.screenshot(path=str(screenshot), full_page=True)
+        assert not errors, errors
+
+    asyncio.run(scenario())
+    assert screenshot.stat().st_size > 10_000
+    keep = os.environ.get("CHAOS_TEST_OUTPUT")
+    if keep:  # e.g. CI: keep the screenshot where a person can look at it
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(screenshot, Path(keep) / "dashboard-browser.png")

@@ -1,0 +1,85 @@
+"""The dashboard's listen-address and request rules, without a server."""
+
+from __future__ import annotations
+
+import pytest
+
+from chaosmagnet.dashboard.security import (
+    TOKEN_HEADER,
+    ListenAddress,
+    RequestGuard,
+    check_listen,
+    new_token,
+    parse_listen,
+)
+from chaosmagnet.errors import UsageError
+
+LISTEN_CASES = [
+    ("127.0.0.1:8765", ListenAddress("127.0.0.1", 8765), True),
+    ("localhost:0", ListenAddress("localhost", 0), True),
+    ("[::1]:9000", ListenAddress("::1", 9000), True),
+    ("127.3.2.1:80", ListenAddress("127.3.2.1", 80), True),
+    ("0.0.0.0:8765", ListenAddress("0.0.0.0", 8765), False),
+    ("[::]:8765", ListenAddress("::", 8765), False),
+    ("192.0.2.7:8765", ListenAddress("192.0.2.7", 8765), False),
+    ("dashboard.example:8765", ListenAddress("dashboard.example", 8765), False),
+]
+
+
+@pytest.mark.parametrize(("text", "address", "loopback"), LISTEN_CASES)
+def test_parse_listen(text: str, address: ListenAddress, loopback: bool) -> None:
+    assert parse_listen(text) == address
+    assert address.loopback is loopback
+
+
+@pytest.mark.parametrize("text", ["8765", "127.0.0.1", ":8765", "127.0.0.1:http", "127.0.0.1:70000",
+                                  "::1:8765", "[::1]8765", "host/x:80", "a b:80", "127.0.0.1:-1"])
+def test_parse_listen_rejects(text: str) -> None:
+    with pytest.raises(UsageError, match="--listen"):
+        parse_listen(text)
+
+
+def test_remote_listen_needs_allow_remote() -> None:
+    assert check_listen(parse_listen("127.0.0.1:1"), allow_remote=False) is None
+    assert check_listen(parse_listen("[::1]:1"), allow_remote=True) is None
+    for text in ("0.0.0.0:8765", "192.0.2.7:8765"):
+        with pytest.raises(UsageError, match="--allow-remote"):
+            check_listen(parse_listen(text), allow_remote=False)
+        warning = check_listen(parse_listen(text), allow_remote=True)
+        assert warning is not None and warning.startswith("warning:")
+
+
+def test_host_header_rules() -> None:
+    guard = RequestGuard(new_token(), ListenAddress("127.0.0.1", 0))
+    guard.set_port(8765)
+    for host in ("127.0.0.1:8765", "localhost:8765", "[::1]:8765", "LOCALHOST:8765"):
+        assert guard.host_refusal({"Host": host}) is None, host
+    for host in ("", "127.0.0.1:8766", "evil.example:8765", "127.0.0.1", "attacker.example"):
+        assert guard.host_refusal({"Host": host}) is not None, host
+    remote = RequestGuard(new_token(), ListenAddress("192.0.2.7", 8765))
+    assert remote.host_refusal({"Host": "192.0.2.7:8765"}) is None
+    assert remote.host_refusal({"Host": "localhost:8765"}) is not None
+    anywhere = RequestGuard(new_token(), ListenAddress("0.0.0.0", 8765))
+    assert anywhere.allowed_hosts() is None
+    assert anywhere.host_refusal({"Host": "box.lan:8765"}) is None
+
+
+def test_origin_and_token_rules() -> None:
+    token = new_token()
+    guard = RequestGuard(token, ListenAddress("127.0.0.1", 8765))
+    host = {"Host": "127.0.0.1:8765"}
+    assert guard.origin_refusal(host) is None  # curl, Prometheus: no browser headers
+    assert guard.origin_refusal({**host, "Origin": "http://127.0.0.1:8765"}) is None
+    assert guard.origin_refusal({**host, "Sec-Fetch-Site": "same-origin"}) is None
+    assert guard.origin_refusal({**host, "Sec-Fetch-Site": "none"}) is None
+    for extra in ({"Origin": "http://127.0.0.1:8766"}, {"Origin": "https://127.0.0.1:8765"},
+                  {"Origin": "null"}, {"Origin": "http://evil.example"},
+                  {"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"}):
+        assert guard.origin_refusal({**host, **extra}) is not None, extra
+    assert guard.token_valid({TOKEN_HEADER: token})
+    assert not guard.token_valid({})
+    assert not guard.token_valid({TOKEN_HEADER: token[:-1]})
+    assert not guard.token_valid({TOKEN_HEADER: token + "x"})
+    assert len(new_token()) >= 43 and new_token() != new_token()
+    with pytest.raises(UsageError):
+        RequestGuard("short", ListenAddress("127.0.0.1", 1))
