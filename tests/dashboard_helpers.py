@@ -32,7 +32,9 @@ async def running_dashboard(
     ``environ`` is what the Mint service sees as the server's environment
     (default: empty, so a CHAOS_PASSPHRASE of the machine running the tests never leaks in).
     """
-    engine = Engine(sources or local_sources(), Config(), health_log=JsonLineLog(home / "logs" / "health.jsonl"))
+    engine = Engine(
+        sources or local_sources(), Config(), health_log=JsonLineLog(home / "logs" / "health.jsonl")
+    )
     await engine.start()
     server = await serve_dashboard(
         engine,

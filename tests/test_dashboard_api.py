@@ -64,10 +64,19 @@ def test_reads_page_and_static(tmp_path: Path) -> None:
                 assert "script-src 'self'" in r.headers["Content-Security-Policy"]
                 assert r.headers["X-Frame-Options"] == "DENY"
                 assert r.headers["Referrer-Policy"] == "no-referrer"
-            for name, kind in (("app.js", "text/javascript"), ("chart.js", "text/javascript"), ("style.css", "text/css")):
+            for name, kind in (
+                ("app.js", "text/javascript"),
+                ("chart.js", "text/javascript"),
+                ("style.css", "text/css"),
+            ):
                 async with http.get(base + "static/" + name) as r:
                     assert r.status == 200 and r.content_type == kind
-            for bad in ("static/index.htm", "static/..%2Fserver.py", "static/nope.js", "nothing-here"):
+            for bad in (
+                "static/index.htm",
+                "static/..%2Fserver.py",
+                "static/nope.js",
+                "nothing-here",
+            ):
                 async with http.get(base + bad) as r:
                     assert r.status == 404, bad
 
@@ -78,7 +87,13 @@ def test_reads_page_and_static(tmp_path: Path) -> None:
             assert names == {"os-rng", "cpu-jitter", "system"}
             assert re.fullmatch(r"[0-9a-f]{16}", status["pool"]["fingerprint"])
             assert status["pool"]["capacity_bits"] == engine.pool.capacity_bits
-            assert set(status["pool"]["output"]) >= {"seeded", "samples", "h_min", "h_shannon", "h_collision"}
+            assert set(status["pool"]["output"]) >= {
+                "seeded",
+                "samples",
+                "h_min",
+                "h_shannon",
+                "h_collision",
+            }
             assert status["nodes"] == []
             assert status["mint"]["available"] is True
             assert "ML-KEM-768" in {a["name"] for a in status["mint"]["algorithms"]["kem"]}
@@ -129,7 +144,9 @@ def test_conditioned_output_probe_measures_pool_output(tmp_path: Path) -> None:
             # SHAKE output: near 8 bits per byte; the 99% bound keeps the MCV estimate a bit lower
             assert 7.9 < output["h_shannon"] <= 8.0
             assert 6.0 < output["h_min"] < 8.0
-            assert engine.pool.stats.drawn_bits >= 256  # the probe's one seed, debited like any draw
+            assert (
+                engine.pool.stats.drawn_bits >= 256
+            )  # the probe's one seed, debited like any draw
 
     run(scenario())
 
@@ -155,14 +172,20 @@ def test_toggle_refused_without_token_or_from_another_origin(tmp_path: Path) -> 
                     assert r.status == expected, headers
                     assert "error" in await r.json()
                     assert "Access-Control-Allow-Origin" not in r.headers
-            async with http.options(url, headers={"Origin": "http://evil.example",
-                                                  "Access-Control-Request-Method": "POST"}) as r:
+            async with http.options(
+                url,
+                headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"},
+            ) as r:
                 assert r.status == 405
                 assert not any(h.lower().startswith("access-control-") for h in r.headers)
             # reads from a foreign page are refused too (DNS rebinding, cross-origin fetch)
-            async with http.get(server.url + "api/status", headers={"Host": "evil.example:80"}) as r:
+            async with http.get(
+                server.url + "api/status", headers={"Host": "evil.example:80"}
+            ) as r:
                 assert r.status == 403
-            async with http.get(server.url + "api/status", headers={"Origin": "http://evil.example"}) as r:
+            async with http.get(
+                server.url + "api/status", headers={"Origin": "http://evil.example"}
+            ) as r:
                 assert r.status == 403
             state = engine.source_states()["cpu-jitter"]
             assert state["enabled"] is True and state["state"] != "stopped"
@@ -186,8 +209,12 @@ def test_toggle_switches_the_source_in_the_engine(tmp_path: Path) -> None:
             assert engine.source_states()["cpu-jitter"]["samples"] == frozen  # really stopped
             async with http.get(server.url + "api/log") as r:
                 events = (await r.json())["events"]
-            assert any(e["event"] == "source_state" and e["fields"]["source"] == "cpu-jitter"
-                       and e["fields"]["state"] == "stopped" for e in events)
+            assert any(
+                e["event"] == "source_state"
+                and e["fields"]["source"] == "cpu-jitter"
+                and e["fields"]["state"] == "stopped"
+                for e in events
+            )
 
             async with http.post(url, data=json.dumps({"enabled": True}), headers=headers) as r:
                 assert r.status == 200 and (await r.json())["enabled"] is True
@@ -197,9 +224,13 @@ def test_toggle_switches_the_source_in_the_engine(tmp_path: Path) -> None:
             for data, expected in (('{"enabled": "no"}', 400), ("not json", 400), ("[true]", 400)):
                 async with http.post(url, data=data, headers=headers) as r:
                     assert r.status == expected, data
-            async with http.post(server.url + "api/sources/nope", data='{"enabled": false}', headers=headers) as r:
+            async with http.post(
+                server.url + "api/sources/nope", data='{"enabled": false}', headers=headers
+            ) as r:
                 assert r.status == 404
-            async with http.post(url + "/clear", data="{}", headers=control_headers(server.url, token=None)) as r:
+            async with http.post(
+                url + "/clear", data="{}", headers=control_headers(server.url, token=None)
+            ) as r:
                 assert r.status == 403
             async with http.post(url + "/clear", data="{}", headers=headers) as r:
                 assert r.status == 200 and (await r.json())["name"] == "cpu-jitter"
@@ -237,7 +268,9 @@ def test_event_stream_pushes_updates(tmp_path: Path) -> None:
             assert samples(last)["cpu-jitter"] > samples(first)["cpu-jitter"]
             assert all(set(e) == {"status", "log", "audit"} for e in events)
             assert "cpu-jitter" in last["latest"] and "t" in last["latest"]["cpu-jitter"]
-            async with http.get(server.url + "api/events", headers={"Origin": "http://evil.example"}) as r:
+            async with http.get(
+                server.url + "api/events", headers={"Origin": "http://evil.example"}
+            ) as r:
                 assert r.status == 403
             async with http.get(server.url + "api/events?log_after=x") as r:
                 assert r.status == 400
@@ -250,20 +283,36 @@ def test_mint_refusals(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with running_dashboard(tmp_path) as (engine, server), aiohttp.ClientSession() as http:
             url = server.url + "api/mint"
-            body = json.dumps({"kem": "ML-KEM-768", "passphrase": "pw-one", "passphrase_confirm": "pw-one"})
-            for headers in (control_headers(server.url, token=None),
-                            control_headers(server.url, token="nope-" + TOKEN),
-                            control_headers(server.url, Origin="http://evil.example"),
-                            control_headers(server.url, **{"Sec-Fetch-Site": "cross-site"})):
+            body = json.dumps(
+                {"kem": "ML-KEM-768", "passphrase": "pw-one", "passphrase_confirm": "pw-one"}
+            )
+            for headers in (
+                control_headers(server.url, token=None),
+                control_headers(server.url, token="nope-" + TOKEN),
+                control_headers(server.url, Origin="http://evil.example"),
+                control_headers(server.url, **{"Sec-Fetch-Site": "cross-site"}),
+            ):
                 async with http.post(url, data=body, headers=headers) as r:
                     assert r.status == 403, headers
             headers = control_headers(server.url)
             cases = [
                 ({"kem": "ML-KEM-768"}, "CHAOS_PASSPHRASE"),  # no passphrase anywhere
-                ({"kem": "ML-KEM-768", "passphrase": "pw-one", "passphrase_confirm": "pw-two"}, "twice"),
-                ({"kem": "ML-KEM-768", "passphrase": "pw-one"}, "twice"),  # first use: confirmation needed
-                ({"kem": "ML-DSA-65", "passphrase": "pw-one", "passphrase_confirm": "pw-one"}, "not a KEM"),
-                ({"kem": "NO-SUCH-KEM", "passphrase": "pw-one", "passphrase_confirm": "pw-one"}, "NO-SUCH-KEM"),
+                (
+                    {"kem": "ML-KEM-768", "passphrase": "pw-one", "passphrase_confirm": "pw-two"},
+                    "twice",
+                ),
+                (
+                    {"kem": "ML-KEM-768", "passphrase": "pw-one"},
+                    "twice",
+                ),  # first use: confirmation needed
+                (
+                    {"kem": "ML-DSA-65", "passphrase": "pw-one", "passphrase_confirm": "pw-one"},
+                    "not a KEM",
+                ),
+                (
+                    {"kem": "NO-SUCH-KEM", "passphrase": "pw-one", "passphrase_confirm": "pw-one"},
+                    "NO-SUCH-KEM",
+                ),
                 ({"kem": 7}, "strings"),
             ]
             for payload, words in cases:
@@ -272,7 +321,9 @@ def test_mint_refusals(tmp_path: Path) -> None:
                     message = (await r.json())["error"]
                     assert words in message, message
                     assert "pw-one" not in message
-            assert not (tmp_path / "keys").exists() or not any((tmp_path / "keys").glob("bundle-*.json"))
+            assert not (tmp_path / "keys").exists() or not any(
+                (tmp_path / "keys").glob("bundle-*.json")
+            )
             assert not (identity_dir(tmp_path / "keys") / "identity.json").exists()
             assert engine.pool.stats.draws <= 1  # at most the output probe's seed: no mint drew
 
@@ -287,7 +338,11 @@ def test_mint_lists_bundle_with_public_part(tmp_path: Path) -> None:
             url = server.url + "api/mint"
             headers = control_headers(server.url)
             responses: list[str] = []
-            payload = {"kem": "ML-KEM-768", "passphrase": passphrase, "passphrase_confirm": passphrase}
+            payload = {
+                "kem": "ML-KEM-768",
+                "passphrase": passphrase,
+                "passphrase_confirm": passphrase,
+            }
             async with http.post(url, data=json.dumps(payload), headers=headers) as r:
                 responses.append(await r.text())
                 assert r.status == 201, responses[-1]
@@ -331,7 +386,9 @@ def test_mint_lists_bundle_with_public_part(tmp_path: Path) -> None:
             async with http.get(server.url + "api/mint") as r:
                 mint = await r.json()
             assert mint["identity"]["exists"] is True and mint["minted"] == 2
-            await wait_for(lambda: any(e["event"] == "mint" for e in server.live.audit_after(0)), 10)
+            await wait_for(
+                lambda: any(e["event"] == "mint" for e in server.live.audit_after(0)), 10
+            )
             async with http.get(server.url + "api/audit") as r:
                 responses.append(await r.text())
                 audit = json.loads(responses[-1])
@@ -342,8 +399,11 @@ def test_mint_lists_bundle_with_public_part(tmp_path: Path) -> None:
         # the bundles verify with chaosmagnet's own verifier: signatures and audit entry
         public_identity = load_identity_public(identity_dir(tmp_path / "keys"))
         for bundle_id in (first["id"], second["id"]):
-            report = verify_bundle(tmp_path / "keys" / f"bundle-{bundle_id}.json", public_identity,
-                                   audit_log=tmp_path / "logs" / "audit.jsonl")
+            report = verify_bundle(
+                tmp_path / "keys" / f"bundle-{bundle_id}.json",
+                public_identity,
+                audit_log=tmp_path / "logs" / "audit.jsonl",
+            )
             assert report.ok, report.problems
         # the passphrase is nowhere: not in any response, log or key file
         assert all(passphrase not in text for text in responses)
@@ -359,7 +419,9 @@ def test_only_one_mint_at_a_time(tmp_path: Path) -> None:
         async with running_dashboard(tmp_path) as (engine, server), aiohttp.ClientSession() as http:
             url = server.url + "api/mint"
             headers = control_headers(server.url)
-            payload = json.dumps({"kem": "ML-KEM-768", "passphrase": "pw", "passphrase_confirm": "pw"})
+            payload = json.dumps(
+                {"kem": "ML-KEM-768", "passphrase": "pw", "passphrase_confirm": "pw"}
+            )
 
             async def mint() -> tuple[int, str]:
                 async with http.post(url, data=payload, headers=headers) as r:
@@ -377,7 +439,9 @@ def test_unknown_methods_refused(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with running_dashboard(tmp_path) as (engine, server), aiohttp.ClientSession() as http:
             for path in ("api/status", "metrics", "api/bundles", "api/sources/cpu-jitter"):
-                async with http.put(server.url + path, data="{}", headers=control_headers(server.url)) as r:
+                async with http.put(
+                    server.url + path, data="{}", headers=control_headers(server.url)
+                ) as r:
                     assert r.status == 405, path
                 async with http.delete(server.url + path, headers=control_headers(server.url)) as r:
                     assert r.status == 405, path

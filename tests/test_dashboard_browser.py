@@ -15,18 +15,33 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from dashboard_helpers import running_dashboard
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
-playwright_api = pytest.importorskip("playwright.async_api", reason="playwright is in the test extra")
+playwright_api = pytest.importorskip(
+    "playwright.async_api", reason="playwright is in the test extra"
+)
 if not CHROMIUM.exists():
-    pytest.skip("Debian's chromium is not installed (scripts/test installs it)", allow_module_level=True)
+    pytest.skip(
+        "Debian's chromium is not installed (scripts/test installs it)", allow_module_level=True
+    )
+
+
+TEXT_IS = "([sel, text]) => document.querySelector(sel).textContent === text"
+TAIL_HAS = (
+    "([sel, word]) => [...document.querySelectorAll(sel)].some(li => li.textContent.includes(word))"
+)
 
 
 async def until(predicate: Callable[[], Any], timeout: float = 60.0) -> None:
@@ -52,19 +67,21 @@ def test_dashboard_in_chromium(tmp_path: Path) -> None:
     passphrase = "browser test passphrase"
 
     async def scenario() -> None:
-        async with running_dashboard(tmp_path / "home") as (engine, server):
-            async with playwright_api.async_playwright() as pw:
-                context = await pw.chromium.launch_persistent_context(
-                    str(tmp_path / "chromium-profile"),
-                    executable_path=str(CHROMIUM),
-                    args=CHROMIUM_ARGS,
-                    headless=True,
-                    viewport={"width": 1440, "height": 900},
-                )
-                try:
-                    await browse(context, engine, server)
-                finally:
-                    await context.close()
+        async with (
+            running_dashboard(tmp_path / "home") as (engine, server),
+            playwright_api.async_playwright() as pw,
+        ):
+            context = await pw.chromium.launch_persistent_context(
+                str(tmp_path / "chromium-profile"),
+                executable_path=str(CHROMIUM),
+                args=CHROMIUM_ARGS,
+                headless=True,
+                viewport={"width": 1440, "height": 900},
+            )
+            try:
+                await browse(context, engine, server)
+            finally:
+                await context.close()
 
     async def browse(context: Any, engine: Any, server: Any) -> None:
         errors: list[str] = []
@@ -72,7 +89,9 @@ def test_dashboard_in_chromium(tmp_path: Path) -> None:
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         await page.goto(server.control_url)
         assert "token=" not in page.url  # read once, then removed from the address bar
-        await page.wait_for_function("() => Number(document.body.dataset.updates || 0) >= 3", timeout=30_000)
+        await page.wait_for_function(
+            "() => Number(document.body.dataset.updates || 0) >= 3", timeout=30_000
+        )
         assert (await page.text_content("#control-mode")) == "control enabled"
         assert (await page.text_content("#connection")) == "live"
 
@@ -80,7 +99,9 @@ def test_dashboard_in_chromium(tmp_path: Path) -> None:
         cell = 'tr[data-source="cpu-jitter"] td.samples'
         first = await page.text_content(cell)
         await page.wait_for_function(
-            "([sel, old]) => document.querySelector(sel).textContent !== old", arg=[cell, first], timeout=30_000
+            "([sel, old]) => document.querySelector(sel).textContent !== old",
+            arg=[cell, first],
+            timeout=30_000,
         )
         fingerprint = await page.text_content("#pool-fingerprint")
         assert fingerprint is not None and len(fingerprint) == 16 and int(fingerprint, 16) >= 0
@@ -88,16 +109,23 @@ def test_dashboard_in_chromium(tmp_path: Path) -> None:
         assert fill is not None and fill.endswith("%")
 
         # charts hold points and are drawn: pool, conditioned output, one per source
-        for selector in ('canvas[data-chart="pool-credit"]', 'canvas[data-chart="pool-output"]',
-                         'canvas[data-chart="source:cpu-jitter"]', 'canvas[data-chart="source:os-rng"]'):
+        for selector in (
+            'canvas[data-chart="pool-credit"]',
+            'canvas[data-chart="pool-output"]',
+            'canvas[data-chart="source:cpu-jitter"]',
+            'canvas[data-chart="source:os-rng"]',
+        ):
             await page.wait_for_function(
-                "sel => Number(document.querySelector(sel).dataset.points) >= 2", arg=selector, timeout=30_000
+                "sel => Number(document.querySelector(sel).dataset.points) >= 2",
+                arg=selector,
+                timeout=30_000,
             )
             assert await painted_pixels(page, selector) > 500, selector
         draws = int(await page.get_attribute('canvas[data-chart="pool-credit"]', "data-draws") or 0)
         await page.wait_for_function(
-            "n => Number(document.querySelector('canvas[data-chart=\"pool-credit\"]').dataset.draws) > n",
-            arg=draws, timeout=30_000,
+            "n => Number(document.querySelector('[data-chart=\"pool-credit\"]').dataset.draws) > n",
+            arg=draws,
+            timeout=30_000,
         )
         assert await page.locator("#compare-bars .bar-row").count() >= 3
 
@@ -106,21 +134,20 @@ def test_dashboard_in_chromium(tmp_path: Path) -> None:
         await until(lambda: engine.source_states()["system"]["state"] == "stopped")
         assert engine.source_states()["system"]["enabled"] is False
         await page.wait_for_function(
-            "() => document.querySelector('tr[data-source=\"system\"] .state').textContent === 'stopped'",
-            timeout=30_000,
+            TEXT_IS, arg=['tr[data-source="system"] .state', "stopped"], timeout=30_000
         )
         assert not await page.is_checked('tr[data-source="system"] input.switch')
-        await page.wait_for_function(
-            "() => [...document.querySelectorAll('#log-tail li')].some(li => li.textContent.includes('stopped'))",
-            timeout=30_000,
-        )
+        await page.wait_for_function(TAIL_HAS, arg=["#log-tail li", "stopped"], timeout=30_000)
 
         # the Mint button mints a bundle, which is listed with a link to its public part
         await page.select_option("#mint-kem", "ML-KEM-768")
         await page.fill("#mint-passphrase", passphrase)
-        await page.wait_for_selector("#mint-confirm-label:not([hidden])")  # first mint creates the identity
+        # the first mint creates the identity: the passphrase is asked twice
+        await page.wait_for_selector("#mint-confirm-label:not([hidden])")
         await page.fill("#mint-confirm", passphrase)
-        await page.wait_for_function("() => !document.querySelector('#mint-button').disabled", timeout=30_000)
+        await page.wait_for_function(
+            "() => !document.querySelector('#mint-button').disabled", timeout=30_000
+        )
         await page.click("#mint-button")
         row = page.locator("#bundles tbody tr")
         await row.first.wait_for(timeout=120_000)
@@ -129,10 +156,7 @@ def test_dashboard_in_chromium(tmp_path: Path) -> None:
         link = await row.first.locator("a").get_attribute("href")
         assert link == f"/api/bundles/{bundle_id}/public"
         assert await page.input_value("#mint-passphrase") == ""  # cleared after the mint
-        await page.wait_for_function(
-            "() => [...document.querySelectorAll('#audit-tail li')].some(li => li.textContent.includes('mint'))",
-            timeout=30_000,
-        )
+        await page.wait_for_function(TAIL_HAS, arg=["#audit-tail li", "mint"], timeout=30_000)
         public = await context.new_page()
         await public.goto(server.url.rstrip("/") + link)
         text = await public.inner_text("body")
@@ -144,7 +168,9 @@ def test_dashboard_in_chromium(tmp_path: Path) -> None:
         # a page opened without the token is read-only
         readonly = await context.new_page()  # a new tab: its own, empty sessionStorage
         await readonly.goto(server.url)
-        await readonly.wait_for_function("() => Number(document.body.dataset.updates || 0) >= 1", timeout=30_000)
+        await readonly.wait_for_function(
+            "() => Number(document.body.dataset.updates || 0) >= 1", timeout=30_000
+        )
         assert await readonly.text_content("#control-mode") == "read-only"
         assert await readonly.is_visible("#readonly-notice")
         assert await readonly.is_disabled('tr[data-source="cpu-jitter"] input.switch')

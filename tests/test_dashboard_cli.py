@@ -24,8 +24,12 @@ URL = re.compile(r"dashboard: (http://127\.0\.0\.1:(\d+)/)\?token=([A-Za-z0-9_-]
 
 def env_for(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "CHAOS_PASSPHRASE"}
-    env.update(CHAOS_HOME=str(home), CHAOS_CONTROL_SOCKET=str(home / "control.sock"),
-               CHAOS_NODES=str(home / "keys" / "nodes.json"), COLUMNS="200")
+    env.update(
+        CHAOS_HOME=str(home),
+        CHAOS_CONTROL_SOCKET=str(home / "control.sock"),
+        CHAOS_NODES=str(home / "keys" / "nodes.json"),
+        COLUMNS="200",
+    )
     return env
 
 
@@ -71,38 +75,88 @@ def poll(url: str, predicate: Any, timeout: float = 60.0) -> Any:
 def test_run_dashboard_with_a_simulated_node(tmp_path: Path) -> None:
     env = env_for(tmp_path)
     simulator = subprocess.Popen(
-        [*CHAOS_HOST, "nodes", "simulate", "--label", "sim1", "--fault", "garbage", "--seconds", "90",
-         "--link", str(tmp_path / "sim1.tty")],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            *CHAOS_HOST,
+            "nodes",
+            "simulate",
+            "--label",
+            "sim1",
+            "--fault",
+            "garbage",
+            "--seconds",
+            "90",
+            "--link",
+            str(tmp_path / "sim1.tty"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     run = None
     try:
         LineReader(simulator.stdout).wait_for(re.compile(r"^port: "))  # type: ignore[arg-type]
         run = subprocess.Popen(
-            [*CHAOS_HOST, "run", "--dashboard", "--listen", "127.0.0.1:0", "--seconds", "20", "--json",
-             "--node", "sim1"],
-            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            [
+                *CHAOS_HOST,
+                "run",
+                "--dashboard",
+                "--listen",
+                "127.0.0.1:0",
+                "--seconds",
+                "20",
+                "--json",
+                "--node",
+                "sim1",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         err = LineReader(run.stderr)  # type: ignore[arg-type]
         match = err.wait_for(URL)
         base, token = match.group(1), match.group(3)
-        status = poll(base + "api/status", lambda s: s["nodes"] and s["nodes"][0].get("frames_accepted", 0) > 0)
+        status = poll(
+            base + "api/status",
+            lambda s: s["nodes"] and s["nodes"][0].get("frames_accepted", 0) > 0,
+        )
         (node,) = status["nodes"]
         assert node["label"] == "sim1" and node["link"] == "open" and node["connected"] is True
-        assert {s["name"] for s in node["sources"]} == {"node:sim1:adc", "node:sim1:rng", "node:sim1:jitter"}
+        assert {s["name"] for s in node["sources"]} == {
+            "node:sim1:adc",
+            "node:sim1:rng",
+            "node:sim1:jitter",
+        }
         names = {s["name"] for s in status["sources"]}
         assert {"cpu-jitter", "node:sim1:adc"} <= names
         # the garbage fault makes the host drop bytes with reasons; they show up by reason
-        node = poll(base + "api/status", lambda s: sum(s["nodes"][0]["frames_dropped"].values()) > 0)["nodes"][0]
+        node = poll(
+            base + "api/status", lambda s: sum(s["nodes"][0]["frames_dropped"].values()) > 0
+        )["nodes"][0]
         with urllib.request.urlopen(base + "metrics", timeout=10) as response:
             metrics = response.read().decode()
-        assert re.search(r'^chaosmagnet_node_frames_accepted_total\{node="sim1"\} [1-9]', metrics, re.M)
-        assert re.search(r'^chaosmagnet_node_frames_dropped_total\{node="sim1",reason="[a-z_]+"\} [1-9]', metrics, re.M)
+        assert re.search(
+            r'^chaosmagnet_node_frames_accepted_total\{node="sim1"\} [1-9]', metrics, re.M
+        )
+        assert re.search(
+            r'^chaosmagnet_node_frames_dropped_total\{node="sim1",reason="[a-z_]+"\} [1-9]',
+            metrics,
+            re.M,
+        )
         assert re.search(r"^chaosmagnet_nodes_connected 1$", metrics, re.M)
         # a switch with the token from the printed link: a state change that lands in logs/
         request = urllib.request.Request(
-            base + "api/sources/cpu-jitter", data=b'{"enabled": false}', method="POST",
-            headers={"Content-Type": "application/json", "X-Chaos-Token": token, "Origin": base.rstrip("/")},
+            base + "api/sources/cpu-jitter",
+            data=b'{"enabled": false}',
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "X-Chaos-Token": token,
+                "Origin": base.rstrip("/"),
+            },
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert json.loads(response.read())["state"] == "stopped"
@@ -144,7 +198,11 @@ def test_bad_dashboard_invocations(tmp_path: Path, args: list[str], words: str) 
         args = [a.replace("{busy}", str(busy.getsockname()[1])) for a in args]
         proc = subprocess.run(
             [*CHAOS_HOST, "run", "--seconds", "30", "--json", "--source", "os-rng", *args],
-            cwd=tmp_path, env=env_for(tmp_path), capture_output=True, text=True, timeout=120,
+            cwd=tmp_path,
+            env=env_for(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     finally:
         busy.close()

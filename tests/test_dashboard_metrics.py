@@ -10,11 +10,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-
 from chaosmagnet.dashboard.metrics import SOURCE_STATES, render_metrics
 from dashboard_helpers import running_dashboard
 
-parser = pytest.importorskip("prometheus_client.parser", reason="prometheus-client is in the test extra")
+parser = pytest.importorskip(
+    "prometheus_client.parser", reason="prometheus-client is in the test extra"
+)
 
 
 def families(text: str) -> dict[str, Any]:
@@ -65,12 +66,16 @@ def test_metrics_endpoint_parses_and_matches_the_engine(tmp_path: Path) -> None:
         states = samples(fams["chaosmagnet_source_state"], source=name)
         assert {s.labels["state"] for s in states} == set(SOURCE_STATES)
         assert [s.labels["state"] for s in states if s.value == 1] == [source["state"]]
-        estimators = {s.labels["estimator"] for s in samples(fams["chaosmagnet_source_entropy_bits_per_sample"],
-                                                              source=name)}
+        estimators = {
+            s.labels["estimator"]
+            for s in samples(fams["chaosmagnet_source_entropy_bits_per_sample"], source=name)
+        }
         assert {"min_mcv", "shannon", "collision", "declared", "credit"} <= estimators
         failures = samples(fams["chaosmagnet_source_health_failures"], source=name)
         assert {s.labels["test"]: s.value for s in failures} == {
-            "rct": source["rct_failures"], "apt": source["apt_failures"]}
+            "rct": source["rct_failures"],
+            "apt": source["apt_failures"],
+        }
 
     (fill,) = fams["chaosmagnet_pool_fill_ratio"].samples
     assert 0.0 <= fill.value <= 1.0
@@ -80,7 +85,9 @@ def test_metrics_endpoint_parses_and_matches_the_engine(tmp_path: Path) -> None:
     assert before["pool"]["raw_bytes"] <= raw.value <= after["pool"]["raw_bytes"]
     (connected,) = fams["chaosmagnet_nodes_connected"].samples
     assert connected.value == 0
-    assert "fingerprint" not in text  # not even the public fingerprint: it changes with every absorb
+    assert (
+        "fingerprint" not in text
+    )  # not even the public fingerprint: it changes with every absorb
 
 
 def test_node_rows_and_hostile_labels_round_trip(tmp_path: Path) -> None:
@@ -93,17 +100,35 @@ def test_node_rows_and_hostile_labels_round_trip(tmp_path: Path) -> None:
     hostile = 'node "x"\\y\nz'
     status["sources"][0]["name"] = hostile
     status["nodes"] = [
-        {"label": hostile, "link": "open", "connected": True, "frames_accepted": 1234,
-         "frames_dropped": {"bad_tag": 3, "replay": 2}, "sources": []},
-        {"label": "far", "link": "waiting", "connected": False, "frames_accepted": 0, "frames_dropped": {},
-         "sources": []},
+        {
+            "label": hostile,
+            "link": "open",
+            "connected": True,
+            "frames_accepted": 1234,
+            "frames_dropped": {"bad_tag": 3, "replay": 2},
+            "sources": [],
+        },
+        {
+            "label": "far",
+            "link": "waiting",
+            "connected": False,
+            "frames_accepted": 0,
+            "frames_dropped": {},
+            "sources": [],
+        },
     ]
     fams = families(render_metrics(status))
     assert samples(fams["chaosmagnet_source_samples"], source=hostile)
     (connected,) = fams["chaosmagnet_nodes_connected"].samples
     assert connected.value == 1
-    assert {s.labels["node"]: s.value for s in fams["chaosmagnet_node_connected"].samples} == {hostile: 1, "far": 0}
+    assert {s.labels["node"]: s.value for s in fams["chaosmagnet_node_connected"].samples} == {
+        hostile: 1,
+        "far": 0,
+    }
     (accepted,) = samples(fams["chaosmagnet_node_frames_accepted"], node=hostile)
     assert accepted.value == 1234 and accepted.name == "chaosmagnet_node_frames_accepted_total"
-    dropped = {s.labels["reason"]: s.value for s in samples(fams["chaosmagnet_node_frames_dropped"], node=hostile)}
+    dropped = {
+        s.labels["reason"]: s.value
+        for s in samples(fams["chaosmagnet_node_frames_dropped"], node=hostile)
+    }
     assert dropped == {"bad_tag": 3, "replay": 2}

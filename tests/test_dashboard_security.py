@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from chaosmagnet.dashboard.security import (
     TOKEN_HEADER,
     ListenAddress,
@@ -32,8 +31,21 @@ def test_parse_listen(text: str, address: ListenAddress, loopback: bool) -> None
     assert address.loopback is loopback
 
 
-@pytest.mark.parametrize("text", ["8765", "127.0.0.1", ":8765", "127.0.0.1:http", "127.0.0.1:70000",
-                                  "::1:8765", "[::1]8765", "host/x:80", "a b:80", "127.0.0.1:-1"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "8765",
+        "127.0.0.1",
+        ":8765",
+        "127.0.0.1:http",
+        "127.0.0.1:70000",
+        "::1:8765",
+        "[::1]8765",
+        "host/x:80",
+        "a b:80",
+        "127.0.0.1:-1",
+    ],
+)
 def test_parse_listen_rejects(text: str) -> None:
     with pytest.raises(UsageError, match="--listen"):
         parse_listen(text)
@@ -72,9 +84,14 @@ def test_origin_and_token_rules() -> None:
     assert guard.origin_refusal({**host, "Origin": "http://127.0.0.1:8765"}) is None
     assert guard.origin_refusal({**host, "Sec-Fetch-Site": "same-origin"}) is None
     assert guard.origin_refusal({**host, "Sec-Fetch-Site": "none"}) is None
-    for extra in ({"Origin": "http://127.0.0.1:8766"}, {"Origin": "https://127.0.0.1:8765"},
-                  {"Origin": "null"}, {"Origin": "http://evil.example"},
-                  {"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"}):
+    for extra in (
+        {"Origin": "http://127.0.0.1:8766"},
+        {"Origin": "https://127.0.0.1:8765"},
+        {"Origin": "null"},
+        {"Origin": "http://evil.example"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+    ):
         assert guard.origin_refusal({**host, **extra}) is not None, extra
     assert guard.token_valid({TOKEN_HEADER: token})
     assert not guard.token_valid({})
