@@ -23,6 +23,7 @@
 #define MMC_MAX_ENTRIES 100000
 #define LZ_DEPTH 16
 #define LZ_MAX_DICTIONARY 65536
+#define PREFETCH_STEPS 6
 
 typedef struct {
     int64_t correct, run, longest;
@@ -477,7 +478,7 @@ static int multi_mmc_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_p
     model M[MMC_DEPTH];
     int64_t entries[MMC_DEPTH] = {0};
     int64_t score[MMC_DEPTH] = {0};
-    int winner = 0;
+    int winner = 0, depth_hint = 1;
     tally t = {0, 0, 0};
     int rc = 0;
 
@@ -501,9 +502,21 @@ static int multi_mmc_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_p
     for (int64_t i = 2; i < n; i++) {
         const uint8_t y = s[i];
         const int cur_winner = winner;
-        int found = 0;
+        int found = 0, reached = 0;
         uint64_t lo = 0, hi = 0;
         int64_t node = -1;
+        if (i + PREFETCH_STEPS < n) {
+            /* The lookups ahead are known from the data: start their cache misses now,
+             * for as many orders as this step is expected to reach. */
+            const int64_t p = i + PREFETCH_STEPS;
+            uint64_t plo = 0, phi = 0;
+            for (int d = 0; d <= depth_hint; d++) {
+                uint64_t sym = s[p - d - 1];
+                if (d < 8) plo |= sym << (8 * d);
+                else phi |= sym << (8 * (d - 8));
+                __builtin_prefetch(&M[d].ctx.slots[ht_hash(plo, phi) & (uint64_t)(M[d].ctx.cap - 1)]);
+            }
+        }
         for (int d = 0; d < MMC_DEPTH && d <= i - 2; d++) {
             uint64_t sym = s[i - d - 1];
             if (d < 8) lo |= sym << (8 * d);
@@ -511,6 +524,7 @@ static int multi_mmc_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_p
             if (d == 0 || found) {
                 node = model_find(&M[d], lo, hi);
                 found = node >= 0;
+                reached = d;
             }
             if (found) {
                 int created;
@@ -535,6 +549,7 @@ static int multi_mmc_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_p
                 entries[d]++;
             }
         }
+        depth_hint = reached + 1 < MMC_DEPTH ? reached + 1 : MMC_DEPTH - 1;
     }
     tally_store(&t, n - 2, out);
 done:

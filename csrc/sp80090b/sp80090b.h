@@ -15,6 +15,7 @@
 /* Error codes returned by the kernels (0 means success). */
 #define SP_ERR_NOMEM -1
 #define SP_ERR_ARGS -2
+#define SP_ERR_BUDGET -3
 
 /* Suffix array of text[0..n-1] (symbols < alphabet, alphabet <= 256) by
  * SA-IS.  sa receives the start positions of the suffixes in lexicographic
@@ -24,6 +25,12 @@ int sp_suffix_array(const uint8_t *text, int64_t n, int32_t alphabet, int32_t *s
 /* LCP array by the Phi algorithm: lcp[0] = 0 and, for i >= 1, lcp[i] is the
  * length of the longest common prefix of the suffixes sa[i-1] and sa[i]. */
 int sp_lcp_array(const uint8_t *text, int64_t n, const int32_t *sa, int32_t *lcp);
+
+/* LCP array (in suffix order, lcp[0] = 0) of a text of bits 0/1, by radix
+ * sorting 48-bit prefixes and comparing longer ties 64 bits at a time.
+ * Returns SP_ERR_BUDGET when the ties need more than `budget` 64-bit steps
+ * (long repeats): use sp_suffix_array and sp_lcp_array instead. */
+int sp_bit_lcp_array(const uint8_t *bits, int64_t n, int32_t *lcp, int64_t budget);
 
 /* Tuple statistics from an LCP array, for every length t = 1..max_len:
  * q[t] = the largest number of (overlapping) occurrences of any t-tuple,

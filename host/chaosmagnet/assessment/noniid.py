@@ -309,9 +309,11 @@ def tuple_estimates(s: np.ndarray) -> tuple[Estimate, Estimate]:
     n = s.size
     if n < 2:
         return Estimate(None), Estimate(None)
-    sa = suffix.suffix_array(s)
-    lcp = suffix.lcp_array(s, sa)
-    del sa
+    lcp = suffix.bit_lcp_array(s) if int(s.max()) <= 1 else None
+    if lcp is None:
+        sa = suffix.suffix_array(s)
+        lcp = suffix.lcp_array(s, sa)
+        del sa
     q, pairs = suffix.tuple_counts(lcp)
     del lcp
     v = q.size - 1

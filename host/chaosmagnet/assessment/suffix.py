@@ -15,7 +15,7 @@ import numpy as np
 from chaosmagnet.assessment._kernel import check_rc, ffi, lib, symbols_array
 from chaosmagnet.errors import UsageError
 
-__all__ = ["lcp_array", "longest_repeat", "suffix_array", "tuple_counts"]
+__all__ = ["bit_lcp_array", "lcp_array", "longest_repeat", "suffix_array", "tuple_counts"]
 
 _MAX_LEN = 2**31 - 2
 
@@ -58,6 +58,29 @@ def lcp_array(data: np.ndarray, sa: np.ndarray) -> np.ndarray:
     rc = lib.sp_lcp_array(ffi.from_buffer("uint8_t[]", text), n,
                           ffi.from_buffer("int32_t[]", sa_arr), ffi.from_buffer("int32_t[]", lcp))
     check_rc(rc, "lcp_array")
+    return lcp
+
+
+def bit_lcp_array(bits: np.ndarray, budget_factor: float = 2.0) -> np.ndarray | None:
+    """LCP array (suffix order) of a 0/1 sequence without building its suffix array.
+
+    Radix sorts the suffixes' 48-bit prefixes and compares longer ties 64 bits
+    at a time.  Returns None when ties (long repeats) would take more than
+    budget_factor x len(bits) steps; lcp_array(bits, suffix_array(bits)) is
+    then the linear-time way.
+    """
+    text = symbols_array(bits, "bits")
+    n = text.size
+    if n > _MAX_LEN:
+        raise UsageError(f"sequence too long for a suffix array ({n} symbols)")
+    lcp = np.empty(n, dtype=np.int32)
+    if n == 0:
+        return lcp
+    budget = int(budget_factor * n) + 1024
+    rc = lib.sp_bit_lcp_array(ffi.from_buffer("uint8_t[]", text), n, ffi.from_buffer("int32_t[]", lcp), budget)
+    if rc == lib.SP_ERR_BUDGET:
+        return None
+    check_rc(rc, "bit_lcp_array")
     return lcp
 
 

@@ -1,0 +1,246 @@
+/* LCP array of a bitstring's sorted suffixes, by radix sorting 48-bit
+ * prefixes (SP 800-90B §6.3.5-6.3.6 on the bitstring).
+ *
+ * The t-tuple and LRS estimators need only the LCP values between neighbours
+ * in suffix order.  For a bitstring, the first 48 bits of every suffix are one
+ * machine word away in a packed copy of the text, so four passes of a 12-bit
+ * LSD radix sort put the suffixes in order of their first 48 bits.  Suffixes
+ * that still tie (a repeat of 48 bits or more) are sorted by comparing 64 bits
+ * at a time from bit 48 on.  When such ties are common (long repeats) that
+ * second stage could grow without bound, so it works within a budget and
+ * reports SP_ERR_BUDGET when it runs out; the caller then uses SA-IS.
+ *
+ * A suffix that runs out of bits sorts before its extensions: the radix sort
+ * is stable and starts from the positions in descending order (shorter
+ * suffixes first), and the comparison treats the end of the text as smaller
+ * than any bit.
+ */
+#include "sp80090b.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define PREFIX_BITS 48
+#define DIGIT_BITS 8
+#define DIGITS (1 << DIGIT_BITS)
+#define PASSES (PREFIX_BITS / DIGIT_BITS)
+
+typedef struct {
+    const uint64_t *W; /* packed bits, most significant first, zero padded */
+    int64_t n;
+    int64_t work, budget;
+} bittext;
+
+/* The 64 bits starting at bit q (zeros past the end). */
+static inline uint64_t bits_at(const uint64_t *W, int64_t q)
+{
+    int64_t w = q >> 6;
+    unsigned r = (unsigned)(q & 63);
+    return r == 0 ? W[w] : (W[w] << r) | (W[w + 1] >> (64 - r));
+}
+
+static inline int64_t min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Order of the suffixes at a != b, both known to agree on their first `off`
+ * bits: negative when suffix a sorts first. */
+static inline int suffix_cmp(bittext *t, int64_t a, int64_t b, int64_t off)
+{
+    for (;;) {
+        int64_t la = t->n - a - off, lb = t->n - b - off, m;
+        uint64_t ka, kb, diff;
+        if (la <= 0 || lb <= 0) return la < lb ? -1 : 1;
+        ka = bits_at(t->W, a + off);
+        kb = bits_at(t->W, b + off);
+        m = min64(min64(la, lb), 64);
+        diff = ka ^ kb;
+        if (m < 64) diff &= ~0ULL << (64 - m);
+        t->work++;
+        if (diff) return ka < kb ? -1 : 1;
+        if (m < 64) return la < lb ? -1 : 1;
+        off += 64;
+    }
+}
+
+/* Length of the common prefix of the suffixes at a and b, given that they
+ * agree on their first `off` bits. */
+static inline int64_t suffix_lcp(bittext *t, int64_t a, int64_t b, int64_t off)
+{
+    for (;;) {
+        int64_t la = t->n - a - off, lb = t->n - b - off, m;
+        uint64_t diff;
+        if (la <= 0 || lb <= 0) return off;
+        m = min64(min64(la, lb), 64);
+        diff = bits_at(t->W, a + off) ^ bits_at(t->W, b + off);
+        t->work++;
+        if (diff) {
+            int64_t c = __builtin_clzll(diff);
+            return off + (c < m ? c : m);
+        }
+        if (m < 64) return off + m;
+        off += 64;
+    }
+}
+
+static void insertion_sort(bittext *t, uint32_t *p, int64_t len, int64_t off)
+{
+    for (int64_t i = 1; i < len; i++) {
+        uint32_t x = p[i];
+        int64_t j = i;
+        while (j > 0 && suffix_cmp(t, x, p[j - 1], off) < 0) {
+            p[j] = p[j - 1];
+            j--;
+        }
+        p[j] = x;
+    }
+}
+
+/* Quicksort of suffix positions (all distinct, so no two compare equal). */
+static int sort_group(bittext *t, uint32_t *p, int64_t len, int64_t off)
+{
+    while (len > 16) {
+        int64_t mid = len / 2, last = len - 1, m, store = 0;
+        uint32_t pivot, tmp;
+        if (t->work > t->budget) return SP_ERR_BUDGET;
+        /* median of three, moved to the end */
+        if (suffix_cmp(t, p[0], p[mid], off) < 0) {
+            m = suffix_cmp(t, p[mid], p[last], off) < 0 ? mid
+                : (suffix_cmp(t, p[0], p[last], off) < 0 ? last : 0);
+        } else {
+            m = suffix_cmp(t, p[0], p[last], off) < 0 ? 0
+                : (suffix_cmp(t, p[mid], p[last], off) < 0 ? last : mid);
+        }
+        pivot = p[m];
+        p[m] = p[last];
+        p[last] = pivot;
+        for (int64_t i = 0; i < last; i++) {
+            if (suffix_cmp(t, p[i], pivot, off) < 0) {
+                tmp = p[i];
+                p[i] = p[store];
+                p[store++] = tmp;
+            }
+        }
+        p[last] = p[store];
+        p[store] = pivot;
+        /* recurse on the smaller side, loop on the larger */
+        if (store < len - 1 - store) {
+            int rc = sort_group(t, p, store, off);
+            if (rc != 0) return rc;
+            p += store + 1;
+            len -= store + 1;
+        } else {
+            int rc = sort_group(t, p + store + 1, len - store - 1, off);
+            if (rc != 0) return rc;
+            len = store;
+        }
+    }
+    insertion_sort(t, p, len, off);
+    return t->work > t->budget ? SP_ERR_BUDGET : 0;
+}
+
+int sp_bit_lcp_array(const uint8_t *bits, int64_t n, int32_t *lcp, int64_t budget)
+{
+    bittext t;
+    uint64_t *W;
+    uint32_t *P, *Q;
+    int64_t *hist, nw;
+    int rc = 0;
+
+    if (n < 0 || n >= INT32_MAX) return SP_ERR_ARGS;
+    if (n == 0) return 0;
+    nw = (n + 127) / 64 + 1;
+    W = calloc((size_t)nw, sizeof(uint64_t));
+    P = malloc(sizeof(uint32_t) * (size_t)n);
+    Q = malloc(sizeof(uint32_t) * (size_t)n);
+    hist = calloc((size_t)PASSES * DIGITS, sizeof(int64_t));
+    if (W == NULL || P == NULL || Q == NULL || hist == NULL) {
+        rc = SP_ERR_NOMEM;
+        goto done;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        if (bits[i] > 1) {
+            rc = SP_ERR_ARGS;
+            goto done;
+        }
+        W[i >> 6] |= (uint64_t)bits[i] << (63 - (i & 63));
+    }
+    t.W = W;
+    t.n = n;
+    t.work = 0;
+    t.budget = budget;
+
+    /* Stable LSD radix sort on the first 48 bits, from descending positions. */
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t prefix = bits_at(W, i) >> (64 - PREFIX_BITS);
+        for (int p = 0; p < PASSES; p++) hist[p * DIGITS + ((prefix >> (p * DIGIT_BITS)) & (DIGITS - 1))]++;
+    }
+    for (int p = 0; p < PASSES; p++) {
+        int64_t sum = 0, *h = hist + p * DIGITS;
+        for (int d = 0; d < DIGITS; d++) {
+            int64_t c = h[d];
+            h[d] = sum;
+            sum += c;
+        }
+    }
+    for (int64_t i = 0; i < n; i++) P[i] = (uint32_t)(n - 1 - i);
+    for (int p = 0; p < PASSES; p++) {
+        int64_t *h = hist + p * DIGITS;
+        for (int64_t i = 0; i < n; i++) {
+            uint32_t pos = P[i];
+            uint64_t prefix = bits_at(W, pos) >> (64 - PREFIX_BITS);
+            Q[h[(prefix >> (p * DIGIT_BITS)) & (DIGITS - 1)]++] = pos;
+        }
+        {
+            uint32_t *swap = P;
+            P = Q;
+            Q = swap;
+        }
+    }
+
+    /* Neighbours that differ within 48 bits (or where one suffix is shorter
+     * than 48 bits) are final; runs that share 48 bits are sorted further. */
+    lcp[0] = 0;
+    for (int64_t i = 1; i < n;) {
+        int64_t a = P[i - 1], b = P[i];
+        uint64_t diff = bits_at(W, a) ^ bits_at(W, b);
+        int64_t la = n - a, lb = n - b;
+        if ((diff >> (64 - PREFIX_BITS)) != 0 || la < PREFIX_BITS || lb < PREFIX_BITS) {
+            int64_t c = diff ? __builtin_clzll(diff) : 64;
+            lcp[i] = (int32_t)min64(c, min64(la, lb));
+            i++;
+            continue;
+        }
+        /* a run P[s..e] sharing its first 48 bits, all at least 48 bits long */
+        {
+            int64_t s = i - 1, e = i;
+            while (e + 1 < n) {
+                int64_t c = P[e + 1];
+                if (n - c < PREFIX_BITS || ((bits_at(W, a) ^ bits_at(W, c)) >> (64 - PREFIX_BITS)) != 0) break;
+                e++;
+            }
+            rc = sort_group(&t, P + s, e - s + 1, PREFIX_BITS);
+            if (rc != 0) goto done;
+            for (int64_t k = s + 1; k <= e; k++) {
+                int64_t l = suffix_lcp(&t, P[k - 1], P[k], PREFIX_BITS);
+                if (l >= INT32_MAX) {
+                    rc = SP_ERR_ARGS;
+                    goto done;
+                }
+                lcp[k] = (int32_t)l;
+            }
+            if (t.work > t.budget) {
+                rc = SP_ERR_BUDGET;
+                goto done;
+            }
+            i = e + 1;
+        }
+    }
+done:
+    free(W);
+    free(P);
+    free(Q);
+    free(hist);
+    return rc;
+}
