@@ -327,11 +327,15 @@ def test_statistics_match_numpy_reference(case: tuple[np.ndarray, int]) -> None:
     assert got[-1] == len(bz2.compress(text, 5))
 
 
-def test_compression_statistic_is_bzip2_of_decimal_text() -> None:
-    raw = np.random.default_rng(1).integers(0, 256, 5000).astype(np.uint8)
-    raw[:4] = [0, 9, 10, 255]
-    text = " ".join(str(v) for v in raw.tolist()).encode()
-    assert iid.compression_statistic(raw) == len(bz2.compress(text, 5))
+@pytest.mark.parametrize("work_factor", [0, 1, 30, 250])
+def test_compression_statistic_is_bzip2_of_decimal_text(work_factor: int) -> None:
+    rng = np.random.default_rng(work_factor)
+    uniform = rng.integers(0, 256, 5000).astype(np.uint8)
+    uniform[:4] = [0, 9, 10, 255]
+    repetitive = (rng.random(200000) < 0.02).astype(np.uint8)  # the fallback sort's case
+    for raw in (uniform, repetitive):
+        text = " ".join(str(v) for v in raw.tolist()).encode()
+        assert iid.compression_statistic(raw, work_factor) == len(bz2.compress(text, 5))
 
 
 # --------------------------------------------------------------------------

@@ -24,6 +24,8 @@ Python's bz2 module, which releases the GIL as the C kernels do.
 from __future__ import annotations
 
 import bz2
+import ctypes
+import ctypes.util
 import math
 import os
 import secrets
@@ -634,32 +636,107 @@ def _check_samples(samples: np.ndarray) -> np.ndarray:
     return array
 
 
+def _cheap_statistics(data: _Data, params: Any) -> np.ndarray:
+    """Statistics 0..17 of the unshuffled data (the compression slot is left 0)."""
+    out = _ffi.new("double[]", _N)
+    buf = _ffi.from_buffer("uint8_t[]", data.raw)
+    active = bytes([1] * (_N - 1) + [0])
+    if _lib.iid_statistics(buf, data.n, params, active, out) != 0:
+        raise MemoryError("iid_statistics failed")
+    return np.array(list(out), dtype=np.float64)
+
+
 def permutation_statistics(samples: np.ndarray, bits: int) -> np.ndarray:
     """The nineteen §5.1 statistics of the samples in TEST_NAMES order (compression included)."""
     data = _prepare(samples, bits)
     mean = float(data.raw.sum(dtype=np.int64)) / data.n
-    params = _params(data, mean, _median(data))
-    out = np.zeros(_N)
-    active = bytes([1] * _N)
-    buf = _ffi.from_buffer("uint8_t[]", data.raw)
-    out_c = _ffi.new("double[]", _N)
-    if _lib.iid_statistics(buf, data.n, params, active, out_c) != 0:
-        raise MemoryError("iid_statistics failed")
-    out[:] = list(out_c)
+    out = _cheap_statistics(data, _params(data, mean, _median(data)))
     out[_COMPRESSION] = compression_statistic(data.raw)
     return out
 
 
-def compression_statistic(samples: np.ndarray) -> int:
-    """§5.1.11: bzip2-compressed length of the samples written in decimal, space separated."""
+def compression_statistic(samples: np.ndarray, work_factor: int = 0) -> int:
+    """§5.1.11: bzip2-compressed length of the samples written in decimal, space separated.
+
+    ``work_factor`` (0..250, 0 meaning bzip2's default of 30) only changes
+    how soon bzip2 switches to its fallback sort, never the output.
+    """
     array = _check_samples(samples)
     text = _ffi.new("char[]", 4 * len(array))
-    return _compressed_length(_ffi.from_buffer("uint8_t[]", array), len(array), text)
+    return _compressed_length(_ffi.from_buffer("uint8_t[]", array), len(array), text, work_factor)
 
 
-def _compressed_length(buf: Any, n: int, text: Any) -> int:
+def _find_libbz2() -> Any:
+    """libbz2 through ctypes, or None (then Python's bz2 module is used instead)."""
+    name = ctypes.util.find_library("bz2")
+    if name is None:
+        return None
+    try:
+        library = ctypes.CDLL(name)
+        function = library.BZ2_bzBuffToBuffCompress
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [
+        ctypes.c_void_p,
+        ctypes.POINTER(ctypes.c_uint),
+        ctypes.c_void_p,
+        ctypes.c_uint,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+    ]
+    function.restype = ctypes.c_int
+    return function
+
+
+# bzip2's BZ2_bzBuffToBuffCompress.  Called directly (ctypes releases the GIL)
+# because Python's bz2 module cannot set the work factor, which matters on
+# repetitive text: with the default, bzip2 spends a long time in its main sort
+# before giving up and using the fallback sort, whose output is the same.
+_BZ2_COMPRESS = _find_libbz2()
+_BZ_OK = 0
+_scratch = threading.local()
+
+
+def _compressed_length(buf: Any, n: int, text: Any, work_factor: int = 0) -> int:
     length = _lib.iid_decimal_text(buf, n, text)
-    return len(bz2.compress(_ffi.buffer(text, length), BZIP2_LEVEL))
+    if _BZ2_COMPRESS is None or work_factor == 0:
+        return len(bz2.compress(_ffi.buffer(text, length), BZIP2_LEVEL))
+    capacity = length + length // 100 + 601
+    dest = getattr(_scratch, "dest", None)
+    if dest is None or len(dest) < capacity:
+        dest = _scratch.dest = ctypes.create_string_buffer(capacity)
+    dest_len = ctypes.c_uint(capacity)
+    source = int(_ffi.cast("uintptr_t", text))
+    rc = _BZ2_COMPRESS(dest, ctypes.byref(dest_len), source, length, BZIP2_LEVEL, 0, work_factor)
+    if rc != _BZ_OK:
+        raise MemoryError(f"bzip2 failed (code {rc})")
+    return int(dest_len.value)
+
+
+def _calibrated_compression(raw: np.ndarray) -> tuple[int, int]:
+    """The compression statistic of the samples and the work factor to use for shuffles.
+
+    Compresses the text twice at once (bzip2's default work factor, and 1, which
+    falls back at once), checks the lengths agree, and keeps the faster setting.
+    """
+    if _BZ2_COMPRESS is None:
+        return compression_statistic(raw), 0
+    timings: dict[int, tuple[float, int]] = {}
+
+    def measure(work_factor: int) -> None:
+        start = time.perf_counter()
+        size = compression_statistic(raw, work_factor)
+        timings[work_factor] = (time.perf_counter() - start, size)
+
+    other = threading.Thread(target=measure, args=(1,), name="iid-bzip2-calibration")
+    other.start()
+    measure(0)
+    other.join()
+    if timings[0][1] != timings[1][1]:
+        raise RuntimeError("bzip2 gave different lengths for different work factors")
+    fastest = min(timings, key=lambda wf: timings[wf][0])
+    return timings[0][1], fastest
 
 
 def shuffled_copy(samples: np.ndarray, seed: int, stream: int) -> np.ndarray:
@@ -700,6 +777,7 @@ class _PermutationRun:
         workers: int,
         stop_on_failure: bool,
         progress: ProgressCallback | None,
+        work_factor: int = 0,
     ) -> None:
         self._data = data
         self._params = params
@@ -709,6 +787,7 @@ class _PermutationRun:
         self._workers = workers
         self._stop_on_failure = stop_on_failure
         self._progress = progress
+        self._work_factor = work_factor
         self._lock = threading.Lock()
         self._counts = np.zeros((_N, 3), dtype=np.int64)
         self._decided: list[bool | None] = [None] * _N
@@ -778,7 +857,7 @@ class _PermutationRun:
             if wanted[_COMPRESSION]:
                 if text is None:
                     text = _ffi.new("char[]", 4 * n)
-                out[_COMPRESSION] = _compressed_length(shuffled, n, text)
+                out[_COMPRESSION] = _compressed_length(shuffled, n, text, self._work_factor)
             result = np.frombuffer(_ffi.buffer(out, 8 * _N), dtype=np.float64).copy()
             with self._lock:
                 self._pending[index] = result
@@ -855,10 +934,11 @@ def assess_iid(
     lrs = lrs_test(data.symbols, k)
 
     params = _params(data, mean, median)
-    original = permutation_statistics(data.raw, bits)
+    original = _cheap_statistics(data, params)
 
     failed_already = not (independence.passed and goodness_of_fit.passed and lrs.passed)
     if stop_early and failed_already:
+        original[_COMPRESSION] = compression_statistic(data.raw)
         counts = np.zeros((_N, 3), dtype=np.int64)
         decided: list[bool | None] = [None] * _N
         shuffles = 0
@@ -869,8 +949,9 @@ def assess_iid(
         if workers is None:
             workers = max(1, min(2, os.cpu_count() or 1))
         seed = secrets.randbits(64) if rng_seed is None else rng_seed
+        original[_COMPRESSION], work_factor = _calibrated_compression(data.raw)
         run = _PermutationRun(
-            data, params, original, permutations, seed, workers, stop_early, progress
+            data, params, original, permutations, seed, workers, stop_early, progress, work_factor
         )
         counts, decided, shuffles = run.run()
         if progress is not None and shuffles < permutations:
