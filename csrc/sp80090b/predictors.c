@@ -48,6 +48,39 @@ static void tally_store(const tally *t, int64_t predictions, sp_predictor_result
 
 /* ---------------------------------------------------------------- MultiMCW */
 
+/* Binary samples: the windows have odd lengths, so the most common value is
+ * the majority, with no ties; a count of ones per window is all it takes. */
+static void multi_mcw_binary(const uint8_t *s, int64_t n, sp_predictor_result *out)
+{
+    static const int64_t W[MCW_WINDOWS] = {63, 255, 1023, 4095};
+    int64_t ones[MCW_WINDOWS] = {0};
+    int64_t score[MCW_WINDOWS] = {0};
+    int64_t top = 0;
+    int winner = 0;
+    tally t = {0, 0, 0};
+
+    for (int j = 0; j < MCW_WINDOWS; j++)
+        for (int64_t i = 0; i < W[j]; i++) ones[j] += s[i] & 1u;
+    for (int64_t i = W[0]; i < n; i++) {
+        const int64_t x = s[i] & 1u;
+        int64_t freq[MCW_WINDOWS];
+        for (int j = 0; j < MCW_WINDOWS; j++) freq[j] = 2 * ones[j] > W[j];
+        tally_add(&t, freq[winner] == x);
+        for (int j = 0; j < MCW_WINDOWS; j++) {
+            if (i >= W[j]) {
+                int64_t hit = freq[j] == x;
+                int64_t sc = score[j] + hit;
+                int lead = hit && sc >= top;
+                score[j] = sc;
+                winner = lead ? j : winner;
+                top = lead ? sc : top;
+                ones[j] += x - (s[i - W[j]] & 1u);
+            }
+        }
+    }
+    tally_store(&t, n - W[0], out);
+}
+
 int sp_multi_mcw(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_result *out)
 {
     static const int64_t W[MCW_WINDOWS] = {63, 255, 1023, 4095};
@@ -60,6 +93,10 @@ int sp_multi_mcw(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_res
     tally t = {0, 0, 0};
 
     if (alphabet < 1 || alphabet > 256 || n <= W[MCW_WINDOWS - 1]) return SP_ERR_ARGS;
+    if (alphabet <= 2) {
+        multi_mcw_binary(s, n, out);
+        return 0;
+    }
     memset(cnt, 0, sizeof cnt);
     memset(last, 0, sizeof last);
     /* Each window starts out holding the first W[j] samples. */
@@ -408,67 +445,103 @@ static inline void context_key(const uint8_t *s, int64_t end, int len, uint64_t 
 
 /* ---------------------------------------------------------------- MultiMMC */
 
+/* Binary MultiMMC.  Order m = d + 1 has 2^m contexts with two counts each; a
+ * context's bits are its samples, the most recent in bit 0.  Orders 1..15 hold
+ * at most 2^16 (x, y) entries, so only order 16 can reach the 100,000-entry
+ * cap; below it, an unseen context implies unseen longer ones.  The orders
+ * are therefore independent: each runs in its own pass over the data (one
+ * small table, no cross-order dependencies), leaving one bit per step for
+ * "made a prediction" and one for "was right".  A last pass replays the
+ * scoreboard from those bits, 64 steps at a time: an order whose score is
+ * more than the block length below the top cannot lead within the block, so
+ * its hits are only counted. */
 static int multi_mmc_binary(const uint8_t *s, int64_t n, sp_predictor_result *out)
 {
-    /* Order d + 1 has 2^(d+1) contexts with two counts each, at table + base[d];
-     * a context's bits are its samples, the most recent in bit 0. */
-    uint32_t *table;
-    size_t base[MMC_DEPTH], total = 0;
-    int64_t entries[MMC_DEPTH] = {0};
+    const int64_t words = (n + 63) / 64;
+    uint64_t *hit_bits = calloc((size_t)(MMC_DEPTH * words), sizeof(uint64_t));
+    uint64_t *found_bits = calloc((size_t)(MMC_DEPTH * words), sizeof(uint64_t));
+    uint32_t *table = malloc(sizeof(uint32_t) * ((size_t)2 << MMC_DEPTH));
     int64_t score[MMC_DEPTH] = {0};
+    int64_t top = 0;
     int winner = 0;
     tally t = {0, 0, 0};
-    uint32_t hist = 0;
 
-    for (int d = 0; d < MMC_DEPTH; d++) {
-        base[d] = total;
-        total += (size_t)2 << (d + 1);
+    if (hit_bits == NULL || found_bits == NULL || table == NULL) {
+        free(hit_bits);
+        free(found_bits);
+        free(table);
+        return SP_ERR_NOMEM;
     }
-    table = calloc(total, sizeof(uint32_t));
-    if (table == NULL) return SP_ERR_NOMEM;
-    /* The first (x, y) of each order: x = s[0..d], y = s[d+1]. */
-    for (int d = 0; d < MMC_DEPTH && d < n - 2; d++) {
-        hist = (hist << 1) | (s[d] & 1u);
-        table[base[d] + 2 * (hist & ((2u << d) - 1)) + (s[d + 1] & 1u)] = 1;
-        entries[d] = 1;
+    for (int d = 0; d < MMC_DEPTH && d + 2 < n; d++) {
+        const uint32_t mask = (2u << d) - 1;
+        uint64_t *H = hit_bits + d * words, *F = found_bits + d * words;
+        uint64_t hacc = 0, facc = 0;
+        int64_t entries = 1;
+        uint32_t hist = 0;
+        memset(table, 0, sizeof(uint32_t) * ((size_t)2 << (d + 1)));
+        /* The first (x, y): x = s[0..d], y = s[d+1]. */
+        for (int k = 0; k <= d; k++) hist = (hist << 1) | (s[k] & 1u);
+        table[2 * (hist & mask) + (s[d + 1] & 1u)] = 1;
+        hist = ((hist << 1) | (s[d + 1] & 1u)) & mask;
+        /* Steps i >= d + 2 predict s[i] from the d + 1 samples before it. */
+        for (int64_t i = d + 2; i < n; i++) {
+            const uint32_t y = s[i] & 1u;
+            uint32_t *e = table + 2 * hist;
+            uint32_t e0 = e[0], e1 = e[1], ey = y ? e1 : e0;
+            uint64_t f = (e0 | e1) != 0;
+            /* prediction: the more frequent bit, 1 on a tie */
+            uint64_t h = f & ((uint32_t)(e1 >= e0) == y);
+            hacc |= h << (i & 63);
+            facc |= f << (i & 63);
+            if ((i & 63) == 63) {
+                H[i >> 6] = hacc;
+                F[i >> 6] = facc;
+                hacc = facc = 0;
+            }
+            if (d < MMC_DEPTH - 1 || ey != 0 || entries < MMC_MAX_ENTRIES) {
+                e[y] = ey + 1;
+                entries += ey == 0;
+            }
+            hist = ((hist << 1) | y) & mask;
+        }
+        if ((n & 63) != 0) {
+            H[(n - 1) >> 6] = hacc;
+            F[(n - 1) >> 6] = facc;
+        }
     }
-    /* hist: the (up to) 16 samples before s[i], the most recent in bit 0. */
-    hist = (s[1] & 1u) | (s[0] & 1u) << 1;
-    for (int64_t i = 2; i < n; i++) {
-        const uint32_t y = s[i] & 1u;
-        const int cur_winner = winner;
-        const int depth = i - 2 < MMC_DEPTH - 1 ? (int)(i - 1) : MMC_DEPTH;
-        int64_t top = score[winner];
-        int found = 1, w_found = 0, w_hit = 0;
-        for (int d = 0; d < depth; d++) {
-            uint32_t *e = table + base[d] + 2 * (hist & ((2u << d) - 1));
-            uint32_t e0 = e[0], e1 = e[1];
-            found = found && (e0 | e1) != 0;
-            if (found) {
-                /* prediction: the more frequent bit, 1 on a tie */
-                int hit = (int)((uint32_t)(e1 >= e0) == y);
-                uint32_t ey = y ? e1 : e0;
-                uint32_t grow = (uint32_t)((ey != 0) | (entries[d] < MMC_MAX_ENTRIES));
-                int64_t sc = score[d] + hit;
-                int lead = hit & (sc >= top);
-                score[d] = sc;
-                winner = lead ? d : winner;
-                top = lead ? sc : top;
-                w_found |= d == cur_winner;
-                w_hit |= (d == cur_winner) & hit;
-                e[y] = ey + grow;
-                entries[d] += (ey == 0) & grow;
-            } else if (entries[d] < MMC_MAX_ENTRIES) {
-                e[y] = 1;
-                entries[d]++;
+    for (int64_t w = 0; w < words; w++) {
+        const int64_t lo = w * 64 < 2 ? 2 : w * 64;
+        const int64_t hi = w * 64 + 64 < n ? w * 64 + 64 : n;
+        uint64_t hw[MMC_DEPTH];
+        uint32_t cand = 0;
+        if (hi <= lo) continue;
+        for (int d = 0; d < MMC_DEPTH; d++) {
+            hw[d] = hit_bits[d * words + w];
+            if (score[d] + (hi - lo) >= top) cand |= 1u << d;
+            else score[d] += __builtin_popcountll(hw[d]);
+        }
+        for (int64_t i = lo; i < hi; i++) {
+            const int bit = (int)(i & 63);
+            uint32_t c = cand;
+            /* The previous leader's prediction is the one that counts; no
+             * prediction (unseen context) leaves the tally alone. */
+            if ((found_bits[winner * words + w] >> bit) & 1u) tally_add(&t, (int)((hw[winner] >> bit) & 1u));
+            while (c) {
+                int d = __builtin_ctz(c);
+                c &= c - 1;
+                if ((hw[d] >> bit) & 1u) {
+                    int64_t sc = ++score[d];
+                    if (sc >= top) {
+                        top = sc;
+                        winner = d;
+                    }
+                }
             }
         }
-        /* The previous leader's prediction is the one that counts; no
-         * prediction (unseen context) leaves the tally alone. */
-        if (w_found) tally_add(&t, w_hit);
-        hist = ((hist << 1) | y) & 0xFFFFu;
     }
     tally_store(&t, n - 2, out);
+    free(hit_bits);
+    free(found_bits);
     free(table);
     return 0;
 }
