@@ -734,6 +734,8 @@ def _calibrated_compression(raw: np.ndarray) -> tuple[int, int]:
     other.start()
     measure(0)
     other.join()
+    if 1 not in timings:  # the calibration thread failed (its error went to stderr)
+        return timings[0][1], 0
     if timings[0][1] != timings[1][1]:
         raise RuntimeError("bzip2 gave different lengths for different work factors")
     fastest = min(timings, key=lambda wf: timings[wf][0])
