@@ -33,8 +33,18 @@ def test_json_is_one_object_with_every_estimator(tmp_path: Path, sample_file: Pa
     assert result.returncode == 0, result.stderr
     obj = json.loads(result.stdout)
     assert obj["file"] == str(sample_file) and obj["bits"] == 4 and obj["samples"] == 30_000
-    assert set(obj["estimators"]) == {"mcv", "collision", "markov", "compression", "t_tuple", "lrs",
-                                      "multi_mcw", "lag", "multi_mmc", "lz78y"}
+    assert set(obj["estimators"]) == {
+        "mcv",
+        "collision",
+        "markov",
+        "compression",
+        "t_tuple",
+        "lrs",
+        "multi_mcw",
+        "lag",
+        "multi_mmc",
+        "lz78y",
+    }
     assert obj["h_assessed"] == pytest.approx(min(obj["h_original"], 4 * obj["h_bitstring"]))
     assert "at least 1,000,000" in result.stderr.decode()  # short input: warned, still computed
 
@@ -74,14 +84,31 @@ def test_iid_track_is_added_under_iid(tmp_path: Path) -> None:
         (lambda d: None, ["missing.bin"], "no such file"),
         (lambda d: (d / "sub").mkdir(), ["sub"], "is a directory"),
         (lambda d: os.mkfifo(d / "fifo"), ["fifo"], "not a regular file"),
-        (lambda d: (d / "w.bin").write_bytes(bytes([1, 2, 9])), ["w.bin", "--bits", "3"], "does not fit in 3 bits"),
-        (lambda d: (d / "b.bin").write_bytes(bytes([1])), ["b.bin", "--bits", "9"], "between 1 and 8"),
-        (lambda d: (d / "b.bin").write_bytes(bytes([1])), ["b.bin", "--bits", "0"], "between 1 and 8"),
-        (lambda d: (d / "r.bin").write_bytes(bytes([1, 0])), ["r.bin", "--report", "no/such/dir/r.html"],
-         "does not exist"),
+        (
+            lambda d: (d / "w.bin").write_bytes(bytes([1, 2, 9])),
+            ["w.bin", "--bits", "3"],
+            "does not fit in 3 bits",
+        ),
+        (
+            lambda d: (d / "b.bin").write_bytes(bytes([1])),
+            ["b.bin", "--bits", "9"],
+            "between 1 and 8",
+        ),
+        (
+            lambda d: (d / "b.bin").write_bytes(bytes([1])),
+            ["b.bin", "--bits", "0"],
+            "between 1 and 8",
+        ),
+        (
+            lambda d: (d / "r.bin").write_bytes(bytes([1, 0])),
+            ["r.bin", "--report", "no/such/dir/r.html"],
+            "does not exist",
+        ),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, setup, args: list[str], message: str) -> None:
+def test_bad_input_is_one_line_and_exit_2(
+    tmp_path: Path, setup, args: list[str], message: str
+) -> None:
     setup(tmp_path)
     result = chaos("assess", *args, cwd=tmp_path, timeout=60)
     err = result.stderr.decode()

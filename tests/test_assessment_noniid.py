@@ -16,9 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from chaosmagnet.assessment import suffix
 from chaosmagnet.assessment._kernel import ffi, lib
 from chaosmagnet.assessment.noniid import (
@@ -35,6 +32,8 @@ from chaosmagnet.assessment.noniid import (
 )
 from chaosmagnet.assessment.samples import MIN_SAMPLES, infer_bits, load_samples
 from chaosmagnet.errors import InputFileError, UsageError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "sp800-90b"
 REFERENCE_FILES = sorted(p.stem for p in VECTORS.glob("*.bin")) if VECTORS.is_dir() else []
@@ -125,15 +124,29 @@ def test_every_estimator_matches_ea_non_iid(name: str, assessed) -> None:
 # probabilities agree to many digits, which pins down where a difference starts.
 _FLOAT = r"([-+0-9.eE]+)"
 _PATTERNS = {
-    "mcv": re.compile(rf"(Bitstring|Literal) MCV Estimate: mode = (\d+), p-hat = {_FLOAT}, p_u = {_FLOAT}"),
-    "collision": re.compile(rf"(Bitstring|Literal) Collision Estimate: X-bar = {_FLOAT}, sigma-hat = {_FLOAT}, p = {_FLOAT}"),
-    "compression": re.compile(rf"(Bitstring|Literal) Compression Estimate: X-bar = {_FLOAT}, sigma-hat = {_FLOAT}, p = {_FLOAT}"),
-    "markov": re.compile(rf"(Bitstring|Literal) Markov Estimate: P_0 = {_FLOAT}, P_1 = {_FLOAT}, P_0,0 = {_FLOAT}, "
-                         rf"P_0,1 = {_FLOAT}, P_1,0 = {_FLOAT}, P_1,1 = {_FLOAT}, p_max = {_FLOAT}"),
-    "t_tuple": re.compile(rf"(Bitstring|Literal) t-Tuple Estimate: t = (\d+), p-hat_max = {_FLOAT}, p_u = {_FLOAT}"),
-    "lrs": re.compile(rf"(Bitstring|Literal) LRS Estimate: u = (\d+), v = (\d+), p-hat = {_FLOAT}, p_u = {_FLOAT}"),
-    "predictor": re.compile(rf"(Bitstring|Literal) (MultiMCW|Lag|MultiMMC|LZ78Y) Prediction Estimate: N = (\d+), "
-                            rf"Pglobal' = {_FLOAT} \(C = (\d+)\) (?:Plocal = {_FLOAT}|Plocal can't affect result) \(r = (\d+)\)"),
+    "mcv": re.compile(
+        rf"(Bitstring|Literal) MCV Estimate: mode = (\d+), p-hat = {_FLOAT}, p_u = {_FLOAT}"
+    ),
+    "collision": re.compile(
+        rf"(Bitstring|Literal) Collision Estimate: X-bar = {_FLOAT}, sigma-hat = {_FLOAT}, p = {_FLOAT}"
+    ),
+    "compression": re.compile(
+        rf"(Bitstring|Literal) Compression Estimate: X-bar = {_FLOAT}, sigma-hat = {_FLOAT}, p = {_FLOAT}"
+    ),
+    "markov": re.compile(
+        rf"(Bitstring|Literal) Markov Estimate: P_0 = {_FLOAT}, P_1 = {_FLOAT}, P_0,0 = {_FLOAT}, "
+        rf"P_0,1 = {_FLOAT}, P_1,0 = {_FLOAT}, P_1,1 = {_FLOAT}, p_max = {_FLOAT}"
+    ),
+    "t_tuple": re.compile(
+        rf"(Bitstring|Literal) t-Tuple Estimate: t = (\d+), p-hat_max = {_FLOAT}, p_u = {_FLOAT}"
+    ),
+    "lrs": re.compile(
+        rf"(Bitstring|Literal) LRS Estimate: u = (\d+), v = (\d+), p-hat = {_FLOAT}, p_u = {_FLOAT}"
+    ),
+    "predictor": re.compile(
+        rf"(Bitstring|Literal) (MultiMCW|Lag|MultiMMC|LZ78Y) Prediction Estimate: N = (\d+), "
+        rf"Pglobal' = {_FLOAT} \(C = (\d+)\) (?:Plocal = {_FLOAT}|Plocal can't affect result) \(r = (\d+)\)"
+    ),
 }
 _PREDICTOR_KEYS = {"MultiMCW": "multi_mcw", "Lag": "lag", "MultiMMC": "multi_mmc", "LZ78Y": "lz78y"}
 
@@ -171,7 +184,11 @@ def test_intermediate_values_match_the_verbose_output(name: str, assessed) -> No
         checked += 1
     for m in _PATTERNS["t_tuple"].finditer(text):
         d = details("t_tuple", m[1])
-        assert d["t"] == int(m[2]) and _close(d["p_hat_max"], m[3], 1e-12) and _close(d["p_u"], m[4], 1e-12)
+        assert (
+            d["t"] == int(m[2])
+            and _close(d["p_hat_max"], m[3], 1e-12)
+            and _close(d["p_u"], m[4], 1e-12)
+        )
         checked += 1
     for m in _PATTERNS["lrs"].finditer(text):
         d = details("lrs", m[1])
@@ -194,7 +211,15 @@ def test_intermediate_values_match_the_verbose_output(name: str, assessed) -> No
 @needs_vectors
 def test_json_shape(assessed) -> None:
     multi = assessed("markov4-4bit").to_json()
-    assert list(multi) == ["file", "bits", "samples", "h_original", "h_bitstring", "h_assessed", "estimators"]
+    assert list(multi) == [
+        "file",
+        "bits",
+        "samples",
+        "h_original",
+        "h_bitstring",
+        "h_assessed",
+        "estimators",
+    ]
     assert list(multi["estimators"]) == list(ESTIMATORS)
     for key in ("collision", "markov", "compression"):
         assert set(multi["estimators"][key]) == {"h_bitstring"}
@@ -225,7 +250,7 @@ def test_mcv_by_hand() -> None:
     p_u = p_hat + 2.576 * math.sqrt(p_hat * (1 - p_hat) / 4499)
     assert est.details["mode"] == 3000
     assert est.h == pytest.approx(-math.log2(p_u), abs=1e-4)  # the standard rounds z to 2.576
-    assert Z_ALPHA == pytest.approx(2.576, abs=1e-3)
+    assert pytest.approx(2.576, abs=1e-3) == Z_ALPHA
 
 
 def test_markov_alternating_bits() -> None:
@@ -259,7 +284,8 @@ def test_compression_expectation_is_decreasing_and_solved() -> None:
     est = compression_estimate(bits)
     blocks = bits.size // 6
     assert lib.sp_compression_expectation(est.details["p"], blocks) == pytest.approx(
-        est.details["x_bar_low"], rel=1e-9)
+        est.details["x_bar_low"], rel=1e-9
+    )
     values = [lib.sp_compression_expectation(p, blocks) for p in (1 / 64, 0.1, 0.3, 0.6, 0.9)]
     assert values == sorted(values, reverse=True)
     assert compression_estimate(bits[:6000]).h is None  # needs more than 1000 blocks
@@ -272,10 +298,12 @@ def test_tuple_counts_by_brute_force() -> None:
         q, pairs = suffix.tuple_counts(suffix.lcp_array(data, suffix.suffix_array(data)))
         text = bytes(data)
         for t in range(1, q.size):
-            counts = Counter(text[i:i + t] for i in range(len(text) - t + 1))
+            counts = Counter(text[i : i + t] for i in range(len(text) - t + 1))
             assert q[t] == max(counts.values())
             assert pairs[t] == sum(c * (c - 1) // 2 for c in counts.values())
-        assert max(Counter(text[i:i + q.size] for i in range(len(text) - q.size + 1)).values()) == 1
+        assert (
+            max(Counter(text[i : i + q.size] for i in range(len(text) - q.size + 1)).values()) == 1
+        )
 
 
 def test_t_tuple_and_lrs_on_a_periodic_sequence() -> None:
@@ -299,7 +327,7 @@ def test_suffix_array_sorts_suffixes(values: list[int]) -> None:
     assert sa.tolist() == sorted(range(len(text)), key=lambda i: text[i:])
     lcp = suffix.lcp_array(data, sa)
     for i in range(1, len(sa)):
-        a, b = text[sa[i - 1]:], text[sa[i]:]
+        a, b = text[sa[i - 1] :], text[sa[i] :]
         h = 0
         while h < min(len(a), len(b)) and a[h] == b[h]:
             h += 1
@@ -356,7 +384,7 @@ def _mcw_reference(s: list[int]) -> tuple[int, int, int]:
             if i < w:
                 freq.append(None)
                 continue
-            window = s[i - w:i]
+            window = s[i - w : i]
             counts = Counter(window)
             top = max(counts.values())
             # ties: the value seen most recently
@@ -381,7 +409,7 @@ def _mmc_reference(s: list[int]) -> tuple[int, int, int]:
             for d in range(16):
                 if d > i - 2:
                     break
-                x = tuple(s[i - d - 1:i])
+                x = tuple(s[i - d - 1 : i])
                 if x not in models[d]:
                     break  # longer contexts are unseen too
                 counts = models[d][x]
@@ -396,19 +424,19 @@ def _mmc_reference(s: list[int]) -> tuple[int, int, int]:
                     run = run + 1 if pred == s[i] else 0
                     longest = max(longest, run)
         for d in range(min(16, i)):
-            models[d].setdefault(tuple(s[i - d - 1:i]), Counter())[s[i]] += 1
+            models[d].setdefault(tuple(s[i - d - 1 : i]), Counter())[s[i]] += 1
     return len(s) - 2, correct, longest
 
 
 def _lz78y_reference(s: list[int]) -> tuple[int, int, int]:
     dictionary: dict[tuple, Counter] = {}
     for j in range(1, 17):
-        dictionary.setdefault(tuple(s[16 - j:16]), Counter())[s[16]] += 1
+        dictionary.setdefault(tuple(s[16 - j : 16]), Counter())[s[16]] += 1
     hits = []
     for i in range(17, len(s)):
         best, pred = 0, None
         for j in range(16, 0, -1):
-            x = tuple(s[i - j:i])
+            x = tuple(s[i - j : i])
             if x in dictionary:
                 counts = dictionary[x]
                 top = max(counts.values())
@@ -465,7 +493,9 @@ def test_progress_is_reported_for_every_run() -> None:
     rng = np.random.default_rng(5)
     data = rng.integers(0, 16, 20_000).astype(np.uint8)
     calls: list[tuple[int, int, str]] = []
-    result = assess_noniid(data, 4, progress=lambda done, total, what: calls.append((done, total, what)))
+    result = assess_noniid(
+        data, 4, progress=lambda done, total, what: calls.append((done, total, what))
+    )
     assert [c[0] for c in calls] == list(range(1, len(calls) + 1))
     assert all(c[1] == len(calls) for c in calls) and len(calls) == 15
     assert 0 < result.h_assessed <= 4
@@ -475,7 +505,9 @@ def test_progress_is_reported_for_every_run() -> None:
 def test_single_worker_gives_the_same_result() -> None:
     rng = np.random.default_rng(9)
     data = rng.integers(0, 8, 30_000).astype(np.uint8)
-    assert assess_noniid(data, 3, workers=1).to_json() == assess_noniid(data, 3, workers=2).to_json()
+    assert (
+        assess_noniid(data, 3, workers=1).to_json() == assess_noniid(data, 3, workers=2).to_json()
+    )
 
 
 # ---------------------------------------------------------------- bad input

@@ -16,7 +16,9 @@ def symbols_array(data: np.ndarray, what: str = "data") -> np.ndarray:
     if arr.ndim != 1:
         raise UsageError(f"{what} must be one-dimensional, got shape {arr.shape}")
     if arr.dtype != np.uint8:
-        if arr.size and (not np.issubdtype(arr.dtype, np.integer) or arr.min() < 0 or arr.max() > 255):
+        if arr.size and (
+            not np.issubdtype(arr.dtype, np.integer) or arr.min() < 0 or arr.max() > 255
+        ):
             raise UsageError(f"{what} must hold symbols 0..255")
         arr = arr.astype(np.uint8)
     return np.ascontiguousarray(arr)

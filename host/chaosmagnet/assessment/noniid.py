@@ -160,7 +160,7 @@ def bitstring(samples: np.ndarray, bits: int) -> np.ndarray:
     arr = symbols_array(samples, "samples")
     if bits == 8:
         return np.unpackbits(arr)
-    return np.unpackbits(arr[:, None], axis=1)[:, 8 - bits:].reshape(-1)
+    return np.unpackbits(arr[:, None], axis=1)[:, 8 - bits :].reshape(-1)
 
 
 # --------------------------------------------------------------------------
@@ -172,7 +172,11 @@ def mcv_estimate(s: np.ndarray, alphabet: int) -> Estimate:
     n = s.size
     if n < 2:
         return Estimate(None)
-    mode = int(np.bincount(s, minlength=alphabet).max())
+    if alphabet <= 2:
+        ones = int(np.count_nonzero(s))
+        mode = max(ones, n - ones)
+    else:
+        mode = int(np.bincount(s, minlength=alphabet).max())
     p_hat = mode / n
     p_u = _upper_bound(p_hat, n)
     return Estimate(_bits_of(p_u), {"mode": mode, "p_hat": p_hat, "p_u": p_u})
@@ -238,8 +242,15 @@ def markov_estimate(b: np.ndarray) -> Estimate:
     if p11 > 0:
         candidates.append(-math.log2(p1) - 127 * math.log2(p11))
     h_min = min([128.0, *candidates])
-    details = {"p0": p0, "p1": p1, "p00": p00, "p01": p01, "p10": p10, "p11": p11,
-               "p_max": 2.0 ** -h_min}
+    details = {
+        "p0": p0,
+        "p1": p1,
+        "p00": p00,
+        "p01": p01,
+        "p10": p10,
+        "p11": p11,
+        "p_max": 2.0**-h_min,
+    }
     return Estimate(min(h_min / 128.0, 1.0) + 0.0, details)
 
 
@@ -331,7 +342,7 @@ def tuple_estimates(s: np.ndarray) -> tuple[Estimate, Estimate]:
     if v >= u:
         t_int = np.arange(u, v + 1, dtype=np.int64)
         total_pairs = ((n - t_int) * (n - t_int + 1)) // 2
-        p_t = pairs[u:v + 1].astype(np.float64) / total_pairs.astype(np.float64)
+        p_t = pairs[u : v + 1].astype(np.float64) / total_pairs.astype(np.float64)
         roots = np.power(p_t, 1.0 / t_int.astype(np.float64))
         p_max = float(roots.max())
         p_u = _upper_bound(p_max, n)
@@ -372,8 +383,7 @@ def _no_long_run_log_probability(p: float, r: int, n: int) -> float:
     return math.log(a) - math.log(c * q) - (n + 1) * math.log1p(y)
 
 
-def prediction_bound(correct: int, predictions: int, longest_run: int,
-                     alphabet: int) -> Estimate:
+def prediction_bound(correct: int, predictions: int, longest_run: int, alphabet: int) -> Estimate:
     """§6.3.7 steps 5-7: min-entropy from C correct of N predictions and the
     longest run of correct predictions, bounding both the global and the
     local (run-based) probability of a correct prediction."""
@@ -387,15 +397,17 @@ def prediction_bound(correct: int, predictions: int, longest_run: int,
     p = max(1.0 / alphabet, p_prime)
     p_local = None
     if p < 1.0 and _no_long_run_log_probability(p, r, n) > _LOG_099:
-        p_local = _bisect_decreasing(lambda x: _no_long_run_log_probability(x, r, n),
-                                     _LOG_099, p, 1.0)
+        p_local = _bisect_decreasing(
+            lambda x: _no_long_run_log_probability(x, r, n), _LOG_099, p, 1.0
+        )
         p = max(p, p_local)
     details = {"N": n, "C": correct, "r": r, "p_global_prime": p_prime, "p_local": p_local}
     return Estimate(_bits_of(p), details)
 
 
-def _predictor(kernel: Callable[..., int], name: str, s: np.ndarray, alphabet: int,
-               minimum: int) -> Estimate:
+def _predictor(
+    kernel: Callable[..., int], name: str, s: np.ndarray, alphabet: int, minimum: int
+) -> Estimate:
     if s.size < minimum:
         return Estimate(None, {"reason": f"needs at least {minimum} samples"})
     out = ffi.new("sp_predictor_result *")
@@ -431,8 +443,13 @@ def _default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
-def assess_noniid(samples: np.ndarray, bits: int, progress: ProgressCallback | None = None,
-                  *, workers: int | None = None) -> NonIidResult:
+def assess_noniid(
+    samples: np.ndarray,
+    bits: int,
+    progress: ProgressCallback | None = None,
+    *,
+    workers: int | None = None,
+) -> NonIidResult:
     """Run the SP 800-90B non-IID assessment on samples of `bits` bits each.
 
     Returns every estimator's h_original / h_bitstring and H_original,
@@ -536,6 +553,13 @@ def assess_noniid(samples: np.ndarray, bits: int, progress: ProgressCallback | N
     short = short_input_warning(raw.size)
     if short:
         warnings.append(short)
-    return NonIidResult(bits=int(bits), samples=int(raw.size), alphabet=alphabet,
-                        h_original=h_original, h_bitstring=h_bits_out, h_assessed=h_assessed,
-                        estimators=estimators, warnings=tuple(warnings))
+    return NonIidResult(
+        bits=int(bits),
+        samples=int(raw.size),
+        alphabet=alphabet,
+        h_original=h_original,
+        h_bitstring=h_bits_out,
+        h_assessed=h_assessed,
+        estimators=estimators,
+        warnings=tuple(warnings),
+    )

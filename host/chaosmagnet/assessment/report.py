@@ -49,26 +49,38 @@ def _histogram_svg(counts: np.ndarray, bits: int) -> str:
     plot_w, plot_h = width - left - 10, height - bottom - top
     peak = int(counts.max()) if counts.size and counts.max() > 0 else 1
     bar_w = plot_w / values
-    parts = [f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" '
-             f'aria-label="Histogram of the symbols">']
+    parts = [
+        f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" '
+        f'aria-label="Histogram of the symbols">'
+    ]
     # y grid and labels
     for frac in (0, 0.25, 0.5, 0.75, 1.0):
         y = top + plot_h * (1 - frac)
-        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - 10}" y2="{y:.1f}" stroke="#e6eaee"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end" '
-                     f'fill="#5b6570">{int(round(peak * frac)):,}</text>')
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{width - 10}" y2="{y:.1f}" stroke="#e6eaee"/>'
+        )
+        parts.append(
+            f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end" '
+            f'fill="#5b6570">{int(round(peak * frac)):,}</text>'
+        )
     for value, count in enumerate(counts.tolist()):
         h = plot_h * count / peak
         x = left + value * bar_w
-        parts.append(f'<rect x="{x:.2f}" y="{top + plot_h - h:.2f}" width="{max(bar_w - 0.5, 0.5):.2f}" '
-                     f'height="{h:.2f}" fill="#2f6fdf"><title>{value}: {count:,}</title></rect>')
+        parts.append(
+            f'<rect x="{x:.2f}" y="{top + plot_h - h:.2f}" width="{max(bar_w - 0.5, 0.5):.2f}" '
+            f'height="{h:.2f}" fill="#2f6fdf"><title>{value}: {count:,}</title></rect>'
+        )
     step = max(1, values // 16)
     for value in range(0, values, step):
         x = left + (value + 0.5) * bar_w
-        parts.append(f'<text x="{x:.1f}" y="{height - 28}" font-size="11" text-anchor="middle" '
-                     f'fill="#5b6570">{value}</text>')
-    parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" font-size="12" text-anchor="middle" '
-                 f'fill="#5b6570">symbol value ({bits} bits); bar height: number of samples</text>')
+        parts.append(
+            f'<text x="{x:.1f}" y="{height - 28}" font-size="11" text-anchor="middle" '
+            f'fill="#5b6570">{value}</text>'
+        )
+    parts.append(
+        f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" font-size="12" text-anchor="middle" '
+        f'fill="#5b6570">symbol value ({bits} bits); bar height: number of samples</text>'
+    )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -80,25 +92,37 @@ def _bars_svg(rows: Sequence[tuple[str, float | None]], scale: float, unit: str)
     row_h, left, right, width = 26, 230, 90, 900
     height = row_h * len(rows) + 30
     plot_w = width - left - right
-    parts = [f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" '
-             f'aria-label="Estimator results in {html.escape(unit)}">']
+    parts = [
+        f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" '
+        f'aria-label="Estimator results in {html.escape(unit)}">'
+    ]
     for frac in (0, 0.25, 0.5, 0.75, 1.0):
         x = left + plot_w * frac
-        parts.append(f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{height - 22}" stroke="#e6eaee"/>')
-        parts.append(f'<text x="{x:.1f}" y="{height - 6}" font-size="11" text-anchor="middle" '
-                     f'fill="#5b6570">{scale * frac:g}</text>')
+        parts.append(
+            f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{height - 22}" stroke="#e6eaee"/>'
+        )
+        parts.append(
+            f'<text x="{x:.1f}" y="{height - 6}" font-size="11" text-anchor="middle" '
+            f'fill="#5b6570">{scale * frac:g}</text>'
+        )
     for i, (label, value) in enumerate(rows):
         y = i * row_h + 4
-        parts.append(f'<text x="{left - 8}" y="{y + 15}" font-size="12" text-anchor="end">'
-                     f'{html.escape(label)}</text>')
+        parts.append(
+            f'<text x="{left - 8}" y="{y + 15}" font-size="12" text-anchor="end">'
+            f"{html.escape(label)}</text>"
+        )
         if value is None:
-            parts.append(f'<text x="{left + 4}" y="{y + 15}" font-size="12" fill="#5b6570">'
-                         "not run (too few samples)</text>")
+            parts.append(
+                f'<text x="{left + 4}" y="{y + 15}" font-size="12" fill="#5b6570">'
+                "not run (too few samples)</text>"
+            )
             continue
         w = plot_w * max(0.0, min(value, scale)) / scale
         colour = "#b3261e" if lowest is not None and math.isclose(value, lowest) else "#2f6fdf"
-        parts.append(f'<rect x="{left}" y="{y}" width="{w:.2f}" height="{row_h - 8}" fill="{colour}" rx="2">'
-                     f"<title>{html.escape(label)}: {value:.6f} {html.escape(unit)}</title></rect>")
+        parts.append(
+            f'<rect x="{left}" y="{y}" width="{w:.2f}" height="{row_h - 8}" fill="{colour}" rx="2">'
+            f"<title>{html.escape(label)}: {value:.6f} {html.escape(unit)}</title></rect>"
+        )
         parts.append(f'<text x="{left + w + 6:.2f}" y="{y + 14}" font-size="12">{value:.4f}</text>')
     parts.append("</svg>")
     return "".join(parts)
@@ -106,7 +130,9 @@ def _bars_svg(rows: Sequence[tuple[str, float | None]], scale: float, unit: str)
 
 def _iid_section(iid: Any) -> str:
     data = iid.to_json()
-    verdict = '<span class="pass">IID</span>' if data.get("iid") else '<span class="fail">not IID</span>'
+    verdict = (
+        '<span class="pass">IID</span>' if data.get("iid") else '<span class="fail">not IID</span>'
+    )
     rows = []
 
     def verdict_cell(passed: bool | None) -> str:
@@ -117,20 +143,32 @@ def _iid_section(iid: Any) -> str:
     chi = data.get("chi_square", {})
     for key in ("independence", "goodness_of_fit"):
         if key in chi:
-            rows.append(f"<tr><td>chi-square {key.replace('_', ' ')}</td>{verdict_cell(chi[key].get('passed'))}</tr>")
+            rows.append(
+                f"<tr><td>chi-square {key.replace('_', ' ')}</td>{verdict_cell(chi[key].get('passed'))}</tr>"
+            )
     if "lrs" in data:
-        rows.append(f"<tr><td>longest repeated substring</td>{verdict_cell(data['lrs'].get('passed'))}</tr>")
+        rows.append(
+            f"<tr><td>longest repeated substring</td>{verdict_cell(data['lrs'].get('passed'))}</tr>"
+        )
     for name, test in data.get("permutation", {}).get("tests", {}).items():
-        rows.append(f"<tr><td>permutation: {html.escape(str(name))}</td>{verdict_cell(test.get('passed'))}</tr>")
+        rows.append(
+            f"<tr><td>permutation: {html.escape(str(name))}</td>{verdict_cell(test.get('passed'))}</tr>"
+        )
     h_iid = data.get("h_iid")
-    extra = (f"<p>IID entropy estimate (most common value): <b>{h_iid:.6f}</b> bits per sample.</p>"
-             if h_iid is not None else "")
-    return (f"<h2>IID track (§5)</h2><p>Verdict: {verdict}</p>{extra}"
-            f"<table><tr><th>Test</th><th>Result</th></tr>{''.join(rows)}</table>")
+    extra = (
+        f"<p>IID entropy estimate (most common value): <b>{h_iid:.6f}</b> bits per sample.</p>"
+        if h_iid is not None
+        else ""
+    )
+    return (
+        f"<h2>IID track (§5)</h2><p>Verdict: {verdict}</p>{extra}"
+        f"<table><tr><th>Test</th><th>Result</th></tr>{''.join(rows)}</table>"
+    )
 
 
-def render_html(result: NonIidResult, samples: np.ndarray, iid: Any | None = None,
-                title: str | None = None) -> str:
+def render_html(
+    result: NonIidResult, samples: np.ndarray, iid: Any | None = None, title: str | None = None
+) -> str:
     """Return the HTML report for result (and the IID result, when given).
 
     samples are the raw samples that were assessed (for the histogram).
@@ -146,34 +184,58 @@ def render_html(result: NonIidResult, samples: np.ndarray, iid: Any | None = Non
         ("", "samples", f"{result.samples:,}"),
         ("", "bits per sample / distinct values", f"{bits} / {result.alphabet}"),
     ]
-    card_html = "".join(f'<div class="card {cls}"><div class="v">{html.escape(v)}</div>'
-                        f'<div class="l">{html.escape(label)}</div></div>' for cls, label, v in cards)
+    card_html = "".join(
+        f'<div class="card {cls}"><div class="v">{html.escape(v)}</div>'
+        f'<div class="l">{html.escape(label)}</div></div>'
+        for cls, label, v in cards
+    )
     warnings = "".join(f'<p class="warn">{html.escape(w)}</p>' for w in result.warnings)
 
-    orig_rows = [(f"{ESTIMATORS[k][1]} ({ESTIMATORS[k][0]})", result.estimators[k].h_original)
-                 for k in ESTIMATORS if result.estimators[k].ran_original]
-    bit_rows = [(f"{ESTIMATORS[k][1]} ({ESTIMATORS[k][0]})", result.estimators[k].h_bitstring)
-                for k in ESTIMATORS if result.estimators[k].ran_bitstring]
-    charts = (f"<h2>Estimators, per sample (H_original)</h2>"
-              f"{_bars_svg(orig_rows, float(bits), 'bits per sample')}")
+    orig_rows = [
+        (f"{ESTIMATORS[k][1]} ({ESTIMATORS[k][0]})", result.estimators[k].h_original)
+        for k in ESTIMATORS
+        if result.estimators[k].ran_original
+    ]
+    bit_rows = [
+        (f"{ESTIMATORS[k][1]} ({ESTIMATORS[k][0]})", result.estimators[k].h_bitstring)
+        for k in ESTIMATORS
+        if result.estimators[k].ran_bitstring
+    ]
+    charts = (
+        f"<h2>Estimators, per sample (H_original)</h2>"
+        f"{_bars_svg(orig_rows, float(bits), 'bits per sample')}"
+    )
     if bit_rows:
-        charts += (f"<h2>Estimators on the bitstring, per bit (H_bitstring)</h2>"
-                   f"{_bars_svg(bit_rows, 1.0, 'bits per bit')}")
+        charts += (
+            f"<h2>Estimators on the bitstring, per bit (H_bitstring)</h2>"
+            f"{_bars_svg(bit_rows, 1.0, 'bits per bit')}"
+        )
 
     table_rows = []
     for key, (section, label) in ESTIMATORS.items():
         est = result.estimators[key]
         cells = []
-        for ran, value, best in ((est.ran_original, est.h_original, result.h_original),
-                                 (est.ran_bitstring, est.h_bitstring, result.h_bitstring)):
+        for ran, value, best in (
+            (est.ran_original, est.h_original, result.h_original),
+            (est.ran_bitstring, est.h_bitstring, result.h_bitstring),
+        ):
             if not ran:
                 cells.append('<td class="n">n/a</td>')
             else:
-                cls = "n min" if value is not None and best is not None and math.isclose(value, best) else "n"
+                cls = (
+                    "n min"
+                    if value is not None and best is not None and math.isclose(value, best)
+                    else "n"
+                )
                 cells.append(f'<td class="{cls}">{_fmt(value)}</td>')
-        table_rows.append(f"<tr><td>{section}</td><td>{html.escape(label)}</td>{''.join(cells)}</tr>")
-    formula = ("H_assessed = H_original (binary samples)" if result.h_bitstring is None
-               else f"H_assessed = min(H_original, {bits} × H_bitstring)")
+        table_rows.append(
+            f"<tr><td>{section}</td><td>{html.escape(label)}</td>{''.join(cells)}</tr>"
+        )
+    formula = (
+        "H_assessed = H_original (binary samples)"
+        if result.h_bitstring is None
+        else f"H_assessed = min(H_original, {bits} × H_bitstring)"
+    )
     iid_html = _iid_section(iid) if iid is not None else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -191,7 +253,7 @@ def render_html(result: NonIidResult, samples: np.ndarray, iid: Any | None = Non
 {charts}
 <h2>All estimates</h2>
 <table><tr><th>§</th><th>Estimator</th><th>H_original (bits/sample)</th><th>H_bitstring (bits/bit)</th></tr>
-{''.join(table_rows)}</table>
+{"".join(table_rows)}</table>
 {iid_html}
 </body></html>
 """

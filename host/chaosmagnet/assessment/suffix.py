@@ -33,8 +33,9 @@ def suffix_array(data: np.ndarray) -> np.ndarray:
     if n == 0:
         return sa
     alphabet = int(text.max()) + 1
-    rc = lib.sp_suffix_array(ffi.from_buffer("uint8_t[]", text), n, alphabet,
-                             ffi.from_buffer("int32_t[]", sa))
+    rc = lib.sp_suffix_array(
+        ffi.from_buffer("uint8_t[]", text), n, alphabet, ffi.from_buffer("int32_t[]", sa)
+    )
     check_rc(rc, "suffix_array")
     return sa
 
@@ -55,8 +56,12 @@ def lcp_array(data: np.ndarray, sa: np.ndarray) -> np.ndarray:
         return lcp
     if int(sa_arr.min()) < 0 or int(sa_arr.max()) >= n:
         raise UsageError("suffix array holds positions outside the sequence")
-    rc = lib.sp_lcp_array(ffi.from_buffer("uint8_t[]", text), n,
-                          ffi.from_buffer("int32_t[]", sa_arr), ffi.from_buffer("int32_t[]", lcp))
+    rc = lib.sp_lcp_array(
+        ffi.from_buffer("uint8_t[]", text),
+        n,
+        ffi.from_buffer("int32_t[]", sa_arr),
+        ffi.from_buffer("int32_t[]", lcp),
+    )
     check_rc(rc, "lcp_array")
     return lcp
 
@@ -77,7 +82,9 @@ def bit_lcp_array(bits: np.ndarray, budget_factor: float = 2.0) -> np.ndarray | 
     if n == 0:
         return lcp
     budget = int(budget_factor * n) + 1024
-    rc = lib.sp_bit_lcp_array(ffi.from_buffer("uint8_t[]", text), n, ffi.from_buffer("int32_t[]", lcp), budget)
+    rc = lib.sp_bit_lcp_array(
+        ffi.from_buffer("uint8_t[]", text), n, ffi.from_buffer("int32_t[]", lcp), budget
+    )
     if rc == lib.SP_ERR_BUDGET:
         return None
     check_rc(rc, "bit_lcp_array")
@@ -105,7 +112,12 @@ def tuple_counts(lcp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     v = longest_repeat(arr)
     q = np.zeros(v + 1, dtype=np.int64)
     pairs = np.zeros(v + 1, dtype=np.uint64)
-    rc = lib.sp_tuple_counts(ffi.from_buffer("int32_t[]", arr), n, v,
-                             ffi.from_buffer("int64_t[]", q), ffi.from_buffer("uint64_t[]", pairs))
+    rc = lib.sp_tuple_counts(
+        ffi.from_buffer("int32_t[]", arr),
+        n,
+        v,
+        ffi.from_buffer("int64_t[]", q),
+        ffi.from_buffer("uint64_t[]", pairs),
+    )
     check_rc(rc, "tuple_counts")
     return q, pairs

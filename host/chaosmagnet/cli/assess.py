@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -32,8 +32,14 @@ __all__ = ["assess"]
 @contextmanager
 def _progress_bar(console: Console, what: str) -> Iterator[Callable[[int, int, str], None]]:
     """A transient progress bar on stderr, driven by progress(done, total, description)."""
-    with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
         task = progress.add_task(what, total=None)
 
         def update(done: int, total: int, description: str) -> None:
@@ -92,13 +98,25 @@ def _iid_table(iid: Any) -> Table:
 
 @app.command()
 def assess(
-    file: Path = typer.Argument(..., metavar="FILE", help="Sample file: one sample per byte, the low B bits used."),
-    bits: Optional[int] = typer.Option(
-        None, "--bits", "-b", help="Bits per sample, 1..8 (default: the smallest width holding every value)."),
+    file: Path = typer.Argument(
+        ..., metavar="FILE", help="Sample file: one sample per byte, the low B bits used."
+    ),
+    bits: int | None = typer.Option(
+        None,
+        "--bits",
+        "-b",
+        help="Bits per sample, 1..8 (default: the smallest width holding every value).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
-    iid: bool = typer.Option(False, "--iid", help="Also run the IID track (§5): permutation, chi-square, LRS tests."),
-    report: Optional[Path] = typer.Option(
-        None, "--report", metavar="PATH", help="Write a self-contained HTML report (histogram, estimator chart)."),
+    iid: bool = typer.Option(
+        False, "--iid", help="Also run the IID track (§5): permutation, chi-square, LRS tests."
+    ),
+    report: Path | None = typer.Option(
+        None,
+        "--report",
+        metavar="PATH",
+        help="Write a self-contained HTML report (histogram, estimator chart).",
+    ),
 ) -> None:
     """SP 800-90B entropy assessment of a sample file (the ten non-IID estimators of §6.3)."""
     if report is not None:
@@ -108,7 +126,9 @@ def assess(
         try:
             from chaosmagnet.assessment import iid as iid_module
         except ImportError:
-            raise UsageError("the IID track (chaosmagnet.assessment.iid) is not available in this build") from None
+            raise UsageError(
+                "the IID track (chaosmagnet.assessment.iid) is not available in this build"
+            ) from None
     loaded = load_samples(file, bits)
     for warning in loaded.warnings:
         print(f"chaos-host assess: warning: {warning}", file=sys.stderr)
@@ -137,23 +157,35 @@ def assess(
         return
 
     console = Console()
-    console.print(f"[bold]{file}[/]: {result.samples:,} samples of {result.bits} bits, "
-                  f"{result.alphabet} distinct values", highlight=False)
+    console.print(
+        f"[bold]{file}[/]: {result.samples:,} samples of {result.bits} bits, "
+        f"{result.alphabet} distinct values",
+        highlight=False,
+    )
     console.print(_estimator_table(result))
     console.print(f"H_original  = {result.h_original:.6f} bits per sample", highlight=False)
     if result.h_bitstring is not None:
         console.print(f"H_bitstring = {result.h_bitstring:.6f} bits per bit", highlight=False)
-        console.print(f"[bold]H_assessed  = min(H_original, {result.bits} x H_bitstring) = "
-                      f"{result.h_assessed:.6f} bits per sample[/]", highlight=False)
+        console.print(
+            f"[bold]H_assessed  = min(H_original, {result.bits} x H_bitstring) = "
+            f"{result.h_assessed:.6f} bits per sample[/]",
+            highlight=False,
+        )
     else:
-        console.print(f"[bold]H_assessed  = H_original = {result.h_assessed:.6f} bits per sample[/] "
-                      "(binary samples)", highlight=False)
+        console.print(
+            f"[bold]H_assessed  = H_original = {result.h_assessed:.6f} bits per sample[/] "
+            "(binary samples)",
+            highlight=False,
+        )
     if iid_result is not None:
         console.print(_iid_table(iid_result))
         data = iid_result.to_json()
         if data.get("iid"):
-            console.print(f"[green]IID[/]: entropy estimate (most common value) = {data['h_iid']:.6f} "
-                          "bits per sample", highlight=False)
+            console.print(
+                f"[green]IID[/]: entropy estimate (most common value) = {data['h_iid']:.6f} "
+                "bits per sample",
+                highlight=False,
+            )
         else:
             console.print("[red]not IID[/]: use the non-IID estimate above", highlight=False)
     if report is not None:
