@@ -234,7 +234,9 @@ int sp_lag(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_result *o
 
 /* Open addressing, linear probing; a 128-bit key (lo, hi) maps to an int64
  * value, -1 marking an empty slot.  One slot is one struct, so a probe
- * touches one cache line.  Grows at half load. */
+ * touches one cache line.  Grows at half load.  A bit filter (4 bits per
+ * slot, indexed by other hash bits) answers most lookups of absent keys
+ * without touching the table: long contexts are mostly absent. */
 typedef struct {
     uint64_t lo, hi;
     int64_t val;
@@ -242,6 +244,7 @@ typedef struct {
 
 typedef struct {
     hslot *slots;
+    uint64_t *filter;
     int64_t cap, size;
 } htab;
 
@@ -254,12 +257,25 @@ static inline uint64_t ht_hash(uint64_t lo, uint64_t hi)
     return h;
 }
 
+/* filter bit for a hash: 4 * cap bits, from the hash's high bits */
+static inline uint64_t ht_filter_bit(const htab *h, uint64_t hash)
+{
+    return (hash >> 20) & (uint64_t)(4 * h->cap - 1);
+}
+
+static inline int ht_may_hold(const htab *h, uint64_t hash)
+{
+    uint64_t bit = ht_filter_bit(h, hash);
+    return (int)((h->filter[bit >> 6] >> (bit & 63)) & 1u);
+}
+
 static int ht_init(htab *h, int64_t cap)
 {
     h->cap = cap;
     h->size = 0;
     h->slots = malloc(sizeof(hslot) * (size_t)cap);
-    if (h->slots == NULL) return SP_ERR_NOMEM;
+    h->filter = calloc((size_t)(cap / 16 + 1), sizeof(uint64_t));
+    if (h->slots == NULL || h->filter == NULL) return SP_ERR_NOMEM;
     for (int64_t i = 0; i < cap; i++) h->slots[i].val = -1;
     return 0;
 }
@@ -267,17 +283,25 @@ static int ht_init(htab *h, int64_t cap)
 static void ht_free(htab *h)
 {
     free(h->slots);
+    free(h->filter);
     h->slots = NULL;
+    h->filter = NULL;
 }
 
 /* Slot holding key, or the empty slot where it would go. */
-static inline int64_t ht_slot(const htab *h, uint64_t lo, uint64_t hi)
+static inline int64_t ht_slot(const htab *h, uint64_t lo, uint64_t hi, uint64_t hash)
 {
     int64_t mask = h->cap - 1;
-    int64_t i = (int64_t)(ht_hash(lo, hi) & (uint64_t)mask);
+    int64_t i = (int64_t)(hash & (uint64_t)mask);
     const hslot *sl = h->slots;
     while (sl[i].val >= 0 && (sl[i].lo != lo || sl[i].hi != hi)) i = (i + 1) & mask;
     return i;
+}
+
+static inline void ht_mark(htab *h, uint64_t hash)
+{
+    uint64_t bit = ht_filter_bit(h, hash);
+    h->filter[bit >> 6] |= 1ULL << (bit & 63);
 }
 
 static int ht_grow(htab *h)
@@ -290,8 +314,10 @@ static int ht_grow(htab *h)
     }
     for (int64_t i = 0; i < h->cap; i++) {
         if (h->slots[i].val >= 0) {
-            int64_t j = ht_slot(&bigger, h->slots[i].lo, h->slots[i].hi);
+            uint64_t hash = ht_hash(h->slots[i].lo, h->slots[i].hi);
+            int64_t j = ht_slot(&bigger, h->slots[i].lo, h->slots[i].hi, hash);
             bigger.slots[j] = h->slots[i];
+            ht_mark(&bigger, hash);
         }
     }
     bigger.size = h->size;
@@ -300,30 +326,82 @@ static int ht_grow(htab *h)
     return 0;
 }
 
+/* Value for key, or -1. */
+static inline int64_t ht_get(const htab *h, uint64_t lo, uint64_t hi)
+{
+    uint64_t hash = ht_hash(lo, hi);
+    if (!ht_may_hold(h, hash)) return -1;
+    return h->slots[ht_slot(h, lo, hi, hash)].val;
+}
+
 /* Insert a key known to be absent (growing first when needed). */
 static int ht_put(htab *h, uint64_t lo, uint64_t hi, int64_t val)
 {
+    uint64_t hash = ht_hash(lo, hi);
     int64_t i;
     if (2 * (h->size + 1) > h->cap) {
         int rc = ht_grow(h);
         if (rc != 0) return rc;
     }
-    i = ht_slot(h, lo, hi);
+    i = ht_slot(h, lo, hi, hash);
     h->slots[i].lo = lo;
     h->slots[i].hi = hi;
     h->slots[i].val = val;
+    ht_mark(h, hash);
     h->size++;
+    return 0;
+}
+
+/* Counts of (node, y) pairs: a 32-bit key (node < 2^24, y) and a 32-bit count
+ * packed in one 8-byte slot (0 = empty), linear probing, half load. */
+typedef struct {
+    uint64_t *slots;
+    int64_t cap, size;
+} ptab;
+
+static int pt_init(ptab *t, int64_t cap)
+{
+    t->cap = cap;
+    t->size = 0;
+    t->slots = calloc((size_t)cap, sizeof(uint64_t));
+    return t->slots == NULL ? SP_ERR_NOMEM : 0;
+}
+
+static inline int64_t pt_slot(const ptab *t, uint32_t key)
+{
+    const uint64_t tag = (uint64_t)key + 1;
+    int64_t mask = t->cap - 1;
+    int64_t i = (int64_t)(((uint64_t)key * 0x9E3779B97F4A7C15ULL) >> 20 & (uint64_t)mask);
+    while (t->slots[i] != 0 && (t->slots[i] >> 32) != tag) i = (i + 1) & mask;
+    return i;
+}
+
+static int pt_grow(ptab *t)
+{
+    ptab bigger;
+    if (pt_init(&bigger, t->cap * 2) != 0) return SP_ERR_NOMEM;
+    for (int64_t i = 0; i < t->cap; i++) {
+        if (t->slots[i] != 0) {
+            uint32_t key = (uint32_t)((t->slots[i] >> 32) - 1);
+            bigger.slots[pt_slot(&bigger, key)] = t->slots[i];
+        }
+    }
+    bigger.size = t->size;
+    free(t->slots);
+    *t = bigger;
     return 0;
 }
 
 /* A context model: contexts (one order) -> node; (node, y) -> count; each
  * node keeps its current prediction, the y with the largest count (ties to
  * the larger y).  For alphabets of at most DENSE_ALPHABET symbols the counts
- * sit in a dense node x symbol array; larger ones use a hash table. */
+ * sit in a dense node x symbol array; larger ones use a pair table. */
 #define DENSE_ALPHABET 16
+#define MAX_NODES (1 << 24)
 
 typedef struct {
-    htab ctx, pair;
+    htab ctx;
+    ptab pair;
     int32_t k;
     int32_t *counts;
     uint8_t *best_y;
@@ -335,7 +413,7 @@ static int model_init(model *m, int32_t k)
 {
     memset(m, 0, sizeof *m);
     m->k = k;
-    if (ht_init(&m->ctx, 64) != 0 || ht_init(&m->pair, 64) != 0) return SP_ERR_NOMEM;
+    if (ht_init(&m->ctx, 64) != 0 || pt_init(&m->pair, 64) != 0) return SP_ERR_NOMEM;
     m->node_cap = 32;
     m->best_y = malloc((size_t)m->node_cap);
     m->best_count = malloc(sizeof(int64_t) * (size_t)m->node_cap);
@@ -350,10 +428,11 @@ static int model_init(model *m, int32_t k)
 static void model_free(model *m)
 {
     ht_free(&m->ctx);
-    ht_free(&m->pair);
+    free(m->pair.slots);
     free(m->counts);
     free(m->best_y);
     free(m->best_count);
+    m->pair.slots = NULL;
     m->counts = NULL;
     m->best_y = NULL;
     m->best_count = NULL;
@@ -361,7 +440,7 @@ static void model_free(model *m)
 
 static inline int64_t model_find(const model *m, uint64_t lo, uint64_t hi)
 {
-    return m->ctx.slots[ht_slot(&m->ctx, lo, hi)].val;
+    return ht_get(&m->ctx, lo, hi);
 }
 
 /* Node for the context, created when missing; negative on error. */
@@ -369,6 +448,7 @@ static int64_t model_node(model *m, uint64_t lo, uint64_t hi)
 {
     int64_t node = model_find(m, lo, hi);
     if (node >= 0) return node;
+    if (m->nodes >= MAX_NODES) return SP_ERR_NOMEM;
     if (m->nodes == m->node_cap) {
         int64_t cap = m->node_cap * 2;
         uint8_t *by = realloc(m->best_y, (size_t)cap);
@@ -410,12 +490,17 @@ static inline int model_count(model *m, int64_t node, uint8_t y, int allow_new)
             return 0;
         }
     } else {
-        uint64_t key = ((uint64_t)node << 8) | y;
-        int64_t slot = ht_slot(&m->pair, key, 0);
-        if (m->pair.slots[slot].val >= 0) {
-            c = ++m->pair.slots[slot].val;
+        uint32_t key = ((uint32_t)node << 8) | y;
+        int64_t slot = pt_slot(&m->pair, key);
+        if (m->pair.slots[slot] != 0) {
+            c = (int64_t)(++m->pair.slots[slot] & 0xFFFFFFFFu);
         } else if (allow_new) {
-            if (ht_put(&m->pair, key, 0, 1) != 0) return SP_ERR_NOMEM;
+            if (2 * (m->pair.size + 1) > m->pair.cap) {
+                if (pt_grow(&m->pair) != 0) return SP_ERR_NOMEM;
+                slot = pt_slot(&m->pair, key);
+            }
+            m->pair.slots[slot] = (((uint64_t)key + 1) << 32) | 1u;
+            m->pair.size++;
             c = 1;
             created = 1;
         } else {
