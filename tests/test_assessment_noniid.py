@@ -334,6 +334,27 @@ def test_suffix_array_sorts_suffixes(values: list[int]) -> None:
         assert lcp[i] == h
 
 
+def test_tiny_inputs_never_claim_more_than_the_data_supports() -> None:
+    rng = np.random.default_rng(0)
+    for n in [*range(2, 40), 4095, 4096, 6005, 6006, 6011, 6012]:
+        for k, bits in ((2, 1), (3, 2), (200, 8)):
+            result = assess_noniid(rng.integers(0, k, n).astype(np.uint8), bits)
+            assert 0.0 <= result.h_assessed <= bits
+            assert result.estimators["mcv"].h_original is not None
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 1), min_size=1, max_size=400), st.integers(1, 70))
+def test_bit_lcp_matches_the_suffix_array_route(values: list[int], period: int) -> None:
+    bits = np.array(values, dtype=np.uint8)
+    periodic = np.tile(bits[:period], 1 + 400 // max(1, min(period, bits.size)))[:400]
+    for seq in (bits, periodic):
+        expected = suffix.lcp_array(seq, suffix.suffix_array(seq))
+        assert suffix.bit_lcp_array(seq, budget_factor=1e9).tolist() == expected.tolist()
+        tight = suffix.bit_lcp_array(seq, budget_factor=0.0)  # may give up, never be wrong
+        assert tight is None or tight.tolist() == expected.tolist()
+
+
 def test_suffix_rejects_bad_arguments() -> None:
     with pytest.raises(UsageError):
         suffix.lcp_array(np.zeros(4, dtype=np.uint8), np.array([0, 1, 2], dtype=np.int32))
@@ -516,6 +537,8 @@ def test_single_worker_gives_the_same_result() -> None:
 def test_assess_rejects_bad_arguments() -> None:
     with pytest.raises(UsageError):
         assess_noniid(np.zeros(0, dtype=np.uint8), 1)
+    with pytest.raises(UsageError, match="at least 2"):
+        assess_noniid(np.zeros(1, dtype=np.uint8), 1)
     with pytest.raises(UsageError):
         assess_noniid(np.zeros(10, dtype=np.uint8), 9)
     with pytest.raises(UsageError):

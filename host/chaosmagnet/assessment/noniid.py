@@ -273,6 +273,8 @@ def compression_estimate(b: np.ndarray) -> Estimate:
     check_rc(rc, "compression")
     num_blocks = int(blocks[0])
     v = num_blocks - _COMP_DICT
+    if v < 2:
+        return Estimate(None, {"reason": "needs at least 1,002 blocks of 6 bits"})
     x_bar = total[0] / v
     sigma = 0.5907 * math.sqrt(max(0.0, squares[0] / (v - 1) - x_bar * x_bar))
     x_low = x_bar - Z_ALPHA * sigma / math.sqrt(v)
@@ -460,8 +462,8 @@ def assess_noniid(
     """
     raw = symbols_array(samples, "samples")
     check_bits(raw, bits)
-    if raw.size == 0:
-        raise UsageError("no samples to assess")
+    if raw.size < 2:
+        raise UsageError(f"{raw.size} samples: the assessment needs at least 2")
     present = np.flatnonzero(np.bincount(raw, minlength=256))
     alphabet = int(present.size)
     binary = alphabet <= 2
