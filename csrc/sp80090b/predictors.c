@@ -46,6 +46,14 @@ static void tally_store(const tally *t, int64_t predictions, sp_predictor_result
     out->longest_run = t->longest;
 }
 
+/* Every symbol below the alphabet size (the tables are sized by it). */
+static int symbols_fit(const uint8_t *s, int64_t n, int32_t alphabet)
+{
+    uint8_t top = 0;
+    for (int64_t i = 0; i < n; i++) top = s[i] > top ? s[i] : top;
+    return n == 0 || top < alphabet;
+}
+
 /* ---------------------------------------------------------------- MultiMCW */
 
 /* Binary samples: the windows have odd lengths, so the most common value is
@@ -92,7 +100,8 @@ int sp_multi_mcw(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_res
     int winner = 0;
     tally t = {0, 0, 0};
 
-    if (alphabet < 1 || alphabet > 256 || n <= W[MCW_WINDOWS - 1]) return SP_ERR_ARGS;
+    if (alphabet < 1 || alphabet > 256 || n <= W[MCW_WINDOWS - 1] || !symbols_fit(s, n, alphabet))
+        return SP_ERR_ARGS;
     if (alphabet <= 2) {
         multi_mcw_binary(s, n, out);
         return 0;
@@ -197,7 +206,7 @@ int sp_lag(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_result *o
     int64_t winner = 0, i;
     tally t = {0, 0, 0};
 
-    if (alphabet < 1 || alphabet > 256 || n < 2) return SP_ERR_ARGS;
+    if (alphabet < 1 || alphabet > 256 || n < 2 || !symbols_fit(s, n, alphabet)) return SP_ERR_ARGS;
     for (int d = 0; d < LAG_DEPTH; d++) all[d] = d;
     /* Warm-up: step i can look back only i samples. */
     for (i = 1; i < n && i < LAG_DEPTH; i++) {
@@ -394,82 +403,96 @@ static int pt_grow(ptab *t)
 
 /* A context model: contexts (one order) -> node; (node, y) -> count; each
  * node keeps its current prediction, the y with the largest count (ties to
- * the larger y).  For alphabets of at most DENSE_ALPHABET symbols the counts
- * sit in a dense node x symbol array; larger ones use a pair table. */
+ * the larger y).  A node is one record: its best count and symbol and, for
+ * alphabets of at most DENSE_ALPHABET symbols or orders with few possible
+ * contexts, the counts of every symbol, so a lookup touches one or two cache
+ * lines.  Otherwise the counts live in a pair table. */
 #define DENSE_ALPHABET 16
 #define MAX_NODES (1 << 24)
+
+typedef struct {
+    int32_t best_count;
+    int32_t best_y;
+    int32_t counts[]; /* k entries when the counts are dense */
+} node_rec;
 
 typedef struct {
     htab ctx;
     ptab pair;
     int32_t k;
-    int32_t *counts;
-    uint8_t *best_y;
-    int64_t *best_count;
+    int dense_counts;
+    int32_t *dense; /* context index -> node (-1: none), for small k^order */
+    uint8_t *recs;
+    size_t stride;
     int64_t nodes, node_cap;
 } model;
 
-static int model_init(model *m, int32_t k)
+/* Contexts of an order with at most DENSE_CONTEXTS possible values are
+ * numbered directly (sum of sym_t k^t, most recent symbol t = 0). */
+#define DENSE_CONTEXTS 65536
+
+static inline node_rec *model_rec(const model *m, int64_t node)
 {
+    return (node_rec *)(m->recs + (size_t)node * m->stride);
+}
+
+static int model_init(model *m, int32_t k, int order)
+{
+    int64_t contexts = 1;
     memset(m, 0, sizeof *m);
     m->k = k;
-    if (ht_init(&m->ctx, 64) != 0 || pt_init(&m->pair, 64) != 0) return SP_ERR_NOMEM;
-    m->node_cap = 32;
-    m->best_y = malloc((size_t)m->node_cap);
-    m->best_count = malloc(sizeof(int64_t) * (size_t)m->node_cap);
-    if (m->best_y == NULL || m->best_count == NULL) return SP_ERR_NOMEM;
-    if (k <= DENSE_ALPHABET) {
-        m->counts = malloc(sizeof(int32_t) * (size_t)(m->node_cap * k));
-        if (m->counts == NULL) return SP_ERR_NOMEM;
+    for (int t = 0; t < order && contexts <= DENSE_CONTEXTS; t++) contexts *= k;
+    if (contexts <= DENSE_CONTEXTS) {
+        m->dense = malloc(sizeof(int32_t) * (size_t)contexts);
+        if (m->dense == NULL) return SP_ERR_NOMEM;
+        memset(m->dense, 0xFF, sizeof(int32_t) * (size_t)contexts);
     }
-    return 0;
+    if (ht_init(&m->ctx, 64) != 0 || pt_init(&m->pair, 64) != 0) return SP_ERR_NOMEM;
+    /* dense counts: small alphabets, or few possible contexts (<= 2^21 cells) */
+    m->dense_counts = k <= DENSE_ALPHABET || (m->dense != NULL && contexts * k <= (1 << 21));
+    m->stride = sizeof(node_rec) + (m->dense_counts ? sizeof(int32_t) * (size_t)k : 0);
+    m->node_cap = 32;
+    m->recs = malloc(m->stride * (size_t)m->node_cap);
+    return m->recs == NULL ? SP_ERR_NOMEM : 0;
 }
 
 static void model_free(model *m)
 {
+    free(m->dense);
     ht_free(&m->ctx);
     free(m->pair.slots);
-    free(m->counts);
-    free(m->best_y);
-    free(m->best_count);
+    free(m->recs);
+    m->dense = NULL;
     m->pair.slots = NULL;
-    m->counts = NULL;
-    m->best_y = NULL;
-    m->best_count = NULL;
+    m->recs = NULL;
 }
 
-static inline int64_t model_find(const model *m, uint64_t lo, uint64_t hi)
+/* Node of a context (key lo/hi, dense index idx), or -1. */
+static inline int64_t model_find(const model *m, uint64_t lo, uint64_t hi, int64_t idx)
 {
+    if (m->dense != NULL) return m->dense[idx];
     return ht_get(&m->ctx, lo, hi);
 }
 
 /* Node for the context, created when missing; negative on error. */
-static int64_t model_node(model *m, uint64_t lo, uint64_t hi)
+static int64_t model_node(model *m, uint64_t lo, uint64_t hi, int64_t idx)
 {
-    int64_t node = model_find(m, lo, hi);
+    int64_t node = model_find(m, lo, hi, idx);
+    node_rec *r;
     if (node >= 0) return node;
     if (m->nodes >= MAX_NODES) return SP_ERR_NOMEM;
     if (m->nodes == m->node_cap) {
         int64_t cap = m->node_cap * 2;
-        uint8_t *by = realloc(m->best_y, (size_t)cap);
-        int64_t *bc;
-        if (by == NULL) return SP_ERR_NOMEM;
-        m->best_y = by;
-        bc = realloc(m->best_count, sizeof(int64_t) * (size_t)cap);
-        if (bc == NULL) return SP_ERR_NOMEM;
-        m->best_count = bc;
-        if (m->counts != NULL) {
-            int32_t *cn = realloc(m->counts, sizeof(int32_t) * (size_t)(cap * m->k));
-            if (cn == NULL) return SP_ERR_NOMEM;
-            m->counts = cn;
-        }
+        uint8_t *recs = realloc(m->recs, m->stride * (size_t)cap);
+        if (recs == NULL) return SP_ERR_NOMEM;
+        m->recs = recs;
         m->node_cap = cap;
     }
     node = m->nodes++;
-    m->best_y[node] = 0;
-    m->best_count[node] = 0;
-    if (m->counts != NULL) memset(m->counts + node * m->k, 0, sizeof(int32_t) * (size_t)m->k);
-    if (ht_put(&m->ctx, lo, hi, node) != 0) return SP_ERR_NOMEM;
+    r = model_rec(m, node);
+    memset(r, 0, m->stride);
+    if (m->dense != NULL) m->dense[idx] = (int32_t)node;
+    else if (ht_put(&m->ctx, lo, hi, node) != 0) return SP_ERR_NOMEM;
     return node;
 }
 
@@ -477,10 +500,11 @@ static int64_t model_node(model *m, uint64_t lo, uint64_t hi)
  * allow_new; returns 1 when it was created, 0 when not, negative on error. */
 static inline int model_count(model *m, int64_t node, uint8_t y, int allow_new)
 {
-    int64_t c;
+    node_rec *r = model_rec(m, node);
+    int32_t c;
     int created = 0;
-    if (m->counts != NULL) {
-        int32_t *cell = m->counts + node * m->k + y;
+    if (m->dense_counts) {
+        int32_t *cell = r->counts + y;
         if (*cell > 0) {
             c = ++*cell;
         } else if (allow_new) {
@@ -493,7 +517,7 @@ static inline int model_count(model *m, int64_t node, uint8_t y, int allow_new)
         uint32_t key = ((uint32_t)node << 8) | y;
         int64_t slot = pt_slot(&m->pair, key);
         if (m->pair.slots[slot] != 0) {
-            c = (int64_t)(++m->pair.slots[slot] & 0xFFFFFFFFu);
+            c = (int32_t)(++m->pair.slots[slot] & 0xFFFFFFFFu);
         } else if (allow_new) {
             if (2 * (m->pair.size + 1) > m->pair.cap) {
                 if (pt_grow(&m->pair) != 0) return SP_ERR_NOMEM;
@@ -507,25 +531,32 @@ static inline int model_count(model *m, int64_t node, uint8_t y, int allow_new)
             return 0;
         }
     }
-    if (c > m->best_count[node] || (c == m->best_count[node] && y > m->best_y[node])) {
-        m->best_count[node] = c;
-        m->best_y[node] = y;
+    if (c > r->best_count || (c == r->best_count && y > r->best_y)) {
+        r->best_count = c;
+        r->best_y = y;
     }
     return created;
 }
 
 /* Context of `len` symbols ending at s[end - 1], most recent symbol in the
  * low byte of lo; symbols 9..16 back go to hi. */
-static inline void context_key(const uint8_t *s, int64_t end, int len, uint64_t *lo, uint64_t *hi)
+static inline void context_key(const uint8_t *s, int64_t end, int len, int32_t alphabet, uint64_t *lo,
+                               uint64_t *hi, int64_t *idx)
 {
     uint64_t a = 0, b = 0;
+    int64_t x = 0, pw = 1;
     for (int k = 0; k < len; k++) {
         uint64_t sym = s[end - 1 - k];
         if (k < 8) a |= sym << (8 * k);
         else b |= sym << (8 * (k - 8));
+        if (pw <= DENSE_CONTEXTS) {
+            x += (int64_t)sym * pw;
+            pw *= alphabet;
+        }
     }
     *lo = a;
     *hi = b;
+    *idx = x;
 }
 
 /* ---------------------------------------------------------------- MultiMMC */
@@ -641,16 +672,16 @@ static int multi_mmc_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_p
     int rc = 0;
 
     for (int d = 0; d < MMC_DEPTH; d++) {
-        if (model_init(&M[d], alphabet) != 0) {
+        if (model_init(&M[d], alphabet, d + 1) != 0) {
             for (int k = 0; k <= d; k++) model_free(&M[k]);
             return SP_ERR_NOMEM;
         }
     }
     for (int d = 0; d < MMC_DEPTH && d < n - 2; d++) {
         uint64_t lo, hi;
-        int64_t node;
-        context_key(s, d + 1, d + 1, &lo, &hi);
-        node = model_node(&M[d], lo, hi);
+        int64_t node, idx;
+        context_key(s, d + 1, d + 1, alphabet, &lo, &hi, &idx);
+        node = model_node(&M[d], lo, hi, idx);
         if (node < 0 || model_count(&M[d], node, s[d + 1], 1) < 0) {
             rc = SP_ERR_NOMEM;
             goto done;
@@ -662,7 +693,7 @@ static int multi_mmc_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_p
         const int cur_winner = winner;
         int found = 0, reached = 0;
         uint64_t lo = 0, hi = 0;
-        int64_t node = -1;
+        int64_t node = -1, idx = 0, pw = 1;
         if (i + PREFETCH_STEPS < n) {
             /* The lookups ahead are known from the data: start their cache misses now,
              * for as many orders as this step is expected to reach. */
@@ -672,21 +703,26 @@ static int multi_mmc_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_p
                 uint64_t sym = s[p - d - 1];
                 if (d < 8) plo |= sym << (8 * d);
                 else phi |= sym << (8 * (d - 8));
-                __builtin_prefetch(&M[d].ctx.slots[ht_hash(plo, phi) & (uint64_t)(M[d].ctx.cap - 1)]);
+                if (M[d].dense == NULL)
+                    __builtin_prefetch(&M[d].ctx.slots[ht_hash(plo, phi) & (uint64_t)(M[d].ctx.cap - 1)]);
             }
         }
         for (int d = 0; d < MMC_DEPTH && d <= i - 2; d++) {
             uint64_t sym = s[i - d - 1];
             if (d < 8) lo |= sym << (8 * d);
             else hi |= sym << (8 * (d - 8));
+            if (pw <= DENSE_CONTEXTS) {
+                idx += (int64_t)sym * pw;
+                pw *= alphabet;
+            }
             if (d == 0 || found) {
-                node = model_find(&M[d], lo, hi);
+                node = model_find(&M[d], lo, hi, idx);
                 found = node >= 0;
                 reached = d;
             }
             if (found) {
                 int created;
-                if (M[d].best_y[node] == y) {
+                if (model_rec(&M[d], node)->best_y == y) {
                     if (++score[d] >= score[winner]) winner = d;
                     if (d == cur_winner) tally_add(&t, 1);
                 } else if (d == cur_winner) {
@@ -699,7 +735,7 @@ static int multi_mmc_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_p
                 }
                 entries[d] += created;
             } else if (entries[d] < MMC_MAX_ENTRIES) {
-                int64_t nd = model_node(&M[d], lo, hi);
+                int64_t nd = model_node(&M[d], lo, hi, idx);
                 if (nd < 0 || model_count(&M[d], nd, y, 1) < 0) {
                     rc = SP_ERR_NOMEM;
                     goto done;
@@ -717,7 +753,7 @@ done:
 
 int sp_multi_mmc(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_result *out)
 {
-    if (alphabet < 1 || alphabet > 256 || n < 3) return SP_ERR_ARGS;
+    if (alphabet < 1 || alphabet > 256 || n < 3 || !symbols_fit(s, n, alphabet)) return SP_ERR_ARGS;
     if (alphabet <= 2) return multi_mmc_binary(s, n, out);
     return multi_mmc_symbols(s, n, alphabet, out);
 }
@@ -785,16 +821,16 @@ static int lz78y_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_predi
     int rc = 0;
 
     for (int j = 0; j <= LZ_DEPTH; j++) {
-        if (model_init(&D[j], alphabet) != 0) {
+        if (model_init(&D[j], alphabet, j) != 0) {
             for (int k = 0; k <= j; k++) model_free(&D[k]);
             return SP_ERR_NOMEM;
         }
     }
     for (int j = 1; j <= LZ_DEPTH; j++) {
         uint64_t lo, hi;
-        int64_t node;
-        context_key(s, LZ_DEPTH, j, &lo, &hi);
-        node = model_node(&D[j], lo, hi);
+        int64_t node, idx;
+        context_key(s, LZ_DEPTH, j, alphabet, &lo, &hi, &idx);
+        node = model_node(&D[j], lo, hi, idx);
         if (node < 0 || model_count(&D[j], node, s[LZ_DEPTH], 1) < 0) {
             rc = SP_ERR_NOMEM;
             goto done;
@@ -804,10 +840,18 @@ static int lz78y_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_predi
     for (int64_t i = LZ_DEPTH + 1; i < n; i++) {
         const uint8_t y = s[i];
         uint64_t full_lo, full_hi;
-        int64_t max_count = 0;
+        int64_t max_count = 0, dense_idx[LZ_DEPTH + 1], pw = 1, acc = 0;
         int have = 0;
         uint8_t prediction = 0;
-        context_key(s, i, LZ_DEPTH, &full_lo, &full_hi);
+        context_key(s, i, LZ_DEPTH, alphabet, &full_lo, &full_hi, &acc);
+        acc = 0;
+        for (int j = 1; j <= LZ_DEPTH; j++) {
+            if (pw <= DENSE_CONTEXTS) {
+                acc += (int64_t)s[i - j] * pw;
+                pw *= alphabet;
+            }
+            dense_idx[j] = acc;
+        }
         for (int j = LZ_DEPTH; j >= 1; j--) {
             uint64_t lo = full_lo, hi = full_hi;
             int64_t node;
@@ -817,11 +861,12 @@ static int lz78y_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_predi
             } else if (j < 16) {
                 hi &= (1ULL << (8 * (j - 8))) - 1;
             }
-            node = model_find(&D[j], lo, hi);
+            node = model_find(&D[j], lo, hi, dense_idx[j]);
             if (node >= 0) {
-                if (D[j].best_count[node] > max_count) {
-                    max_count = D[j].best_count[node];
-                    prediction = D[j].best_y[node];
+                const node_rec *r = model_rec(&D[j], node);
+                if (r->best_count > max_count) {
+                    max_count = r->best_count;
+                    prediction = (uint8_t)r->best_y;
                     have = 1;
                 }
                 if (model_count(&D[j], node, y, 1) < 0) {
@@ -829,7 +874,7 @@ static int lz78y_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_predi
                     goto done;
                 }
             } else if (dict_size < LZ_MAX_DICTIONARY) {
-                node = model_node(&D[j], lo, hi);
+                node = model_node(&D[j], lo, hi, dense_idx[j]);
                 if (node < 0 || model_count(&D[j], node, y, 1) < 0) {
                     rc = SP_ERR_NOMEM;
                     goto done;
@@ -847,7 +892,8 @@ done:
 
 int sp_lz78y(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_result *out)
 {
-    if (alphabet < 1 || alphabet > 256 || n < LZ_DEPTH + 2) return SP_ERR_ARGS;
+    if (alphabet < 1 || alphabet > 256 || n < LZ_DEPTH + 2 || !symbols_fit(s, n, alphabet))
+        return SP_ERR_ARGS;
     if (alphabet <= 2) return lz78y_binary(s, n, out);
     return lz78y_symbols(s, n, alphabet, out);
 }
