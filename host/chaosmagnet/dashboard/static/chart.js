@@ -101,7 +101,8 @@ export class LineChart {
     // time labels: how long before the newest point
     ctx.textAlign = "center";
     ctx.textBaseline = "top";
-    const every = [10, 15, 20, 30, 60, 120, 180, 300].find((s) => span / s <= 6) || 300;
+    const steps = span <= 120 ? [10, 15, 20, 30, 60] : [60, 120, 180, 300];
+    const every = steps.find((s) => span / s <= 6) || 300;
     for (let ago = 0; ago <= span; ago += every) {
       const xx = pad.left + plotW - (ago * plotW) / span;
       const label = ago === 0 ? "now" : ago % 60 === 0 ? `-${ago / 60}m` : `-${ago}s`;
