@@ -485,6 +485,15 @@ def test_predictor_kernels_follow_the_pseudocode(k: int) -> None:
     assert _kernel("sp_lz78y", data[:2500], k) == _lz78y_reference(seq[:2500])
 
 
+@pytest.mark.parametrize("name", ["sp_lag", "sp_multi_mcw", "sp_multi_mmc", "sp_lz78y"])
+def test_predictor_kernels_reject_symbols_outside_the_alphabet(name: str) -> None:
+    data = np.zeros(5000, dtype=np.uint8)
+    data[-1] = 7
+    out = ffi.new("sp_predictor_result *")
+    rc = getattr(lib, name)(ffi.from_buffer("uint8_t[]", data), data.size, 7, out)
+    assert rc == lib.SP_ERR_ARGS
+
+
 def test_lag_on_a_periodic_sequence_by_hand() -> None:
     data = np.tile(np.arange(5, dtype=np.uint8), 400)
     # Steps 1..5 predict with lag 1 (wrong); lag 5 leads from then on.
