@@ -441,6 +441,20 @@ def lz78y_estimate(s: np.ndarray, alphabet: int) -> Estimate:
 # the assessment
 
 
+# Rough cost of one estimator run per sample, for scheduling only.
+_COST = {
+    "multi_mmc": 6.0,
+    "tuple": 4.0,
+    "lz78y": 3.0,
+    "lag": 1.5,
+    "multi_mcw": 0.6,
+    "compression": 0.4,
+    "collision": 0.1,
+    "markov": 0.1,
+    "mcv": 0.05,
+}
+
+
 def _default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
@@ -473,27 +487,12 @@ def assess_noniid(
     symbols = lookup[raw]
     bitseq = None if binary else bitstring(raw, bits)
 
-    jobs: list[tuple[str, str, Callable[[], Any]]] = []
-    # Longest first, so two workers finish together.
-    if bitseq is not None:
-        b = bitseq
-        jobs += [
-            ("tuple", "bitstring", lambda: tuple_estimates(b)),
-            ("lag", "bitstring", lambda: lag_estimate(b, 2)),
-            ("lz78y", "bitstring", lambda: lz78y_estimate(b, 2)),
-            ("multi_mmc", "bitstring", lambda: multi_mmc_estimate(b, 2)),
-            ("multi_mcw", "bitstring", lambda: multi_mcw_estimate(b, 2)),
-            ("compression", "bitstring", lambda: compression_estimate(b)),
-            ("collision", "bitstring", lambda: collision_estimate(b)),
-            ("markov", "bitstring", lambda: markov_estimate(b)),
-            ("mcv", "bitstring", lambda: mcv_estimate(b, 2)),
-        ]
-    jobs += [
-        ("lz78y", "original", lambda: lz78y_estimate(symbols, alphabet)),
+    jobs: list[tuple[str, str, Callable[[], Any]]] = [
         ("multi_mmc", "original", lambda: multi_mmc_estimate(symbols, alphabet)),
+        ("lz78y", "original", lambda: lz78y_estimate(symbols, alphabet)),
         ("tuple", "original", lambda: tuple_estimates(symbols)),
-        ("lag", "original", lambda: lag_estimate(symbols, alphabet)),
         ("multi_mcw", "original", lambda: multi_mcw_estimate(symbols, alphabet)),
+        ("lag", "original", lambda: lag_estimate(symbols, alphabet)),
         ("mcv", "original", lambda: mcv_estimate(symbols, alphabet)),
     ]
     if binary:
@@ -502,6 +501,21 @@ def assess_noniid(
             ("collision", "original", lambda: collision_estimate(symbols)),
             ("markov", "original", lambda: markov_estimate(symbols)),
         ]
+    if bitseq is not None:
+        b = bitseq
+        jobs += [
+            ("multi_mmc", "bitstring", lambda: multi_mmc_estimate(b, 2)),
+            ("tuple", "bitstring", lambda: tuple_estimates(b)),
+            ("lz78y", "bitstring", lambda: lz78y_estimate(b, 2)),
+            ("lag", "bitstring", lambda: lag_estimate(b, 2)),
+            ("multi_mcw", "bitstring", lambda: multi_mcw_estimate(b, 2)),
+            ("compression", "bitstring", lambda: compression_estimate(b)),
+            ("collision", "bitstring", lambda: collision_estimate(b)),
+            ("markov", "bitstring", lambda: markov_estimate(b)),
+            ("mcv", "bitstring", lambda: mcv_estimate(b, 2)),
+        ]
+    # Longest first, so that two workers finish together.
+    jobs.sort(key=lambda job: _COST[job[0]] * (bits if job[1] == "bitstring" else 1), reverse=True)
 
     found: dict[tuple[str, str], Estimate] = {}
     total = len(jobs)
