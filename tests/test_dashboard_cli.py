@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import IO, Any
@@ -105,7 +107,7 @@ def test_run_dashboard_with_a_simulated_node(tmp_path: Path) -> None:
                 "--listen",
                 "127.0.0.1:0",
                 "--seconds",
-                "20",
+                "300",
                 "--json",
                 "--node",
                 "sim1",
@@ -147,9 +149,10 @@ def test_run_dashboard_with_a_simulated_node(tmp_path: Path) -> None:
             re.M,
         )
         assert re.search(r"^chaosmagnet_nodes_connected 1$", metrics, re.M)
-        # a switch with the token from the printed link: a state change that lands in logs/
+        # a switch with the token from the printed link, on one of the node's sources:
+        # a state change that lands in logs/, while the node's other sources go on
         request = urllib.request.Request(
-            base + "api/sources/cpu-jitter",
+            base + "api/sources/" + urllib.parse.quote("node:sim1:jitter", safe=""),
             data=b'{"enabled": false}',
             method="POST",
             headers={
@@ -160,6 +163,11 @@ def test_run_dashboard_with_a_simulated_node(tmp_path: Path) -> None:
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert json.loads(response.read())["state"] == "stopped"
+        adc = lambda s: next(r for r in s["sources"] if r["name"] == "node:sim1:adc")["samples"]  # noqa: E731
+        seen = adc(get_json(base + "api/status"))
+        status = poll(base + "api/status", lambda s: adc(s) > seen)
+        assert status["nodes"][0]["link"] == "open"
+        run.send_signal(signal.SIGTERM)  # `run` stops cleanly on SIGTERM, dashboard and all
         assert run.wait(timeout=60) == 0
     finally:
         for proc in (run, simulator):
@@ -167,7 +175,11 @@ def test_run_dashboard_with_a_simulated_node(tmp_path: Path) -> None:
                 proc.terminate()
                 proc.wait(timeout=20)
     health = (tmp_path / "logs" / "health.jsonl").read_text()
-    assert '"state": "stopped"' in health and "cpu-jitter" in health
+    assert any(
+        json.loads(line).get("source") == "node:sim1:jitter"
+        and json.loads(line).get("state") == "stopped"
+        for line in health.splitlines()
+    )
     # the control token never reaches logs/, keys/ or any other file
     for path in tmp_path.rglob("*"):
         if path.is_file():
