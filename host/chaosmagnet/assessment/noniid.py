@@ -201,10 +201,8 @@ def collision_estimate(b: np.ndarray) -> Estimate:
     sigma = math.sqrt(max(0.0, (squares - total * x_bar) / (v - 1)))
     x_low = x_bar - Z_ALPHA * sigma / math.sqrt(v)
     details: dict[str, Any] = {"v": v, "x_bar": x_bar, "sigma": sigma, "x_bar_low": x_low}
-    if x_low < 2.5:
-        p = min(1.0, (1.0 + math.sqrt(max(0.0, 5.0 - 2.0 * x_low))) / 2.0)
-    else:
-        p = 0.5
+    # col_exp(0.5) = 2.5: at or above it no p > 1/2 fits, and the estimate is 1 bit.
+    p = min(1.0, (1.0 + math.sqrt(max(0.0, 5.0 - 2.0 * x_low))) / 2.0) if x_low < 2.5 else 0.5
     details["p"] = p
     return Estimate(_bits_of(p) if p > 0.5 else 1.0, details)
 

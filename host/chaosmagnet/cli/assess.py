@@ -121,7 +121,7 @@ def assess(
     """SP 800-90B entropy assessment of a sample file (the ten non-IID estimators of §6.3)."""
     if report is not None:
         check_writable(report)
-    iid_module = None
+    iid_module: ModuleType | None = None
     if iid:
         try:
             from chaosmagnet.assessment import iid as iid_module
