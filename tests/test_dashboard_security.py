@@ -8,6 +8,7 @@ from chaosmagnet.dashboard.security import (
     ListenAddress,
     RequestGuard,
     check_listen,
+    may_send_passphrase,
     new_token,
     parse_listen,
 )
@@ -100,3 +101,10 @@ def test_origin_and_token_rules() -> None:
     assert len(new_token()) >= 43 and new_token() != new_token()
     with pytest.raises(UsageError):
         RequestGuard("short", ListenAddress("127.0.0.1", 1))
+
+
+def test_typed_passphrases_only_over_loopback() -> None:
+    for peer in ("127.0.0.1", "127.9.9.9", "::1", "localhost"):
+        assert may_send_passphrase(peer), peer
+    for peer in (None, "", "192.0.2.7", "10.0.0.1", "2001:db8::1", "0.0.0.0"):
+        assert not may_send_passphrase(peer), peer

@@ -87,7 +87,9 @@ def parse_listen(text: str) -> ListenAddress:
     if not 0 <= port <= 65535:
         raise UsageError(f"--listen port must be 0..65535, not {port}")
     if ":" in host and not value.startswith("["):
-        raise UsageError(f"--listen: put an IPv6 address in brackets, e.g. [::1]:8765, not {text!r}")
+        raise UsageError(
+            f"--listen: put an IPv6 address in brackets, e.g. [::1]:8765, not {text!r}"
+        )
     if any(c.isspace() or c in "/?#@[]" for c in host):
         raise UsageError(f"--listen host {host!r} is not a host name or address")
     return ListenAddress(host, port)
@@ -106,6 +108,12 @@ def check_listen(address: ListenAddress, allow_remote: bool) -> str | None:
         f"warning: the dashboard listens on {address.url_host()}:{address.port}, reachable from "
         "other machines over plain HTTP; anyone who sees the link can switch sources and mint"
     )
+
+
+def may_send_passphrase(peer: str | None) -> bool:
+    """Whether a passphrase typed by this peer may be used: only over loopback, where it
+    never crossed a network in clear (remote pages use the server's $CHAOS_PASSPHRASE)."""
+    return peer is not None and is_loopback(peer)
 
 
 class RequestGuard:

@@ -36,7 +36,12 @@ from chaosmagnet.dashboard.live import LiveState
 from chaosmagnet.dashboard.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from chaosmagnet.dashboard.metrics import render_metrics
 from chaosmagnet.dashboard.minting import MintService
-from chaosmagnet.dashboard.security import SECURITY_HEADERS, ListenAddress, RequestGuard
+from chaosmagnet.dashboard.security import (
+    SECURITY_HEADERS,
+    ListenAddress,
+    RequestGuard,
+    may_send_passphrase,
+)
 from chaosmagnet.errors import BundleError, ChaosError, DashboardError, PoolError
 
 STATIC_FILES = {
@@ -304,6 +309,12 @@ class DashboardServer:
         ):
             return _error(
                 400, "kem, sign_keypair, passphrase and passphrase_confirm must be strings"
+            )
+        if passphrase and not may_send_passphrase(request.remote):
+            return _error(
+                400,
+                "a passphrase typed on another machine crossed the network in clear: not used; "
+                "start chaos-host run with $CHAOS_PASSPHRASE set, or use an SSH tunnel",
             )
         try:
             bundle = await self.minting.mint(kem, sign, passphrase, confirm)

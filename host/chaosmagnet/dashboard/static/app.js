@@ -370,12 +370,19 @@ function renderMint(mint) {
     }
     state.algorithmsShown = true;
   }
+  const remote = !["127.0.0.1", "localhost", "[::1]", "::1"].includes(window.location.hostname);
+  const field = $("#mint-passphrase");
+  field.disabled = remote; // a passphrase would cross the network in clear
+  field.placeholder = remote ? (mint.server_passphrase ? "the server's CHAOS_PASSPHRASE is used" : "not over the network") : "";
   const creating = mint.identity && !mint.identity.exists;
   const typed = $("#mint-passphrase").value.length > 0;
   $("#mint-confirm-label").hidden = !(creating && typed);
   let reason = "";
   if (!mint.available) reason = mint.reason;
   else if (!state.token) reason = "read-only: open the link with the control token to mint";
+  else if (remote && !mint.server_passphrase) {
+    reason = "from another machine, minting uses the server's CHAOS_PASSPHRASE, and it is not set (or use an SSH tunnel)";
+  }
   else if (mint.busy) reason = "";
   button.disabled = Boolean(reason) || mint.busy;
   button.title = reason;
