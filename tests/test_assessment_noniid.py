@@ -355,6 +355,14 @@ def test_bit_lcp_matches_the_suffix_array_route(values: list[int], period: int) 
         assert tight is None or tight.tolist() == expected.tolist()
 
 
+def test_bit_lcp_gives_up_on_long_repeats() -> None:
+    zeros = np.zeros(200_000, dtype=np.uint8)
+    assert suffix.bit_lcp_array(zeros) is None  # the caller falls back to SA-IS
+    t_tuple, lrs = tuple_estimates(zeros)
+    assert t_tuple.h == 0.0 and lrs.h == 0.0
+    assert lrs.details["v"] == zeros.size - 1
+
+
 def test_suffix_rejects_bad_arguments() -> None:
     with pytest.raises(UsageError):
         suffix.lcp_array(np.zeros(4, dtype=np.uint8), np.array([0, 1, 2], dtype=np.int32))

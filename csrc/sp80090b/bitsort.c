@@ -45,7 +45,7 @@ static inline int64_t min64(int64_t a, int64_t b)
 }
 
 /* Order of the suffixes at a != b, both known to agree on their first `off`
- * bits: negative when suffix a sorts first. */
+ * bits: negative when suffix a sorts first (0 once the budget is spent). */
 static inline int suffix_cmp(bittext *t, int64_t a, int64_t b, int64_t off)
 {
     for (;;) {
@@ -57,7 +57,7 @@ static inline int suffix_cmp(bittext *t, int64_t a, int64_t b, int64_t off)
         m = min64(min64(la, lb), 64);
         diff = ka ^ kb;
         if (m < 64) diff &= ~0ULL << (64 - m);
-        t->work++;
+        if (++t->work > t->budget) return 0; /* out of budget: the caller gives up */
         if (diff) return ka < kb ? -1 : 1;
         if (m < 64) return la < lb ? -1 : 1;
         off += 64;
@@ -74,7 +74,7 @@ static inline int64_t suffix_lcp(bittext *t, int64_t a, int64_t b, int64_t off)
         if (la <= 0 || lb <= 0) return off;
         m = min64(min64(la, lb), 64);
         diff = bits_at(t->W, a + off) ^ bits_at(t->W, b + off);
-        t->work++;
+        if (++t->work > t->budget) return off; /* out of budget: the caller gives up */
         if (diff) {
             int64_t c = __builtin_clzll(diff);
             return off + (c < m ? c : m);

@@ -18,13 +18,15 @@ int sp_tuple_counts(const int32_t *lcp, int64_t n, int32_t max_len, int64_t *q, 
     int32_t *stack_lcp;
     uint64_t *diff;
     int64_t top = 0, t;
+    /* LCP values on the stack strictly increase, so its depth is <= max_len + 1;
+     * it starts small and grows as needed. */
+    int64_t stack_cap = max_len + 2 < 4096 ? max_len + 2 : 4096;
 
     if (n < 1 || max_len < 0) return SP_ERR_ARGS;
     best = calloc((size_t)max_len + 2, sizeof(int64_t));
     diff = calloc((size_t)max_len + 2, sizeof(uint64_t));
-    /* LCP values on the stack strictly increase, so its depth is <= max_len + 1. */
-    stack_lcp = malloc(sizeof(int32_t) * ((size_t)max_len + 2));
-    stack_lb = malloc(sizeof(int64_t) * ((size_t)max_len + 2));
+    stack_lcp = malloc(sizeof(int32_t) * (size_t)stack_cap);
+    stack_lb = malloc(sizeof(int64_t) * (size_t)stack_cap);
     if (best == NULL || diff == NULL || stack_lcp == NULL || stack_lb == NULL) {
         free(best);
         free(diff);
@@ -57,6 +59,22 @@ int sp_tuple_counts(const int32_t *lcp, int64_t n, int32_t max_len, int64_t *q, 
             lb = left;
         }
         if (cur > stack_lcp[top]) {
+            if (top + 1 == stack_cap) {
+                int64_t cap = stack_cap * 2;
+                int32_t *sl = realloc(stack_lcp, sizeof(int32_t) * (size_t)cap);
+                int64_t *sb;
+                if (sl != NULL) stack_lcp = sl;
+                sb = sl != NULL ? realloc(stack_lb, sizeof(int64_t) * (size_t)cap) : NULL;
+                if (sb != NULL) stack_lb = sb;
+                if (sl == NULL || sb == NULL) {
+                    free(best);
+                    free(diff);
+                    free(stack_lcp);
+                    free(stack_lb);
+                    return SP_ERR_NOMEM;
+                }
+                stack_cap = cap;
+            }
             top++;
             stack_lcp[top] = cur;
             stack_lb[top] = lb;
