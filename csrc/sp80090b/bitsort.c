@@ -1,12 +1,12 @@
-/* LCP array of a bitstring's sorted suffixes, by radix sorting 48-bit
+/* LCP array of a bitstring's sorted suffixes, by radix sorting 40-bit
  * prefixes (SP 800-90B §6.3.5-6.3.6 on the bitstring).
  *
  * The t-tuple and LRS estimators need only the LCP values between neighbours
- * in suffix order.  For a bitstring, the first 48 bits of every suffix are one
- * machine word away in a packed copy of the text, so four passes of a 12-bit
- * LSD radix sort put the suffixes in order of their first 48 bits.  Suffixes
- * that still tie (a repeat of 48 bits or more) are sorted by comparing 64 bits
- * at a time from bit 48 on.  When such ties are common (long repeats) that
+ * in suffix order.  For a bitstring, the first 40 bits of every suffix are one
+ * machine word away in a packed copy of the text, so five passes of an 8-bit
+ * LSD radix sort put the suffixes in order of their first 40 bits.  Suffixes
+ * that still tie (a repeat of 40 bits or more) are sorted by comparing 64 bits
+ * at a time from bit 40 on.  When such ties are common (long repeats) that
  * second stage could grow without bound, so it works within a budget and
  * reports SP_ERR_BUDGET when it runs out; the caller then uses SA-IS.
  *
@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PREFIX_BITS 48
+#define PREFIX_BITS 40
 #define DIGIT_BITS 8
 #define DIGITS (1 << DIGIT_BITS)
 #define PASSES (PREFIX_BITS / DIGIT_BITS)
@@ -171,7 +171,7 @@ int sp_bit_lcp_array(const uint8_t *bits, int64_t n, int32_t *lcp, int64_t budge
     t.work = 0;
     t.budget = budget;
 
-    /* Stable LSD radix sort on the first 48 bits, from descending positions. */
+    /* Stable LSD radix sort on the first 40 bits, from descending positions. */
     for (int64_t i = 0; i < n; i++) {
         uint64_t prefix = bits_at(W, i) >> (64 - PREFIX_BITS);
         for (int p = 0; p < PASSES; p++) hist[p * DIGITS + ((prefix >> (p * DIGIT_BITS)) & (DIGITS - 1))]++;
@@ -199,8 +199,8 @@ int sp_bit_lcp_array(const uint8_t *bits, int64_t n, int32_t *lcp, int64_t budge
         }
     }
 
-    /* Neighbours that differ within 48 bits (or where one suffix is shorter
-     * than 48 bits) are final; runs that share 48 bits are sorted further. */
+    /* Neighbours that differ within 40 bits (or where one suffix is shorter
+     * than 40 bits) are final; runs that share 40 bits are sorted further. */
     lcp[0] = 0;
     for (int64_t i = 1; i < n;) {
         int64_t a = P[i - 1], b = P[i];
@@ -212,7 +212,7 @@ int sp_bit_lcp_array(const uint8_t *bits, int64_t n, int32_t *lcp, int64_t budge
             i++;
             continue;
         }
-        /* a run P[s..e] sharing its first 48 bits, all at least 48 bits long */
+        /* a run P[s..e] sharing its first 40 bits, all at least 40 bits long */
         {
             int64_t s = i - 1, e = i;
             while (e + 1 < n) {

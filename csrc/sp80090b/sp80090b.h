@@ -27,7 +27,7 @@ int sp_suffix_array(const uint8_t *text, int64_t n, int32_t alphabet, int32_t *s
 int sp_lcp_array(const uint8_t *text, int64_t n, const int32_t *sa, int32_t *lcp);
 
 /* LCP array (in suffix order, lcp[0] = 0) of a text of bits 0/1, by radix
- * sorting 48-bit prefixes and comparing longer ties 64 bits at a time.
+ * sorting 40-bit prefixes and comparing longer ties 64 bits at a time.
  * Returns SP_ERR_BUDGET when the ties need more than `budget` 64-bit steps
  * (long repeats): use sp_suffix_array and sp_lcp_array instead. */
 int sp_bit_lcp_array(const uint8_t *bits, int64_t n, int32_t *lcp, int64_t budget);

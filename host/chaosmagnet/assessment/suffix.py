@@ -66,10 +66,10 @@ def lcp_array(data: np.ndarray, sa: np.ndarray) -> np.ndarray:
     return lcp
 
 
-def bit_lcp_array(bits: np.ndarray, budget_factor: float = 2.0) -> np.ndarray | None:
+def bit_lcp_array(bits: np.ndarray, budget_factor: float = 3.0) -> np.ndarray | None:
     """LCP array (suffix order) of a 0/1 sequence without building its suffix array.
 
-    Radix sorts the suffixes' 48-bit prefixes and compares longer ties 64 bits
+    Radix sorts the suffixes' 40-bit prefixes and compares longer ties 64 bits
     at a time.  Returns None when ties (long repeats) would take more than
     budget_factor x len(bits) steps; lcp_array(bits, suffix_array(bits)) is
     then the linear-time way.
