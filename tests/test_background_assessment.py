@@ -6,7 +6,6 @@ import asyncio
 
 import numpy as np
 import pytest
-
 from chaosmagnet.assessment.background import BackgroundAssessor
 from chaosmagnet.config import Config
 from chaosmagnet.engine import Engine

@@ -17,9 +17,7 @@ CHAOS = [sys.executable, "-m", "chaosmagnet"]
 
 def chaos(*args: str, cwd: Path, timeout: float = 120, stdin: bytes | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, CHAOS_HOME=str(cwd), COLUMNS="200")
-    return subprocess.run(
-        [*CHAOS, *args], cwd=cwd, env=env, capture_output=True, timeout=timeout, input=stdin
-    )
+    return subprocess.run([*CHAOS, *args], cwd=cwd, env=env, capture_output=True, timeout=timeout, input=stdin)
 
 
 def test_run_json_prints_one_object_per_interval(tmp_path: Path) -> None:
@@ -33,8 +31,18 @@ def test_run_json_prints_one_object_per_interval(tmp_path: Path) -> None:
         names = {s["name"] for s in obj["sources"]}
         assert names == {"os-rng", "cpu-jitter", "system"}
         for s in obj["sources"]:
-            assert {"name", "state", "samples", "credited_bits", "h_shannon", "h_min", "h_collision",
-                    "rct_failures", "apt_failures", "h_assessed"} <= set(s)
+            assert {
+                "name",
+                "state",
+                "samples",
+                "credited_bits",
+                "h_shannon",
+                "h_min",
+                "h_collision",
+                "rct_failures",
+                "apt_failures",
+                "h_assessed",
+            } <= set(s)
     last = {s["name"]: s for s in objects[-1]["sources"]}
     assert last["cpu-jitter"]["samples"] > 0 and last["cpu-jitter"]["credited_bits"] > 0
     assert objects[-1]["pool"]["credited_bits"] > 0
@@ -82,8 +90,10 @@ def test_random_to_file_and_pipe(tmp_path: Path) -> None:
     assert piped.stdout != out.read_bytes()[:4096]
 
 
-@pytest.mark.skipif(shutil.which("ent") is None or shutil.which("rngtest") is None,
-                    reason="ent and rngtest (Debian: ent, rng-tools5) are not installed")
+@pytest.mark.skipif(
+    shutil.which("ent") is None or shutil.which("rngtest") is None,
+    reason="ent and rngtest (Debian: ent, rng-tools5) are not installed",
+)
 def test_random_output_passes_ent_and_rngtest(tmp_path: Path) -> None:
     """8 MB here; scripts/randomness-tests runs 100 MB and records it in docs/."""
     out = tmp_path / "r.bin"
@@ -134,7 +144,17 @@ def test_random_refuses_unseeded_output_on_timeout(tmp_path: Path) -> None:
 def test_sample_does_not_replace_existing_file_on_failure(tmp_path: Path) -> None:
     out = tmp_path / "keep.bin"
     out.write_bytes(b"precious")
-    result = chaos("sample", "video", "--camera", str(tmp_path / "no-such.mp4"), "--count", "10",
-                   "--out", str(out), cwd=tmp_path, timeout=60)
+    result = chaos(
+        "sample",
+        "video",
+        "--camera",
+        str(tmp_path / "no-such.mp4"),
+        "--count",
+        "10",
+        "--out",
+        str(out),
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert out.read_bytes() == b"precious"

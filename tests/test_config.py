@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from chaosmagnet.config import load_config
 from chaosmagnet.errors import ConfigError
 

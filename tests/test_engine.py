@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from chaosmagnet.config import Config, SourceConfig
 from chaosmagnet.engine import Engine
 from chaosmagnet.errors import PoolError
@@ -22,8 +21,12 @@ from chaosmagnet.sources.local import CpuJitterSource, OsRngSource, SystemSource
 class ScriptedSource(Source):
     """Yields the given batches, then idles until stopped."""
 
-    def __init__(self, name: str, batches: list[np.ndarray], declared_h: float = 2.0, conditioned: bool = False) -> None:
-        self.info = SourceInfo(name=name, kind="test", bits_per_sample=8, declared_h=declared_h, conditioned=conditioned)
+    def __init__(
+        self, name: str, batches: list[np.ndarray], declared_h: float = 2.0, conditioned: bool = False
+    ) -> None:
+        self.info = SourceInfo(
+            name=name, kind="test", bits_per_sample=8, declared_h=declared_h, conditioned=conditioned
+        )
         self._batches = batches
         self.stopped = False
 

@@ -6,10 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from chaosmagnet.estimates import OnlineEstimator, mcv_min_entropy
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from chaosmagnet.estimates import OnlineEstimator, mcv_min_entropy
 
 
 def direct(window: np.ndarray) -> tuple[float, float, float]:

@@ -21,13 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from chaosmagnet import extractor
 from chaosmagnet._keccak import ffi, lib
 from chaosmagnet.errors import ChaosError, ExtractorError
 from chaosmagnet.extractor import Sponge, sha3_256, sha3_512, shake128, shake256
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 # --------------------------------------------------------------------------
 # Known answers

@@ -7,10 +7,6 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from scipy.stats import binom
-
 from chaosmagnet.health import (
     HealthMonitor,
     HealthPolicy,
@@ -21,6 +17,9 @@ from chaosmagnet.health import (
     apt_window,
     rct_cutoff,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import binom
 
 # SP 800-90B §4.4.2, Table 2 style values (alpha = 2^-20): (H, window, cutoff)
 APT_CUTOFFS = [
@@ -106,7 +105,7 @@ def test_kernel_matches_reference_and_is_split_invariant(data: list[int], cuts: 
     monitor = HealthMonitor(h, bits_per_sample=2)
     found = []
     bounds = sorted({0, len(samples), *[c for c in cuts if c <= len(samples)]})
-    for lo, hi in zip(bounds, bounds[1:]):
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
         found += [(f.test.value, f.sample_index) for f in monitor.run(samples[lo:hi])]
     expected = reference_health(samples, monitor.rct_cutoff, monitor.apt_cutoff, monitor.apt_window)
     assert found == expected

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from chaosmagnet.errors import PoolError, UsageError
 from chaosmagnet.output import OutputGenerator
 from chaosmagnet.pool import EntropyPool

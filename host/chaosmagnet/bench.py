@@ -97,7 +97,7 @@ def run_benchmarks(size_mib: int = 64, progress: Progress | None = None) -> dict
     """Run every benchmark available and return figures by section."""
     say = progress or (lambda msg: None)
     results: dict[str, dict[str, Any]] = {}
-    say("extractor: absorbing %d MiB with our sponge and hashlib..." % size_mib)
+    say(f"extractor: absorbing {size_mib} MiB with our sponge and hashlib...")
     results["extractor (Keccak absorb, SHA3-256)"] = bench_extractor(size_mib)
     say("health: RCT+APT over 256 Mi samples...")
     results["health (RCT+APT in C)"] = bench_health()

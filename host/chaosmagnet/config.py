@@ -159,9 +159,13 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         if cfg.alpha_exponent > 64:
             raise ConfigError(f"{label}: health.alpha_exponent: must be at most 64")
     if "recovery_samples" in health:
-        cfg.recovery_samples = int(_number(f"{label}: health.recovery_samples", health["recovery_samples"], minimum=1, integer=True))
+        cfg.recovery_samples = int(
+            _number(f"{label}: health.recovery_samples", health["recovery_samples"], minimum=1, integer=True)
+        )
     if "max_failures" in health:
-        cfg.max_failures = int(_number(f"{label}: health.max_failures", health["max_failures"], minimum=1, integer=True))
+        cfg.max_failures = int(
+            _number(f"{label}: health.max_failures", health["max_failures"], minimum=1, integer=True)
+        )
     if "failure_period" in health:
         cfg.failure_period = float(_number(f"{label}: health.failure_period", health["failure_period"], minimum=1))
 
@@ -179,7 +183,9 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         raise ConfigError(f"{label}: [pool] must be a table")
     _check_keys(f"{label}: pool", pool, {"capacity_bits"})
     if "capacity_bits" in pool:
-        cfg.capacity_bits = int(_number(f"{label}: pool.capacity_bits", pool["capacity_bits"], minimum=256, integer=True))
+        cfg.capacity_bits = int(
+            _number(f"{label}: pool.capacity_bits", pool["capacity_bits"], minimum=256, integer=True)
+        )
 
     assessment = data.get("assessment", {})
     if not isinstance(assessment, dict):
@@ -190,9 +196,13 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
             raise ConfigError(f"{label}: assessment.enabled: expected true or false")
         cfg.assessment_enabled = assessment["enabled"]
     if "samples" in assessment:
-        cfg.assessment_samples = int(_number(f"{label}: assessment.samples", assessment["samples"], minimum=1000, integer=True))
+        cfg.assessment_samples = int(
+            _number(f"{label}: assessment.samples", assessment["samples"], minimum=1000, integer=True)
+        )
     if "reassess_seconds" in assessment:
-        cfg.reassess_seconds = float(_number(f"{label}: assessment.reassess_seconds", assessment["reassess_seconds"], minimum=1))
+        cfg.reassess_seconds = float(
+            _number(f"{label}: assessment.reassess_seconds", assessment["reassess_seconds"], minimum=1)
+        )
     return cfg
 
 

@@ -267,7 +267,12 @@ class Engine:
                 sample_index=failure.sample_index,
             )
         state = runtime.policy.observe(failures, runtime.monitor.samples)
-        if runtime.status in (SourceState.OK.value, SourceState.QUARANTINED.value, SourceState.FAILED.value, "starting"):
+        if runtime.status in (
+            SourceState.OK.value,
+            SourceState.QUARANTINED.value,
+            SourceState.FAILED.value,
+            "starting",
+        ):
             self._set_status(runtime, state.value)
         runtime.estimator.update(samples)
         runtime.samples += samples.size
@@ -303,7 +308,8 @@ class Engine:
         """Credited bits in the pool from sources whose state is ok."""
         ledger = self.pool.credited_by_source()
         return sum(
-            bits for name, bits in ledger.items()
+            bits
+            for name, bits in ledger.items()
             if name in self._runtimes and self._runtimes[name].status == SourceState.OK.value
         )
 
@@ -319,9 +325,7 @@ class Engine:
     ) -> None:
         """Wait until at least ``bits`` credited bits from healthy sources are pooled."""
         if bits > self.pool.capacity_bits:
-            raise PoolError(
-                f"{bits:.0f} credited bits requested but the pool holds at most {self.pool.capacity_bits}"
-            )
+            raise PoolError(f"{bits:.0f} credited bits requested but the pool holds at most {self.pool.capacity_bits}")
         deadline = self._clock() + timeout
         while True:
             have = self.healthy_credited_bits()
@@ -334,9 +338,7 @@ class Engine:
                 raise PoolError("no healthy source: every source is quarantined, failed, stopped or unavailable")
             remaining = deadline - self._clock()
             if remaining <= 0:
-                raise PoolError(
-                    f"timed out after {timeout:g} s with {have:.0f} of {bits:.0f} credited bits"
-                )
+                raise PoolError(f"timed out after {timeout:g} s with {have:.0f} of {bits:.0f} credited bits")
             await asyncio.sleep(min(0.1, remaining))
 
     # -- reporting --------------------------------------------------------

@@ -67,10 +67,7 @@ class OutputGenerator:
         self.reseeds += 1
 
     def _maybe_reseed(self) -> None:
-        due = (
-            self._since_reseed >= self.reseed_bytes
-            or self._clock() - self._reseeded_at >= self.reseed_seconds
-        )
+        due = self._since_reseed >= self.reseed_bytes or self._clock() - self._reseeded_at >= self.reseed_seconds
         if due and self.pool.credited_bits >= SEED_BITS:
             self.seed()
 

@@ -119,9 +119,7 @@ class EntropyPool:
         name = source.encode("utf-8")
         with self._lock:
             self._sequence += 1
-            header = (
-                _framed(_DOMAIN_ABSORB) + _framed(name) + struct.pack("<QQ", self._sequence, length)
-            )
+            header = _framed(_DOMAIN_ABSORB) + _framed(name) + struct.pack("<QQ", self._sequence, length)
             self._sponge.absorb(header)
             self._sponge.absorb(payload)
             self.stats.absorbs += 1

@@ -11,15 +11,16 @@ import sys
 
 import typer
 
+# Command modules: importing one registers its commands on `app`.
+from chaosmagnet.cli import (
+    assess,  # noqa: E402,F401  (assess)
+    core_commands,  # noqa: E402,F401  (run, sources, sample, random, bench)
+    dashboard_hook,  # noqa: E402,F401  (run --dashboard)
+    keys_commands,  # noqa: E402,F401  (backends, mint, verify, export, identity, audit)
+    nodes_commands,  # noqa: E402,F401  (nodes ..., run --node)
+)
 from chaosmagnet.cli.app import app
 from chaosmagnet.errors import ChaosError
-
-# Command modules: importing one registers its commands on `app`.
-from chaosmagnet.cli import core_commands  # noqa: E402,F401  (run, sources, sample, random, bench)
-from chaosmagnet.cli import keys_commands  # noqa: E402,F401  (backends, mint, verify, export, identity, audit)
-from chaosmagnet.cli import assess  # noqa: E402,F401  (assess)
-from chaosmagnet.cli import dashboard_hook  # noqa: E402,F401  (run --dashboard)
-from chaosmagnet.cli import nodes_commands  # noqa: E402,F401  (nodes ..., run --node)
 
 __all__ = ["app", "main"]
 
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     except typer.TyperException as exc:  # typer's (vendored click) usage and parameter errors
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         ctx = getattr(exc, "ctx", None)
-        if ctx is not None and not args[-1:] == ["--help"] and "\n" in message.strip():
+        if ctx is not None and args[-1:] != ["--help"] and "\n" in message.strip():
             print(message, file=sys.stderr)  # a group called without a command: its help
         else:
             command = ctx.command_path if ctx is not None else "chaos-host"

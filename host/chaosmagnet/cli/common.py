@@ -26,9 +26,7 @@ def source_options(config: Config, camera: str | None = None, audio_device: str 
     rates = {name: sc.rate for name, sc in config.sources.items() if sc.rate is not None}
     # [audio], [video] and [hid] tables go to those sources' factories, which
     # validate them; the command line's device choices win over the file's.
-    return SourceOptions(
-        rates=rates, camera=camera, audio_device=audio_device, extra=dict(config.extra)
-    )
+    return SourceOptions(rates=rates, camera=camera, audio_device=audio_device, extra=dict(config.extra))
 
 
 def selected_source_names(config: Config, names: list[str] | None) -> list[str]:

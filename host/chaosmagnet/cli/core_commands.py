@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -16,7 +17,14 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from chaosmagnet.cli.app import app
-from chaosmagnet.cli.common import atomic_output, build_sources, check_writable, load, selected_source_names, source_options
+from chaosmagnet.cli.common import (
+    atomic_output,
+    build_sources,
+    check_writable,
+    load,
+    selected_source_names,
+    source_options,
+)
 from chaosmagnet.cli.view import render, summary_lines
 from chaosmagnet.engine import Engine
 from chaosmagnet.errors import SourceUnavailable, UsageError
@@ -37,8 +45,12 @@ RUN_HOOKS: list[RunHook] = []
 
 
 def _engine_for(
-    config_path: Path | None, names: list[str] | None, camera: str | None, audio_device: str | None,
-    *, assess: bool = False,
+    config_path: Path | None,
+    names: list[str] | None,
+    camera: str | None,
+    audio_device: str | None,
+    *,
+    assess: bool = False,
 ) -> Engine:
     config = load(config_path)
     chosen = selected_source_names(config, names)
@@ -48,14 +60,31 @@ def _engine_for(
 
 def _json_interval(snapshot: dict[str, Any]) -> str:
     keep = (
-        "name", "kind", "state", "reason", "samples", "rate", "credited_bits", "pool_bits", "h_shannon",
-        "h_min", "h_collision", "h_assessed", "credit_h", "rct_failures", "apt_failures",
+        "name",
+        "kind",
+        "state",
+        "reason",
+        "samples",
+        "rate",
+        "credited_bits",
+        "pool_bits",
+        "h_shannon",
+        "h_min",
+        "h_collision",
+        "h_assessed",
+        "credit_h",
+        "rct_failures",
+        "apt_failures",
     )
     sources = [{k: s[k] for k in keep} for s in snapshot["sources"]]
     pool_keys = ("credited_bits", "capacity_bits", "fill", "raw_bytes", "extraction_ratio", "drawn_bits", "fingerprint")
     return json.dumps(
-        {"time": snapshot["time"], "uptime": snapshot["uptime"], "sources": sources,
-         "pool": {k: snapshot["pool"][k] for k in pool_keys}},
+        {
+            "time": snapshot["time"],
+            "uptime": snapshot["uptime"],
+            "sources": sources,
+            "pool": {k: snapshot["pool"][k] for k in pool_keys},
+        },
         sort_keys=True,
     )
 
@@ -81,10 +110,8 @@ async def _run(engine: Engine, seconds: float | None, as_json: bool, options: di
         try:
             while not stop.is_set():
                 timeout = 1.0 if deadline is None else max(0.0, min(1.0, deadline - loop.time()))
-                try:
+                with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout)
-                except asyncio.TimeoutError:
-                    pass
                 snapshot = engine.snapshot()
                 if as_json:
                     print(_json_interval(snapshot), flush=True)
@@ -108,23 +135,39 @@ async def _run(engine: Engine, seconds: float | None, as_json: bool, options: di
 
 @app.command()
 def run(
-    seconds: Optional[float] = typer.Option(None, "--seconds", min=0.0, help="Stop after this many seconds (default: until Ctrl-C)."),
+    seconds: Optional[float] = typer.Option(
+        None, "--seconds", min=0.0, help="Stop after this many seconds (default: until Ctrl-C)."
+    ),
     source: Optional[list[str]] = SourceOpt,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per second instead of the live view."),
     config: Optional[Path] = ConfigOpt,
     camera: Optional[str] = CameraOpt,
     audio_device: Optional[str] = AudioOpt,
-    dashboard: bool = typer.Option(False, "--dashboard", help="Also serve the live web dashboard and /metrics (docs/dashboard.md)."),
-    listen: Optional[str] = typer.Option(None, "--listen", help="Dashboard address HOST:PORT (default 127.0.0.1:8765)."),
-    allow_remote: bool = typer.Option(False, "--allow-remote", help="Let the dashboard listen on a non-loopback address."),
+    dashboard: bool = typer.Option(
+        False, "--dashboard", help="Also serve the live web dashboard and /metrics (docs/dashboard.md)."
+    ),
+    listen: Optional[str] = typer.Option(
+        None, "--listen", help="Dashboard address HOST:PORT (default 127.0.0.1:8765)."
+    ),
+    allow_remote: bool = typer.Option(
+        False, "--allow-remote", help="Let the dashboard listen on a non-loopback address."
+    ),
     node: Optional[list[str]] = typer.Option(
-        None, "--node", help="Read this node: LABEL, its PORT, or LABEL@PORT (repeatable; default: every registered node)."
+        None,
+        "--node",
+        help="Read this node: LABEL, its PORT, or LABEL@PORT (repeatable; default: every registered node).",
     ),
 ) -> None:
     """Harvest entropy: live view of every source and the pool (Ctrl-C stops with a summary)."""
     engine = _engine_for(config, source, camera, audio_device, assess=True)
-    options = {"config": config, "dashboard": dashboard, "listen": listen, "allow_remote": allow_remote,
-               "nodes": node, "sources": source}
+    options = {
+        "config": config,
+        "dashboard": dashboard,
+        "listen": listen,
+        "allow_remote": allow_remote,
+        "nodes": node,
+        "sources": source,
+    }
     final = asyncio.run(_run(engine, seconds, as_json, options))
     out = sys.stderr if as_json else sys.stdout
     for line in summary_lines(final):
@@ -146,11 +189,18 @@ def sources(
         src = build_source(name, options)
         availability = src.availability()
         info = src.info
-        rows.append({
-            "name": name, "kind": info.kind, "bits_per_sample": info.bits_per_sample,
-            "declared_h": cfg.source(name).declared_h or info.declared_h, "conditioned": info.conditioned,
-            "available": availability.available, "reason": availability.reason, "description": info.description,
-        })
+        rows.append(
+            {
+                "name": name,
+                "kind": info.kind,
+                "bits_per_sample": info.bits_per_sample,
+                "declared_h": cfg.source(name).declared_h or info.declared_h,
+                "conditioned": info.conditioned,
+                "available": availability.available,
+                "reason": availability.reason,
+                "description": info.description,
+            }
+        )
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -162,15 +212,27 @@ def sources(
         table.add_column(col)
     for r in rows:
         avail = "[green]yes[/]" if r["available"] else f"[red]no[/]: {r['reason']}"
-        table.add_row(r["name"], r["kind"], str(r["bits_per_sample"]), f"{r['declared_h']:g}",
-                      "yes" if r["conditioned"] else "no", avail)
+        table.add_row(
+            r["name"],
+            r["kind"],
+            str(r["bits_per_sample"]),
+            f"{r['declared_h']:g}",
+            "yes" if r["conditioned"] else "no",
+            avail,
+        )
     console.print(table)
     console.print("[dim]`chaos-host sources --json` adds a description of each; docs/sources.md explains them.[/]")
 
 
 def _progress(console: Console) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
-                    console=console, transient=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
 
 
 async def _collect(source_name: str, count: int, options, console: Console) -> np.ndarray:
@@ -202,7 +264,9 @@ def sample(
     source_name: str = typer.Argument(..., metavar="SOURCE", help="Source to sample (see `chaos-host sources`)."),
     count: int = typer.Option(..., "--count", "-n", min=1, max=1_000_000_000, help="Number of samples."),
     out: Path = typer.Option(..., "--out", "-o", help="Output file: one sample per byte."),
-    bits: Optional[int] = typer.Option(None, "--bits", min=1, max=8, help="Keep the low B bits (default: the source's width)."),
+    bits: Optional[int] = typer.Option(
+        None, "--bits", min=1, max=8, help="Keep the low B bits (default: the source's width)."
+    ),
     config: Optional[Path] = ConfigOpt,
     camera: Optional[str] = CameraOpt,
     audio_device: Optional[str] = AudioOpt,
@@ -227,9 +291,7 @@ async def _random(engine: Engine, n_bytes: int, handle, timeout: float, console:
     try:
         with _progress(console) as progress:
             task = progress.add_task(f"waiting for {SEED_BITS} credited bits", total=SEED_BITS)
-            await engine.wait_for_credit(
-                SEED_BITS, timeout, lambda have, need: progress.update(task, completed=have)
-            )
+            await engine.wait_for_credit(SEED_BITS, timeout, lambda have, need: progress.update(task, completed=have))
         generator = OutputGenerator(engine.pool)
         generator.seed()
         chunk = bytearray(1 << 20)
@@ -286,5 +348,3 @@ def bench(
         print(section)
         for key, value in figures.items():
             print(f"  {key:<34} {value:,.3f}" if isinstance(value, float) else f"  {key:<34} {value}")
-
-

@@ -44,9 +44,18 @@ def render(snapshot: dict[str, Any]) -> Group:
     """A table of sources and a pool panel."""
     table = Table(title="sources", title_justify="left", expand=False)
     for column, justify in (
-        ("source", "left"), ("state", "left"), ("samples", "right"), ("rate/s", "right"),
-        ("Shannon", "right"), ("min (MCV)", "right"), ("collision", "right"), ("assessed", "right"),
-        ("credit/sample", "right"), ("credited bits", "right"), ("RCT", "right"), ("APT", "right"),
+        ("source", "left"),
+        ("state", "left"),
+        ("samples", "right"),
+        ("rate/s", "right"),
+        ("Shannon", "right"),
+        ("min (MCV)", "right"),
+        ("collision", "right"),
+        ("assessed", "right"),
+        ("credit/sample", "right"),
+        ("credited bits", "right"),
+        ("RCT", "right"),
+        ("APT", "right"),
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for s in snapshot["sources"]:
@@ -54,10 +63,18 @@ def render(snapshot: dict[str, Any]) -> Group:
         if s["state"] in ("unavailable", "error") and s["reason"]:
             state.append(f" ({s['reason']})", style="dim")
         table.add_row(
-            s["name"], state, f"{s['samples']:,}", f"{s['rate']:,.0f}",
-            _fmt(s["h_shannon"]), _fmt(s["h_min"]), _fmt(s["h_collision"]), _assessed(s),
-            _fmt(s["credit_h"]), f"{s['credited_bits']:,.0f}",
-            str(s["rct_failures"]), str(s["apt_failures"]),
+            s["name"],
+            state,
+            f"{s['samples']:,}",
+            f"{s['rate']:,.0f}",
+            _fmt(s["h_shannon"]),
+            _fmt(s["h_min"]),
+            _fmt(s["h_collision"]),
+            _assessed(s),
+            _fmt(s["credit_h"]),
+            f"{s['credited_bits']:,.0f}",
+            str(s["rct_failures"]),
+            str(s["apt_failures"]),
         )
     p = snapshot["pool"]
     pool = Table.grid(padding=(0, 2))
@@ -65,8 +82,11 @@ def render(snapshot: dict[str, Any]) -> Group:
     pool.add_column()
     bar_width = 30
     filled = int(round(p["fill"] * bar_width))
-    pool.add_row("pool fill", f"[green]{'#' * filled}[/][dim]{'.' * (bar_width - filled)}[/] {p['fill'] * 100:5.1f} %  "
-                 f"({p['credited_bits']:.0f} / {p['capacity_bits']} credited bits)")
+    pool.add_row(
+        "pool fill",
+        f"[green]{'#' * filled}[/][dim]{'.' * (bar_width - filled)}[/] {p['fill'] * 100:5.1f} %  "
+        f"({p['credited_bits']:.0f} / {p['capacity_bits']} credited bits)",
+    )
     pool.add_row("raw absorbed", f"{_human_bytes(p['raw_bytes'])}  ({p['raw_bits']:,} raw bits)")
     pool.add_row("extraction ratio", f"{p['extraction_ratio']:.4f} credited bits per raw bit")
     pool.add_row("drawn", f"{p['drawn_bits']:,.0f} bits")
@@ -78,8 +98,10 @@ def render(snapshot: dict[str, Any]) -> Group:
 def summary_lines(snapshot: dict[str, Any]) -> list[str]:
     """The summary printed when `run` stops."""
     p = snapshot["pool"]
-    lines = [f"ran {snapshot['uptime']:.1f} s; pool {p['credited_bits']:.0f}/{p['capacity_bits']} credited bits, "
-             f"{p['raw_bytes']:,} raw bytes absorbed, extraction ratio {p['extraction_ratio']:.4f}"]
+    lines = [
+        f"ran {snapshot['uptime']:.1f} s; pool {p['credited_bits']:.0f}/{p['capacity_bits']} credited bits, "
+        f"{p['raw_bytes']:,} raw bytes absorbed, extraction ratio {p['extraction_ratio']:.4f}"
+    ]
     for s in snapshot["sources"]:
         extra = f" ({s['reason']})" if s["reason"] and s["state"] != "ok" else ""
         lines.append(

@@ -46,10 +46,7 @@ def critbinom(n: int, p: float, q: float) -> int:
     log_p, log_q = math.log(p), math.log1p(-p)
 
     def log_pmf(k: int) -> float:
-        return (
-            math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
-            + k * log_p + (n - k) * log_q
-        )
+        return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * log_p + (n - k) * log_q
 
     # Upper tail P[X > k] for k = n-1, n-2, ...: the first k (from the top)
     # where the tail exceeds the limit, plus one, is the answer.

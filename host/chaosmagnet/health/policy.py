@@ -39,9 +39,7 @@ class PolicySettings:
 class HealthPolicy:
     """Tracks one source's state from its failures and clean samples."""
 
-    def __init__(
-        self, settings: PolicySettings | None = None, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, settings: PolicySettings | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings or PolicySettings()
         self._clock = clock
         self.state = SourceState.OK

@@ -65,10 +65,10 @@ class Source(ABC):
         """Say whether this source can run on this machine; cheap, no side effects."""
         return AVAILABLE
 
-    async def start(self) -> None:
+    async def start(self) -> None:  # noqa: B027 - a hook: most sources need nothing here
         """Acquire the device or library; raise SourceUnavailable when it cannot."""
 
-    async def stop(self) -> None:
+    async def stop(self) -> None:  # noqa: B027 - a hook: most sources need nothing here
         """Release everything start() acquired; safe to call twice."""
 
     @abstractmethod
