@@ -3,8 +3,8 @@
 The engine hands every batch to ``BackgroundAssessor.feed``; for each source
 the assessor copies samples into a preallocated buffer until it holds
 ``samples_needed`` (1,000,000 by default, the standard's minimum), then runs
-the non-IID assessment in a worker thread, one assessment at a time, and
-reports H_assessed back through a callback.  After ``reassess_seconds`` it
+the non-IID assessment in a child process (waited for from a worker thread),
+one assessment at a time, and reports H_assessed back through a callback.  After ``reassess_seconds`` it
 collects a fresh buffer and assesses again, so a source that degrades loses
 its credit.
 """
@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,9 +27,17 @@ Assess = Callable[[np.ndarray, int], float]
 
 
 def _noniid_h_assessed(samples: np.ndarray, bits: int) -> float:
-    from chaosmagnet.assessment.noniid import assess_noniid
-
-    return assess_noniid(samples, bits, workers=1).h_assessed
+    """H_assessed of the samples, computed in a child process (see worker.py)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "chaosmagnet.assessment.worker", str(bits)],
+        input=samples.tobytes(),
+        capture_output=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        last = result.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"assessment worker exited {result.returncode}: {last[0]}")
+    return float(json.loads(result.stdout)["h_assessed"])
 
 
 @dataclass

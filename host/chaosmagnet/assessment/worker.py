@@ -1,0 +1,32 @@
+"""`python -m chaosmagnet.assessment.worker BITS`: assess samples read from stdin.
+
+The background assessment of `chaos-host run` runs here, in a child process,
+so that the estimators' transient memory (about 200 MB for a million 8-bit
+samples) never becomes part of the long-running aggregator's resident size,
+and a crash in an estimator cannot take the aggregator with it.  Prints one
+JSON object: {"h_assessed": float}.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+
+
+def main(argv: list[str]) -> int:
+    """Read raw samples from stdin, print H_assessed as JSON."""
+    from chaosmagnet.assessment.noniid import assess_noniid
+
+    if len(argv) != 1 or not argv[0].isdigit():
+        print("usage: python -m chaosmagnet.assessment.worker BITS < samples", file=sys.stderr)
+        return 2
+    samples = np.frombuffer(sys.stdin.buffer.read(), dtype=np.uint8)
+    result = assess_noniid(samples, int(argv[0]), workers=1)
+    print(json.dumps({"h_assessed": result.h_assessed}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
