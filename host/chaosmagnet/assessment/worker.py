@@ -1,4 +1,4 @@
-"""`python -m chaosmagnet.assessment.worker BITS`: assess samples read from stdin.
+"""`python -m chaosmagnet.assessment.worker BITS [WORKERS]`: assess samples read from stdin.
 
 The background assessment of `chaos-host run` runs here, in a child process,
 so that the estimators' transient memory (about 200 MB for a million 8-bit
@@ -19,11 +19,12 @@ def main(argv: list[str]) -> int:
     """Read raw samples from stdin, print H_assessed as JSON."""
     from chaosmagnet.assessment.noniid import assess_noniid
 
-    if len(argv) != 1 or not argv[0].isdigit():
-        print("usage: python -m chaosmagnet.assessment.worker BITS < samples", file=sys.stderr)
+    if not 1 <= len(argv) <= 2 or not all(a.isdigit() for a in argv):
+        print("usage: python -m chaosmagnet.assessment.worker BITS [WORKERS] < samples", file=sys.stderr)
         return 2
     samples = np.frombuffer(sys.stdin.buffer.read(), dtype=np.uint8)
-    result = assess_noniid(samples, int(argv[0]), workers=1)
+    workers = int(argv[1]) if len(argv) == 2 else 1  # one by default: `run` leaves a core to sampling
+    result = assess_noniid(samples, int(argv[0]), workers=workers)
     print(json.dumps({"h_assessed": result.h_assessed}))
     return 0
 

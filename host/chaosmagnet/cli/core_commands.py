@@ -347,4 +347,9 @@ def bench(
     for section, figures in results.items():
         print(section)
         for key, value in figures.items():
-            print(f"  {key:<34} {value:,.3f}" if isinstance(value, float) else f"  {key:<34} {value}")
+            if isinstance(value, float):
+                print(f"  {key:<40} {value:,.3f}")
+            elif isinstance(value, int):
+                print(f"  {key:<40} {value:,}")
+            else:
+                print(f"  {key:<40} {value}")
