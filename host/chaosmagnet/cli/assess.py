@@ -100,7 +100,7 @@ def _iid_table(iid: Any) -> Table:
 @app.command()
 def assess(
     file: Path = typer.Argument(
-        ..., metavar="FILE", help="Sample file: one sample per byte, the low B bits used."
+        ..., metavar="FILE", help="Sample file: one sample per byte, each value fitting in B bits."
     ),
     bits: int | None = typer.Option(
         None,
@@ -115,7 +115,6 @@ def assess(
     report: Path | None = typer.Option(
         None,
         "--report",
-        metavar="PATH",
         help="Write a self-contained HTML report (histogram, estimator chart).",
     ),
 ) -> None:
