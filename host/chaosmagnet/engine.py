@@ -317,6 +317,14 @@ class Engine:
         """False when every source is quarantined, failed, stopped or unavailable."""
         return any(r.status == SourceState.OK.value for r in self._runtimes.values())
 
+    def _no_credit_hint(self) -> str:
+        """Why no credit can come, when only conditioned sources with zero credit run."""
+        running = [r for r in self._runtimes.values() if r.status == SourceState.OK.value]
+        if running and all(r.source.info.conditioned and r.credit_h_conditioned <= 0 for r in running):
+            names = ", ".join(r.name for r in running)
+            return f" ({names}: conditioned, so credited 0 unless chaos.toml grants credit_h; add another source)"
+        return ""
+
     async def wait_for_credit(
         self,
         bits: float,
@@ -338,7 +346,9 @@ class Engine:
                 raise PoolError("no healthy source: every source is quarantined, failed, stopped or unavailable")
             remaining = deadline - self._clock()
             if remaining <= 0:
-                raise PoolError(f"timed out after {timeout:g} s with {have:.0f} of {bits:.0f} credited bits")
+                raise PoolError(
+                    f"timed out after {timeout:g} s with {have:.0f} of {bits:.0f} credited bits{self._no_credit_hint()}"
+                )
             await asyncio.sleep(min(0.1, remaining))
 
     # -- reporting --------------------------------------------------------

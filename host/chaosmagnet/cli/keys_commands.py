@@ -57,7 +57,7 @@ KeysOpt = typer.Option(
     None, "--keys", help="Keys folder holding identity/ (default: $CHAOS_HOME/keys or ./keys)."
 )
 ConfigOpt = typer.Option(
-    None, "--config", help="Configuration file for the local sources (default: ./chaos.toml)."
+    None, "--config", help="Configuration file for the local sources (default: ./chaos.toml if present)."
 )
 TimeoutOpt = typer.Option(
     300.0, "--timeout", min=0.001, help="Seconds to wait for credited entropy before giving up."
@@ -67,7 +67,7 @@ CreditOpt = typer.Option(
     "--credit-factor",
     min=1.0,
     help="Credited bits required per bit of key strength before a seed is drawn "
-    "(ML-KEM-768: 2 x 192 = 384).",
+    "(e.g. ML-KEM-768: 2 x 192 = 384).",
 )
 
 

@@ -128,7 +128,9 @@ def add_node(
 
 
 @nodes_app.command("remove")
-def remove_node(label: str = typer.Argument(..., help="The node's label.")) -> None:
+def remove_node(
+    label: str = typer.Argument(..., metavar="LABEL", help="The node's label."),
+) -> None:
     """Forget a node (its key is deleted from the registry)."""
     with registry_transaction() as registry:
         registry.remove(label)
@@ -137,7 +139,7 @@ def remove_node(label: str = typer.Argument(..., help="The node's label.")) -> N
 
 @nodes_app.command("status")
 def node_status(
-    label: str = typer.Argument(..., help="The node's label (or its port)."),
+    label: str = typer.Argument(..., metavar="LABEL", help="The node's label (or its port)."),
     timeout: float = typer.Option(3.0, "--timeout", min=0.1, help="Seconds to wait for the node."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -157,7 +159,10 @@ def node_status(
     )
     status = result["status"]
     if not status:
-        print(f"  no status within {timeout:g} s (is the node plugged in and deployed?)")
+        print(
+            f"  no status within {timeout:g} s (is the node plugged in and deployed, "
+            "and its port free? a running `chaos-host run` holds it)"
+        )
         raise typer.Exit(1)
     print(
         f"  firmware {escape_device_text(str(status.get('fw')))}, "
@@ -173,8 +178,8 @@ def node_status(
             f"RCT fails {s.get('rct_failures')} APT fails {s.get('apt_failures')}  "
             f"node says {verdict}"
         )
-    drops = link["drops"]
-    print(f"  host: {link['frames']} frames, drops {drops or 'none'}, lost {link['lost_frames']}")
+    drops = ", ".join(f"{reason} {count}" for reason, count in link["drops"].items()) or "none"
+    print(f"  host: {link['frames']} frames, drops {drops}, lost {link['lost_frames']}")
 
 
 @nodes_app.command("flash")

@@ -102,11 +102,12 @@ def summary_lines(snapshot: dict[str, Any]) -> list[str]:
         f"ran {snapshot['uptime']:.1f} s; pool {p['credited_bits']:.0f}/{p['capacity_bits']} credited bits, "
         f"{p['raw_bytes']:,} raw bytes absorbed, extraction ratio {p['extraction_ratio']:.4f}"
     ]
+    width = max([14, *(len(s["name"]) for s in snapshot["sources"])])
     for s in snapshot["sources"]:
-        extra = f" ({s['reason']})" if s["reason"] and s["state"] != "ok" else ""
+        extra = f"  ({s['reason']})" if s["reason"] and s["state"] != "ok" else ""
         lines.append(
-            f"  {s['name']:<14} {s['state']:<12}{extra} samples {s['samples']:>10,}  "
-            f"min-entropy {s['h_min']:.3f}  credited {s['credited_bits']:,.0f} bits  "
-            f"RCT/APT failures {s['rct_failures']}/{s['apt_failures']}"
+            f"  {s['name']:<{width}} {s['state']:<12} samples {s['samples']:>10,}  "
+            f"min-entropy {max(0.0, s['h_min']):.3f}  credited {s['credited_bits']:,.0f} bits  "
+            f"RCT/APT failures {s['rct_failures']}/{s['apt_failures']}{extra}"
         )
     return lines
