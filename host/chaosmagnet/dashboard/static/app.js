@@ -433,7 +433,9 @@ async function mintBundle(event) {
 }
 
 function renderBundles(bundles) {
-  $("#bundles-empty").hidden = bundles.length > 0;
+  const empty = $("#bundles-empty");
+  setText(empty, "No bundles minted yet.");
+  empty.hidden = bundles.length > 0;
   const rows = bundles.map((b) => el(
     "tr",
     { dataset: { bundle: b.id } },
