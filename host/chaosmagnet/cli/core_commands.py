@@ -221,7 +221,10 @@ def sources(
             avail,
         )
     console.print(table)
-    console.print("[dim]`chaos-host sources --json` adds a description of each; docs/sources.md explains them.[/]")
+    console.print(
+        "[dim]`chaos-host sources --json` adds a description of each; "
+        "docs/pipeline.md and docs/sources-av-hid.md explain them.[/]"
+    )
 
 
 def _progress(console: Console) -> Progress:
