@@ -288,3 +288,34 @@ def test_deploy_failure_leaves_registry_untouched(
     assert "mpremote failed" in str(result.exception)
     assert NodeRegistry().nodes() == []
     assert not os.path.exists(missing)
+
+
+def test_simulate_refuses_a_link_another_simulator_serves(home: Path) -> None:
+    """A second simulator must not take over (and later delete) a live simulator's port link."""
+    import pty
+
+    from chaosmagnet.nodes.simulator import PtyEndpoint
+
+    master, slave = pty.openpty()
+    try:
+        link = home / "busy.tty"
+        os.symlink(os.ttyname(slave), link)
+        result = runner.invoke(app, ["nodes", "simulate", "--label", "sim2", "--link", str(link), "--seconds", "0"])
+        assert result.exit_code != 0
+        assert "already points to a live pty" in str(result.exception)
+        assert os.readlink(link) == os.ttyname(slave)  # left alone
+        assert NodeRegistry().find("sim2") is None  # nothing registered
+    finally:
+        os.close(master)
+        os.close(slave)
+    # An endpoint whose link was taken over leaves the newcomer's link in place when it closes.
+    endpoint = PtyEndpoint(home / "shared.tty")
+    other_master, other_slave = pty.openpty()
+    try:
+        os.unlink(home / "shared.tty")
+        os.symlink(os.ttyname(other_slave), home / "shared.tty")
+        endpoint.close()
+        assert os.readlink(home / "shared.tty") == os.ttyname(other_slave)
+    finally:
+        os.close(other_master)
+        os.close(other_slave)

@@ -277,13 +277,19 @@ def simulate_node(
     SIGHUP closes and reopens the pty (like unplugging the board).  The node is
     unregistered when the simulator stops.
     """
-    from chaosmagnet.nodes.simulator import FAULTS, Simulator, default_link_path, node_config
+    from chaosmagnet.nodes.simulator import FAULTS, Simulator, default_link_path, live_link_target, node_config
 
     check_label(label)
     if fault is not None and fault not in FAULTS:
         raise UsageError(f"unknown fault {fault!r} (known: {', '.join(FAULTS)})")
     profile = load_board(board)
     link_path = link or default_link_path(label)
+    busy = live_link_target(link_path)
+    if busy is not None:
+        raise UsageError(
+            f"{link_path} already points to a live pty ({busy}): another simulator may be serving it; "
+            "pick another --label or --link (or remove the link if none runs)"
+        )
     node_id, key = new_node_id(), new_key()
     with registry_transaction() as registry:
         existing = registry.find(label)

@@ -168,11 +168,27 @@ class PtyEndpoint:
         return os.ttyname(self.slave)
 
     def close(self) -> None:
-        self.link_path.unlink(missing_ok=True)
+        # Remove the link only while it is still ours: another simulator may have taken the path over.
+        if self.slave >= 0 and link_target(self.link_path) == os.ttyname(self.slave):
+            self.link_path.unlink(missing_ok=True)
         for fd in (self.master, self.slave):
             if fd >= 0:
                 os.close(fd)
         self.master = self.slave = -1
+
+
+def link_target(link_path: Path) -> str | None:
+    """Where a port symlink points, or None when it is not a symlink."""
+    try:
+        return os.readlink(link_path)
+    except OSError:
+        return None
+
+
+def live_link_target(link_path: Path) -> str | None:
+    """The pty a port symlink points to when that pty still exists (a simulator may be serving it)."""
+    target = link_target(link_path)
+    return target if target is not None and os.path.exists(target) else None
 
 
 def default_link_path(label: str) -> Path:
