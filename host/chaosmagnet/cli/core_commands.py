@@ -25,7 +25,7 @@ from chaosmagnet.cli.common import (
     selected_source_names,
     source_options,
 )
-from chaosmagnet.cli.view import render, summary_lines
+from chaosmagnet.cli.view import render, status_line, summary_lines
 from chaosmagnet.engine import Engine
 from chaosmagnet.errors import SourceUnavailable, UsageError
 from chaosmagnet.eventlog import JsonLineLog, logs_dir
@@ -117,8 +117,8 @@ async def _run(engine: Engine, seconds: float | None, as_json: bool, options: di
                     print(_json_interval(snapshot), flush=True)
                 elif live is not None:
                     live.update(render(snapshot), refresh=True)
-                else:
-                    console.print(render(snapshot))
+                else:  # not a terminal (a pipe, a log file): one plain line per interval
+                    print(status_line(snapshot), flush=True)
                 if deadline is not None and loop.time() >= deadline:
                     break
         finally:
@@ -327,6 +327,8 @@ def random_bytes(
             sys.stdout.buffer.flush()
         except BrokenPipeError:
             sys.stderr.close()  # reader went away: nothing more to say
+        except OSError as exc:  # disk full, I/O error on the file stdout goes to
+            raise UsageError(f"cannot write to standard output: {exc.strerror}") from None
         return
     path = Path(out)
     check_writable(path)

@@ -95,6 +95,20 @@ def render(snapshot: dict[str, Any]) -> Group:
     return Group(table, Text("pool", style="bold underline"), pool)
 
 
+def status_line(snapshot: dict[str, Any]) -> str:
+    """One line per interval for `run` when stdout is not a terminal."""
+    p = snapshot["pool"]
+    states: dict[str, int] = {}
+    for s in snapshot["sources"]:
+        states[s["state"]] = states.get(s["state"], 0) + 1
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+    return (
+        f"{snapshot['uptime']:7.1f} s  pool {p['credited_bits']:.0f}/{p['capacity_bits']} credited bits "
+        f"({p['fill'] * 100:.0f}%), {p['raw_bytes']:,} raw bytes, ratio {p['extraction_ratio']:.4f}; "
+        f"sources: {counts}"
+    )
+
+
 def summary_lines(snapshot: dict[str, Any]) -> list[str]:
     """The summary printed when `run` stops."""
     p = snapshot["pool"]
