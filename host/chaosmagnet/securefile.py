@@ -64,10 +64,12 @@ def write_private_file(path: Path, data: bytes, *, overwrite: bool = True) -> Pa
         else:
             os.link(tmp, path)  # fails if the target appeared meanwhile
             os.unlink(tmp)
-    except OSError as exc:
+    except BaseException as exc:  # also Ctrl-C: never leave the temporary file behind
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+        if isinstance(exc, OSError):
+            raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+        raise
     _fsync_dir(path.parent)
     return path
 

@@ -352,9 +352,15 @@ def export(
     if key not in ("kem", "signing"):
         raise UsageError("--key must be kem or signing")
     if secret:
+        if out is None and sys.stdout.isatty():  # a secret key never appears on a screen
+            raise UsageError(
+                "refusing to show a secret key on a terminal: use --out FILE or a pipe"
+            )
         _, doc = load_bundle(bundle)
         sealed = any(
-            isinstance(section, dict) and "sealed" in section.get("secret_key", {})
+            isinstance(section, dict)
+            and isinstance(section.get("secret_key"), dict)
+            and "sealed" in section["secret_key"]
             for section in (doc.get("kem"), doc.get("signing_key"))
         )
         unsealer = Unsealer(read_passphrase()) if sealed else None
@@ -364,10 +370,6 @@ def export(
             _err().print(f"wrote the {key} secret key ({encoding}) to {out} (mode 0600)")
             return
         if fmt == "raw":
-            if sys.stdout.isatty():
-                raise UsageError(
-                    "refusing to write a raw secret key to a terminal: use --out FILE or a pipe"
-                )
             sys.stdout.buffer.write(data)
         else:
             sys.stdout.write(data.decode("ascii"))

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import re
 import secrets
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -22,6 +22,7 @@ from typing import Any
 from chaosmagnet.errors import ConfigError, UsageError
 from chaosmagnet.eventlog import data_dir
 from chaosmagnet.nodes.protocol import KEY_SIZE, NODE_ID_SIZE
+from chaosmagnet.securefile import ensure_private_dir, write_private_file
 
 LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,30}$")
 
@@ -83,8 +84,27 @@ class NodeRecord:
             board=str(data["board"]),
             link=str(data["link"]),
             simulated=bool(data.get("simulated", False)),
-            declared={k: dict(v) for k, v in dict(data.get("declared", {})).items()},
+            declared=_declared(data.get("declared", {})),
         )
+
+
+def _declared(value: object) -> dict[str, dict[str, float]]:
+    """The per-source declared figures of a registry entry: finite numbers only."""
+    if not isinstance(value, dict):
+        raise TypeError("declared must be an object")
+    out: dict[str, dict[str, float]] = {}
+    for source, figures in value.items():
+        if not isinstance(figures, dict):
+            raise TypeError("declared figures must be objects")
+        numbers = {}
+        for name, number in figures.items():
+            if isinstance(number, bool) or not isinstance(number, (int, float)):
+                raise TypeError("declared figures must be numbers")
+            if not math.isfinite(number):
+                raise ValueError("declared figures must be finite")
+            numbers[str(name)] = number
+        out[str(source)] = numbers
+    return out
 
 
 def new_node_id() -> bytes:
@@ -110,8 +130,10 @@ class NodeRegistry:
             return
         try:
             data = json.loads(self.path.read_text())
+            if not isinstance(data, dict):
+                raise TypeError("the registry must be a JSON object")
             nodes = [NodeRecord.from_json(item) for item in data.get("nodes", [])]
-        except (OSError, ValueError, KeyError, TypeError, UsageError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError, UsageError) as exc:
             raise ConfigError(
                 f"node registry {self.path}: unreadable or invalid ({type(exc).__name__})"
             ) from None
@@ -119,20 +141,10 @@ class NodeRegistry:
 
     def save(self) -> None:
         """Write atomically with mode 0600 (the file holds keys)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         payload = json.dumps(
             {"version": 1, "nodes": [n.to_json() for n in self._nodes.values()]}, indent=2
         )
-        fd, tmp = tempfile.mkstemp(prefix=".nodes-", dir=self.path.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(payload + "\n")
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        os.chmod(self.path, 0o600)
+        write_private_file(self.path, (payload + "\n").encode())
 
     def nodes(self) -> list[NodeRecord]:
         """Every registered node, in registration order."""
@@ -181,7 +193,7 @@ def registry_transaction(path: Path | None = None) -> Iterator[NodeRegistry]:
     file beside it serialises their read-modify-write cycles.
     """
     path = path or registry_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(path.parent)
     fd = os.open(path.with_name(path.name + ".lock"), os.O_CREAT | os.O_RDWR, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
