@@ -58,14 +58,10 @@ class _IdleLink:
 
 
 def _files_text(folder: Path) -> str:
-    return "\n".join(
-        p.read_bytes().decode("latin-1") for p in sorted(folder.rglob("*")) if p.is_file()
-    )
+    return "\n".join(p.read_bytes().decode("latin-1") for p in sorted(folder.rglob("*")) if p.is_file())
 
 
-def test_no_secret_in_logs_api_metrics_or_streams(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_no_secret_in_logs_api_metrics_or_streams(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHAOS_HOME", str(tmp_path))
     monkeypatch.delenv("CHAOS_NODES", raising=False)
     with registry_transaction() as registry:
@@ -105,9 +101,7 @@ def test_no_secret_in_logs_api_metrics_or_streams(
                     assert r.status == 201, await r.text()
                     minted = await r.json()
                     answers.append(json.dumps(minted))
-                async with http.post(
-                    base + "api/mint", json={"passphrase": "a wrong one"}, headers=headers
-                ) as r:
+                async with http.post(base + "api/mint", json={"passphrase": "a wrong one"}, headers=headers) as r:
                     assert r.status == 400
                     answers.append(await r.text())
                 for path in (
@@ -158,7 +152,7 @@ def test_no_secret_in_logs_api_metrics_or_streams(
 
 def test_reprs_hide_secrets(tmp_path: Path) -> None:
     """Objects holding a secret show neither the secret nor a passphrase in repr/str."""
-    from chaosmagnet.minting.sealing import Sealer, ScryptParams
+    from chaosmagnet.minting.sealing import ScryptParams, Sealer
     from chaosmagnet.pool import EntropyPool
     from chaosmagnet.pqc import backend_for
 
@@ -213,8 +207,7 @@ def test_export_secret_refuses_a_terminal(tmp_path: Path) -> None:
         assert proc.returncode == 2
         assert b"PRIVATE KEY" not in shown and shown == b""
         assert proc.stderr.decode().strip() == (
-            "chaos-host: error: refusing to show a secret key on a terminal: "
-            "use --out FILE or a pipe"
+            "chaos-host: error: refusing to show a secret key on a terminal: use --out FILE or a pipe"
         )
     out = tmp_path / "kem.pem"
     proc = subprocess.run(
@@ -229,9 +222,7 @@ def test_export_secret_refuses_a_terminal(tmp_path: Path) -> None:
     assert out.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
 
 
-def test_node_registry_is_private_and_atomic(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_node_registry_is_private_and_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """nodes.json (it holds node keys) is written 0600 in a 0700 folder, through a
     temporary file that never outlives a failed save."""
     monkeypatch.setenv("CHAOS_HOME", str(tmp_path))
@@ -259,9 +250,7 @@ def test_node_registry_is_private_and_atomic(
     assert sorted(p.name for p in path.parent.iterdir()) == ["nodes.json", "nodes.json.lock"]
 
 
-def test_private_write_leaves_no_temporary_file_on_interrupt(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_private_write_leaves_no_temporary_file_on_interrupt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl-C in the middle of writing a key file: the old file stays, no temporary file."""
     target = tmp_path / "keys" / "bundle.json"
     write_private_file(target, b"old")

@@ -119,13 +119,15 @@ class AuditLog:
                 tail = handle.read(chunk)
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise AuditError(f"{self.path}: {exc.strerror}") from None
         lines = [line for line in tail.split(b"\n") if line.strip()]
         if not lines:
             return None
         try:
             last = json.loads(lines[-1])
             int(last["seq"]), str(last["hash"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
             raise AuditError(
                 f"{self.path}: the last entry is damaged; run `chaos-host audit verify`"
             ) from None
@@ -151,11 +153,14 @@ class AuditLog:
                 "signer": signer,
                 "signature": signature,
             }
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE_MODE)
-            with os.fdopen(fd, "ab") as handle:
-                handle.write(canonical_json(entry) + b"\n")
-                handle.flush()
-                os.fsync(handle.fileno())
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE_MODE)
+                with os.fdopen(fd, "ab") as handle:
+                    handle.write(canonical_json(entry) + b"\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            except OSError as exc:
+                raise AuditError(f"cannot append to {self.path}: {exc.strerror}") from None
             self._write_head(seq, digest)
         return entry
 
@@ -180,6 +185,8 @@ class AuditLog:
                 raw = self.path.read_bytes()
             except FileNotFoundError:
                 return 0
+            except OSError as exc:
+                raise AuditError(f"{self.path}: {exc.strerror}") from None
             lines = [line for line in raw.split(b"\n") if line.strip()]
             entries = []
             prev = GENESIS
@@ -189,7 +196,7 @@ class AuditLog:
                     digest = entry_hash(
                         entry["seq"], entry["time"], entry["event"], entry["fields"], entry["prev"]
                     )
-                except (ValueError, KeyError, TypeError):
+                except (ValueError, KeyError, TypeError, RecursionError):
                     raise AuditError(
                         f"line {number} of {self.path} is damaged; not signing"
                     ) from None
@@ -237,7 +244,7 @@ class _Line:
 def _parse_line(number: int, raw: bytes, audit_pk: bytes | None, key_id: str | None) -> _Line:
     try:
         entry = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         return _Line(number, None, None, False, "not valid JSON")
     if not isinstance(entry, dict) or set(entry) != _ENTRY_KEYS:
         return _Line(number, None, None, False, "not an audit entry")
@@ -250,7 +257,7 @@ def _parse_line(number: int, raw: bytes, audit_pk: bytes | None, key_id: str | N
         digest = entry_hash(
             entry["seq"], entry["time"], entry["event"], entry["fields"], entry["prev"]
         )
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return _Line(number, entry, seq, False, "content cannot be hashed")
     if canonical_json(entry) != raw:
         return _Line(number, entry, seq, False, "not in canonical form")
@@ -420,7 +427,7 @@ def _check_head(
         valid = head.get("signer") == key_id and backend_for(
             "ML-DSA-65", prefer_seeded=False
         ).verify("ML-DSA-65", audit_pk, HEAD_DOMAIN + canonical_json(body), signature)
-    except (OSError, ValueError, KeyError, TypeError, AuditError):
+    except (OSError, ValueError, KeyError, TypeError, OverflowError, RecursionError, AuditError):
         valid = False
     if not valid:
         report.problems.append(f"{head_file.name} is damaged or not signed by the audit key")
@@ -441,12 +448,14 @@ def find_entry(path: Path, seq: int) -> dict[str, Any] | None:
             for raw in handle:
                 try:
                     entry = json.loads(raw)
-                except ValueError:
+                except (ValueError, RecursionError):
                     continue
                 if isinstance(entry, dict) and entry.get("seq") == seq:
                     return entry
     except FileNotFoundError:
         raise AuditError(f"{path} not found") from None
+    except OSError as exc:
+        raise AuditError(f"{path}: {exc.strerror}") from None
     return None
 
 

@@ -34,6 +34,7 @@ location, never silently ignored.  Example::
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 DEFAULT_CONFIG_NAME = "chaos.toml"
+MAX_WINDOW = 1 << 24  # samples per source kept for the online estimates (16 MiB each)
+MAX_ASSESSMENT_SAMPLES = 100_000_000  # 100x what SP 800-90B asks for
 
 
 @dataclass
@@ -92,13 +95,24 @@ class Config:
 EXTRA_SECTIONS = {"mint", "nodes", "dashboard", "audio", "video", "hid", "mesh"}
 
 
-def _number(where: str, value: Any, *, minimum: float | None = None, integer: bool = False) -> float:
+def _number(
+    where: str,
+    value: Any,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    integer: bool = False,
+) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if not math.isfinite(value):  # TOML allows nan and inf; no setting means them
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
     if integer and not isinstance(value, int):
         raise ConfigError(f"{where}: expected an integer, got {value!r}")
     if minimum is not None and value < minimum:
         raise ConfigError(f"{where}: must be at least {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{where}: must be at most {maximum:,}, got {value!r}")
     return value
 
 
@@ -174,7 +188,9 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         raise ConfigError(f"{label}: [estimates] must be a table")
     _check_keys(f"{label}: estimates", est, {"window", "min_samples"})
     if "window" in est:
-        cfg.window = int(_number(f"{label}: estimates.window", est["window"], minimum=1024, integer=True))
+        cfg.window = int(
+            _number(f"{label}: estimates.window", est["window"], minimum=1024, maximum=MAX_WINDOW, integer=True)
+        )
     if "min_samples" in est:
         cfg.min_samples = int(_number(f"{label}: estimates.min_samples", est["min_samples"], minimum=2, integer=True))
 
@@ -197,7 +213,13 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         cfg.assessment_enabled = assessment["enabled"]
     if "samples" in assessment:
         cfg.assessment_samples = int(
-            _number(f"{label}: assessment.samples", assessment["samples"], minimum=1000, integer=True)
+            _number(
+                f"{label}: assessment.samples",
+                assessment["samples"],
+                minimum=1000,
+                maximum=MAX_ASSESSMENT_SAMPLES,
+                integer=True,
+            )
         )
     if "reassess_seconds" in assessment:
         cfg.reassess_seconds = float(
@@ -225,4 +247,6 @@ def load_config(path: Path | None) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply") from None
     return parse_config(data, path)

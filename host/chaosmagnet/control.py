@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import socket
 import struct
@@ -138,9 +139,9 @@ class ControlServer:
                     raise ValueError
             except (
                 ValueError,
+                RecursionError,  # nested too deeply for the JSON parser
                 asyncio.LimitOverrunError,
                 asyncio.TimeoutError,
-                UnicodeDecodeError,
             ):
                 await self._reply(
                     writer, {"ok": False, "error": "request", "message": "malformed request"}
@@ -192,7 +193,7 @@ class ControlServer:
             required = float(request["required_bits"])
             timeout = float(request["timeout"])
             purpose = str(request["purpose"]).encode("utf-8")
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             await self._reply(
                 writer,
                 {
@@ -204,7 +205,7 @@ class ControlServer:
             return
         if not (
             0 < n_bytes <= MAX_DRAW_BYTES
-            and required >= 0
+            and 0 <= required < math.inf
             and 0 < timeout <= MAX_TIMEOUT
             and len(purpose) <= 256
         ):
@@ -268,7 +269,7 @@ async def _exchange(
                 raise ControlError("chaos-host run closed the control connection")
             try:
                 message = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise ControlError("malformed answer on the control socket") from None
             if isinstance(message, dict) and "progress" in message:
                 on_message(message["progress"])

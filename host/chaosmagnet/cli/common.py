@@ -69,10 +69,14 @@ def check_writable(path: Path) -> None:
 def atomic_output(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
     """Write to a temporary file beside path and rename it into place on success.
 
-    On any error the temporary file is removed and path is left untouched.
+    On any error the temporary file is removed and path is left untouched; a
+    failed write (disk full, I/O error) becomes a UsageError naming the file.
     """
     check_writable(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
@@ -80,7 +84,9 @@ def atomic_output(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise UsageError(f"cannot write {path}: {exc.strerror}") from None
         raise

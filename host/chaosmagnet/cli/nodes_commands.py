@@ -114,6 +114,8 @@ def add_node(
         text = sys.stdin.read() if str(key_file) == "-" else key_file.read_text()
     except OSError as exc:
         raise UsageError(f"{key_file}: cannot read key file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise UsageError("the key file must hold 64 hex digits (a 256-bit key)") from None
     try:
         key = bytes.fromhex(text.strip())
     except ValueError:
@@ -144,7 +146,7 @@ def node_status(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Ask a node for its status: firmware, board, uptime, rates, on-device health."""
-    from chaosmagnet.nodes.sources import probe_node
+    from chaosmagnet.nodes.sources import device_scalar, probe_node
 
     registry = NodeRegistry()
     record = registry.find(label) or registry.get(label)
@@ -164,18 +166,28 @@ def node_status(
             "and its port free? a running `chaos-host run` holds it)"
         )
         raise typer.Exit(1)
-    print(
-        f"  firmware {escape_device_text(str(status.get('fw')))}, "
-        f"board {escape_device_text(str(status.get('board')))}, "
-        f"uptime {int(status.get('uptime_ms', 0)) / 1000:.1f} s, frames {status.get('frames')}"
+    uptime = device_scalar(status.get("uptime_ms"))
+    uptime_text = (
+        f"{uptime / 1000:.1f} s"
+        if isinstance(uptime, (int, float)) and not isinstance(uptime, bool)
+        else "unknown"
     )
-    for s in status.get("sources", []):
-        verdict = "FAILING" if s.get("failing") else "ok"
+    print(
+        f"  firmware {device_scalar(status.get('fw'))}, "
+        f"board {device_scalar(status.get('board'))}, "
+        f"uptime {uptime_text}, frames {device_scalar(status.get('frames'))}"
+    )
+    entries = status.get("sources")
+    for s in entries if isinstance(entries, list) else []:
+        if not isinstance(s, dict):
+            continue
+        f = {key: device_scalar(value) for key, value in s.items()}  # numbers, or escaped text
+        verdict = "FAILING" if f.get("failing") else "ok"
         print(
-            f"  {escape_device_text(str(s.get('name'))):<7} {'on ' if s.get('on') else 'off'} "
-            f"rate {s.get('rate')}/s h {s.get('h')} cutoffs RCT {s.get('rct_cutoff')} "
-            f"APT {s.get('apt_cutoff')}/{s.get('apt_window')}  samples {s.get('samples')} "
-            f"RCT fails {s.get('rct_failures')} APT fails {s.get('apt_failures')}  "
+            f"  {f.get('name')!s:<7} {'on ' if f.get('on') else 'off'} "
+            f"rate {f.get('rate')}/s h {f.get('h')} cutoffs RCT {f.get('rct_cutoff')} "
+            f"APT {f.get('apt_cutoff')}/{f.get('apt_window')}  samples {f.get('samples')} "
+            f"RCT fails {f.get('rct_failures')} APT fails {f.get('apt_failures')}  "
             f"node says {verdict}"
         )
     drops = ", ".join(f"{reason} {count}" for reason, count in link["drops"].items()) or "none"

@@ -71,16 +71,19 @@ class AuditTail:
         """Read what was appended since the last poll (rereads a rewritten file)."""
         try:
             info = self.path.stat()
-        except FileNotFoundError:
-            return
+        except OSError:
+            return  # missing (or unreadable) until the first entry is written
         if info.st_ino != self._inode or info.st_size < self._offset:
             self._inode, self._offset, self._partial = info.st_ino, 0, b""
             self.entries.clear()
         if info.st_size == self._offset:
             return
-        with open(self.path, "rb") as handle:
-            handle.seek(self._offset)
-            chunk = handle.read(min(info.st_size - self._offset, 4 << 20))
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self._offset)
+                chunk = handle.read(min(info.st_size - self._offset, 4 << 20))
+        except OSError:
+            return  # not a readable file (a folder?): the tail stays as it was
         self._offset += len(chunk)
         lines = (self._partial + chunk).split(b"\n")
         self._partial = lines.pop()
@@ -101,8 +104,8 @@ class AuditTail:
                 "hash": str(doc.get("hash", ""))[:16],
                 "signed": doc.get("signature") is not None,
             }
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-            return None
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError):
+            return None  # a damaged line: `chaos-host audit verify` says what is wrong
 
     def after(self, seq: int) -> list[dict[str, Any]]:
         """Entries with a sequence number above ``seq``."""
@@ -146,14 +149,14 @@ class LiveState:
                 size = handle.tell()
                 handle.seek(max(0, size - (256 << 10)))
                 tail = handle.read()
-        except FileNotFoundError:
+        except OSError:
             return
         for line in tail.split(b"\n")[-100:]:
             try:
                 doc = json.loads(line)
                 fields = {k: v for k, v in doc.items() if k not in ("time", "event")}
                 self._append_event(str(doc["event"]), fields, float(doc["time"]))
-            except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
                 continue
 
     def _on_event(self, event: str, fields: dict[str, Any]) -> None:

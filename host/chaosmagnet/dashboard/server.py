@@ -264,7 +264,7 @@ class DashboardServer:
     async def _body(request: web.Request) -> dict[str, Any]:
         try:
             body = await request.json()
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply
             raise web.HTTPBadRequest(reason="the body is not valid JSON") from None
         if not isinstance(body, dict):
             raise web.HTTPBadRequest(reason="the body must be a JSON object")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from chaosmagnet.audit import entry_is_authentic, find_entry
-from chaosmagnet.errors import AuditError, BundleError
+from chaosmagnet.errors import AuditError, BundleError, escape_device_text
 from chaosmagnet.minting.canonical import canonical_json, digest_hex, file_json, from_hex
 from chaosmagnet.minting.identity import IdentityPublic
 from chaosmagnet.pqc import ALGORITHMS
@@ -66,7 +66,7 @@ def load_bundle(path: Path) -> tuple[bytes, dict[str, Any]]:
         raise BundleError(f"{path}: {exc.strerror}") from None
     try:
         doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply to be a bundle
         raise BundleError(f"{path}: not valid JSON") from None
     if not isinstance(doc, dict):
         raise BundleError(f"{path}: not a bundle")
@@ -170,7 +170,7 @@ def verify_bundle(
         report.problems.append("the file is not in canonical layout (bytes were changed)")
     if body["host"]["fingerprint"] != identity.fingerprint:
         report.problems.append(
-            f"made by host {body['host']['fingerprint'][:16]}, "
+            f"made by host {escape_device_text(body['host']['fingerprint'][:16])}, "
             f"not by identity {identity.fingerprint[:16]}"
         )
     sig_problems = identity.verify(signed_message(body), signatures, "bundle")

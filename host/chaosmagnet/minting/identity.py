@@ -480,8 +480,10 @@ def _read_json(path: Path, error: type[Exception] = IdentityError) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise error(f"{path} not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise error(f"{path}: unreadable ({type(exc).__name__})") from None
+    except OSError as exc:
+        raise error(f"{path}: unreadable ({exc.strerror})") from None
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested too deeply
+        raise error(f"{path}: not valid JSON") from None
 
 
 def identity_exists(keys_dir: Path) -> bool:

@@ -155,13 +155,22 @@ class PtyEndpoint:
         self.open()
 
     def open(self) -> None:
+        if self.link_path.exists() and not self.link_path.is_symlink():
+            # never replace a user's file or folder with the port link
+            raise UsageError(f"{self.link_path} exists and is not a port link: use another --link")
         self.master, self.slave = pty.openpty()
         tty.setraw(self.slave)
         os.set_blocking(self.master, False)
         tmp = self.link_path.with_name(self.link_path.name + ".new")
-        tmp.unlink(missing_ok=True)
-        os.symlink(os.ttyname(self.slave), tmp)
-        os.replace(tmp, self.link_path)
+        try:
+            tmp.unlink(missing_ok=True)
+            os.symlink(os.ttyname(self.slave), tmp)
+            os.replace(tmp, self.link_path)
+        except OSError as exc:
+            for fd in (self.master, self.slave):
+                os.close(fd)
+            self.master = self.slave = -1
+            raise UsageError(f"cannot create the port link {self.link_path}: {exc.strerror}") from None
 
     @property
     def slave_path(self) -> str:

@@ -36,6 +36,28 @@ _DEFAULT_H = {"adc": 1.0, "rng": 7.0, "jitter": 0.2}
 LinkFactory = Callable[..., SerialLink]
 
 
+def device_scalar(value: Any) -> bool | int | float | str | None:
+    """A scalar a node reported, safe to show: numbers as they are, text escaped, else None."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return escape_device_text(value) if isinstance(value, str) else None
+
+
+_STATUS_DEPTH = 4  # a STATUS is 3 levels deep: {"sources": [{...}]}
+
+
+def _bounded(value: Any, depth: int = 0) -> Any:
+    """A copy of device JSON at most _STATUS_DEPTH levels deep (deeper parts become None),
+    so that printing or re-serialising it can never recurse without bound."""
+    if isinstance(value, dict):
+        if depth >= _STATUS_DEPTH:
+            return None
+        return {str(k): _bounded(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_bounded(v, depth + 1) for v in value] if depth < _STATUS_DEPTH else None
+    return value
+
+
 def samples_from_frame(frame: Frame) -> np.ndarray:
     """The frame's samples as uint8 (the low 8 bits of wider samples)."""
     if frame.sample_width == 2:
@@ -125,10 +147,10 @@ class NodeConnection:
         elif frame.type is FrameType.STATUS:
             try:
                 status = json.loads(frame.payload.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError):
+            except (ValueError, RecursionError):  # not JSON, or nested too deeply
                 return
             if isinstance(status, dict):
-                self.status = status
+                self.status = _bounded(status)
                 if self._challenge and status.get("challenge") == self._challenge:
                     self.verified = True
         elif frame.type is FrameType.HEARTBEAT:
@@ -155,10 +177,13 @@ class NodeConnection:
         """What the node says about one of its sources (cutoffs, rate), from STATUS."""
         if not self.status:
             return {}
-        for entry in self.status.get("sources", []):
+        entries = self.status.get("sources")
+        if not isinstance(entries, list):
+            return {}
+        for entry in entries:
             if isinstance(entry, dict) and entry.get("name") == name:
                 keep = ("on", "rate", "h", "rct_cutoff", "apt_cutoff", "apt_window")
-                return {k: entry[k] for k in keep if k in entry}
+                return {k: device_scalar(entry[k]) for k in keep if k in entry}
         return {}
 
 
