@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from chaosmagnet.audit import AuditLog, find_entry, verify_audit_log
 from chaosmagnet.cli import main
@@ -391,3 +392,30 @@ def test_dashboard_refuses_deep_json_bodies_and_damaged_logs(tmp_path: Path) -> 
             assert server._ticker is not None and not server._ticker.done()
 
     asyncio.run(scenario())
+
+
+def test_unwritable_health_log_never_takes_a_source_down(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """logs/ is a file: health events are dropped with one warning, and the stuck source
+    is quarantined (then failed) as usual, not put in error by the failed log write."""
+    (tmp_path / "logs").write_text("not a folder")
+    log = JsonLineLog(tmp_path / "logs" / "health.jsonl")
+    stuck = ScriptedSource("stuck", [np.zeros(4096, dtype=np.uint8)] * 4, declared_h=4.0)
+
+    async def scenario() -> dict[str, Any]:
+        engine = Engine([stuck], Config(), health_log=log)
+        await engine.start()
+        try:
+            for _ in range(100):
+                if engine.source_states()["stuck"]["state"] != "ok":
+                    break
+                await asyncio.sleep(0.05)
+            return engine.source_states()["stuck"]
+        finally:
+            await engine.stop()
+
+    state = asyncio.run(scenario())
+    assert state["state"] in ("quarantined", "failed"), state  # the health verdict, not "error"
+    err = capsys.readouterr().err
+    assert err.count("cannot write") == 1 and "Traceback" not in err

@@ -6,8 +6,10 @@ being written.  Nothing secret is ever passed here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -31,17 +33,36 @@ class JsonLineLog:
         self.path = path
         self._lock = threading.Lock()
         self._file = None
+        self._warned = False
 
     def write(self, event: str, **fields: Any) -> None:
-        """Append {"time", "event", **fields} as one line."""
+        """Append {"time", "event", **fields} as one line.
+
+        A log that cannot be written (logs/ is a file, the disk is full) never
+        takes the caller down: the first failure is reported on stderr, the
+        event is dropped, and later writes try again.
+        """
         record = {"time": time.time(), "event": event, **fields}
         line = json.dumps(record, sort_keys=True, default=str) + "\n"
         with self._lock:
-            if self._file is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
-            self._file.write(line)
-            self._file.flush()
+            try:
+                if self._file is None:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+                self._file.write(line)
+                self._file.flush()
+            except OSError as exc:
+                if self._file is not None:
+                    with contextlib.suppress(OSError):
+                        self._file.close()
+                    self._file = None
+                if not self._warned:
+                    self._warned = True
+                    print(
+                        f"chaos-host: warning: cannot write {self.path}: {exc.strerror}; "
+                        "events are not logged there",
+                        file=sys.stderr,
+                    )
 
     def close(self) -> None:
         """Close the file (reopened on the next write)."""
