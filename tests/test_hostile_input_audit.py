@@ -394,9 +394,7 @@ def test_dashboard_refuses_deep_json_bodies_and_damaged_logs(tmp_path: Path) -> 
     asyncio.run(scenario())
 
 
-def test_unwritable_health_log_never_takes_a_source_down(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_unwritable_health_log_never_takes_a_source_down(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """logs/ is a file: health events are dropped with one warning, and the stuck source
     is quarantined (then failed) as usual, not put in error by the failed log write."""
     (tmp_path / "logs").write_text("not a folder")
@@ -419,3 +417,53 @@ def test_unwritable_health_log_never_takes_a_source_down(
     assert state["state"] in ("quarantined", "failed"), state  # the health verdict, not "error"
     err = capsys.readouterr().err
     assert err.count("cannot write") == 1 and "Traceback" not in err
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to serve a socket as another user")
+def test_control_client_never_trusts_another_users_socket(tmp_path: Path) -> None:
+    """A socket planted at the control path by another user (uid 65534 here) is not
+    asked for seeds: probe() sees no `run`, and a draw fails with the reason."""
+    from chaosmagnet.control import ControlSeedSource, probe
+    from chaosmagnet.errors import ControlError
+
+    python = shutil.which("python3", path="/usr/bin:/bin")
+    if python is None:
+        pytest.skip("needs a system python3 that another user can run")
+    top = Path(tempfile.mkdtemp(prefix="cm-planted-", dir="/tmp"))  # pytest's tmp is root-only
+    os.chmod(top, 0o755)
+    folder = top / "planted"
+    folder.mkdir()
+    os.chown(folder, 65534, 65534)
+    path = folder / "control.sock"
+    fake_seed = "ab" * 64
+    answer = json.dumps({"ok": True, "seed": fake_seed, "pid": 1})
+    server = subprocess.Popen(
+        [
+            python,
+            "-c",
+            "import os, socket, sys\n"
+            "s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o777)\n"
+            "s.listen(); print('ready', flush=True)\n"
+            "while True:\n"
+            "    c, _ = s.accept()\n"
+            "    try:\n"
+            "        c.recv(65536); c.sendall(sys.argv[2].encode() + b'\\n')\n"
+            "    except OSError:\n"
+            "        pass  # the client hung up first\n"
+            "    c.close()\n",
+            str(path),
+            answer,
+        ],
+        user=65534,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        assert asyncio.run(probe(path)) is None
+        with pytest.raises(ControlError, match="served by another user"):
+            asyncio.run(ControlSeedSource(path).draw(64, required_bits=1, purpose=b"x", timeout=5))
+    finally:
+        server.kill()
+        server.wait()
+        shutil.rmtree(top, ignore_errors=True)

@@ -5,7 +5,9 @@ seeds instead of starting the sources a second time.  Transport: a Unix
 domain socket (``$CHAOS_CONTROL_SOCKET``, else ``$XDG_RUNTIME_DIR/chaosmagnet/
 control.sock``, else ``/tmp/chaosmagnet-<uid>/control.sock``) in a 0700
 folder, the socket itself 0600, and the server accepts only peers with the
-same uid (or root), checked with SO_PEERCRED.  Protocol: JSON lines, one
+same uid (or root), checked with SO_PEERCRED; clients likewise accept only a
+server of their own uid (or root), so a socket another user planted is never
+asked for seeds.  Protocol: JSON lines, one
 request per connection (docs/control-channel.md):
 
     -> {"op": "status"}
@@ -261,6 +263,12 @@ async def _exchange(
     except (OSError, asyncio.TimeoutError) as exc:
         raise ControlError(f"cannot reach chaos-host run at {path}: {exc}") from None
     try:
+        # Seeds must come from our own `run`: a socket that another user put at this
+        # path (a /tmp folder is anyone's to create) would hand us seeds it knows.
+        sock = writer.get_extra_info("socket")
+        owner = _peer_uid(sock) if sock is not None else None
+        if owner is not None and owner not in (os.getuid(), 0):
+            raise ControlError(f"{path} is served by another user (uid {owner}): not used")
         writer.write(_encode(request))
         await writer.drain()
         while True:
