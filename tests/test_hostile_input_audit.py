@@ -467,3 +467,64 @@ def test_control_client_never_trusts_another_users_socket(tmp_path: Path) -> Non
         server.kill()
         server.wait()
         shutil.rmtree(top, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def test_control_socket_folder_modes_are_never_changed(tmp_path: Path) -> None:
+    """A socket put straight into a shared sticky folder (as $CHAOS_CONTROL_SOCKET=/tmp/x.sock
+    does) leaves the folder's mode alone - it used to chmod /tmp to 0700, locking every
+    other user out; a folder others can write to (not sticky) is refused, unchanged; and
+    the process umask is never left changed while other tasks run."""
+    from chaosmagnet.errors import ControlError
+
+    shared = tmp_path / "shared-tmp"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    open_folder = tmp_path / "open"
+    open_folder.mkdir()
+    os.chmod(open_folder, 0o777)
+    seen: set[int] = set()
+
+    async def scenario() -> None:
+        engine = _engine(tmp_path)
+        done = asyncio.Event()
+
+        async def watch_umask() -> None:
+            while not done.is_set():
+                seen.add(_umask())
+                await asyncio.sleep(0)
+
+        watcher = asyncio.create_task(watch_umask())
+        await asyncio.sleep(0)
+        server = ControlServer(engine, shared / "control.sock")
+        await server.start()
+        try:
+            assert os.stat(shared).st_mode & 0o7777 == 0o1777
+            assert os.stat(server.path).st_mode & 0o777 == 0o600
+            assert (await asyncio.wait_for(_status(server.path), 10))["ok"] is True
+        finally:
+            await server.stop()
+            done.set()
+            await watcher
+        with pytest.raises(ControlError, match="writable by other users"):
+            await ControlServer(engine, open_folder / "control.sock").start()
+        assert os.stat(open_folder).st_mode & 0o777 == 0o777
+
+    before = _umask()
+    asyncio.run(scenario())
+    assert seen == {before}
+
+
+async def _status(path: Path) -> dict[str, Any]:
+    reader, writer = await asyncio.open_unix_connection(str(path))
+    writer.write(b'{"op": "status"}\n')
+    await writer.drain()
+    answer = json.loads(await reader.readline())
+    writer.close()
+    await writer.wait_closed()
+    return answer

@@ -30,6 +30,7 @@ import json
 import math
 import os
 import socket
+import stat
 import struct
 import time
 from pathlib import Path
@@ -62,10 +63,18 @@ def _prepare_folder(folder: Path) -> None:
         info = folder.stat()
     except OSError as exc:
         raise ControlError(f"cannot create {folder}: {exc.strerror}") from None
+    if info.st_mode & stat.S_ISVTX:
+        # A shared sticky folder such as /tmp: never change its mode (that would lock
+        # every other user out of it); others cannot remove or rename our socket there,
+        # the socket is 0600, and both ends check the peer's uid.
+        return
     if info.st_uid != os.getuid():
         raise ControlError(f"{folder} belongs to another user")
-    if info.st_mode & 0o077:
-        os.chmod(folder, 0o700)
+    if info.st_mode & 0o022:
+        raise ControlError(
+            f"{folder} is writable by other users: put the control socket elsewhere "
+            f"(${SOCKET_ENV})"
+        )
 
 
 def _peer_uid(sock: socket.socket) -> int | None:
@@ -103,18 +112,25 @@ class ControlServer:
                 raise ControlError(
                     f"another chaos-host run already serves this host's pool ({self.path})"
                 )
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()  # stale socket from a run that died
-        old_umask = os.umask(0o177)
+            try:
+                self.path.unlink(missing_ok=True)  # stale socket from a run that died
+            except OSError as exc:  # e.g. another user's file in a sticky folder
+                raise ControlError(f"cannot replace {self.path}: {exc.strerror}") from None
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o177)  # the socket file is born 0600
         try:
-            self._server = await asyncio.start_unix_server(
-                self._handle, path=str(self.path), limit=MAX_LINE
-            )
+            sock.bind(str(self.path))
         except OSError as exc:
+            sock.close()
             raise ControlError(f"cannot listen on {self.path}: {exc.strerror}") from None
         finally:
-            os.umask(old_umask)
+            os.umask(old_umask)  # restored before any await: the umask is process-wide
         os.chmod(self.path, 0o600)
+        try:
+            self._server = await asyncio.start_unix_server(self._handle, sock=sock, limit=MAX_LINE)
+        except OSError as exc:
+            sock.close()
+            raise ControlError(f"cannot listen on {self.path}: {exc.strerror}") from None
 
     async def stop(self) -> None:
         """Stop listening and remove the socket file."""
