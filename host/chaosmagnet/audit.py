@@ -35,6 +35,7 @@ from chaosmagnet.errors import AuditError, IdentityError, UsageError
 from chaosmagnet.eventlog import data_dir, logs_dir
 from chaosmagnet.minting.canonical import canonical_json, digest_hex, file_json, from_hex
 from chaosmagnet.minting.identity import (
+    HostIdentity,
     IdentityPublic,
     SecretKeyHandle,
     load_audit_signer,
@@ -479,6 +480,18 @@ def keys_dir() -> Path:
 def default_log_path() -> Path:
     """logs/audit.jsonl under $CHAOS_HOME (or the current directory)."""
     return logs_dir() / "audit.jsonl"
+
+
+def record_identity_created(identity: HostIdentity, path: Path | None = None) -> None:
+    """Write the `identity_created` entry (fingerprint, algorithms, audit key) and sign it."""
+    log = AuditLog(path or default_log_path(), identity.audit_signer)
+    log.record(
+        "identity_created",
+        identity=identity.fingerprint,
+        algorithms=[a for a, _ in identity.public.keys],
+        audit_key=identity.public.audit_key.key_id if identity.public.audit_key else None,
+    )
+    log.sign_pending()
 
 
 _default_lock = threading.Lock()

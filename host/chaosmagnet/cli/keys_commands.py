@@ -23,6 +23,7 @@ from chaosmagnet.audit import (
     attach_to_engine,
     default_log_path,
     keys_dir,
+    record_identity_created,
     verify_audit_log,
 )
 from chaosmagnet.cli.app import app
@@ -130,19 +131,8 @@ async def _ensure_identity(
         timeout=timeout,
         on_progress=bar.update,
     )
-    _record_identity_created(identity)
+    record_identity_created(identity)
     return identity
-
-
-def _record_identity_created(identity: HostIdentity) -> None:
-    log = AuditLog(default_log_path(), identity.audit_signer)
-    log.record(
-        "identity_created",
-        identity=identity.fingerprint,
-        algorithms=[a for a, _ in identity.public.keys],
-        audit_key=identity.public.audit_key.key_id if identity.public.audit_key else None,
-    )
-    log.sign_pending()
 
 
 # -- backends ------------------------------------------------------------------

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaosmagnet.audit import AuditLog
+from chaosmagnet.audit import AuditLog, record_identity_created
 from chaosmagnet.errors import BundleError, IdentityError, UsageError
 from chaosmagnet.minting.bundle import bundle_filename, load_bundle, split_bundle
 from chaosmagnet.minting.identity import (
@@ -170,14 +170,7 @@ class MintService:
             timeout=self.timeout,
             on_progress=self._on_progress,
         )
-        log = AuditLog(self.audit_path, identity.audit_signer)
-        log.record(
-            "identity_created",
-            identity=identity.fingerprint,
-            algorithms=[a for a, _ in identity.public.keys],
-            audit_key=identity.public.audit_key.key_id if identity.public.audit_key else None,
-        )
-        log.sign_pending()
+        record_identity_created(identity, self.audit_path)
         return identity
 
     async def mint(
