@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from chaosmagnet.errors import UsageError
 
@@ -34,29 +37,28 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
-def write_private_file(path: Path, data: bytes, *, overwrite: bool = True) -> Path:
-    """Write ``data`` to ``path`` atomically with mode 0600.
+@contextmanager
+def atomic_file(path: Path, *, mode: int = PRIVATE_FILE_MODE, overwrite: bool = True) -> Iterator[BinaryIO]:
+    """Yield a handle on a temporary file beside ``path``; on success it becomes ``path``.
 
-    With ``overwrite=False`` an existing file is an error (UsageError) and is
-    left untouched.  On any failure the temporary file is removed.
+    The file gets exactly ``mode`` (whatever the umask), is fsynced, and is
+    renamed into place (with ``overwrite=False``: linked, failing if the target
+    exists); the folder is fsynced after.  On any failure, Ctrl-C included, the
+    temporary file is removed and ``path`` is untouched; an OSError becomes a
+    UsageError naming the file.  The folder must exist.
     """
     path = Path(path)
-    ensure_private_dir(path.parent)
     if not overwrite and path.exists():
         raise UsageError(f"{path} already exists")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
-        fd = os.open(
-            tmp,
-            os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
-            PRIVATE_FILE_MODE,
-        )
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode & 0o600)
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), PRIVATE_FILE_MODE)  # whatever the umask said
-            handle.write(data)
+            os.fchmod(handle.fileno(), mode)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         if overwrite:
@@ -71,6 +73,18 @@ def write_private_file(path: Path, data: bytes, *, overwrite: bool = True) -> Pa
             raise UsageError(f"cannot write {path}: {exc.strerror}") from None
         raise
     _fsync_dir(path.parent)
+
+
+def write_private_file(path: Path, data: bytes, *, overwrite: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically with mode 0600, creating its folder 0700.
+
+    With ``overwrite=False`` an existing file is an error (UsageError) and is
+    left untouched.  On any failure the temporary file is removed.
+    """
+    path = Path(path)
+    ensure_private_dir(path.parent)
+    with atomic_file(path, mode=PRIVATE_FILE_MODE, overwrite=overwrite) as handle:
+        handle.write(data)
     return path
 
 

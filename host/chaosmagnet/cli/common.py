@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO
 
 from chaosmagnet.config import Config, load_config
 from chaosmagnet.errors import UsageError
+from chaosmagnet.securefile import atomic_file
 from chaosmagnet.sources.base import Source
 from chaosmagnet.sources.registry import SourceOptions, build_source, default_sources, known_sources
 
@@ -65,28 +63,11 @@ def check_writable(path: Path) -> None:
         raise UsageError(f"{path}: folder {parent} is not writable")
 
 
-@contextmanager
-def atomic_output(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
+def atomic_output(path: Path, mode: int = 0o644) -> AbstractContextManager[BinaryIO]:
     """Write to a temporary file beside path and rename it into place on success.
 
     On any error the temporary file is removed and path is left untouched; a
     failed write (disk full, I/O error) becomes a UsageError naming the file.
     """
     check_writable(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise UsageError(f"cannot write {path}: {exc.strerror}") from None
-        raise
+    return atomic_file(path, mode=mode)
