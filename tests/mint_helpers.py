@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from chaosmagnet.audit import AuditLog
 from chaosmagnet.minting.identity import (
     HostIdentity,
@@ -26,7 +24,7 @@ from chaosmagnet.minting.mint import MintedBundle, MintOptions, mint_bundle
 from chaosmagnet.minting.sealing import ScryptParams, Sealer
 from chaosmagnet.minting.seeds import PoolSeedSource, SeedDraw
 from chaosmagnet.pool import EntropyPool
-from chaosmagnet.sources.base import Source, SourceInfo
+from source_helpers import ScriptedSource, uniform  # noqa: F401  (re-exported for the mint tests)
 
 FAST_SCRYPT = ScryptParams(n=2**10, r=8, p=1)  # tests only; passed explicitly
 PASSPHRASE = "correct horse battery staple"
@@ -91,21 +89,3 @@ def make_minted(root: Path, **options: object) -> Minted:
     return asyncio.run(build())
 
 
-class ScriptedSource(Source):
-    """Yields the given batches, then idles until stopped (for Engine-backed tests)."""
-
-    def __init__(self, name: str, batches: list[np.ndarray], declared_h: float = 2.0) -> None:
-        self.info = SourceInfo(name=name, kind="test", bits_per_sample=8, declared_h=declared_h)
-        self._batches = batches
-
-    async def batches(self) -> AsyncIterator[np.ndarray]:
-        for batch in self._batches:
-            yield batch
-            await asyncio.sleep(0)
-        while True:
-            await asyncio.sleep(3600)
-
-
-def uniform(n: int, seed: int = 0) -> np.ndarray:
-    """n uniformly random bytes (a healthy source's batch)."""
-    return np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8)

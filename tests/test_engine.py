@@ -16,29 +16,7 @@ from chaosmagnet.errors import PoolError
 from chaosmagnet.eventlog import JsonLineLog
 from chaosmagnet.sources.base import Availability, Source, SourceInfo
 from chaosmagnet.sources.local import CpuJitterSource, OsRngSource, SystemSource
-
-
-class ScriptedSource(Source):
-    """Yields the given batches, then idles until stopped."""
-
-    def __init__(
-        self, name: str, batches: list[np.ndarray], declared_h: float = 2.0, conditioned: bool = False
-    ) -> None:
-        self.info = SourceInfo(
-            name=name, kind="test", bits_per_sample=8, declared_h=declared_h, conditioned=conditioned
-        )
-        self._batches = batches
-        self.stopped = False
-
-    async def batches(self) -> AsyncIterator[np.ndarray]:
-        for batch in self._batches:
-            yield batch
-            await asyncio.sleep(0)
-        while True:
-            await asyncio.sleep(3600)
-
-    async def stop(self) -> None:
-        self.stopped = True
+from source_helpers import ScriptedSource, uniform
 
 
 class Unavailable(ScriptedSource):
@@ -50,10 +28,6 @@ class Exploding(ScriptedSource):
     async def batches(self) -> AsyncIterator[np.ndarray]:
         yield np.zeros(0, dtype=np.uint8)
         raise RuntimeError("device said \x1b[31mboom")
-
-
-def uniform(n: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8)
 
 
 def test_good_source_is_credited_at_min_of_declared_and_estimate() -> None:
