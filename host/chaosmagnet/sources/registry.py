@@ -2,12 +2,13 @@
 
 A factory takes the SourceOptions (the command line's device choices and the
 config) and returns a Source.  Building must be cheap and must not open a
-device: availability() says whether it can run, start() acquires it.  Later
-modules (audio, video, hid, nodes) add their factories here.
+device: availability() says whether it can run, start() acquires it.  Node
+sources are not registered here: `run --node` builds them from the node registry.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -71,11 +72,7 @@ def _load_builtin() -> None:
     if _loaded:
         return
     _loaded = True
-    from chaosmagnet.sources import local  # noqa: F401  (os-rng, cpu-jitter, system)
-
-    for optional in ("chaosmagnet.sources.audio", "chaosmagnet.sources.video", "chaosmagnet.sources.hid"):
-        try:
-            __import__(optional)
-        except ModuleNotFoundError as exc:
-            if exc.name != optional:
-                raise
+    # Each module registers its sources on import, in this order (the order of
+    # `chaos-host sources`); none needs its device library to import.
+    for module in ("local", "audio", "video", "hid"):
+        importlib.import_module(f"chaosmagnet.sources.{module}")
