@@ -7,6 +7,7 @@ import contextlib
 import json
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Optional
 
@@ -37,10 +38,11 @@ SourceOpt = typer.Option(None, "--source", "-s", help="Run only this source (rep
 CameraOpt = typer.Option(None, "--camera", help="OpenCV capture for the video source: device index or path/URL.")
 AudioOpt = typer.Option(None, "--audio-device", help="PortAudio input device (name or index) for the audio source.")
 
-# Hooks that other modules (control socket, dashboard, nodes, assessment) register
-# to take part in `run`: each is called with (engine, options dict) inside the
-# event loop and returns an optional async cleanup callable.
-RunHook = Any
+# Hooks that other modules (control socket, dashboard, nodes) register to take
+# part in `run`: each is awaited with (engine, options dict) inside the event
+# loop after the engine starts, and returns an optional async cleanup callable.
+RunCleanup = Callable[[], Awaitable[None]]
+RunHook = Callable[[Engine, dict[str, Any]], Awaitable[Optional[RunCleanup]]]
 RUN_HOOKS: list[RunHook] = []
 
 
