@@ -322,15 +322,17 @@ def random_bytes(
     engine = _engine_for(config, source, None, None)
     console = Console(stderr=True)
     if out == "-":
+        if sys.stdout is None:
+            raise UsageError("standard output is closed: use --out FILE")
         if sys.stdout.isatty():
             raise UsageError("refusing to write binary data to a terminal: use --out FILE or a pipe")
         try:
             asyncio.run(_random(engine, n_bytes, sys.stdout.buffer, timeout, console))
             sys.stdout.buffer.flush()
-        except BrokenPipeError:
-            sys.stderr.close()  # reader went away: nothing more to say
-        except OSError as exc:  # disk full, I/O error on the file stdout goes to
-            raise UsageError(f"cannot write to standard output: {exc.strerror}") from None
+        except OSError as exc:  # reader gone, disk full, I/O error on the file stdout goes to
+            from chaosmagnet.cli import _exit_for_stdout
+
+            _exit_for_stdout(exc)
         return
     path = Path(out)
     check_writable(path)
