@@ -21,6 +21,7 @@ from chaosmagnet.cli import (
     dashboard_hook,  # noqa: E402,F401  (run --dashboard)
     keys_commands,  # noqa: E402,F401  (backends, mint, verify, export, identity, audit)
     nodes_commands,  # noqa: E402,F401  (nodes ..., run --node)
+    service_commands,  # noqa: E402,F401  (service ..., run --feed-kernel)
 )
 from chaosmagnet.cli.app import app
 from chaosmagnet.errors import ChaosError

@@ -278,6 +278,7 @@ class LiveState:
             "sources": sources,
             "latest": latest,
             "nodes": self.nodes(sources),
+            "outputs": _plain(snap.get("outputs", {})),
             "mint": self.mint_status()
             if self.mint_status is not None
             else {"available": False, "reason": "minting is not set up"},
