@@ -251,3 +251,28 @@ def test_portable_firmware_compiles_and_imports_under_micropython(tmp_path) -> N
     )
     out = run_micropython(code, tmp_path, {FIRMWARE_LIB: "/lib"})
     assert int(out.decode().strip()) == len(sources) and len(sources) >= 8
+
+
+def test_key_provisioning_script_compiles_for_esp32s3(tmp_path) -> None:
+    """The script deploy runs once to put the key into NVS is board code: mpy-cross checks it."""
+    from chaosmagnet.nodes.tools import provision_script
+
+    tool = mpy_cross()
+    script = tmp_path / "chaosnode_provision.py"
+    script.write_text(provision_script(bytes(range(32))))
+    proc = subprocess.run(
+        [tool, "-march=xtensawin", "-o", str(tmp_path / "out.mpy"), str(script)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_app_disables_the_repl_interrupt_and_reads_the_key_from_nvs() -> None:
+    """What the board runs (mpy-cross checks it compiles): the key comes from esp32.NVS,
+    Ctrl-C is disabled unless BOOT is held, and the config file holds no key."""
+    app = (FIRMWARE_LIB / "chaosnode" / "app.py").read_text()
+    assert "micropython.kbd_intr(-1)" in app and "esp32.NVS(" in app
+    assert "boot_button_held(" in app and 'get_blob("key"' in app
+    config = (FIRMWARE_LIB / "chaosnode" / "config.py").read_text()
+    assert 'REQUIRED = ("node_id", "board", "sources")' in config
