@@ -273,9 +273,19 @@ def deploy_node(
         return
     deploy(port, node_config(node_id, None, profile, label), key if send_key else None)
     with registry_transaction() as registry:
+        # The boot counter floor stays while the board's NVS (key and counter) stays; a key
+        # sent now goes with a fresh or erased NVS, whose counter starts again from 1.
+        floor = existing.boot_counter if existing is not None and not send_key else 0
         registry.put(
             NodeRecord(
-                label, node_id, key, profile.name, port, False, profile.node_sources_config()
+                label,
+                node_id,
+                key,
+                profile.name,
+                port,
+                False,
+                profile.node_sources_config(),
+                boot_counter=floor,
             )
         )
     print(
