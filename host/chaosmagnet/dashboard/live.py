@@ -239,7 +239,7 @@ class LiveState:
         for label, group in sorted(members.items()):
             details = group[0]["details"]  # the sources of a node share one connection
             link = details.get("link")
-            node: dict[str, Any] = {"label": label, "link": link, "connected": link == "open"}
+            node: dict[str, Any] = {"label": label, "link": link, "connected": link == "linked"}
             for key, as_key in _NODE_FACTS:
                 if key in details:
                     node[as_key] = details[key]

@@ -1,7 +1,10 @@
 """Node frames become pipeline sources: ``node:<label>:<adc|rng|jitter>``.
 
-One NodeConnection per node owns the serial link and the frame parser and
-hands each DATA frame's samples to the matching NodeSource.  The sources are
+One NodeConnection per node owns its transport (a serial link by default), the
+handshake and session of each connection and the frame parser above it, and
+hands each DATA frame's samples to the matching NodeSource.  Nothing reaches
+a source before the connection's handshake verified: frames that are not
+tagged under this connection's session key are dropped with a reason.  The sources are
 push-style: ``batches()`` waits on a queue the link fills.  The host re-tests
 every sample itself (the engine's RCT/APT); the node's own verdict (its
 counters and flags) is shown in ``details()`` and never relied on.
@@ -13,10 +16,12 @@ low 8 bits, where the noise is (the high bits are the DC level).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import secrets
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -26,14 +31,18 @@ from chaosmagnet.nodes.boards import SOURCE_NAMES
 from chaosmagnet.nodes.link import SerialLink
 from chaosmagnet.nodes.parser import Drop, FrameParser
 from chaosmagnet.nodes.protocol import Frame, FrameType, SourceId, decode_heartbeat
-from chaosmagnet.nodes.registry import NodeRecord, NodeRegistry
+from chaosmagnet.nodes.registry import NodeRecord, NodeRegistry, remember_boot_counter
+from chaosmagnet.nodes.transport import Transport
 from chaosmagnet.sources.base import Source, SourceInfo
 
 QUEUE_BATCHES = 512  # frames buffered per source before the oldest is dropped
 _SOURCE_IDS = {"adc": SourceId.ADC, "rng": SourceId.RNG, "jitter": SourceId.JITTER}
 _DEFAULT_H = {"adc": 1.0, "rng": 7.0, "jitter": 0.2}
 
-LinkFactory = Callable[..., SerialLink]
+LinkFactory = Callable[..., Transport]
+BootStore = Callable[[NodeRecord, int], None]
+HANDSHAKE_RETRY_S = 2.0  # no answer to hello within this long: a new hello, a new challenge
+SILENCE_S = 5.0  # no verified frame for this long while linked: handshake again
 
 
 def device_scalar(value: Any) -> bool | int | float | str | None:
@@ -67,27 +76,49 @@ def samples_from_frame(frame: Frame) -> np.ndarray:
 
 
 class NodeConnection:
-    """One node's link, parser, per-source queues and last reported state."""
+    """One node's transport, handshake, parser, per-source queues and last reported state.
 
-    def __init__(self, record: NodeRecord, *, link_factory: LinkFactory = SerialLink) -> None:
+    ``link_state`` is ``waiting`` (no connection yet), ``handshake`` (hello sent,
+    no verified answer), ``linked`` (this connection's handshake verified) or
+    ``lost`` (the connection went away).  ``boot_store`` remembers a newly
+    accepted boot counter (by default in the node registry).
+    """
+
+    def __init__(
+        self,
+        record: NodeRecord,
+        *,
+        link_factory: LinkFactory = SerialLink,
+        boot_store: BootStore | None = remember_boot_counter,
+    ) -> None:
         self.record = record
-        self.parser = FrameParser({record.node_id: record.key})
+        self.parser = FrameParser({record.node_id: record.key}, {record.node_id: record.boot_counter})
+        self.session = self.parser.session(record.node_id)
         self.link = link_factory(
             record.link,
             self._on_bytes,
             on_connect=self._on_connect,
             on_disconnect=self._on_disconnect,
         )
+        self.link_state = "waiting"
         self.queues: dict[SourceId, asyncio.Queue[np.ndarray | None]] = {}
         self.node_health: dict[SourceId, dict[str, Any]] = {}
         self.status: dict[str, Any] | None = None
         self.heartbeat: dict[str, int] | None = None
         self.replies: deque[str] = deque(maxlen=16)
         self.queue_overflows = 0
-        self.verified = False  # a STATUS echoed this connection's challenge
-        self._challenge = ""
+        self.hellos = 0
+        self._boot_store = boot_store
+        self._hello_at = 0.0
+        self._frame_at = 0.0
         self._users: set[object] = set()
         self._task: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+
+    @property
+    def verified(self) -> bool:
+        """This connection's handshake verified (the node answered our challenge)."""
+        return self.link_state == "linked"
 
     # -- lifetime: the link runs while any of the node's sources runs -----
     def queue_for(self, source: SourceId) -> asyncio.Queue[np.ndarray | None]:
@@ -101,27 +132,56 @@ class NodeConnection:
         self._users.add(user)
         if self._task is None:
             self._task = asyncio.create_task(self.link.run(), name=f"node-link:{self.record.label}")
+            self._watchdog = asyncio.create_task(
+                self._watch(), name=f"node-handshake:{self.record.label}"
+            )
 
     async def release(self, user: object) -> None:
         """A source stops: close the link after the last one."""
         self._users.discard(user)
         if not self._users and self._task is not None:
             task, self._task = self._task, None
+            watchdog, self._watchdog = self._watchdog, None
+            if watchdog is not None:
+                watchdog.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watchdog
             self.link.close()
             await task
 
+    async def _watch(self) -> None:
+        """Repeat an unanswered hello; handshake again when a linked node falls silent."""
+        while True:
+            await asyncio.sleep(0.25)
+            if not self.link.is_open:
+                continue
+            now = time.monotonic()
+            if self.link_state == "handshake" and now - self._hello_at > HANDSHAKE_RETRY_S:
+                self._send_hello()
+            elif self.link_state == "linked" and now - self._frame_at > SILENCE_S:
+                self._send_hello()  # e.g. the node rebooted without dropping the port
+
     # -- link callbacks -----------------------------------------------------
+    def _send_hello(self) -> None:
+        self.link_state = "handshake"
+        self._hello_at = time.monotonic()
+        self.hellos += 1
+        self.link.write(self.session.hello())
+
     def _on_connect(self) -> None:
-        self.verified = False
-        self._challenge = secrets.token_hex(8)
-        self.link.write(f"hello {self._challenge}\n".encode())
+        self.parser.reset_stream()
+        self._send_hello()
 
     def _on_disconnect(self) -> None:
         self.parser.reset_stream()
+        self.link_state = "lost"
 
     def send_command(self, line: str) -> bool:
-        """Send one command line (start/stop SRC, rate SRC N, status, ping)."""
-        return self.link.write(line.strip().encode("ascii") + b"\n")
+        """Send one command (start/stop SRC, rate SRC N, status, ping, quiet, reboot),
+        authenticated under this connection's session key; False before the handshake."""
+        if self.session.session_key is None:
+            return False
+        return self.link.write(self.session.command(line.strip()))
 
     def _on_bytes(self, data: bytes) -> None:
         for event in self.parser.feed(data):
@@ -129,8 +189,26 @@ class NodeConnection:
                 continue  # counted by the parser
             self._on_frame(event)
 
+    def _on_handshake(self) -> None:
+        self.link_state = "linked"
+        counter = self.session.boot_counter
+        if counter is not None and counter > self.record.boot_counter:
+            self.record = replace(self.record, boot_counter=counter)
+            store = self._boot_store
+            if store is not None:
+                record = self.record
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:
+                    store(record, counter)
+                else:
+                    loop.run_in_executor(None, store, record, counter)
+
     def _on_frame(self, frame: Frame) -> None:
-        if frame.type is FrameType.DATA:
+        self._frame_at = time.monotonic()
+        if frame.type is FrameType.HANDSHAKE:
+            self._on_handshake()
+        elif frame.type is FrameType.DATA:
             self.node_health[frame.source] = {
                 "failing": frame.health_failed,
                 "samples": frame.samples,
@@ -151,8 +229,6 @@ class NodeConnection:
                 return
             if isinstance(status, dict):
                 self.status = _bounded(status)
-                if self._challenge and status.get("challenge") == self._challenge:
-                    self.verified = True
         elif frame.type is FrameType.HEARTBEAT:
             self.heartbeat = decode_heartbeat(frame.payload)
         elif frame.type is FrameType.REPLY:
@@ -163,8 +239,11 @@ class NodeConnection:
         return {
             "port": self.record.link,
             "link": self.link.state,
+            "link_state": self.link_state,
             "connects": self.link.connects,
             "verified": self.verified,
+            "handshakes": self.session.handshakes,
+            "boot_counter": self.session.boot_counter,
             "frames": self.parser.frames_accepted,
             "lost_frames": self.parser.lost_frames,
             "drops": {reason.value: n for reason, n in self.parser.drops.items()},
@@ -240,10 +319,13 @@ class NodeSource(Source):
 
 
 def build_node_sources(
-    record: NodeRecord, *, link_factory: LinkFactory = SerialLink
+    record: NodeRecord,
+    *,
+    link_factory: LinkFactory = SerialLink,
+    boot_store: BootStore | None = remember_boot_counter,
 ) -> list[Source]:
     """The adc, rng and jitter sources of one registered node, sharing one connection."""
-    connection = NodeConnection(record, link_factory=link_factory)
+    connection = NodeConnection(record, link_factory=link_factory, boot_store=boot_store)
     sources: list[Source] = []
     for name in SOURCE_NAMES:
         h = float(record.declared.get(name, {}).get("h", _DEFAULT_H[name]))
@@ -263,16 +345,7 @@ def resolve_nodes(
     for spec in specs:
         label, at, port = spec.partition("@")
         if at:
-            record = registry.get(label)
-            record = NodeRecord(
-                record.label,
-                record.node_id,
-                record.key,
-                record.board,
-                port,
-                record.simulated,
-                record.declared,
-            )
+            record = replace(registry.get(label), link=port)
         else:
             found = registry.find(spec)
             if found is None:
@@ -290,10 +363,10 @@ def resolve_nodes(
 async def probe_node(
     record: NodeRecord, timeout: float = 3.0, *, link_factory: LinkFactory = SerialLink
 ) -> dict[str, Any]:
-    """Open the node's link, say hello, and return its STATUS and link counters.
+    """Open the node's link, handshake, and return its STATUS and link counters.
 
-    Waits until a STATUS echoing this connection's challenge arrives, or until
-    timeout; the result says which (``verified``).
+    Waits until this connection's handshake verified and a STATUS arrived, or
+    until timeout; the result says which (``verified``).
     """
     connection = NodeConnection(record, link_factory=link_factory)
     token = object()
@@ -301,11 +374,8 @@ async def probe_node(
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while loop.time() < deadline and not connection.verified:
+        while loop.time() < deadline and not (connection.verified and connection.status):
             await asyncio.sleep(0.05)
-        if connection.verified:
-            connection.send_command("status")
-            await asyncio.sleep(0.2)
     finally:
         await connection.release(token)
     return {
