@@ -16,6 +16,7 @@ The fingerprint is SHA3-256 over the canonical list of identity public keys.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -30,7 +31,7 @@ from chaosmagnet.minting.sealing import Sealer, Unsealer
 from chaosmagnet.minting.seeds import ProgressCallback, SeedDraw, SeedSource
 from chaosmagnet.pqc import algorithm_spec, backend_for, backend_named
 from chaosmagnet.pqc.base import KeyPair, SecretEncoding
-from chaosmagnet.securefile import write_private_file
+from chaosmagnet.securefile import fsync_dir, write_private_file
 
 IDENTITY_ALGORITHMS: tuple[str, ...] = ("Falcon-512", "ML-DSA-65")
 AUDIT_KEY_ALGORITHM = "ML-DSA-65"
@@ -67,14 +68,16 @@ def verify_signature_list(
 ) -> list[str]:
     """Problems with ``signatures`` (list of {algorithm, public_key, value}) over ``message``.
 
-    Exactly one valid signature per expected (algorithm, public key) is required;
-    an extra, missing, duplicated or foreign signature is a problem.
+    Exactly one valid signature per expected (algorithm, public key) is required,
+    listed in the order of ``expected``; an extra, missing, duplicated, foreign
+    or out-of-order signature is a problem.
     """
     problems: list[str] = []
     if not isinstance(signatures, list):
         return [f"{what}: signatures must be a list"]
     seen: set[str] = set()
     wanted = {algorithm: public_key for algorithm, public_key in expected}
+    order = [algorithm for algorithm, _ in expected]
     for index, entry in enumerate(signatures):
         label = f"{what}: signature {index + 1}"
         if not isinstance(entry, dict) or set(entry) != {"algorithm", "public_key", "value"}:
@@ -88,6 +91,12 @@ def verify_signature_list(
             problems.append(f"{label}: second {algorithm} signature")
             continue
         seen.add(algorithm)
+        if index >= len(order) or order[index] != algorithm:
+            problems.append(
+                f"{label}: {algorithm} is out of order (signatures must be listed "
+                f"{', '.join(order)})"
+            )
+            continue
         try:
             public_key = from_hex(entry["public_key"], f"{label} public key", IdentityError)
             value = from_hex(entry["value"], f"{label} value", IdentityError)
@@ -472,6 +481,20 @@ async def create_identity(
         audit_pair.secret_encoding,
     )
     return HostIdentity(public, signers, audit_signer)
+
+
+def remove_identity_files(keys_dir: Path) -> None:
+    """Remove a just-created identity's files (identity.json first), e.g. when it cannot be recorded."""
+    folder = identity_dir(keys_dir)
+    for name in (IDENTITY_FILE, PUBLIC_FILE, AUDIT_KEY_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            try:
+                (folder / name).unlink()
+            except FileNotFoundError:
+                raise
+            except OSError as exc:
+                raise IdentityError(f"cannot remove {folder / name}: {exc.strerror}") from None
+    fsync_dir(folder)
 
 
 # -- loading -----------------------------------------------------------------
