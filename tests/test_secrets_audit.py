@@ -184,7 +184,7 @@ def test_export_secret_refuses_a_terminal(tmp_path: Path) -> None:
 
     minted = make_minted(tmp_path)
     bundle = str(minted.bundle.path)
-    env = {**os.environ, "CHAOS_PASSPHRASE": "correct horse battery staple"}
+    env = {**os.environ, "CHAOS_PASSPHRASE": "correct horse battery staple", "CHAOS_HOME": str(tmp_path)}
     for fmt in ("pem", "raw"):
         master, slave = pty.openpty()
         try:

@@ -387,9 +387,9 @@ def export(
             raise UsageError(
                 "refusing to show a secret key on a terminal: use --out FILE or a pipe"
             )
+        _, doc = load_bundle(bundle)
         public = _identity_for_verify(identity, keys)
         check_before_export(bundle, public)  # signatures and identity, before any passphrase
-        _, doc = load_bundle(bundle)
         sealed = any(
             isinstance(section, dict)
             and isinstance(section.get("secret_key"), dict)
