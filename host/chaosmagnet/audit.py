@@ -816,7 +816,7 @@ def repair_audit_log(log: AuditLog, identity: IdentityPublic, keys: Path) -> lis
         except OSError as exc:
             raise AuditError(f"{log.path}: {exc.strerror}") from None
         cut = raw.rfind(b"\n") + 1 if raw and not raw.endswith(b"\n") else len(raw)
-        report = _verify_bytes(raw[:cut], identity, head_file)
+        report = _verify_bytes(raw, identity, head_file)
         blocking = [p for p in report.problems if p not in report.repairable]
         if blocking:
             raise AuditError(
@@ -880,12 +880,12 @@ def _repair_tail(
     audit_key = identity.audit_key
     assert audit_key is not None
     line = _parse_line(0, torn, audit_key.public_key, audit_key.key_id)
-    last = report.authentic.get(report.last_seq)
+    # A whole signed entry that verify already counted as the last link of the chain.
     fits = (
         line.authentic
         and line.entry is not None
-        and line.seq == report.last_seq + 1
-        and line.entry["prev"] == (last["hash"] if last is not None else GENESIS)
+        and line.seq == report.last_seq
+        and report.authentic.get(report.last_seq, {}).get("hash") == line.entry["hash"]
     )
     try:
         if fits:
@@ -897,7 +897,6 @@ def _repair_tail(
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            report.last_seq += 1
             return {"action": "newline_restored", "subject": f"entry {line.seq}"}
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         aside = log.path.with_name(f"{log.path.stem}.torn-{stamp}.jsonl")
