@@ -64,9 +64,8 @@ def chaos(home: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int,
     monkeypatch.setenv("CHAOS_PASSPHRASE", PASS)
     monkeypatch.delenv(CRASH_AT_ENV, raising=False)
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        with pytest.raises(SystemExit) as exit_info:
-            main(list(args))
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_info:
+        main(list(args))
     return int(exit_info.value.code or 0), out.getvalue(), err.getvalue()
 
 

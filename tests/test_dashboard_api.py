@@ -284,7 +284,7 @@ def test_mint_refusals(tmp_path: Path) -> None:
         async with running_dashboard(tmp_path) as (engine, server), aiohttp.ClientSession() as http:
             url = server.url + "api/mint"
             body = json.dumps(
-                {"kem": "ML-KEM-768", "passphrase": "pw-one-long-enough", "passphrase_confirm": "pw-one-long-enough"}
+                {"kem": "ML-KEM-768", "passphrase": "pw-one-is-long", "passphrase_confirm": "pw-one-is-long"}
             )
             for headers in (
                 control_headers(server.url, token=None),
@@ -298,19 +298,19 @@ def test_mint_refusals(tmp_path: Path) -> None:
             cases = [
                 ({"kem": "ML-KEM-768"}, "CHAOS_PASSPHRASE"),  # no passphrase anywhere
                 (
-                    {"kem": "ML-KEM-768", "passphrase": "pw-one-long-enough", "passphrase_confirm": "pw-two-long-enough"},
+                    {"kem": "ML-KEM-768", "passphrase": "pw-one-is-long", "passphrase_confirm": "pw-two-is-long"},
                     "twice",
                 ),
                 (
-                    {"kem": "ML-KEM-768", "passphrase": "pw-one-long-enough"},
+                    {"kem": "ML-KEM-768", "passphrase": "pw-one-is-long"},
                     "twice",
                 ),  # first use: confirmation needed
                 (
-                    {"kem": "ML-DSA-65", "passphrase": "pw-one-long-enough", "passphrase_confirm": "pw-one-long-enough"},
+                    {"kem": "ML-DSA-65", "passphrase": "pw-one-is-long", "passphrase_confirm": "pw-one-is-long"},
                     "not a KEM",
                 ),
                 (
-                    {"kem": "NO-SUCH-KEM", "passphrase": "pw-one-long-enough", "passphrase_confirm": "pw-one-long-enough"},
+                    {"kem": "NO-SUCH-KEM", "passphrase": "pw-one-is-long", "passphrase_confirm": "pw-one-is-long"},
                     "NO-SUCH-KEM",
                 ),
                 ({"kem": 7}, "strings"),
@@ -324,7 +324,7 @@ def test_mint_refusals(tmp_path: Path) -> None:
                     assert r.status == 400, payload
                     message = (await r.json())["error"]
                     assert words in message, message
-                    assert "pw-one-long-enough" not in message
+                    assert "pw-one-is-long" not in message
             assert not (tmp_path / "keys").exists() or not any(
                 (tmp_path / "keys").glob("bundle-*.json")
             )

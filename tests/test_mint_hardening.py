@@ -246,7 +246,10 @@ def test_signatures_out_of_the_documented_order_fail(minted: Minted, tmp_path: P
     swapped.write_bytes(file_json(doc))  # canonical layout: only the order differs
     problems = verify_bundle(swapped, minted.public, audit_log=None).problems
     assert problems and all("out of order" in p or "no " in p for p in problems), problems
-    assert "bundle: signature 1: ML-DSA-65 is out of order (signatures must be listed Falcon-512, ML-DSA-65)" in problems
+    assert (
+        "bundle: signature 1: ML-DSA-65 is out of order "
+        "(signatures must be listed Falcon-512, ML-DSA-65)"
+    ) in problems
 
 
 # -- headline credited bits ----------------------------------------------------------------

@@ -49,9 +49,9 @@ from chaosmagnet.minting.identity import (
 from chaosmagnet.pqc import backend_for
 from chaosmagnet.securefile import (
     PRIVATE_FILE_MODE,
-    fsync_dir,
     check_writable_dir,
     ensure_private_dir,
+    fsync_dir,
     remove_stale_temporaries,
     write_boundary,
     write_private_file,
@@ -587,7 +587,7 @@ def _check_head(
         return None
     try:
         head = json.loads(head_file.read_text(encoding="utf-8"))
-        body = {"seq": int(head["seq"]), "hash": str(head["hash"])}
+        body: dict[str, Any] = {"seq": int(head["seq"]), "hash": str(head["hash"])}
         signature = from_hex(head["signature"], "head signature", AuditError)
         valid = head.get("signer") == key_id and backend_for(
             "ML-DSA-65", prefer_seeded=False

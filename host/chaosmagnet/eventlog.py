@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 
 def data_dir() -> Path:
@@ -44,7 +44,7 @@ class JsonLineLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._file = None
+        self._file: TextIO | None = None
         self._warned = False
 
     def write(self, event: str, **fields: Any) -> None:

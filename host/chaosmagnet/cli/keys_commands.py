@@ -494,8 +494,7 @@ def audit_verify(
     public = _identity_for_verify(identity, keys)
     path = log or default_log_path()
     # The files are checked against this host's keys folder (with --identity only when --keys says where).
-    folder = keys if keys is not None or identity is None else None
-    folder = folder or (keys_dir() if identity is None else None)
+    folder = keys if keys is not None else (keys_dir() if identity is None else None)
     report = verify_audit_log(path, public, keys_dir=folder)
     _print_audit_report(path, public, report, folder)
 
@@ -565,7 +564,6 @@ def audit_sign_pending(keys: Optional[Path] = KeysOpt) -> None:
 async def _control_run_hook(engine: Any, options: dict[str, Any]) -> Any:
     """Serve the pool on the control socket and audit quarantine/failure events while `run` runs."""
     from chaosmagnet.control import ControlServer
-
     from chaosmagnet.securefile import remove_stale_temporaries
 
     folder = keys_dir()
