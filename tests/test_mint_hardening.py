@@ -288,3 +288,49 @@ def test_logs_folder_and_files_are_private(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "home").stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / "home" / "logs").stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / "home" / "logs" / "health.jsonl").stat().st_mode) == 0o600
+
+
+# -- leftovers of killed processes ------------------------------------------------------------
+def _dead_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+@pytest.mark.parametrize("command", [("mint", "--timeout", "120"), ("run", "--seconds", "1", "--json")])
+def test_next_start_removes_temporary_files_of_killed_writes(
+    command: tuple[str, ...], minted: Minted, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(minted.root, home)
+    pid = _dead_pid()
+    leftovers = [
+        home / "keys" / f".bundle-x.json.{pid}.0123abcd.tmp",
+        home / "keys" / "identity" / f".identity.json.{pid}.0123abcd.tmp",
+        home / "logs" / f".audit.head.json.{pid}.0123abcd.tmp",
+    ]
+    for path in leftovers:
+        path.write_bytes(b"{}")
+    result = chaos_process(home, *command)
+    assert result.returncode == 0, result.stderr
+    assert "removed 3 temporary file(s) left by an interrupted write" in result.stderr
+    assert not any(path.exists() for path in leftovers)
+
+
+def test_identity_init_on_a_full_disk_leaves_no_identity_files(tmp_path: Path) -> None:
+    """Whatever part of the identity fitted is removed again when the rest does not."""
+    home = tmp_path / "home"
+    home.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=32k,mode=0700", "tmpfs", str(home)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        error = _one_line_error(chaos_process(home, "identity", "init", "--timeout", "120"))
+        assert "No space left on device" in error, error
+        assert list((home / "keys" / "identity").iterdir()) == []
+        assert not list((home / "logs").glob("*.tmp")) and not list((home / "logs").glob(".*.tmp"))
+    finally:
+        subprocess.run(["umount", "-l", str(home)], capture_output=True)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaosmagnet.errors import IdentityError, PQCError
+from chaosmagnet.errors import ChaosError, IdentityError, PQCError
 from chaosmagnet.minting.canonical import canonical_json, digest_hex, file_json, from_hex
 from chaosmagnet.minting.sealing import Sealer, Unsealer
 from chaosmagnet.minting.seeds import ProgressCallback, SeedDraw, SeedSource
@@ -470,9 +470,22 @@ async def create_identity(
         "secret_key": store_secret(audit_pair.secret, audit_pair.secret_encoding, b"", None),
         "provenance": key_provenance(audit_pair, audit_draw),
     }
-    write_private_file(folder / AUDIT_KEY_FILE, file_json(audit_doc))
-    write_private_file(folder / PUBLIC_FILE, file_json(public.to_json()))
-    write_private_file(folder / IDENTITY_FILE, file_json(identity_doc), overwrite=False)
+    # identity.json last: it is what makes the identity exist.  On a failure
+    # (a full disk) the files written so far are removed again.
+    written: list[Path] = []
+    try:
+        for name, data, overwrite in (
+            (AUDIT_KEY_FILE, file_json(audit_doc), True),
+            (PUBLIC_FILE, file_json(public.to_json()), True),
+            (IDENTITY_FILE, file_json(identity_doc), False),
+        ):
+            written.append(write_private_file(folder / name, data, overwrite=overwrite))
+    except ChaosError:
+        for path in written:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        fsync_dir(folder)
+        raise
     audit_signer = _handle(
         AUDIT_KEY_ALGORITHM,
         audit_pair.backend,
