@@ -137,7 +137,9 @@ def test_bundle_with_odd_secret_key_and_hostile_fingerprint(
     odd = tmp_path / "odd.json"
     odd.write_bytes(file_json(doc))
     monkeypatch.setenv("CHAOS_PASSPHRASE", PASSPHRASE)
-    assert "malformed" in one_line_error(capsys, "export", str(odd), "--secret")
+    assert "malformed" in one_line_error(
+        capsys, "export", str(odd), "--secret", "--keys", str(minted.keys)
+    )
 
     doc = json.loads(minted.bundle.path.read_text())
     doc["host"]["fingerprint"] = "\x1b]0;owned\x07\x1b[2J" + "0" * 50
