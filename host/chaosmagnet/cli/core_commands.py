@@ -159,6 +159,12 @@ def run(
         "--node",
         help="Read this node: LABEL, its PORT, or LABEL@PORT (repeatable; default: every registered node).",
     ),
+    mesh: Optional[str] = typer.Option(
+        None, "--mesh", help="Join a mesh through this broker: mqtts://HOST:PORT (docs/mesh.md)."
+    ),
+    mesh_client: Optional[Path] = typer.Option(
+        None, "--mesh-client", help="This host's mesh credentials folder (default: $CHAOS_HOME/mesh/client)."
+    ),
 ) -> None:
     """Harvest entropy: live view of every source and the pool (Ctrl-C stops with a summary)."""
     engine = _engine_for(config, source, camera, audio_device, assess=True)
@@ -169,6 +175,8 @@ def run(
         "allow_remote": allow_remote,
         "nodes": node,
         "sources": source,
+        "mesh": mesh,
+        "mesh_client": mesh_client,
     }
     final = asyncio.run(_run(engine, seconds, as_json, options))
     out = sys.stderr if as_json else sys.stdout
