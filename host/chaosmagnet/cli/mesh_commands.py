@@ -96,6 +96,91 @@ def mesh_broker(folder: Optional[Path] = MeshDirOpt) -> None:
         raise MeshError(f"cannot run {command[0]}: {exc.strerror}") from None
 
 
+def _retention_seconds(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    value = text.strip().lower()
+    try:
+        number = float(value[:-1]) * units[value[-1]] if value and value[-1] in units else float(value)
+    except ValueError:
+        raise UsageError(f"--retention must be a duration like 3600, 90m, 24h or 7d, not {text!r}") from None
+    if not 60 <= number <= 10 * 366 * 86400:
+        raise UsageError("--retention must be between one minute and ten years")
+    return number
+
+
+@app.command()
+def collector(
+    mesh: str = typer.Option(..., "--mesh", help="The broker: mqtts://HOST:PORT."),
+    db: Path = typer.Option(..., "--db", help="SQLite database for the fleet's time series (created if missing)."),
+    mesh_client: Optional[Path] = typer.Option(
+        None, "--mesh-client", help="The collector's credentials folder (default: $CHAOS_HOME/mesh/client)."
+    ),
+    listen: str = typer.Option("127.0.0.1:8766", "--listen", help="Fleet page address HOST:PORT."),
+    allow_remote: bool = typer.Option(False, "--allow-remote", help="Let the fleet page listen on a non-loopback address."),
+    retention: str = typer.Option("7d", "--retention", help="Keep rows this long (e.g. 3600, 90m, 24h, 7d)."),
+    offline_after: float = typer.Option(
+        30.0, "--offline-after", min=1.0, help="Show a host as stale after this many seconds without a status."
+    ),
+    seconds: Optional[float] = typer.Option(None, "--seconds", min=0.0, help="Stop after this many seconds."),
+) -> None:
+    """Collect every host's signed status and events into SQLite and serve the fleet page (docs/mesh.md)."""
+    import asyncio
+
+    from chaosmagnet.cli.common import check_writable
+    from chaosmagnet.dashboard.security import check_listen, parse_listen
+    from chaosmagnet.mesh.collector.store import FleetStore
+    from chaosmagnet.mesh.credentials import load_client
+    from chaosmagnet.mesh.url import parse_broker_url
+
+    url = parse_broker_url(mesh)
+    credentials = load_client(_client_folder(mesh_client))
+    if credentials.role != "collector":
+        raise UsageError(f"{credentials.folder} is a {credentials.role}'s folder, not a collector's")
+    address = parse_listen(listen)
+    warning = check_listen(address, allow_remote)
+    keep = _retention_seconds(retention)
+    if not db.exists():
+        check_writable(db)
+    store = FleetStore(db, retention_seconds=keep)
+    asyncio.run(_collect(credentials, url, store, address, warning, offline_after, seconds))
+
+
+async def _collect(credentials: Any, url: Any, store: Any, address: Any, warning: str | None,
+                   offline_after: float, seconds: float | None) -> None:
+    import asyncio
+    import contextlib
+    import signal
+
+    from chaosmagnet.mesh.collector.service import Collector
+    from chaosmagnet.mesh.collector.web import FleetServer
+
+    service = Collector(credentials, url, store, offline_after=offline_after)
+    server = FleetServer(service, address)
+    try:
+        await server.start()
+    except BaseException:
+        store.close()
+        raise
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await service.start()
+    if warning:
+        print(warning, file=sys.stderr)
+    print(f"collector: mesh {credentials.mesh} via {url}, database {store.path}", file=sys.stderr, flush=True)
+    print(f"fleet page: {server.control_url}", file=sys.stderr, flush=True)
+    print("  (the link holds the control token: forgetting a host needs it)", file=sys.stderr, flush=True)
+    try:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+    finally:
+        await server.stop()
+        await service.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
 def _client_folder(given: Path | None) -> Path:
     from chaosmagnet.mesh.setup import mesh_dir
 
@@ -110,7 +195,7 @@ async def mesh_run_hook(engine: Any, options: dict[str, Any]) -> Any:
             raise UsageError("--mesh-client needs --mesh mqtts://HOST:PORT")
         return None
     from chaosmagnet.audit import keys_dir
-    from chaosmagnet.mesh.agent import HostAgent
+    from chaosmagnet.mesh.agent import AgentSettings, HostAgent
     from chaosmagnet.mesh.credentials import load_client
     from chaosmagnet.mesh.keys import load_mesh_keys
     from chaosmagnet.mesh.url import parse_broker_url
@@ -119,8 +204,9 @@ async def mesh_run_hook(engine: Any, options: dict[str, Any]) -> Any:
     credentials = load_client(_client_folder(options.get("mesh_client")))
     if credentials.role != "host":
         raise UsageError(f"{credentials.folder} is a {credentials.role}'s folder, not a host's")
+    settings = AgentSettings.from_table(engine.config.extra.get("mesh"))
     keys = load_mesh_keys(keys_dir())
-    agent = HostAgent(engine, credentials, url, keys)
+    agent = HostAgent(engine, credentials, url, keys, settings)
     await agent.start()
     print(
         f"mesh: host {credentials.label} in mesh {credentials.mesh} via {url} "

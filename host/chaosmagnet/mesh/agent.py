@@ -24,6 +24,7 @@ from typing import Any
 
 import aiomqtt
 
+from chaosmagnet.errors import ConfigError
 from chaosmagnet.mesh.client import MeshConnection
 from chaosmagnet.mesh.credentials import ClientCredentials
 from chaosmagnet.mesh.keys import MeshKeys
@@ -65,6 +66,26 @@ class AgentSettings:
             raise ValueError(f"peer seeds have {MIN_SEED_BYTES}-{MAX_SEED_BYTES} bytes")
         if self.status_interval <= 0 or self.seed_interval <= 0:
             raise ValueError("intervals must be positive")
+
+    @classmethod
+    def from_table(cls, table: object, where: str = "[mesh]") -> AgentSettings:
+        """Settings from chaos.toml's [mesh] table; ConfigError naming the key when it is wrong."""
+        if table is None:
+            return cls()
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where} must be a table")
+        limits = {"status_interval": (0.1, 3600.0), "seed_interval": (0.1, 86400.0), "seed_bytes": (MIN_SEED_BYTES, MAX_SEED_BYTES)}
+        values: dict[str, Any] = {}
+        for key, value in table.items():
+            if key not in limits:
+                raise ConfigError(f"{where}: unknown key {key!r} (allowed: {', '.join(sorted(limits))})")
+            low, high = limits[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+                raise ConfigError(f"{where}: {key} must be a number from {low:g} to {high:g}")
+            if key == "seed_bytes" and not isinstance(value, int):
+                raise ConfigError(f"{where}: seed_bytes must be an integer")
+            values[key] = value
+        return cls(**values)
 
 
 def status_body(snapshot: dict[str, Any], mesh: dict[str, Any], state: str = "online") -> dict[str, Any]:
@@ -147,8 +168,8 @@ class HostAgent:
 
     def _will(self) -> aiomqtt.Will:
         self.signer.new_epoch()
-        offline = self._status("offline")
-        offline["reason"] = "connection lost"
+        # made at connect time, sent when the connection dies: no numbers that would be stale by then
+        offline = {"state": "offline", "reason": "connection lost"}
         payload = self.signer.sign(self.topic("status"), "status", offline, counter=FINAL_COUNTER)
         return aiomqtt.Will(self.topic("status"), payload, qos=1, retain=True)
 
