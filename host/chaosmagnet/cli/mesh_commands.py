@@ -133,12 +133,12 @@ def collector(
     from chaosmagnet.mesh.url import parse_broker_url
 
     url = parse_broker_url(mesh)
+    keep = _retention_seconds(retention)
+    address = parse_listen(listen)
+    warning = check_listen(address, allow_remote)
     credentials = load_client(_client_folder(mesh_client))
     if credentials.role != "collector":
         raise UsageError(f"{credentials.folder} is a {credentials.role}'s folder, not a collector's")
-    address = parse_listen(listen)
-    warning = check_listen(address, allow_remote)
-    keep = _retention_seconds(retention)
     if not db.exists():
         check_writable(db)
     store = FleetStore(db, retention_seconds=keep)
