@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 
@@ -41,6 +42,7 @@ def mqtt_client(credentials: ClientCredentials, url: BrokerURL, *, will: aiomqtt
         timeout=10,
         logger=_quiet,
         max_queued_incoming_messages=10_000,
+        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],  # small messages: no Nagle delay
     )
 
 

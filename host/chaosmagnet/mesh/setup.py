@@ -198,6 +198,7 @@ def mosquitto_conf(setup: MeshSetup, port: int, bind: str) -> str:
         f"acl_file {b / 'acl'}",
         "persistence false",
         f"max_packet_size {MAX_PACKET_BYTES}",
+        "set_tcp_nodelay true",
         "log_dest stderr",
         "log_type error",
         "log_type warning",
