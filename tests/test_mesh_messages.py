@@ -206,3 +206,46 @@ def test_password_lines_match_mosquitto_passwd(tmp_path: Path) -> None:
     assert password_line("alice", "s3cret pass", salt=base64.b64decode(salt), iterations=int(iterations)) == line
     ours = password_line("alice", "s3cret pass")
     assert ours.startswith("alice:$7$101$") and verify_password_line(ours, "alice", "s3cret pass")
+
+
+def test_agent_drops_bad_peer_seeds_without_raising(homes: dict[str, MeshKeys]) -> None:
+    """A known, correctly signing peer sends seeds that do not open: counted, never absorbed."""
+    import asyncio
+
+    from chaosmagnet.engine import Engine
+    from chaosmagnet.mesh.agent import HostAgent
+    from chaosmagnet.mesh.credentials import ClientCredentials
+    from chaosmagnet.mesh.peerseed import seal_seed
+
+    async def go() -> None:
+        engine = Engine([])
+        credentials = ClientCredentials(Path("."), MESH, "bob", "host", "bob", "unused")
+        agent = HostAgent(engine, credentials, parse_broker_url("mqtts://localhost:1"), homes["bob"])
+        mallory = MessageSigner(MESH, "mallory", homes["mallory"])
+        agent.receive(*identity_message(mallory))
+        topic = peer_topic(MESH, "mallory", "bob")
+        bob = homes["bob"]
+
+        def send(body: object) -> None:
+            agent.receive(topic, mallory.sign(topic, "peer-seed", body))
+
+        good = seal_seed(os.urandom(32), bob.kem.algorithm, bob.kem.public_key, mesh=MESH, sender="mallory",
+                         receiver="bob", epoch=mallory.epoch, counter=mallory.counter + 1)
+        send(good)  # sealed for counter+1 but signed with counter+1 too: opens
+        assert agent.seeds_received == 1
+        send(dict(good, ciphertext=os.urandom(1088).hex()))  # random ciphertext: implicit rejection
+        send(dict(good, ciphertext="00"))  # wrong length
+        send(dict(good, to="alice"))
+        send(dict(good, sealed="zz"))
+        send(dict(good, nonce="00"))
+        send(["not", "a", "dict"])
+        send(good)  # a seed sealed for another counter
+        assert agent.seeds_received == 1
+        assert dict(agent.seed_drops) == {"undecryptable": 3, "malformed": 3, "seed-size": 1}
+        assert engine.pool.stats.per_source_raw_bytes == {"mesh-peer:mallory": 32}
+        assert engine.pool.credited_bits == 0
+        agent.receive(topic, b"\x00" * 10)
+        agent.receive(f"chaosmagnet/{MESH}/host/mallory/peer/alice", mallory.sign(topic, "peer-seed", good))
+        assert agent.verifier.drops == {"malformed": 1, "wrong-topic": 1}
+
+    asyncio.run(go())

@@ -69,6 +69,7 @@ class MeshConnection:
         self.client: aiomqtt.Client | None = None
         self.connects = 0
         self.last_error = ""
+        self.handler_errors = 0
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
 
@@ -98,9 +99,15 @@ class MeshConnection:
                     self.connected.set()
                     async for message in client.messages:
                         payload = message.payload if isinstance(message.payload, (bytes, bytearray)) else b""
-                        result = self._on_message(str(message.topic), bytes(payload))
-                        if result is not None:
-                            await result
+                        try:
+                            result = self._on_message(str(message.topic), bytes(payload))
+                            if result is not None:
+                                await result
+                        except Exception as exc:  # isolation boundary: one message never ends the connection
+                            self.handler_errors += 1
+                            if self.handler_errors == 1:
+                                detail = escape_device_text(f"{type(exc).__name__}: {exc}")
+                                print(f"{self.name}: a message could not be handled ({detail})", file=sys.stderr)
             except aiomqtt.MqttError as exc:
                 self.client = None
                 self.connected.clear()
