@@ -13,9 +13,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import aiomqtt
 import pytest
-
 from chaosmagnet.engine import Engine
 from chaosmagnet.mesh.agent import PEER_SOURCE_PREFIX, AgentSettings, HostAgent
 from chaosmagnet.mesh.client import mqtt_client
@@ -93,18 +91,41 @@ def test_wrong_password_and_missing_certificate_are_refused(broker: Broker, tmp_
 def test_acl_refuses_a_host_publishing_as_another(broker: Broker) -> None:
     """mosquitto itself drops alice's publish under bob's prefix (MQTT 5: 'not authorized')."""
     alice = broker.client("alice")
-    base = ["mosquitto_pub", "-h", "localhost", "-p", str(broker.port), "--cafile", str(alice.ca_file),
-            "--cert", str(alice.cert_file), "--key", str(alice.key_file), "-u", "alice", "-P", alice.password,
-            "-V", "mqttv5", "-q", "1", "-d"]
+    base = [
+        "mosquitto_pub",
+        "-h",
+        "localhost",
+        "-p",
+        str(broker.port),
+        "--cafile",
+        str(alice.ca_file),
+        "--cert",
+        str(alice.cert_file),
+        "--key",
+        str(alice.key_file),
+        "-u",
+        "alice",
+        "-P",
+        alice.password,
+        "-V",
+        "mqttv5",
+        "-q",
+        "1",
+        "-d",
+    ]
 
     async def publish_both() -> None:
         for topic in (host_topic(MESH, "bob", "status"), host_topic(MESH, "alice", "status")):
-            await asyncio.to_thread(subprocess.run, base + ["-t", topic, "-m", f"from alice to {topic}"], capture_output=True)
+            await asyncio.to_thread(
+                subprocess.run, base + ["-t", topic, "-m", f"from alice to {topic}"], capture_output=True
+            )
 
     seen = asyncio.run(collect(broker, f"chaosmagnet/{MESH}/host/+/status", 1.0, publish_both))
     topics = [t for t, p in seen if p.startswith(b"from alice")]
     assert topics == [host_topic(MESH, "alice", "status")]
-    refused = subprocess.run(base + ["-t", host_topic(MESH, "bob", "events"), "-m", "x"], capture_output=True, text=True)
+    refused = subprocess.run(
+        base + ["-t", host_topic(MESH, "bob", "events"), "-m", "x"], capture_output=True, text=True
+    )
     assert "not authorized" in (refused.stdout + refused.stderr).lower()
     # and a collector may read but not write
     collector = broker.client("collector")
@@ -113,7 +134,9 @@ def test_acl_refuses_a_host_publishing_as_another(broker: Broker) -> None:
     cbase[cbase.index("--key") + 1] = str(collector.key_file)
     cbase[cbase.index("-u") + 1] = "collector"
     cbase[cbase.index("-P") + 1] = collector.password
-    refused = subprocess.run(cbase + ["-t", host_topic(MESH, "alice", "status"), "-m", "x"], capture_output=True, text=True)
+    refused = subprocess.run(
+        cbase + ["-t", host_topic(MESH, "alice", "status"), "-m", "x"], capture_output=True, text=True
+    )
     assert "not authorized" in (refused.stdout + refused.stderr).lower()
 
 
@@ -133,7 +156,9 @@ async def _wait(predicate, timeout: float = 20.0) -> None:
         await asyncio.sleep(0.05)
 
 
-def test_two_hosts_exchange_seeds_with_zero_credit_and_drop_forgeries(broker: Broker, keys: dict[str, MeshKeys]) -> None:
+def test_two_hosts_exchange_seeds_with_zero_credit_and_drop_forgeries(
+    broker: Broker, keys: dict[str, MeshKeys]
+) -> None:
     url = parse_broker_url(broker.url)
 
     async def go() -> None:
@@ -161,7 +186,9 @@ def test_two_hosts_exchange_seeds_with_zero_credit_and_drop_forgeries(broker: Br
                 # before its identity: unknown sender
                 await client.publish(status, mallory_signer.sign(status, "status", {"state": "online"}), qos=1)
                 identity = host_topic(MESH, "mallory", "identity")
-                await client.publish(identity, mallory_signer.sign(identity, "identity", mallory_signer.identity_body()), qos=1)
+                await client.publish(
+                    identity, mallory_signer.sign(identity, "identity", mallory_signer.identity_body()), qos=1
+                )
                 good = mallory_signer.sign(status, "status", {"state": "online"})
                 await client.publish(status, good, qos=1)
                 await client.publish(status, good, qos=1)  # replay
@@ -198,7 +225,9 @@ def test_two_hosts_exchange_seeds_with_zero_credit_and_drop_forgeries(broker: Br
     asyncio.run(go())
 
 
-def test_bad_credentials_keep_retrying_without_crashing(broker: Broker, keys: dict[str, MeshKeys], tmp_path: Path, capsys) -> None:
+def test_bad_credentials_keep_retrying_without_crashing(
+    broker: Broker, keys: dict[str, MeshKeys], tmp_path: Path, capsys
+) -> None:
     import dataclasses
 
     wrong = dataclasses.replace(broker.client("alice"), password="wrong")

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from chaosmagnet.mesh.collector.service import Collector
 from chaosmagnet.mesh.collector.store import FleetStore
 from chaosmagnet.mesh.collector.web import render_fleet_metrics
@@ -36,8 +35,19 @@ def status(sources: list[tuple[str, str]], state: str = "online") -> dict[str, o
     return {
         "state": state,
         "health": "ok",
-        "sources": [{"name": n, "state": s, "rate": 10.0, "h_min": 1.0, "credit_h": 0.5, "credited_bits": 5.0,
-                     "rct_failures": 0, "apt_failures": 0} for n, s in sources],
+        "sources": [
+            {
+                "name": n,
+                "state": s,
+                "rate": 10.0,
+                "h_min": 1.0,
+                "credit_h": 0.5,
+                "credited_bits": 5.0,
+                "rct_failures": 0,
+                "apt_failures": 0,
+            }
+            for n, s in sources
+        ],
         "pool": {"credited_bits": 100.0, "capacity_bits": 512, "fill": 0.2, "raw_bytes": 10, "drawn_bits": 0.0},
         "mesh": {"seeds_sent": 1, "seeds_received": 2},
     }
@@ -113,8 +123,14 @@ def test_pins_survive_a_restart_and_forget_releases_them(keys: dict[str, MeshKey
 
 
 def run_cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "chaosmagnet", *args], env=env_for(home), cwd=home,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "chaosmagnet", *args],
+        env=env_for(home),
+        cwd=home,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.parametrize(

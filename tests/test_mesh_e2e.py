@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from mesh_helpers import Broker, env_for, free_port, make_host_home, start_broker
 
 HOSTS = ("alice", "bob")
@@ -80,9 +79,21 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         env = env_for(collector_home)
         with open(log, "wb") as out:
             collector = subprocess.Popen(
-                _chaos("collector", "--mesh", broker.url, "--db", str(root / "fleet.db"),
-                       "--listen", f"127.0.0.1:{port}", "--offline-after", "5"),
-                env=env, cwd=collector_home, stdout=out, stderr=subprocess.STDOUT,
+                _chaos(
+                    "collector",
+                    "--mesh",
+                    broker.url,
+                    "--db",
+                    str(root / "fleet.db"),
+                    "--listen",
+                    f"127.0.0.1:{port}",
+                    "--offline-after",
+                    "5",
+                ),
+                env=env,
+                cwd=collector_home,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         processes.append(collector)
         running = Fleet(broker, root, collector, log, f"http://127.0.0.1:{port}")
@@ -96,7 +107,10 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             with open(home / "run.log", "wb") as out:
                 process = subprocess.Popen(
                     _chaos("run", "--mesh", broker.url, "--source", "os-rng", "--source", "cpu-jitter", "--json"),
-                    env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=out,
+                    env=env,
+                    cwd=home,
+                    stdout=subprocess.DEVNULL,
+                    stderr=out,
                 )
             running.hosts[label] = process
             processes.append(process)
@@ -198,9 +212,15 @@ def test_killing_a_host_shows_it_offline(fleet: Fleet) -> None:
 
     wait_for(bob_offline, 60, "bob offline")
     alerts = fleet.fleet()["alerts"]
-    assert any(a["kind"] == "host-offline" and a["label"] == "bob" and "connection lost" in a["message"] for a in alerts)
+    assert any(
+        a["kind"] == "host-offline" and a["label"] == "bob" and "connection lost" in a["message"] for a in alerts
+    )
     # alice notices too and stops sending seeds to bob
-    wait_for(lambda: {h["label"]: h for h in fleet.fleet()["hosts"]}["alice"]["mesh"]["peers"] == [], 30, "alice sees bob gone")
+    wait_for(
+        lambda: {h["label"]: h for h in fleet.fleet()["hosts"]}["alice"]["mesh"]["peers"] == [],
+        30,
+        "alice sees bob gone",
+    )
 
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -229,7 +249,9 @@ def test_fleet_page_in_chromium(fleet: Fleet, tmp_path: Path) -> None:
             assert bob_state in ("offline", "stale")
             alerts = await page.text_content("#alerts-list")
             assert "bob went offline" in (alerts or "")
-            await page.wait_for_selector('section.host-card[data-host="alice"] tr[data-source="cpu-jitter"] .timeline span')
+            await page.wait_for_selector(
+                'section.host-card[data-host="alice"] tr[data-source="cpu-jitter"] .timeline span'
+            )
             await page.wait_for_function(
                 "document.querySelectorAll('section.host-card[data-host=\"alice\"] canvas')[0].width > 0"
             )

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
+from chaosmagnet.errors import MeshError, UsageError
 from chaosmagnet.mesh.keys import MeshKeys, load_mesh_keys
 from chaosmagnet.mesh.messages import MAX_MESSAGE_BYTES, Accepted, Dropped, MessageSigner, MessageVerifier
 from chaosmagnet.mesh.passwd import password_line, verify_password_line
 from chaosmagnet.mesh.peerseed import open_seed, seal_seed
 from chaosmagnet.mesh.topics import host_topic, parse_topic, peer_topic
 from chaosmagnet.mesh.url import parse_broker_url
-from chaosmagnet.errors import MeshError, UsageError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mesh_helpers import MESH, make_host_home
 
 
@@ -142,7 +140,14 @@ def test_garbage_never_raises(payload: bytes, channel: str) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(doc=st.dictionaries(st.sampled_from(["v", "mesh", "sender", "kind", "fingerprint", "epoch", "counter", "time", "body", "signature"]), st.one_of(st.none(), st.integers(), st.text(max_size=8), st.lists(st.integers(), max_size=3), st.floats())))
+@given(
+    doc=st.dictionaries(
+        st.sampled_from(
+            ["v", "mesh", "sender", "kind", "fingerprint", "epoch", "counter", "time", "body", "signature"]
+        ),
+        st.one_of(st.none(), st.integers(), st.text(max_size=8), st.lists(st.integers(), max_size=3), st.floats()),
+    )
+)
 def test_wrong_field_types_never_raise(doc: dict[str, object]) -> None:
     verifier = MessageVerifier(MESH, "bob")
     payload = json.dumps(doc).encode()
@@ -169,14 +174,26 @@ def test_peer_seed_round_trip_and_tamper(homes: dict[str, MeshKeys]) -> None:
 def test_topics() -> None:
     assert parse_topic(peer_topic(MESH, "alice", "bob")).receiver == "bob"  # type: ignore[union-attr]
     assert parse_topic(host_topic(MESH, "alice", "status")).channel == "status"  # type: ignore[union-attr]
-    for bad in ("chaosmagnet/m/host/alice", "x/m/host/a/status", "chaosmagnet/m/host/A!/status", "chaosmagnet/m/host/a/status/x"):
+    for bad in (
+        "chaosmagnet/m/host/alice",
+        "x/m/host/a/status",
+        "chaosmagnet/m/host/A!/status",
+        "chaosmagnet/m/host/a/status/x",
+    ):
         assert parse_topic(bad) is None
 
 
 @pytest.mark.parametrize(
     "text, ok",
-    [("mqtts://broker.example:8883", True), ("mqtts://localhost", True), ("mqtt://localhost:1883", False),
-     ("mqtts://u:p@localhost", False), ("http://x", False), ("mqtts://:99", False), ("mqtts://h:99999", False)],
+    [
+        ("mqtts://broker.example:8883", True),
+        ("mqtts://localhost", True),
+        ("mqtt://localhost:1883", False),
+        ("mqtts://u:p@localhost", False),
+        ("http://x", False),
+        ("mqtts://:99", False),
+        ("mqtts://h:99999", False),
+    ],
 )
 def test_broker_url(text: str, ok: bool) -> None:
     if ok:
@@ -229,8 +246,16 @@ def test_agent_drops_bad_peer_seeds_without_raising(homes: dict[str, MeshKeys]) 
         def send(body: object) -> None:
             agent.receive(topic, mallory.sign(topic, "peer-seed", body))
 
-        good = seal_seed(os.urandom(32), bob.kem.algorithm, bob.kem.public_key, mesh=MESH, sender="mallory",
-                         receiver="bob", epoch=mallory.epoch, counter=mallory.counter + 1)
+        good = seal_seed(
+            os.urandom(32),
+            bob.kem.algorithm,
+            bob.kem.public_key,
+            mesh=MESH,
+            sender="mallory",
+            receiver="bob",
+            epoch=mallory.epoch,
+            counter=mallory.counter + 1,
+        )
         send(good)  # sealed for counter+1 but signed with counter+1 too: opens
         assert agent.seeds_received == 1
         send(dict(good, ciphertext=os.urandom(1088).hex()))  # random ciphertext: implicit rejection

@@ -116,7 +116,9 @@ def collector(
         None, "--mesh-client", help="The collector's credentials folder (default: $CHAOS_HOME/mesh/client)."
     ),
     listen: str = typer.Option("127.0.0.1:8766", "--listen", help="Fleet page address HOST:PORT."),
-    allow_remote: bool = typer.Option(False, "--allow-remote", help="Let the fleet page listen on a non-loopback address."),
+    allow_remote: bool = typer.Option(
+        False, "--allow-remote", help="Let the fleet page listen on a non-loopback address."
+    ),
     retention: str = typer.Option("7d", "--retention", help="Keep rows this long (e.g. 3600, 90m, 24h, 7d)."),
     offline_after: float = typer.Option(
         30.0, "--offline-after", min=1.0, help="Show a host as stale after this many seconds without a status."
@@ -145,8 +147,15 @@ def collector(
     asyncio.run(_collect(credentials, url, store, address, warning, offline_after, seconds))
 
 
-async def _collect(credentials: Any, url: Any, store: Any, address: Any, warning: str | None,
-                   offline_after: float, seconds: float | None) -> None:
+async def _collect(
+    credentials: Any,
+    url: Any,
+    store: Any,
+    address: Any,
+    warning: str | None,
+    offline_after: float,
+    seconds: float | None,
+) -> None:
     import asyncio
     import contextlib
     import signal

@@ -74,7 +74,11 @@ class AgentSettings:
             return cls()
         if not isinstance(table, dict):
             raise ConfigError(f"{where} must be a table")
-        limits = {"status_interval": (0.1, 3600.0), "seed_interval": (0.1, 86400.0), "seed_bytes": (MIN_SEED_BYTES, MAX_SEED_BYTES)}
+        limits = {
+            "status_interval": (0.1, 3600.0),
+            "seed_interval": (0.1, 86400.0),
+            "seed_bytes": (MIN_SEED_BYTES, MAX_SEED_BYTES),
+        }
         values: dict[str, Any] = {}
         for key, value in table.items():
             if key not in limits:

@@ -26,7 +26,6 @@ import shutil
 import signal
 import socket
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -71,9 +70,21 @@ def _status_body(sources: int = 4) -> dict[str, Any]:
         "unhealthy": [],
         "uptime": 12.5,
         "sources": [
-            {"name": f"source-{i}", "kind": "node", "state": "ok", "reason": "", "conditioned": False,
-             "samples": 123456, "rate": 4096.0, "h_min": 3.2, "h_assessed": None, "credit_h": 3.0,
-             "credited_bits": 370368.0, "rct_failures": 0, "apt_failures": 0}
+            {
+                "name": f"source-{i}",
+                "kind": "node",
+                "state": "ok",
+                "reason": "",
+                "conditioned": False,
+                "samples": 123456,
+                "rate": 4096.0,
+                "h_min": 3.2,
+                "h_assessed": None,
+                "credit_h": 3.0,
+                "credited_bits": 370368.0,
+                "rct_failures": 0,
+                "apt_failures": 0,
+            }
             for i in range(sources)
         ],
         "pool": {"credited_bits": 512.0, "capacity_bits": 512, "fill": 1.0, "raw_bytes": 10**6, "drawn_bits": 0.0},
@@ -175,8 +186,14 @@ async def _broker_benchmark(
         host_labels = [f"host-{i}" for i in range(n_hosts)]
         pub_labels = [f"pub-{i}" for i in range(n_publishers)]
         progress(f"mesh init: {n_hosts} hosts, {n_publishers} publishers, 1 collector")
-        setup = init_mesh(tmp / "mesh", mesh=MESH, hosts=host_labels + pub_labels, collectors=["collector"],
-                          port=port, bind="127.0.0.1")
+        setup = init_mesh(
+            tmp / "mesh",
+            mesh=MESH,
+            hosts=host_labels + pub_labels,
+            collectors=["collector"],
+            port=port,
+            bind="127.0.0.1",
+        )
         url = f"mqtts://localhost:{port}"
         log = open(tmp / "mosquitto.log", "wb")  # noqa: SIM115 (closed in finally)
         processes["broker"] = subprocess.Popen(mosquitto_command(setup), stdout=log, stderr=subprocess.STDOUT)
@@ -193,15 +210,20 @@ async def _broker_benchmark(
             env = {**env_base, "CHAOS_HOME": str(home), "CHAOS_CONTROL_SOCKET": str(home / "control.sock")}
             processes[label] = subprocess.Popen(
                 python + ["run", "--mesh", url, "--source", "os-rng", "--json"],
-                env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=open(home / "run.log", "wb"),  # noqa: SIM115
+                env=env,
+                cwd=home,
+                stdout=subprocess.DEVNULL,
+                stderr=open(home / "run.log", "wb"),  # noqa: SIM115
             )
         collector_home = tmp / "collector"
         shutil.copytree(setup.clients_dir / "collector", collector_home / "mesh" / "client")
         db = tmp / "fleet.db"
         processes["collector"] = subprocess.Popen(
             python + ["collector", "--mesh", url, "--db", str(db), "--listen", f"127.0.0.1:{_free_port()}"],
-            env={**env_base, "CHAOS_HOME": str(collector_home)}, cwd=collector_home,
-            stdout=subprocess.DEVNULL, stderr=open(tmp / "collector.log", "wb"),  # noqa: SIM115
+            env={**env_base, "CHAOS_HOME": str(collector_home)},
+            cwd=collector_home,
+            stdout=subprocess.DEVNULL,
+            stderr=open(tmp / "collector.log", "wb"),  # noqa: SIM115
         )
         broker_url = parse_broker_url(url)
         sent = {"count": 0}
@@ -215,8 +237,12 @@ async def _broker_benchmark(
                 try:
                     async with mqtt_client(setup.client(label), broker_url) as c:
                         identity_topic = host_topic(MESH, label, "identity")
-                        await c.publish(identity_topic, signer.sign(identity_topic, "identity", signer.identity_body()),
-                                        qos=1, retain=True)
+                        await c.publish(
+                            identity_topic,
+                            signer.sign(identity_topic, "identity", signer.identity_body()),
+                            qos=1,
+                            retain=True,
+                        )
                         # publishers start out of phase, as independent machines would
                         next_at = time.monotonic() + random.uniform(0.0, 1.0 / rate)
                         await asyncio.sleep(max(0.0, next_at - time.monotonic()))
@@ -266,9 +292,7 @@ async def _broker_benchmark(
         host_rows = reader.execute(
             "SELECT count(*) FROM status WHERE label LIKE 'host-%' AND received BETWEEN ? AND ?", (t0, t1)
         ).fetchone()[0]
-        seeds = reader.execute(
-            "SELECT label, last_status FROM hosts WHERE label LIKE 'host-%'"
-        ).fetchall()
+        seeds = reader.execute("SELECT label, last_status FROM hosts WHERE label LIKE 'host-%'").fetchall()
         reader.close()
         stop.set()
         for task in tasks:
@@ -279,9 +303,7 @@ async def _broker_benchmark(
         elapsed = t1 - t0
         import json
 
-        received_seeds = {
-            label: json.loads(last)["mesh"]["seeds_received"] if last else None for label, last in seeds
-        }
+        received_seeds = {label: json.loads(last)["mesh"]["seeds_received"] if last else None for label, last in seeds}
         cpu = {name: round(100 * (cpu1[name] - cpu0[name]) / elapsed, 1) for name in procs}
         cpu["publishers (this process)"] = round(100 * (me1 - me0) / elapsed, 1)
         return {
@@ -317,4 +339,3 @@ async def _broker_benchmark(
                 process.kill()
                 process.wait(5)
         shutil.rmtree(tmp, ignore_errors=True)
-

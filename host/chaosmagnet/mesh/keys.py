@@ -152,4 +152,6 @@ def _load_kem_key(path: Path, identity: IdentityPublic, signer: SecretKeyHandle)
         signer.algorithm, signer.public_key, statement, certificate
     ):
         raise MeshError(f"{path}: the audit key's certificate does not verify")
-    return MeshKeys(identity, signer, KemPublic(algorithm, public_key, created, certificate), backend.name, path, secret)
+    return MeshKeys(
+        identity, signer, KemPublic(algorithm, public_key, created, certificate), backend.name, path, secret
+    )

@@ -181,7 +181,9 @@ class MessageVerifier:
         if set(doc) != _FIELDS or doc["v"] != VERSION:
             return self._drop(DropReason.MALFORMED, topic, size)
         epoch, counter, sent = doc["epoch"], doc["counter"], doc["time"]
-        if not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= FINAL_COUNTER for x in (epoch, counter)):
+        if not all(
+            isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= FINAL_COUNTER for x in (epoch, counter)
+        ):
             return self._drop(DropReason.MALFORMED, topic, size)
         if not isinstance(sent, (int, float)) or not isinstance(doc["signature"], str):
             return self._drop(DropReason.MALFORMED, topic, size)
@@ -239,7 +241,9 @@ class MessageVerifier:
         if not isinstance(kem, dict) or set(kem) != {"algorithm", "public_key", "created", "certificate"}:
             return self._drop(DropReason.BAD_IDENTITY, topic, size)
         kem_public = bytes.fromhex(kem["public_key"])
-        statement = kem_statement(identity.fingerprint, audit_key, str(kem["algorithm"]), kem_public, str(kem["created"]))
+        statement = kem_statement(
+            identity.fingerprint, audit_key, str(kem["algorithm"]), kem_public, str(kem["created"])
+        )
         if kem["algorithm"] != "ML-KEM-768" or not _verify(audit_key, statement, bytes.fromhex(kem["certificate"])):
             return self._drop(DropReason.BAD_IDENTITY, topic, size)
         self.pins[name.sender] = identity.fingerprint

@@ -22,7 +22,9 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def password_line(username: str, password: str, *, salt: bytes | None = None, iterations: int = PBKDF2_ITERATIONS) -> str:
+def password_line(
+    username: str, password: str, *, salt: bytes | None = None, iterations: int = PBKDF2_ITERATIONS
+) -> str:
     """One password-file line (no newline) for ``username``."""
     if not username or ":" in username or any(c.isspace() for c in username):
         raise ValueError("a mosquitto username has no ':' and no white space")

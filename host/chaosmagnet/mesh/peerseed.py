@@ -38,7 +38,15 @@ def _aead_key(shared: bytes, header: bytes) -> bytes:
 
 
 def seal_seed(
-    seed: bytes, kem_algorithm: str, kem_public_key: bytes, *, mesh: str, sender: str, receiver: str, epoch: int, counter: int
+    seed: bytes,
+    kem_algorithm: str,
+    kem_public_key: bytes,
+    *,
+    mesh: str,
+    sender: str,
+    receiver: str,
+    epoch: int,
+    counter: int,
 ) -> dict[str, str]:
     """The body of a peer-seed message carrying ``seed`` to ``receiver``."""
     if not MIN_SEED_BYTES <= len(seed) <= MAX_SEED_BYTES:

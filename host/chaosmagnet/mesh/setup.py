@@ -145,9 +145,7 @@ def add_client(setup: MeshSetup, label: str, role: str, *, rewrite: bool = True)
     folder = setup.clients_dir / label
     if folder.exists():
         raise UsageError(f"client {label!r} already exists in {setup.clients_dir}")
-    ca = pki.Issued(
-        (setup.broker_dir / "ca.pem").read_bytes(), (setup.broker_dir / "ca.key").read_bytes()
-    )
+    ca = pki.Issued((setup.broker_dir / "ca.pem").read_bytes(), (setup.broker_dir / "ca.key").read_bytes())
     mesh = str(settings["mesh"])
     issued = pki.issue(ca, mesh, label)
     names = settings.get("broker_names") or ["localhost"]

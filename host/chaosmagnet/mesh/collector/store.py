@@ -212,7 +212,9 @@ class FleetStore:
             if source_state != before:
                 if source_state in FAILED_STATES:
                     reason = _text(source.get("reason"))
-                    self._alert(label, received, "source-failed", name, f"{label}: {name} {source_state} {reason}".strip())
+                    self._alert(
+                        label, received, "source-failed", name, f"{label}: {name} {source_state} {reason}".strip()
+                    )
                 elif source_state == "quarantined":
                     self._alert(label, received, "source-quarantined", name, f"{label}: {name} quarantined")
             self._last_source_state[(label, name)] = source_state
@@ -307,7 +309,7 @@ class FleetStore:
         rows = self.db.execute(
             "SELECT label, received, kind, source, message FROM alerts ORDER BY received DESC LIMIT ?", (limit,)
         )
-        return [dict(zip(("label", "time", "kind", "source", "message"), row)) for row in rows]
+        return [dict(zip(("label", "time", "kind", "source", "message"), row, strict=True)) for row in rows]
 
     def events(self, limit: int = 50) -> list[dict[str, Any]]:
         """The most recent health events, newest first."""
@@ -357,5 +359,7 @@ def _sources_of(status: Any) -> list[dict[str, Any]]:
     if not isinstance(status, dict) or not isinstance(status.get("sources"), list):
         return []
     return [
-        s for s in status["sources"] if isinstance(s, dict) and isinstance(s.get("name"), str) and isinstance(s.get("state"), str)
+        s
+        for s in status["sources"]
+        if isinstance(s, dict) and isinstance(s.get("name"), str) and isinstance(s.get("state"), str)
     ][:64]

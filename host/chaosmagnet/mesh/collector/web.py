@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from importlib import resources
 from typing import Any
 
@@ -159,7 +160,7 @@ class FleetServer:
             return _json({"error": "seconds must be a number"}, 400)
         if not 0 < seconds <= 366 * 86400:
             return _json({"error": "seconds out of range"}, 400)
-        now = self.collector.fleet()["time"]
+        now = time.time()
         return _json(self.collector.store.history(label, now - seconds))
 
     async def _forget(self, request: web.Request) -> web.Response:
@@ -213,31 +214,82 @@ def render_fleet_metrics(fleet: dict[str, Any]) -> str:
     out.add("hosts", "gauge", "Hosts the collector knows.", len(fleet["hosts"]))
     for host in fleet["hosts"]:
         h = host["label"]
-        out.add("host_up", "gauge", "1 when the host's last status says online and is recent.",
-                1 if host["shown_state"] == "online" else 0, host=h)
-        out.add("host_healthy", "gauge", "1 when every source of the host is healthy.",
-                1 if host["health"] == "ok" else 0, host=h)
-        out.add("host_last_seen_seconds", "gauge", "Seconds since the host's last verified message.", host["age"], host=h)
+        out.add(
+            "host_up",
+            "gauge",
+            "1 when the host's last status says online and is recent.",
+            1 if host["shown_state"] == "online" else 0,
+            host=h,
+        )
+        out.add(
+            "host_healthy",
+            "gauge",
+            "1 when every source of the host is healthy.",
+            1 if host["health"] == "ok" else 0,
+            host=h,
+        )
+        out.add(
+            "host_last_seen_seconds", "gauge", "Seconds since the host's last verified message.", host["age"], host=h
+        )
         pool = host.get("pool") or {}
-        out.add("host_pool_fill_ratio", "gauge", "The host's pool fill (credited bits / capacity).", pool.get("fill"), host=h)
-        out.add("host_pool_credited_bits", "gauge", "Credited bits in the host's pool.", pool.get("credited_bits"), host=h)
+        out.add(
+            "host_pool_fill_ratio",
+            "gauge",
+            "The host's pool fill (credited bits / capacity).",
+            pool.get("fill"),
+            host=h,
+        )
+        out.add(
+            "host_pool_credited_bits", "gauge", "Credited bits in the host's pool.", pool.get("credited_bits"), host=h
+        )
         mesh = host.get("mesh") or {}
         out.add("host_peer_seeds_sent", "counter", "Peer seeds the host sent.", mesh.get("seeds_sent"), host=h)
-        out.add("host_peer_seeds_received", "counter", "Peer seeds the host absorbed (credit 0).",
-                mesh.get("seeds_received"), host=h)
+        out.add(
+            "host_peer_seeds_received",
+            "counter",
+            "Peer seeds the host absorbed (credit 0).",
+            mesh.get("seeds_received"),
+            host=h,
+        )
         for source in host.get("sources") or []:
             if not isinstance(source, dict):
                 continue
             s = str(source.get("name"))
-            out.add("source_state", "gauge", "1 for the source's current state (label state).", 1, host=h, source=s,
-                    state=str(source.get("state")))
-            out.add("source_credited_bits", "counter", "Bits credited from the source on its host.",
-                    source.get("credited_bits"), host=h, source=s)
-            out.add("source_min_entropy_bits_per_sample", "gauge", "Online MCV min-entropy per sample.",
-                    source.get("h_min"), host=h, source=s)
+            out.add(
+                "source_state",
+                "gauge",
+                "1 for the source's current state (label state).",
+                1,
+                host=h,
+                source=s,
+                state=str(source.get("state")),
+            )
+            out.add(
+                "source_credited_bits",
+                "counter",
+                "Bits credited from the source on its host.",
+                source.get("credited_bits"),
+                host=h,
+                source=s,
+            )
+            out.add(
+                "source_min_entropy_bits_per_sample",
+                "gauge",
+                "Online MCV min-entropy per sample.",
+                source.get("h_min"),
+                host=h,
+                source=s,
+            )
             for test in ("rct", "apt"):
-                out.add("source_health_failures", "counter", "Health-test failures by test.",
-                        source.get(f"{test}_failures"), host=h, source=s, test=test)
+                out.add(
+                    "source_health_failures",
+                    "counter",
+                    "Health-test failures by test.",
+                    source.get(f"{test}_failures"),
+                    host=h,
+                    source=s,
+                    test=test,
+                )
     figures = fleet["collector"]
     for channel, count in sorted(figures["accepted"].items()):
         out.add("messages_accepted", "counter", "Verified messages, by channel.", count, channel=channel)
