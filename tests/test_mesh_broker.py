@@ -249,3 +249,58 @@ def test_bad_credentials_keep_retrying_without_crashing(
 def test_tls_context_verifies_the_broker(broker: Broker) -> None:
     context = broker.client("alice").tls_context()
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+
+
+def test_no_seed_pool_state_or_secret_crosses_the_broker(broker: Broker, keys: dict[str, MeshKeys]) -> None:
+    """Everything on the wire, read by a collector (which may read every topic): no seed, no pool
+    state, no key or password; and the reprs of what holds them hide them."""
+    url = parse_broker_url(broker.url)
+    drawn: list[bytes] = []
+
+    async def go() -> list[tuple[str, bytes]]:
+        engines = {label: _engine(20 + i) for i, label in enumerate(("alice", "bob"))}
+        agents = {}
+        for label, engine in engines.items():
+            original = engine.pool.draw
+
+            def recording(n_bytes: int, *, purpose: bytes, _original=original):  # type: ignore[no-untyped-def]
+                result = _original(n_bytes, purpose=purpose)
+                drawn.append(result.data)
+                return result
+
+            engine.pool.draw = recording  # type: ignore[method-assign]
+            await engine.start()
+            agents[label] = HostAgent(engine, broker.client(label), url, keys[label], FAST)
+
+        async def run_agents() -> None:
+            for agent in agents.values():
+                await agent.start()
+            await _wait(lambda: all(a.seeds_received >= 3 for a in agents.values()))
+
+        try:
+            seen = await collect(broker, f"chaosmagnet/{MESH}/#", 0.5, run_agents)
+        finally:
+            for label in agents:
+                await agents[label].stop()
+                await engines[label].stop()
+        fingerprints = [e.pool.fingerprint() for e in engines.values()]
+        commitments = [e.pool.commitment() for e in engines.values()]
+        return seen, fingerprints + commitments  # type: ignore[return-value]
+
+    seen, pool_views = asyncio.run(go())  # type: ignore[misc]
+    assert len(drawn) >= 6 and any("/peer/" in topic for topic, _ in seen)
+    secrets = [d.hex().encode() for d in drawn] + [d for d in drawn]
+    for label in ("alice", "bob"):
+        client = broker.client(label)
+        secrets += [
+            client.password.encode(),
+            keys[label].kem_secret.hex().encode(),
+            keys[label].signer.secret.hex().encode(),
+        ]
+        secrets += [client.key_file.read_bytes().split(b"\n")[1]]  # type: ignore[union-attr]
+        assert client.password not in repr(client)
+        assert keys[label].kem_secret.hex() not in repr(keys[label])
+    secrets += [v.encode() for v in pool_views]
+    for topic, payload in seen:
+        for secret in secrets:
+            assert secret not in payload, topic
