@@ -168,3 +168,65 @@ def test_mesh_init_twice_and_add(tmp_path: Path) -> None:
     for path in (tmp_path / "mesh").rglob("*"):
         if path.is_file():
             assert path.stat().st_mode & 0o077 == 0, path
+
+
+def test_mesh_broker_command_runs_mosquitto_in_the_foreground(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    from chaosmagnet.mesh.credentials import load_client
+    from mesh_helpers import free_port
+
+    port = free_port()
+    made = run_cli(
+        "mesh", "init", "--name", "lab", "--host", "alice", "--port", str(port), "--bind", "127.0.0.1", home=tmp_path
+    )
+    assert made.returncode == 0, made.stderr
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chaosmagnet", "mesh", "broker"],
+        env=env_for(tmp_path),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        alice = load_client(tmp_path / "mesh" / "clients" / "alice")
+        sent = subprocess.run(
+            [
+                "mosquitto_pub",
+                "-h",
+                "localhost",
+                "-p",
+                str(port),
+                "--cafile",
+                str(alice.ca_file),
+                "--cert",
+                str(alice.cert_file),
+                "--key",
+                str(alice.key_file),
+                "-u",
+                "alice",
+                "-P",
+                alice.password,
+                "-t",
+                "chaosmagnet/lab/host/alice/events",
+                "-m",
+                "hello",
+            ],
+            capture_output=True,
+            timeout=30,
+        )
+        assert sent.returncode == 0, sent.stderr
+    finally:
+        process.terminate()  # the command exec'd mosquitto: this is mosquitto's own process id
+        output = process.communicate(timeout=20)[0].decode(errors="replace")
+    assert "mosquitto on 127.0.0.1:" in output and "TLS only" in output
+    assert "u'alice'" in output  # mosquitto logged alice's connection
