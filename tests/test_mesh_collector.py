@@ -154,6 +154,30 @@ def test_cli_refusals_are_one_line(args: list[str], message: str, tmp_path: Path
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+def test_collector_refuses_a_damaged_database(tmp_path: Path) -> None:
+    client = tmp_path / "mesh" / "client"
+    client.mkdir(parents=True)
+    (client / "client.json").write_text(
+        json.dumps(
+            {
+                "format": "chaosmagnet.mesh-client/1",
+                "mesh": "lab",
+                "label": "collector",
+                "role": "collector",
+                "username": "collector",
+                "password": "x" * 20,
+            }
+        )
+    )
+    (client / "ca.pem").write_text("not used before the database opens")
+    (tmp_path / "fleet.db").write_bytes(b"this is not a database" * 100)
+    result = run_cli("collector", "--mesh", "mqtts://localhost:1", "--db", "fleet.db", home=tmp_path)
+    assert result.returncode == 2 and "cannot open the collector database" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    missing = run_cli("collector", "--mesh", "mqtts://localhost:1", "--db", "nowhere/fleet.db", home=tmp_path)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
 def test_mesh_init_twice_and_add(tmp_path: Path) -> None:
     first = run_cli("mesh", "init", "--name", "lab", "--host", "alice", "--port", "18999", home=tmp_path)
     assert first.returncode == 0, first.stderr

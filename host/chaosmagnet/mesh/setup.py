@@ -112,7 +112,7 @@ def init_mesh(
     if not 1 <= port <= 65535:
         raise UsageError(f"--port must be 1..65535, not {port}")
     setup = MeshSetup(Path(root))
-    if (setup.root / "mesh.json").exists() or setup.broker_dir.exists():
+    if (setup.root / "mesh.json").exists() or setup.broker_dir.exists() or setup.clients_dir.exists():
         raise UsageError(f"a mesh already exists in {setup.root} (add clients with `chaos-host mesh add`)")
     names = list(dict.fromkeys((broker_names or []) + ["localhost", "127.0.0.1", "::1"]))
     ensure_private_dir(setup.broker_dir)
