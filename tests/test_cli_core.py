@@ -135,7 +135,9 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path: Path, args: list[str], fr
 
 def test_random_refuses_unseeded_output_on_timeout(tmp_path: Path) -> None:
     out = tmp_path / "r.bin"
-    result = chaos("random", "--bytes", "10", "--out", str(out), "--source", "os-rng", "--timeout", "1", cwd=tmp_path)
+    # a source that could earn credit, but not within the timeout (too slow for the estimator's minimum)
+    (tmp_path / "chaos.toml").write_text("[sources.cpu-jitter]\nrate = 100\n[estimates]\nmin_samples = 60000\n")
+    result = chaos("random", "--bytes", "10", "--out", str(out), "--source", "cpu-jitter", "--timeout", "1", cwd=tmp_path)
     assert result.returncode == 2
     assert "timed out" in result.stderr.decode()
     assert not out.exists() and not list(tmp_path.glob(".r.bin.*"))

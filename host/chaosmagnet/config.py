@@ -34,6 +34,7 @@ location, never silently ignored.  Example::
 
 from __future__ import annotations
 
+import difflib
 import math
 import sys
 from dataclasses import dataclass, field
@@ -143,7 +144,12 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
             cfg.enabled_sources = list(value)
             continue
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a table [sources.{key}]")
+            if difflib.get_close_matches(key, ["enabled"], n=1):
+                raise ConfigError(f"{label}: [sources]: unknown key {key!r}; did you mean 'enabled'?")
+            raise ConfigError(
+                f"{where}: expected a table [sources.{key}] of that source's settings, "
+                "or `enabled = [...]` (the only plain key of [sources])"
+            )
         _check_keys(where, value, {"enabled", "rate", "declared_h", "credit_h"})
         sc = SourceConfig()
         if "enabled" in value:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import difflib
 import os
+import sys
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from chaosmagnet.config import Config, load_config
-from chaosmagnet.errors import UsageError
+from chaosmagnet.errors import ConfigError, UsageError
 from chaosmagnet.securefile import atomic_file
 from chaosmagnet.sources.base import Source
 from chaosmagnet.sources.registry import SourceOptions, build_source, default_sources, known_sources
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def load(config_path: Path | None) -> Config:
@@ -30,6 +35,12 @@ def source_options(config: Config, camera: str | None = None, audio_device: str 
 def selected_source_names(config: Config, names: list[str] | None) -> list[str]:
     """The sources to run: those named, else the config's list, else the defaults."""
     known = known_sources()
+    for name in config.sources:  # a misspelt [sources.NAME] must not be silently ignored
+        if name not in known and not name.startswith("node:"):
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean [sources.{close[0]}]?" if close else f" (known: {', '.join(known)})"
+            where = f"{config.path}: " if config.path else ""
+            raise ConfigError(f"{where}[sources.{name}]: no such source{hint}")
     if names:
         chosen = names
     elif config.enabled_sources is not None:
@@ -71,3 +82,13 @@ def atomic_output(path: Path, mode: int = 0o644) -> AbstractContextManager[Binar
     """
     check_writable(path)
     return atomic_file(path, mode=mode)
+
+
+def output_console() -> Console:
+    """A rich Console for standard output: the terminal's width on a terminal; when piped,
+    wide enough that no table cell is cut (a pipe has no width to fit)."""
+    from rich.console import Console
+
+    if sys.stdout is not None and sys.stdout.isatty():
+        return Console()
+    return Console(width=1000, no_color=True)

@@ -20,6 +20,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from chaosmagnet.cli.app import app
 from chaosmagnet.cli.common import (
     atomic_output,
+    output_console,
     build_sources,
     check_writable,
     load,
@@ -256,7 +257,7 @@ def sources(
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    console = Console()
+    console = output_console()
     from rich.table import Table
 
     table = Table()
@@ -322,6 +323,14 @@ def sample(
     bits: Optional[int] = typer.Option(
         None, "--bits", min=1, max=8, help="Keep the low B bits (default: the source's width)."
     ),
+    rate: Optional[float] = typer.Option(
+        None,
+        "--rate",
+        min=1.0,
+        max=1e8,
+        metavar="PER_SECOND",
+        help="Samples per second for a polled source (default: its configured rate; cpu-jitter can do millions).",
+    ),
     config: Optional[Path] = ConfigOpt,
     camera: Optional[str] = CameraOpt,
     audio_device: Optional[str] = AudioOpt,
@@ -332,7 +341,10 @@ def sample(
         raise UsageError(f"unknown source {source_name!r} (known: {', '.join(known_sources())})")
     check_writable(out)
     console = Console(stderr=True)
-    data = asyncio.run(_collect(source_name, count, source_options(cfg, camera, audio_device), console))
+    options = source_options(cfg, camera, audio_device)
+    if rate is not None:
+        options.rates[source_name] = rate
+    data = asyncio.run(_collect(source_name, count, options, console))
     width = bits or build_source(source_name, source_options(cfg, camera, audio_device)).info.bits_per_sample
     if width < 8:
         data = data & np.uint8((1 << width) - 1)
@@ -388,6 +400,7 @@ def random_bytes(
     check_writable(path)
     with atomic_output(path) as handle:
         asyncio.run(_random(engine, n_bytes, handle, timeout, console))
+    console.print(f"wrote {n_bytes:,} conditioned bytes to {path}")
 
 
 @app.command()

@@ -27,6 +27,7 @@ from chaosmagnet.audit import (
     verify_audit_log,
 )
 from chaosmagnet.cli.app import app
+from chaosmagnet.cli.common import output_console
 from chaosmagnet.errors import AuditError, BundleError, IdentityError, UsageError
 from chaosmagnet.minting.identity import (
     HostIdentity,
@@ -177,7 +178,7 @@ def backends(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) 
             )
         )
         return
-    console = Console()
+    console = output_console()
     for name, ok, why in status:
         console.print(
             f"backend {name}: "

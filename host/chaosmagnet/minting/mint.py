@@ -61,11 +61,11 @@ class MintOptions:
 
     def validate(self) -> None:
         """UsageError/PQCError for anything wrong, before any entropy is drawn."""
-        if algorithm_spec(self.kem).kind != "kem":
+        if algorithm_spec(self.kem, "kem").kind != "kem":
             raise UsageError(f"{self.kem} is not a KEM (try ML-KEM-768)")
         backend_for(self.kem, backend=self.kem_backend)
         if self.sign_keypair is not None:
-            if algorithm_spec(self.sign_keypair).kind != "sign":
+            if algorithm_spec(self.sign_keypair, "sign").kind != "sign":
                 raise UsageError(
                     f"{self.sign_keypair} is not a signature algorithm (try ML-DSA-65)"
                 )

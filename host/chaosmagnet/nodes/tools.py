@@ -161,6 +161,8 @@ def flash(port: str, firmware: Path, board: BoardProfile | None, baud: int = 460
 def deploy(port: str, config: dict[str, Any], key: bytes | None = None) -> None:
     """Copy firmware/ and the node config to the board with mpremote; when key is given,
     store it in the board's NVS (sent this once); then reset the board."""
+    if port.startswith("/") and not os.path.exists(port):
+        raise NodeToolError(f"{port}: no such port (`chaos-host nodes list` shows the serial ports here)")
     with stage_firmware(config, key) as stage:
         status = run_tool(mpremote_deploy_command(port, key is not None), cwd=stage)
     if status != 0:

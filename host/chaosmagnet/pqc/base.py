@@ -61,14 +61,20 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
 }
 
 
-def algorithm_spec(name: str) -> AlgorithmSpec:
-    """The spec of algorithm ``name`` (case-insensitive); PQCError if unknown."""
+def algorithm_spec(name: str, kind: str | None = None) -> AlgorithmSpec:
+    """The spec of algorithm ``name`` (case-insensitive); PQCError if unknown.
+
+    ``kind`` ("kem" or "sign") names what the caller wants, so that the error
+    lists only algorithms of that kind.
+    """
     spec = ALGORITHMS.get(name)
     if spec is None:
         for candidate in ALGORITHMS.values():
             if candidate.name.lower() == name.lower():
                 return candidate
-        raise PQCError(f"unknown algorithm {name!r} (known: {', '.join(ALGORITHMS)})")
+        names = [n for n, s in ALGORITHMS.items() if kind is None or s.kind == kind]
+        what = {"kem": "KEM", "sign": "signature algorithm"}.get(kind or "", "algorithm")
+        raise PQCError(f"unknown {what} {name!r} (known: {', '.join(names)})")
     return spec
 
 
