@@ -24,7 +24,7 @@ from chaosmagnet.cli import (
     nodes_commands,  # noqa: E402,F401  (nodes ..., run --node)
     service_commands,  # noqa: E402,F401  (service ..., run --feed-kernel)
 )
-from chaosmagnet.cli.app import app
+from chaosmagnet.cli.app import app, plain_help
 from chaosmagnet.errors import ChaosError
 
 __all__ = ["app", "main"]
@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     _wrap_stdout()
     try:
-        result = app(args=args or ["--help"], prog_name="chaos-host", standalone_mode=False)
+        command = plain_help(typer.main.get_command(app))
+        result = command.main(args=args or ["--help"], prog_name="chaos-host", standalone_mode=False)
     except typer.Abort:
         print("chaos-host: aborted", file=sys.stderr)
         _detach_stdout()
