@@ -28,11 +28,10 @@ import numpy as np
 
 from chaosmagnet.errors import UsageError, escape_device_text
 from chaosmagnet.nodes.boards import SOURCE_NAMES
-from chaosmagnet.nodes.link import SerialLink
 from chaosmagnet.nodes.parser import Drop, FrameParser
 from chaosmagnet.nodes.protocol import Frame, FrameType, SourceId, decode_heartbeat
 from chaosmagnet.nodes.registry import NodeRecord, NodeRegistry, remember_boot_counter
-from chaosmagnet.nodes.transport import Transport
+from chaosmagnet.nodes.transport import Transport, open_link
 from chaosmagnet.sources.base import Source, SourceInfo
 
 QUEUE_BATCHES = 512  # frames buffered per source before the oldest is dropped
@@ -88,7 +87,7 @@ class NodeConnection:
         self,
         record: NodeRecord,
         *,
-        link_factory: LinkFactory = SerialLink,
+        link_factory: LinkFactory = open_link,
         boot_store: BootStore | None = remember_boot_counter,
     ) -> None:
         self.record = record
@@ -321,7 +320,7 @@ class NodeSource(Source):
 def build_node_sources(
     record: NodeRecord,
     *,
-    link_factory: LinkFactory = SerialLink,
+    link_factory: LinkFactory = open_link,
     boot_store: BootStore | None = remember_boot_counter,
 ) -> list[Source]:
     """The adc, rng and jitter sources of one registered node, sharing one connection."""
@@ -361,7 +360,7 @@ def resolve_nodes(
 
 
 async def probe_node(
-    record: NodeRecord, timeout: float = 3.0, *, link_factory: LinkFactory = SerialLink
+    record: NodeRecord, timeout: float = 3.0, *, link_factory: LinkFactory = open_link
 ) -> dict[str, Any]:
     """Open the node's link, handshake, and return its STATUS and link counters.
 
