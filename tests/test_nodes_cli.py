@@ -122,9 +122,8 @@ def test_mpremote_command_and_staging_keep_the_key_off_argv_and_off_the_file_sys
         "reset",
     ]
     assert "run chaosnode_provision.py" not in " ".join(mpremote_deploy_command("p", False))
-    with pytest.raises(ValueError):
-        with stage_firmware(node_config(bytes(8), key, board, "x1")):
-            pass
+    with pytest.raises(ValueError), stage_firmware(node_config(bytes(8), key, board, "x1")):
+        pass
     with stage_firmware(config, key) as stage:
         cfg = stage / "chaosnode.json"
         assert stat.S_IMODE(cfg.stat().st_mode) == 0o600

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import random
-import tracemalloc
 
 import pytest
 from chaosmagnet.nodes.parser import Drop, DropReason, FrameParser
@@ -14,7 +13,6 @@ from chaosmagnet.nodes.protocol import (
     FrameType,
     SourceId,
     derive_session,
-    encode_command,
     encode_frame,
     encode_handshake,
 )

@@ -54,7 +54,7 @@ def run_feeder(spec: dict[str, Any]) -> None:
     """The frame pump: one pty per node, frames paced at each node's rate, until SIGTERM."""
     rng = np.random.default_rng(1)
     payloads = _payloads(rng, 16)
-    nodes = []
+    nodes: list[dict[str, Any]] = []
     for n in spec["nodes"]:
         endpoint = PtyEndpoint(Path(n["link"]))
         nodes.append(

@@ -6,7 +6,8 @@ imported from firmware/lib and driven exactly as chaosnode.app drives it on a
 board; only the HAL and the byte pipe differ.  The simulator keeps a boot
 counter as the board's NVS does: the authenticated ``reboot`` command drops
 the port (as a board's USB does when it resets), starts a new Node with a new
-boot nonce and the counter plus one, and brings the port back.  The pty's slave path is published through a stable symlink
+boot nonce and the counter plus one, and brings the port back.
+The pty's slave path is published through a stable symlink
 so a reopened pty (``reopen()``, or SIGHUP to the simulate command) appears at
 the same path, like a board plugged back in.
 
