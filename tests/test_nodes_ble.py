@@ -138,3 +138,64 @@ def test_run_credits_a_ble_node_and_it_relinks_after_going_away() -> None:
             await task
 
     asyncio.run(main())
+
+
+def test_replaying_a_recorded_ble_session_into_a_new_connection_credits_nothing() -> None:
+    """Record what a node notified over one connection; a peripheral that plays it back
+    to the next connection (whatever the challenge) earns 0 bits, and its frames are dropped."""
+
+    async def main() -> None:
+        radio = VirtualRadio()
+        peripheral, record = _node(radio, "blue3")
+        task = asyncio.create_task(peripheral.run())
+        central = radio.central()
+        client, scanner = central.backends()
+        recorded = bytearray()
+
+        def recording_link(address: str, on_bytes: Any, **kwargs: Any) -> BleLink:
+            def tap(data: bytes) -> None:
+                recorded.extend(data)
+                on_bytes(data)
+
+            return BleLink(address, tap, client_backend=client, scanner_backend=scanner, **kwargs)
+
+        sources = build_node_sources(record, link_factory=recording_link, boot_store=None)
+        engine = Engine(sources, Config(assessment_enabled=False, min_samples=512))
+        await engine.start()
+        try:
+            await _until(
+                lambda: engine.source_states()["node:blue3:adc"]["credited_bits"] > 0, what="credit"
+            )
+        finally:
+            await engine.stop()
+            peripheral.stop()
+            await task
+        assert len(recorded) > 2048
+
+        # the replayer: the same node's address and GATT service, answering every write with the recording
+        replayer = BlePeripheral(radio, peripheral.config, address=peripheral.address)
+        replayer.outbox.capacity = len(recorded) + 1
+
+        def replay(_data: bytes) -> None:
+            replayer.outbox.write(bytes(recorded))
+
+        replayer.service.on_write = replay  # type: ignore[method-assign]
+        replay_task = asyncio.create_task(replayer.run())
+        fresh = build_node_sources(record, link_factory=_link_factory(central), boot_store=None)
+        engine = Engine(fresh, Config(assessment_enabled=False, min_samples=512))
+        await engine.start()
+        try:
+            conn = fresh[0].connection  # type: ignore[attr-defined]
+            await _until(lambda: conn.parser.drops, what="replayed frames dropped")
+            await asyncio.sleep(1.5)
+            states = engine.source_states()
+            assert sum(states[f"node:blue3:{s}"]["credited_bits"] for s in ("adc", "rng", "jitter")) == 0
+            assert sum(states[f"node:blue3:{s}"]["samples"] for s in ("adc", "rng", "jitter")) == 0
+            assert not conn.verified
+            print("replayed session drops:", conn.summary()["drops"])
+        finally:
+            await engine.stop()
+            replayer.stop()
+            await replay_task
+
+    asyncio.run(main())
