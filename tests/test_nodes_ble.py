@@ -11,6 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -199,3 +205,66 @@ def test_replaying_a_recorded_ble_session_into_a_new_connection_credits_nothing(
             await replay_task
 
     asyncio.run(main())
+
+
+def _cli(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "chaosmagnet", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_cli_scan_and_run_against_nodes_simulate_link_ble(tmp_path) -> None:
+    """`nodes simulate --link ble` in one process; `nodes scan` and `run --node` in others,
+    through the virtual adapter it serves (CHAOS_BLE_HCI)."""
+    env = dict(os.environ, CHAOS_HOME=str(tmp_path))
+    env.pop("CHAOS_NODES", None)
+    env.pop("CHAOS_BLE_HCI", None)
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "chaosmagnet", "nodes", "simulate", "--link", "ble", "--label", "bcli"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert sim.stdout is not None
+        lines = [sim.stdout.readline() for _ in range(3)]
+        spec = re.search(r"tcp-client:[0-9.]+:\d+", "".join(lines))
+        assert spec, lines
+        address = re.search(r"address: (\S+)", "".join(lines)).group(1)  # type: ignore[union-attr]
+        host_env = dict(env, CHAOS_BLE_HCI=spec.group(0))
+        scan = _cli(["nodes", "scan", "--seconds", "1.5", "--json"], host_env)
+        assert scan.returncode == 0, scan.stderr
+        rows = json.loads(scan.stdout)["nodes"]
+        assert {"label": "bcli", "address": address, "rssi": rows[0]["rssi"], "registered": "bcli"} in rows
+        run = _cli(["run", "--node", "bcli", "--source", "os-rng", "--seconds", "5", "--json"], host_env)
+        assert run.returncode == 0, run.stderr
+        summary = json.loads(run.stdout.strip().splitlines()[-1])
+        credited = {src["name"]: src["credited_bits"] for src in summary["sources"]}
+        assert credited["node:bcli:adc"] > 0 and credited["node:bcli:jitter"] > 0
+        print("credited over the virtual BLE link:", credited)
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        sim.communicate(timeout=20)
+
+
+def test_cli_without_bluetooth_says_so_in_one_line(tmp_path) -> None:
+    env = dict(os.environ, CHAOS_HOME=str(tmp_path), DBUS_SYSTEM_BUS_ADDRESS=f"unix:path={tmp_path}/none")
+    env.pop("CHAOS_BLE_HCI", None)
+    scan = _cli(["nodes", "scan", "--seconds", "1"], env)
+    assert scan.returncode == 2
+    assert scan.stderr.count("\n") == 1 and "Bluetooth LE is not available" in scan.stderr
+    assert "Traceback" not in scan.stderr
+
+
+def test_nodes_add_ble_registers_a_ble_link(tmp_path) -> None:
+    env = dict(os.environ, CHAOS_HOME=str(tmp_path))
+    env.pop("CHAOS_NODES", None)
+    key_file = tmp_path / "key"
+    key_file.write_text("ab" * 32)
+    args = ["nodes", "add", "--label", "radio1", "--node-id", "01" * 8, "--board", "um_feathers3"]
+    ok = _cli([*args, "--ble", "c0:00:00:00:00:09", "--key-file", str(key_file)], env)
+    assert ok.returncode == 0, ok.stderr
+    listed = json.loads(_cli(["nodes", "list", "--json"], env).stdout)
+    assert [n["link"] for n in listed["nodes"]] == ["ble:C0:00:00:00:00:09"]
+    bad = _cli([*args, "--ble", "nonsense", "--key-file", str(key_file)], env)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    both = _cli([*args, "--ble", "c0:00:00:00:00:09", "--port", "/dev/x", "--key-file", str(key_file)], env)
+    assert both.returncode == 2 and "exactly one" in both.stderr
