@@ -155,6 +155,7 @@ class BleLink:
         self.state: str = TransportState.IDLE.value
         self.connects = 0
         self.notifications = 0
+        self.bytes_received = 0
         self.last_error = ""
 
     @property
@@ -172,6 +173,7 @@ class BleLink:
 
     def _on_notify(self, _char: Any, data: bytearray) -> None:
         self.notifications += 1
+        self.bytes_received += len(data)
         self._on_bytes(bytes(data))
 
     def _on_lost(self, _client: Any) -> None:
