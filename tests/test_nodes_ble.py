@@ -340,3 +340,28 @@ def test_real_adapter_node_handshakes_and_streams(ble_node: str) -> None:
     result = asyncio.run(probe_node(record, timeout=20.0))
     assert result["link"]["verified"], result["link"]
     assert result["status"] and result["link"]["frames"] > 0
+
+
+def test_deploy_link_ble_reads_the_board_address_then_deploys(tmp_path) -> None:
+    """`nodes deploy --link ble --dry-run` shows both mpremote steps; the address-reading
+    code is board code (mpy-cross checks it) and its output is parsed strictly."""
+    from chaosmagnet.nodes.tools import BLE_ADDRESS_CODE, parse_ble_address
+    from nodes_helpers import mpy_cross
+
+    env = dict(os.environ, CHAOS_HOME=str(tmp_path))
+    env.pop("CHAOS_NODES", None)
+    args = ["nodes", "deploy", "--port", "/dev/ttyACM9", "--board", "um_feathers3", "--label", "air"]
+    dry = _cli([*args, "--link", "ble", "--dry-run"], env)
+    assert dry.returncode == 0, dry.stderr
+    assert "link ble" in dry.stdout and "exec" in dry.stdout and "fs cp" in dry.stdout
+    bad = _cli([*args, "--link", "wifi", "--dry-run"], env)
+    assert bad.returncode == 2 and "usb or ble" in bad.stderr
+    assert parse_ble_address("junk\nchaosnode-ble-address 7C:DF:A1:00:11:22\n") == "7C:DF:A1:00:11:22"
+    assert parse_ble_address("chaosnode-ble-address nonsense") is None
+    script = tmp_path / "ble_address.py"
+    script.write_text(BLE_ADDRESS_CODE)
+    proc = subprocess.run(
+        [mpy_cross(), "-march=xtensawin", "-o", str(tmp_path / "o.mpy"), str(script)],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr

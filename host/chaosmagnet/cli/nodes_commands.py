@@ -68,7 +68,10 @@ def espressif_ports() -> list[dict[str, Any]]:
 def list_nodes(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Registered nodes, and serial ports that look like ESP32-S3 boards."""
     registry = NodeRegistry()
-    nodes = [n.public() | {"present": Path(n.link).exists()} for n in registry.nodes()]
+    nodes = [
+        n.public() | {"present": None if n.link.startswith("ble:") else Path(n.link).exists()}
+        for n in registry.nodes()
+    ]
     ports = espressif_ports()
     if as_json:
         print(
@@ -82,7 +85,7 @@ def list_nodes(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
         kind = "simulated" if n["simulated"] else n["board"]
         print(
             f"  {n['label']:<16} {n['node_id']}  {kind:<26} {n['link']}"
-            f"{'' if n['present'] else '  (port absent)'}"
+            f"{'  (port absent)' if n['present'] is False else ''}"
         )
     print("ESP32-S3 ports (USB VID 0x303A):")
     if not ports:
@@ -291,13 +294,24 @@ def deploy_node(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print what would be done; change nothing."
     ),
+    link: str = typer.Option(
+        "usb", "--link", help="How the node talks to the host: usb (serial) or ble (Bluetooth LE)."
+    ),
 ) -> None:
     """Copy firmware/ and the node config with mpremote, store a new node's key in the
-    board's NVS (sent once), register the node."""
+    board's NVS (sent once), register the node.  With --link ble the node serves
+    its frames over Bluetooth LE and is registered by its BLE address."""
     from chaosmagnet.nodes.simulator import node_config
-    from chaosmagnet.nodes.tools import deploy, mpremote_deploy_command
+    from chaosmagnet.nodes.tools import (
+        deploy,
+        mpremote_ble_address_command,
+        mpremote_deploy_command,
+        read_ble_address,
+    )
 
     check_label(label)
+    if link not in ("usb", "ble"):
+        raise UsageError("--link must be usb or ble")
     profile = load_board(board)
     existing = NodeRegistry().find(label)
     if existing is not None and existing.label != label:
@@ -314,21 +328,32 @@ def deploy_node(
         else "the node key is not sent (the board's NVS keeps it; --resend-key after an erase)"
     )
     if dry_run:
-        print(f"{label}: {action}, node id {node_id.hex()}, board {profile.name}")
+        print(f"{label}: {action}, node id {node_id.hex()}, board {profile.name}, link {link}")
+        if link == "ble":
+            print("(read the board's BLE address first)")
+            print(" ".join(repr(a) if "\n" in a else a for a in mpremote_ble_address_command(port)))
         print("(in a private staging folder holding firmware/ and chaosnode.json, mode 0600)")
         print(" ".join(mpremote_deploy_command(port, send_key)))
         print(key_note)
         return
-    deploy(port, node_config(node_id, None, profile, label), key if send_key else None)
+    config = node_config(node_id, None, profile, label)
+    registered_link = port
+    if link == "ble":
+        from chaosmagnet.nodes.ble import LINK_PREFIX
+
+        config["link"] = "ble"
+        registered_link = LINK_PREFIX + read_ble_address(port)
+    deploy(port, config, key if send_key else None)
     with registry_transaction() as registry:
         registry.put(
             NodeRecord(
-                label, node_id, key, profile.name, port, False, profile.node_sources_config()
+                label, node_id, key, profile.name, registered_link, False,
+                profile.node_sources_config(),
             )
         )
     print(
         f"deployed {label} ({action}, node id {node_id.hex()}) to {port}; "
-        f"registered in {registry_path()}"
+        f"registered in {registry_path()} on {registered_link}"
     )
     print(key_note)
     print("the node now ignores Ctrl-C; to deploy again: tap RESET, then hold BOOT for 2 s")
