@@ -365,3 +365,23 @@ def test_deploy_link_ble_reads_the_board_address_then_deploys(tmp_path) -> None:
         capture_output=True, text=True,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_an_absent_ble_node_shows_scanning_and_credits_nothing() -> None:
+    async def main() -> None:
+        radio = VirtualRadio()
+        peripheral, record = _node(radio, "blue4")  # never powered on: not on the air
+        central = radio.central()
+        sources = build_node_sources(record, link_factory=_link_factory(central), boot_store=None)
+        engine = Engine(sources, Config(assessment_enabled=False, min_samples=512))
+        await engine.start()
+        try:
+            conn = sources[0].connection  # type: ignore[attr-defined]
+            await _until(lambda: conn.link_state == "scanning", what="scanning")
+            await asyncio.sleep(1.5)
+            assert conn.link_state == "scanning" and conn.summary()["link"] == "scanning"
+            assert engine.source_states()["node:blue4:adc"]["samples"] == 0
+        finally:
+            await engine.stop()
+
+    asyncio.run(main())

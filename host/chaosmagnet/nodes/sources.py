@@ -41,6 +41,7 @@ _DEFAULT_H = {"adc": 1.0, "rng": 7.0, "jitter": 0.2}
 LinkFactory = Callable[..., Transport]
 BootStore = Callable[[NodeRecord, int], None]
 HANDSHAKE_RETRY_S = 2.0  # no answer to hello within this long: a new hello, a new challenge
+_BEFORE_FIRST_LINK = ("waiting", "scanning", "connecting")
 SILENCE_S = 5.0  # no verified frame for this long while linked: handshake again
 
 
@@ -77,7 +78,8 @@ def samples_from_frame(frame: Frame) -> np.ndarray:
 class NodeConnection:
     """One node's transport, handshake, parser, per-source queues and last reported state.
 
-    ``link_state`` is ``waiting`` (no connection yet), ``handshake`` (hello sent,
+    ``link_state`` is ``waiting`` (no connection yet; a BLE link refines it to
+    ``scanning`` or ``connecting``), ``handshake`` (hello sent,
     no verified answer), ``linked`` (this connection's handshake verified) or
     ``lost`` (the connection went away).  ``boot_store`` remembers a newly
     accepted boot counter (by default in the node registry).
@@ -153,6 +155,9 @@ class NodeConnection:
         while True:
             await asyncio.sleep(0.25)
             if not self.link.is_open:
+                if self.link_state in _BEFORE_FIRST_LINK:  # a BLE link says how far it got
+                    state = getattr(self.link, "state", "")
+                    self.link_state = state if state in _BEFORE_FIRST_LINK else "waiting"
                 continue
             now = time.monotonic()
             if self.link_state == "handshake" and now - self._hello_at > HANDSHAKE_RETRY_S:
