@@ -39,7 +39,6 @@ from bumble.host import Host
 from bumble.link import LocalLink
 from bumble.transport.common import AsyncPipeSink
 
-from chaosmagnet.nodes.ble import COMMAND_UUID, SERVICE_UUID, STREAM_UUID
 
 logging.getLogger("bumble").setLevel(logging.ERROR)  # the virtual controller warns on every teardown
 
@@ -549,13 +548,3 @@ class BlePeripheral:
     def stop(self) -> None:
         """Ask run() to finish."""
         self._running = False
-
-    @property
-    def service_uuid(self) -> str:
-        """Our GATT service UUID (the host's and the firmware's must agree)."""
-        return SERVICE_UUID if self.ble.SERVICE_UUID == SERVICE_UUID else self.ble.SERVICE_UUID
-
-    @staticmethod
-    def uuids() -> tuple[str, str, str]:
-        """The host's service, stream and command UUIDs."""
-        return SERVICE_UUID, STREAM_UUID, COMMAND_UUID
