@@ -45,6 +45,7 @@ class _IdleLink:
     def __init__(self, port: str, on_bytes: Any, **_: Any) -> None:
         self.state = "waiting"
         self.connects = 0
+        self.is_open = False
         self._closed = asyncio.Event()
 
     def write(self, data: bytes) -> bool:

@@ -20,10 +20,6 @@ import select
 import sys
 import time
 
-import esp32
-import machine
-import micropython
-
 from chaosnode.config import load_config
 from chaosnode.node import Node
 
@@ -34,6 +30,8 @@ MAINTENANCE_WINDOW_MS = 1500  # hold BOOT during this long after reset: REPL sta
 
 def boot_button_held(pin_number=0, window_ms=MAINTENANCE_WINDOW_MS):
     """True when BOOT (GPIO0, active low) is held at some point in the first window_ms."""
+    import machine
+
     pin = machine.Pin(pin_number, machine.Pin.IN, machine.Pin.PULL_UP)
     start = time.ticks_ms()
     while time.ticks_diff(time.ticks_ms(), start) < window_ms:
@@ -76,33 +74,54 @@ class _Output:
         return len(buf) if n is None else n
 
 
+def prepare(config, nvs, boot_held, kbd_intr, make_hal, write):
+    """Everything between reset and the main loop, with the board's parts passed in.
+
+    Returns the Node, or None in maintenance mode (BOOT held: the REPL stays
+    reachable) or when NVS holds no key.  Otherwise the boot is counted in NVS
+    and the REPL interrupt is disabled before the node starts.
+    """
+    if boot_held:
+        print("chaosnode: BOOT held - maintenance mode, REPL enabled, node not started")
+        return None
+    key = nvs_key(nvs)
+    if key is None:
+        print("chaosnode: no node key in NVS - run chaos-host nodes deploy")
+        return None
+    hal = make_hal(config, next_boot_counter(nvs))
+    kbd_intr(-1)  # Ctrl-C is a command byte now, not a way into the REPL
+    return Node(hal, config, write, key)
+
+
 def run(config_path="/chaosnode.json"):
     """Load the config and key and run the node until reset."""
+    import esp32
+    import machine
+    import micropython
+
     try:
         config = load_config(config_path)
     except (OSError, ValueError) as exc:
         print("chaosnode: no usable config at", config_path, "-", exc)
         return
-    if boot_button_held(int(config.get("boot_pin", 0))):
-        print("chaosnode: BOOT held - maintenance mode, REPL enabled, node not started")
-        return
-    nvs = esp32.NVS(NVS_NAMESPACE)
-    key = nvs_key(nvs)
-    if key is None:
-        print("chaosnode: no node key in NVS - run chaos-host nodes deploy")
-        return
     from chaosnode.hal_esp32 import Esp32Hal
 
-    hal = Esp32Hal(config, next_boot_counter(nvs))
-    micropython.kbd_intr(-1)  # Ctrl-C is a command byte now, not a way into the REPL
-    stdin = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin
-    node = Node(hal, config, _Output().write, key)
-    key = None
+    node = prepare(
+        config,
+        esp32.NVS(NVS_NAMESPACE),
+        boot_button_held(int(config.get("boot_pin", 0))),
+        micropython.kbd_intr,
+        Esp32Hal,
+        _Output().write,
+    )
+    if node is None:
+        return
     if config.get("link") == "ble":
         from chaosnode.ble_app import run_ble
 
         run_ble(node, str(config.get("label", "chaosnode")))
         return
+    stdin = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin
     poller = select.poll()
     poller.register(sys.stdin, select.POLLIN)
     while True:

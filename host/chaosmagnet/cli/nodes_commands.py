@@ -345,10 +345,19 @@ def deploy_node(
         registered_link = LINK_PREFIX + read_ble_address(port)
     deploy(port, config, key if send_key else None)
     with registry_transaction() as registry:
+        # The boot counter floor stays while the board's NVS (key and counter) stays; a key
+        # sent now goes with a fresh or erased NVS, whose counter starts again from 1.
+        floor = existing.boot_counter if existing is not None and not send_key else 0
         registry.put(
             NodeRecord(
-                label, node_id, key, profile.name, registered_link, False,
+                label,
+                node_id,
+                key,
+                profile.name,
+                registered_link,
+                False,
                 profile.node_sources_config(),
+                boot_counter=floor,
             )
         )
     print(
