@@ -23,8 +23,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from chaosmagnet.sources.base import Source, SourceInfo
-from source_helpers import uniform
 from chaosmagnet.config import Config
 from chaosmagnet.engine import Engine
 from chaosmagnet.nodes.ble import COMMAND_UUID, SERVICE_UUID, STREAM_UUID, BleLink, scan_nodes
@@ -32,6 +30,8 @@ from chaosmagnet.nodes.boards import load_board
 from chaosmagnet.nodes.registry import NodeRecord, new_key, new_node_id
 from chaosmagnet.nodes.simulator import node_config
 from chaosmagnet.nodes.sources import NodeSource, build_node_sources
+from chaosmagnet.sources.base import Source, SourceInfo
+from source_helpers import uniform
 
 pytest.importorskip("bumble")
 from chaosmagnet.nodes.ble_bumble import BlePeripheral, VirtualRadio  # noqa: E402
@@ -322,8 +322,8 @@ def test_firmware_ble_service_under_micropython_and_cpython(tmp_path) -> None:
         assert frames[0].type is FrameType.HANDSHAKE
         assert sum(1 for f in frames if f.type is FrameType.DATA) >= 3
         assert [n for _, n in result["adv"]] == [25, 31]
-        assert result["scan"][0] == ["n1".encode().hex(), "", "n1".encode().hex()]
-        long_label = "a-very-long-node-label-here".encode()
+        assert result["scan"][0] == [b"n1".hex(), "", b"n1".hex()]
+        long_label = b"a-very-long-node-label-here"
         assert result["scan"][1] == ["", long_label[:8].hex(), long_label.hex()]
     assert results["micropython"]["chunk_sizes"] == results["cpython"]["chunk_sizes"]
 

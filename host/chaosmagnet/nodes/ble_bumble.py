@@ -39,7 +39,6 @@ from bumble.host import Host
 from bumble.link import LocalLink
 from bumble.transport.common import AsyncPipeSink
 
-
 logging.getLogger("bumble").setLevel(logging.ERROR)  # the virtual controller warns on every teardown
 
 MTU = 247
@@ -441,11 +440,11 @@ class BlePeripheral:
         self.stream = gatt.Characteristic(
             self.ble.STREAM_UUID, gatt.Characteristic.Properties.NOTIFY, gatt.Characteristic.READABLE, b""
         )
-        command = gatt.Characteristic(
+        command: gatt.Characteristic[bytes] = gatt.Characteristic(
             self.ble.COMMAND_UUID,
             gatt.Characteristic.Properties.WRITE | gatt.Characteristic.Properties.WRITE_WITHOUT_RESPONSE,
             gatt.Characteristic.WRITEABLE,
-            gatt.CharacteristicValue(write=self._on_write),
+            gatt.CharacteristicValue[bytes](write=self._on_write),
         )
         self.device.add_service(gatt.Service(self.ble.SERVICE_UUID, [self.stream, command]))
         self.device.on(self.device.EVENT_CONNECTION, self._on_connection)
