@@ -53,10 +53,10 @@ class SteadySource(Source):
             await asyncio.sleep(0.05)
 
 
-def _node(radio: VirtualRadio, label: str) -> tuple[BlePeripheral, NodeRecord]:
+def _node(radio: VirtualRadio, label: str, fault: str | None = None) -> tuple[BlePeripheral, NodeRecord]:
     board = load_board("um_feathers3")
     node_id, key = new_node_id(), new_key()
-    peripheral = BlePeripheral(radio, node_config(node_id, key, board, label))
+    peripheral = BlePeripheral(radio, node_config(node_id, key, board, label), fault=fault)
     record = NodeRecord(
         label, node_id, key, board.name, f"ble:{peripheral.address}", True, board.node_sources_config()
     )
@@ -348,5 +348,28 @@ def test_real_adapter_node_handshakes_and_streams(ble_node: str) -> None:
             assert conn.summary()["link"] == "linked"
         finally:
             await conn.release(token)
+
+    asyncio.run(main())
+
+
+def test_garbage_on_the_ble_stream_is_dropped_with_reasons_and_credit_continues() -> None:
+    async def main() -> None:
+        radio = VirtualRadio()
+        peripheral, record = _node(radio, "blue5", fault="garbage")
+        task = asyncio.create_task(peripheral.run())
+        sources = build_node_sources(record, link_factory=_link_factory(radio.central()), boot_store=None)
+        engine = Engine(sources, Config(assessment_enabled=False, min_samples=512))
+        await engine.start()
+        try:
+            conn = sources[0].connection  # type: ignore[attr-defined]
+            await _until(
+                lambda: {"bad_magic", "bad_tag"} <= set(conn.summary()["drops"])
+                and engine.source_states()["node:blue5:adc"]["credited_bits"] > 0,
+                what="drops and credit",
+            )
+        finally:
+            await engine.stop()
+            peripheral.stop()
+            await task
 
     asyncio.run(main())

@@ -424,16 +424,20 @@ class BlePeripheral:
     ) -> None:
         import importlib
 
-        from chaosmagnet.nodes.simulator import SimHal, firmware_modules
+        from chaosmagnet.nodes.simulator import FAULTS, SimHal, _Wire, firmware_modules
 
         modules = firmware_modules()
         self.ble = importlib.import_module("chaosnode.ble")
         self._node_class = modules["chaosnode.node"].Node
         self.config = config
         self.label = str(config.get("label", "node"))
-        self.hal = SimHal(fault, seed)
+        if fault is not None and fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}")
+        self.hal = SimHal(fault if fault in ("stuck", "bias") else None, seed)
+        # wire faults (garbage, replay) corrupt the byte stream before the outbox chunks it
+        self.wire = _Wire(fault, seed) if fault in ("garbage", "replay") else None
         self.outbox = self.ble.Outbox()
-        self.node = self._node_class(self.hal, config, self.outbox.write)
+        self.node = self._node_class(self.hal, config, self._node_write)
         self.service = self.ble.BleService(self.node, self._notify, self.outbox)
         self.address = address or radio.next_address()
         self.device = radio.device(self.label, self.address)
@@ -471,6 +475,20 @@ class BlePeripheral:
     def _on_write(self, connection: Connection, value: bytes) -> None:
         if connection is self._connection:
             self.service.on_write(bytes(value))
+
+    def _node_write(self, data: Any) -> int | None:
+        if self.wire is None:
+            return int(self.outbox.write(data))
+        self.wire.write(data)
+        return None
+
+    def _move_wire(self) -> None:
+        wire = self.wire
+        if wire is not None and wire.pending and self.service.state == self.ble.CONNECTED:
+            taken = self.outbox.write(bytes(wire.pending))
+            del wire.pending[:taken]
+        elif wire is not None and self.service.state != self.ble.CONNECTED:
+            wire.pending.clear()
 
     def _notify(self, chunk: bytes) -> bool:
         queue = self._outgoing
@@ -524,6 +542,7 @@ class BlePeripheral:
                 if self.node.reboot_requested:
                     await self._reboot()
                     continue
+                self._move_wire()
                 self.service.pump()
                 busy = self.outbox.pending() and not self._outgoing.full()
                 await asyncio.sleep(0 if busy else min(wait_ms, 5) / 1000)
@@ -539,7 +558,7 @@ class BlePeripheral:
         await asyncio.sleep(0.05)
         await self.set_present(False)
         self.hal.boots += 1
-        self.node = self._node_class(self.hal, self.config, self.outbox.write)
+        self.node = self._node_class(self.hal, self.config, self._node_write)
         self.service.node = self.node
         await asyncio.sleep(0.2)
         await self.set_present(True)
