@@ -273,3 +273,28 @@ def test_authenticated_reboot_brings_the_next_boot(home: Path, sim: SimProcess) 
 
     asyncio.run(main())
     assert NodeRegistry().get("victim").boot_counter == 2
+
+
+def test_silent_linked_node_is_handshaken_again(home: Path, sim: SimProcess) -> None:
+    """A node that falls silent while linked (here: told `quiet`) gets a fresh hello after
+    SILENCE_S: a new session, and samples flow again."""
+    record = NodeRegistry().get("victim")
+
+    async def main() -> None:
+        engine = _engine(record)
+        await engine.start()
+        try:
+            connection = _connection(engine)
+            await _until(lambda: connection.verified and connection.status, "the handshake")
+            first_key = connection.session.session_key
+            assert connection.send_command("quiet")
+            await _until(lambda: "ok quiet" in connection.replies, "quiet")
+            await _until(lambda: connection.session.handshakes == 2, "a second handshake")
+            assert connection.session.session_key != first_key
+            assert connection.link.connects == 1  # same connection, new session
+            samples = _samples(engine, "victim")
+            await _until(lambda: _samples(engine, "victim") > samples + 1000, "streaming again")
+        finally:
+            await engine.stop()
+
+    asyncio.run(main())
