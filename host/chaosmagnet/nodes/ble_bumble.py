@@ -369,6 +369,7 @@ class VirtualRadio:
         self.link = LocalLink()
         self._count = 0
         self._transports: list[Any] = []
+        self._controllers: dict[str, Controller] = {}
 
     def next_address(self) -> str:
         """A fresh static random address (C0:..., distinct per device on this radio)."""
@@ -380,6 +381,7 @@ class VirtualRadio:
         """A bumble Device with its own virtual controller on this radio."""
         address = address or self.next_address()
         controller = Controller(name, link=self.link, public_address=address)
+        self._controllers[address] = controller
         return Device(name=name, address=Address(address), host=Host(controller, AsyncPipeSink(controller)))
 
     def central(self) -> BumbleCentral:
@@ -389,6 +391,12 @@ class VirtualRadio:
             return self.device("chaos-host")
 
         return BumbleCentral(make)
+
+    def power_off(self, address: str) -> None:
+        """Take a device's controller off this radio (its address may then be used again)."""
+        controller = self._controllers.pop(address, None)
+        if controller is not None and controller in self.link.controllers:
+            self.link.remove_controller(controller)
 
     async def serve_hci(self, spec: str) -> None:
         """Serve one more controller on this radio through an HCI transport (tcp-server:HOST:PORT)."""
@@ -440,6 +448,7 @@ class BlePeripheral:
         self.node = self._node_class(self.hal, config, self._node_write)
         self.service = self.ble.BleService(self.node, self._notify, self.outbox)
         self.address = address or radio.next_address()
+        self.radio = radio
         self.device = radio.device(self.label, self.address)
         self.stream = gatt.Characteristic(
             self.ble.STREAM_UUID, gatt.Characteristic.Properties.NOTIFY, gatt.Characteristic.READABLE, b""
@@ -551,6 +560,7 @@ class BlePeripheral:
             with contextlib.suppress(BaseException):
                 await sender
             await self.set_present(False)
+            self.radio.power_off(self.address)  # off the air for good
 
     async def _reboot(self) -> None:
         """machine.reset(): the connection drops, a new boot with the counter plus one."""
