@@ -373,3 +373,40 @@ def test_garbage_on_the_ble_stream_is_dropped_with_reasons_and_credit_continues(
             await task
 
     asyncio.run(main())
+
+
+def test_without_an_adapter_a_ble_node_waits_and_says_why() -> None:
+    """A scanner backend that finds no adapter (as BlueZ does without one): the link waits,
+    retries, and the node's details say why in one line; nothing is credited."""
+    from bleak.backends.scanner import BaseBleakScanner
+    from bleak.exc import BleakBluetoothNotAvailableError, BleakBluetoothNotAvailableReason
+
+    class NoAdapter(BaseBleakScanner):
+        def __init__(self, detection_callback: Any, service_uuids: Any, *args: Any, **kwargs: Any) -> None:
+            super().__init__(detection_callback, service_uuids)
+
+        async def start(self) -> None:
+            raise BleakBluetoothNotAvailableError("No Bluetooth adapters found.", BleakBluetoothNotAvailableReason.NO_BLUETOOTH)
+
+        async def stop(self) -> None:
+            return None
+
+    async def main() -> None:
+        radio = VirtualRadio()
+        _peripheral, record = _node(radio, "blue6")
+        factory = functools.partial(BleLink, client_backend=None, scanner_backend=NoAdapter, use_env=False)
+        sources = build_node_sources(record, link_factory=factory, boot_store=None)
+        engine = Engine(sources, Config(assessment_enabled=False, min_samples=512))
+        await engine.start()
+        try:
+            conn = sources[0].connection  # type: ignore[attr-defined]
+            await _until(lambda: conn.summary()["link_error"] != "", what="link error")
+            summary = conn.summary()
+            assert summary["link"] == "waiting" and conn.link_state == "waiting"
+            assert summary["link_error"].startswith("Bluetooth LE is not available here")
+            assert "\n" not in summary["link_error"]
+            assert engine.source_states()["node:blue6:adc"]["samples"] == 0
+        finally:
+            await engine.stop()
+
+    asyncio.run(main())

@@ -245,6 +245,7 @@ class NodeConnection:
             "link": self.link.state,
             "link_state": self.link_state,
             "connects": self.link.connects,
+            "link_error": str(getattr(self.link, "last_error", "")),  # e.g. no Bluetooth adapter
             "verified": self.verified,
             "handshakes": self.session.handshakes,
             "boot_counter": self.session.boot_counter,
