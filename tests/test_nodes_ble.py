@@ -386,7 +386,9 @@ def test_without_an_adapter_a_ble_node_waits_and_says_why() -> None:
             super().__init__(detection_callback, service_uuids)
 
         async def start(self) -> None:
-            raise BleakBluetoothNotAvailableError("No Bluetooth adapters found.", BleakBluetoothNotAvailableReason.NO_BLUETOOTH)
+            raise BleakBluetoothNotAvailableError(
+                "No Bluetooth adapters found.", BleakBluetoothNotAvailableReason.NO_BLUETOOTH
+            )
 
         async def stop(self) -> None:
             return None
