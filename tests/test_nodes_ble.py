@@ -412,3 +412,54 @@ def test_without_an_adapter_a_ble_node_waits_and_says_why() -> None:
             await engine.stop()
 
     asyncio.run(main())
+
+
+def test_outbox_chunks_are_the_stream_whatever_the_writes_and_failures() -> None:
+    """Property: any writes, any MTU changes, any notification failures: the notified
+    chunks concatenate to exactly the bytes the outbox accepted, none over MTU - 3."""
+    from chaosmagnet.nodes.simulator import firmware_modules
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    firmware_modules()
+    import chaosnode.ble as fw
+
+    steps = st.lists(
+        st.one_of(
+            st.tuples(st.just("write"), st.binary(min_size=1, max_size=600)),
+            st.tuples(st.just("mtu"), st.integers(0, 600)),
+            st.tuples(st.just("pump"), st.lists(st.booleans(), min_size=1, max_size=20)),
+        ),
+        max_size=60,
+    )
+
+    @settings(max_examples=300, deadline=None)
+    @given(steps, st.integers(64, 2048))
+    def check(script: list, capacity: int) -> None:
+        outbox = fw.Outbox(capacity)
+        accepted = bytearray()
+        sent: list[bytes] = []
+        for op, arg in script:
+            if op == "write":
+                n = outbox.write(arg)
+                assert 0 <= n <= len(arg)
+                accepted += arg[:n]
+            elif op == "mtu":
+                outbox.chunk = min(max(arg, fw.DEFAULT_MTU), fw.MAX_MTU) - 3
+            else:
+                for ok in arg:
+                    chunk = outbox.peek()
+                    if not chunk:
+                        break
+                    assert len(chunk) <= outbox.chunk
+                    if ok:
+                        sent.append(chunk)
+                        outbox.sent(len(chunk))
+            assert outbox.pending() <= capacity and len(outbox.buf) <= capacity
+        while outbox.pending():
+            chunk = outbox.peek()
+            sent.append(chunk)
+            outbox.sent(len(chunk))
+        assert b"".join(sent) == bytes(accepted)
+
+    check()
