@@ -465,6 +465,7 @@ class BlePeripheral:
         self._connection: Connection | None = None
         self.present = True
         self._running = False
+        self._readvertise: asyncio.Task[None] | None = None
 
     # -- radio side ---------------------------------------------------------
     def _on_connection(self, connection: Connection) -> None:
@@ -478,8 +479,8 @@ class BlePeripheral:
     def _on_disconnection(self, connection: Connection) -> None:
         if self._connection is connection:
             self._connection = None
-        if self.service.on_disconnect(connection) and self.present:
-            asyncio.get_running_loop().create_task(self._advertise())
+        if self.service.on_disconnect(connection) and self.present and self._running:
+            self._readvertise = asyncio.get_running_loop().create_task(self._advertise())
 
     def _on_write(self, connection: Connection, value: bytes) -> None:
         if connection is self._connection:
@@ -559,7 +560,12 @@ class BlePeripheral:
             sender.cancel()
             with contextlib.suppress(BaseException):
                 await sender
+            self._running = False
+            if self._readvertise is not None:
+                with contextlib.suppress(BaseException):
+                    await self._readvertise
             await self.set_present(False)
+            await asyncio.sleep(0.05)  # let the controller answer the last commands
             self.radio.power_off(self.address)  # off the air for good
 
     async def _reboot(self) -> None:
