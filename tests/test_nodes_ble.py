@@ -463,3 +463,37 @@ def test_outbox_chunks_are_the_stream_whatever_the_writes_and_failures() -> None
         assert b"".join(sent) == bytes(accepted)
 
     check()
+
+
+def test_a_node_that_drops_the_first_connections_is_linked_after_backoff() -> None:
+    """The peripheral hangs up on the first two connections at once; the link backs off,
+    tries again and links on the third; credit follows."""
+
+    async def main() -> None:
+        radio = VirtualRadio()
+        peripheral, record = _node(radio, "blue7")
+        refused = [0]
+
+        def hang_up(connection: Any) -> None:
+            if refused[0] < 2:
+                refused[0] += 1
+                asyncio.get_running_loop().create_task(connection.disconnect())
+
+        peripheral.device.on(peripheral.device.EVENT_CONNECTION, hang_up)
+        task = asyncio.create_task(peripheral.run())
+        sources = build_node_sources(record, link_factory=_link_factory(radio.central()), boot_store=None)
+        engine = Engine(sources, Config(assessment_enabled=False, min_samples=512))
+        await engine.start()
+        try:
+            conn = sources[0].connection  # type: ignore[attr-defined]
+            await _until(
+                lambda: engine.source_states()["node:blue7:adc"]["credited_bits"] > 0, what="credit"
+            )
+            assert refused[0] == 2 and conn.link_state == "linked"
+            print(f"linked after {refused[0]} refused connections; link connects {conn.link.connects}")
+        finally:
+            await engine.stop()
+            peripheral.stop()
+            await task
+
+    asyncio.run(main())
