@@ -1,7 +1,8 @@
 """cffi (API mode) builders for the C kernels.
 
 Each folder ``csrc/<name>/`` holds ``*.h`` and ``*.c`` files and is compiled
-into the private extension ``chaosmagnet._<name>``.  The declarations cffi
+into the private extension ``chaosmagnet._<name>``, linked with libm and any
+system library a source names in a ``LIBRARIES:`` comment.  The declarations cffi
 needs are read from the headers, between the markers ``CDEF-BEGIN`` and
 ``CDEF-END``, so they are written once.  A build failure is fatal: there is no
 pure-Python fallback.
@@ -17,6 +18,8 @@ from cffi import FFI
 
 CSRC = Path(__file__).resolve().parent
 _CDEF = re.compile(r"/\*\s*CDEF-BEGIN\s*\*/(.*?)/\*\s*CDEF-END\s*\*/", re.S)
+# A source that needs a system library names it in a comment: "LIBRARIES: bz2 pthread".
+_LIBRARIES = re.compile(r"LIBRARIES:((?:[ \t]+[A-Za-z0-9_+-]+)+)")
 
 EXTRA_COMPILE_ARGS = ["-O3", "-std=c11", "-Wall", "-Wextra", "-fno-strict-aliasing"]
 
@@ -34,6 +37,10 @@ def make_builder(name: str) -> FFI:
         cdefs.extend(found)
     if not cdefs:
         raise SystemExit(f"csrc/{name}: no CDEF-BEGIN/CDEF-END section in any header")
+    libraries = ["m"]
+    for source in [*headers, *sources]:
+        for found_libs in _LIBRARIES.findall(source.read_text()):
+            libraries.extend(lib for lib in found_libs.split() if lib not in libraries)
     ffi = FFI()
     ffi.cdef("\n".join(cdefs))
     includes = "\n".join(f'#include "{h.name}"' for h in headers)
@@ -43,7 +50,7 @@ def make_builder(name: str) -> FFI:
         sources=[str(s.relative_to(CSRC.parent)) for s in sources],
         include_dirs=[str(folder.relative_to(CSRC.parent))],
         extra_compile_args=EXTRA_COMPILE_ARGS,
-        libraries=["m"],
+        libraries=libraries,
     )
     return ffi
 
