@@ -3,29 +3,83 @@
 Each command lives in its own module and registers itself on ``app``.  This is
 the one place where errors become exit codes: a ChaosError or a command-line
 usage error becomes one line on stderr and exit status 2.
+
+The command modules load on first use of ``app`` (or when ``main`` runs a
+command), not on import: ``chaos-host --help`` prints the command list from
+``COMMANDS`` without importing them (tests/test_startup.py holds that list
+equal to what the loaded commands print, and holds the modules --help may
+import).
 """
 
 from __future__ import annotations
 
 import errno
+import importlib
 import io
 import os
 import sys
+from typing import TYPE_CHECKING, Any
 
-import typer
-
-# Command modules: importing one registers its commands on `app`.
-from chaosmagnet.cli import (
-    assess,  # noqa: E402,F401  (assess)
-    core_commands,  # noqa: E402,F401  (run, sources, sample, random, bench)
-    dashboard_hook,  # noqa: E402,F401  (run --dashboard)
-    keys_commands,  # noqa: E402,F401  (backends, mint, verify, export, identity, audit)
-    nodes_commands,  # noqa: E402,F401  (nodes ..., run --node)
-)
-from chaosmagnet.cli.app import app
+# The submodule that holds the Typer object.  Importing it binds the package
+# attribute "app" to the module; that binding is dropped here so that
+# `from chaosmagnet.cli import app` reaches __getattr__ below and gets the
+# Typer object with every command registered.
+import chaosmagnet.cli.app as _app_module
 from chaosmagnet.errors import ChaosError
 
-__all__ = ["app", "main"]
+del globals()["app"]
+
+if TYPE_CHECKING:
+    import typer
+
+__all__ = ["COMMANDS", "COMMAND_MODULES", "app", "load_commands", "main"]
+
+#: Command modules: importing one registers its commands (and run/bench hooks) on the app.
+COMMAND_MODULES: tuple[str, ...] = (
+    "chaosmagnet.cli.assess",  # assess
+    "chaosmagnet.cli.core_commands",  # run, sources, sample, random, bench
+    "chaosmagnet.cli.dashboard_hook",  # run --dashboard
+    "chaosmagnet.cli.keys_commands",  # backends, mint, verify, export, identity, audit
+    "chaosmagnet.cli.nodes_commands",  # nodes ..., run --node
+)
+
+#: Every top-level command and its help, in the order the modules register them:
+#: what `chaos-host --help` lists without importing the command modules.
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("assess", "SP 800-90B entropy assessment of a sample file (the ten non-IID estimators of §6.3)."),
+    ("run", "Harvest entropy: live view of every source and the pool (Ctrl-C stops with a summary)."),
+    ("sources", "List every source this program knows, and whether it can run here."),
+    ("sample", "Write raw samples for offline SP 800-90B assessment (the NIST tools' format)."),
+    ("random", "Write N conditioned random bytes (seeded only from >= 256 credited bits)."),
+    ("bench", "Print throughput figures: Keccak vs hashlib, RCT+APT, pool ingest, and more."),
+    ("backends", "List PQC algorithms, the backend serving each, and whether keygen is seeded from the pool."),
+    ("mint", "Mint key bundles from credited pool entropy, signed by the host identity."),
+    ("verify", "Verify bundles: format, every signature, the audit-chain entry.  Exit 0 only if all hold."),
+    ("export", "Export a bundle's public key, or with --secret its secret key, for other tools."),
+    ("identity", "The host identity that signs bundles and the audit trail."),
+    ("audit", "The signed audit trail (logs/audit.jsonl)."),
+    ("nodes", "ESP32-S3 feather nodes: list, add, remove, status, flash, deploy, simulate."),
+)
+
+
+def load_commands() -> typer.Typer:
+    """Import every command module (each registers on the app) and return the app."""
+    for name in COMMAND_MODULES:
+        importlib.import_module(name)
+    return _app_module.app
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        return load_commands()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def top_level_help() -> str:
+    """The text of `chaos-host --help`, from COMMANDS, without loading any command."""
+    from chaosmagnet.cli.helptext import render_top_level_help
+
+    return render_top_level_help("chaos-host", _app_module.APP_HELP, COMMANDS)
 
 
 class StandardOutputError(OSError):
@@ -119,6 +173,15 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     args = sys.argv[1:] if argv is None else argv
     _wrap_stdout()
+    if args in ([], ["--help"]):
+        sys.stdout.write(top_level_help())
+        failure = _stdout_failure()
+        if failure is not None:
+            _exit_for_stdout(failure)
+        sys.exit(0)
+    import typer
+
+    app = load_commands()
     try:
         result = app(args=args or ["--help"], prog_name="chaos-host", standalone_mode=False)
     except typer.Abort:

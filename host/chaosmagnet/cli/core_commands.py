@@ -2,36 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-import numpy as np
 import typer
-from rich.console import Console
-from rich.live import Live
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from chaosmagnet.cli.app import app
-from chaosmagnet.cli.common import (
-    atomic_output,
-    build_sources,
-    check_writable,
-    load,
-    selected_source_names,
-    source_options,
-)
-from chaosmagnet.cli.view import render, status_line, summary_lines
-from chaosmagnet.engine import Engine
 from chaosmagnet.errors import SourceUnavailable, UsageError
-from chaosmagnet.eventlog import JsonLineLog, logs_dir
-from chaosmagnet.output import SEED_BITS, OutputGenerator
-from chaosmagnet.sources.registry import build_source, known_sources
+
+if TYPE_CHECKING:  # numpy, the engine, the sources and rich load when a command runs
+    import numpy as np
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from chaosmagnet.engine import Engine
 
 ConfigOpt = typer.Option(None, "--config", help="Configuration file (default: ./chaos.toml if present).")
 SourceOpt = typer.Option(None, "--source", "-s", help="Run only this source (repeatable).")
@@ -42,7 +29,7 @@ AudioOpt = typer.Option(None, "--audio-device", help="PortAudio input device (na
 # part in `run`: each is awaited with (engine, options dict) inside the event
 # loop after the engine starts, and returns an optional async cleanup callable.
 RunCleanup = Callable[[], Awaitable[None]]
-RunHook = Callable[[Engine, dict[str, Any]], Awaitable[Optional[RunCleanup]]]
+RunHook = Callable[["Engine", dict[str, Any]], Awaitable[Optional[RunCleanup]]]
 RUN_HOOKS: list[RunHook] = []
 
 
@@ -54,6 +41,10 @@ def _engine_for(
     *,
     assess: bool = False,
 ) -> Engine:
+    from chaosmagnet.engine import Engine
+    from chaosmagnet.eventlog import JsonLineLog, logs_dir
+    from chaosmagnet.sources.selection import build_sources, load, selected_source_names, source_options
+
     config = load(config_path)
     chosen = selected_source_names(config, names)
     sources = build_sources(config, chosen, source_options(config, camera, audio_device))
@@ -92,6 +83,15 @@ def _json_interval(snapshot: dict[str, Any]) -> str:
 
 
 async def _run(engine: Engine, seconds: float | None, as_json: bool, options: dict[str, Any]) -> dict[str, Any]:
+    import asyncio
+    import contextlib
+    import signal
+
+    from rich.console import Console
+    from rich.live import Live
+
+    from chaosmagnet.cli.view import render, status_line
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -161,6 +161,10 @@ def run(
     ),
 ) -> None:
     """Harvest entropy: live view of every source and the pool (Ctrl-C stops with a summary)."""
+    import asyncio
+
+    from chaosmagnet.cli.view import summary_lines
+
     engine = _engine_for(config, source, camera, audio_device, assess=True)
     options = {
         "config": config,
@@ -184,6 +188,11 @@ def sources(
     audio_device: Optional[str] = AudioOpt,
 ) -> None:
     """List every source this program knows, and whether it can run here."""
+    from rich.console import Console
+
+    from chaosmagnet.sources.selection import load, source_options
+    from chaosmagnet.sources.registry import build_source, known_sources
+
     cfg = load(config)
     options = source_options(cfg, camera, audio_device)
     rows = []
@@ -230,6 +239,8 @@ def sources(
 
 
 def _progress(console: Console) -> Progress:
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -241,6 +252,10 @@ def _progress(console: Console) -> Progress:
 
 
 async def _collect(source_name: str, count: int, options, console: Console) -> np.ndarray:
+    import numpy as np
+
+    from chaosmagnet.sources.registry import build_source
+
     src = build_source(source_name, options)
     availability = src.availability()
     if not availability.available:
@@ -277,6 +292,15 @@ def sample(
     audio_device: Optional[str] = AudioOpt,
 ) -> None:
     """Write raw samples for offline SP 800-90B assessment (the NIST tools' format)."""
+    import asyncio
+
+    import numpy as np
+    from rich.console import Console
+
+    from chaosmagnet.cli.common import atomic_output, check_writable
+    from chaosmagnet.sources.selection import load, source_options
+    from chaosmagnet.sources.registry import build_source, known_sources
+
     cfg = load(config)
     if source_name not in known_sources():
         raise UsageError(f"unknown source {source_name!r} (known: {', '.join(known_sources())})")
@@ -292,6 +316,10 @@ def sample(
 
 
 async def _random(engine: Engine, n_bytes: int, handle, timeout: float, console: Console) -> None:
+    import asyncio
+
+    from chaosmagnet.output import SEED_BITS, OutputGenerator
+
     await engine.start()
     try:
         with _progress(console) as progress:
@@ -319,6 +347,12 @@ def random_bytes(
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Write N conditioned random bytes (seeded only from >= 256 credited bits)."""
+    import asyncio
+
+    from rich.console import Console
+
+    from chaosmagnet.cli.common import atomic_output, check_writable
+
     engine = _engine_for(config, source, None, None)
     console = Console(stderr=True)
     if out == "-":
@@ -346,6 +380,8 @@ def bench(
     size_mib: int = typer.Option(64, "--size-mib", min=1, max=1024, help="Data size for the extractor benchmark."),
 ) -> None:
     """Print throughput figures: Keccak vs hashlib, RCT+APT, pool ingest, and more."""
+    from rich.console import Console
+
     from chaosmagnet.bench import run_benchmarks
 
     console = Console(stderr=True)

@@ -3,7 +3,6 @@ and the `run --node` hook that adds node sources to a running engine."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import signal
@@ -150,6 +149,8 @@ def node_status(
 
     registry = NodeRegistry()
     record = registry.find(label) or registry.get(label)
+    import asyncio
+
     result = asyncio.run(probe_node(record, timeout))
     if as_json:
         print(json.dumps({"label": record.label, **result}, indent=2, default=str))

@@ -29,7 +29,7 @@ async def host_seed_source(
         yield ControlSeedSource(path)
         return
     from chaosmagnet.audit import attach_to_engine
-    from chaosmagnet.cli.common import build_sources, load, selected_source_names, source_options
+    from chaosmagnet.sources.selection import build_sources, load, selected_source_names, source_options
     from chaosmagnet.engine import Engine
     from chaosmagnet.eventlog import JsonLineLog, logs_dir
 
