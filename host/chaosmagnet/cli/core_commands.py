@@ -378,16 +378,41 @@ def random_bytes(
 def bench(
     as_json: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
     size_mib: int = typer.Option(64, "--size-mib", min=1, max=1024, help="Data size for the extractor benchmark."),
+    nist: Optional[Path] = typer.Option(
+        None,
+        "--nist",
+        help="Folder holding NIST's ea_non_iid and ea_iid, for the side-by-side ratios "
+        "(default: $CHAOS_NIST_TOOLS or PATH).",
+    ),
+    large: bool = typer.Option(False, "--large", help="Also assess 20M 8-bit samples (time and memory)."),
+    no_assessment: bool = typer.Option(
+        False, "--no-assessment", help="Leave out the assessment rows of the target table (they take minutes)."
+    ),
 ) -> None:
     """Print throughput figures: Keccak vs hashlib, RCT+APT, pool ingest, and more."""
     from rich.console import Console
 
     from chaosmagnet.bench import run_benchmarks
+    from chaosmagnet.bench_figures import figures_json, format_figures, measure_figures
 
+    if nist is not None and not nist.is_dir():
+        raise UsageError(f"{nist}: not a folder (--nist names the folder holding ea_non_iid and ea_iid)")
     console = Console(stderr=True)
-    results = run_benchmarks(size_mib=size_mib, progress=lambda msg: console.print(f"[dim]{msg}[/]"))
+
+    def say(msg: str) -> None:
+        console.print(f"[dim]{msg}[/]", highlight=False)
+
+    results = run_benchmarks(size_mib=size_mib, progress=say)
+    rows = measure_figures(
+        nist,
+        large=large,
+        assessment=not no_assessment,
+        ingest=results.get("pool ingest"),
+        mint=results.get("mint (one bundle)"),
+        say=say,
+    )
     if as_json:
-        print(json.dumps(results, indent=2, sort_keys=True))
+        print(json.dumps({**results, "targets": figures_json(rows)}, indent=2, sort_keys=True))
         return
     for section, figures in results.items():
         print(section)
@@ -398,3 +423,6 @@ def bench(
                 print(f"  {key:<40} {value:,}")
             else:
                 print(f"  {key:<40} {value}")
+    print()
+    print("targets (issue 17), measured now on this machine:")
+    print(format_figures(rows))
