@@ -197,3 +197,47 @@ def test_the_import_checker_sees_every_kind_of_import() -> None:
     assert {"chaosmagnet.cli.view", "chaosmagnet.cli.common", "chaosmagnet.dashboard.server"} <= found
     assert "chaosmagnet.minting.pool" in found
     assert "chaosmagnet.sources.selection" in imports_of(PACKAGE / "minting" / "host.py")
+
+
+def command_names() -> list[str]:
+    from chaosmagnet import cli
+
+    return [name for name, _ in cli.COMMANDS]
+
+
+@pytest.mark.parametrize("command", command_names())
+def test_each_command_loads_alone(command: str) -> None:
+    """`chaos-host CMD --help` works with only CMD's module loaded (run and bench load all)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "chaosmagnet", command, "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"Usage: chaos-host {command} ")
+
+
+def modules_after(args: list[str], tmp_path: Path) -> list[str]:
+    """sys.modules once `chaos-host ARGS` has run in a fresh interpreter."""
+    out = tmp_path / "modules.txt"
+    code = (
+        "import atexit, sys\n"
+        f"atexit.register(lambda: open({str(out)!r}, 'w').write('\\n'.join(sorted(sys.modules))))\n"
+        "from chaosmagnet.cli import main\n"
+        f"main({args!r})\n"
+    )
+    subprocess.run([sys.executable, "-c", code], capture_output=True, check=False)
+    return out.read_text().split()
+
+
+def test_mint_does_not_load_the_node_or_dashboard_code(tmp_path: Path) -> None:
+    modules = modules_after(["mint", "--help"], tmp_path)
+    assert "chaosmagnet.cli.keys_commands" in modules
+    assert not [m for m in modules if m.startswith(("chaosmagnet.nodes", "chaosmagnet.dashboard", "numpy"))]
+
+
+def test_help_leaves_sys_modules_free_of_heavy_libraries(tmp_path: Path) -> None:
+    modules = modules_after(["--help"], tmp_path)
+    assert "chaosmagnet.cli" in modules
+    assert not {m.split(".")[0] for m in modules} & HEAVY

@@ -51,18 +51,28 @@ def find_nist_tool(name: str, nist_dir: Path | None = None) -> Path | None:
     return Path(found) if found else None
 
 
+# Runs the command and reports its wall time and its own peak RSS on a last line.  It
+# is a fresh small process, so the figure is the command's, not the memory the
+# (large) benchmarking process had when it forked.
+_MEASURE = (
+    "import os, subprocess, sys, time\n"
+    "t = time.perf_counter()\n"
+    "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)\n"
+    "out = p.stdout.read()\n"
+    "_, status, usage = os.wait4(p.pid, 0)\n"
+    "wall = time.perf_counter() - t\n"
+    "sys.stdout.buffer.write(out + b'\\n%d %.6f %d\\n' % (os.waitstatus_to_exitcode(status), wall, usage.ru_maxrss))\n"
+)
+
+
 def _run_measured(command: list[str]) -> tuple[float, float, bytes]:
-    """(wall seconds, the child's own peak RSS in MB, stdout) via wait4."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert proc.stdout is not None
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(command[:4])} exited with {proc.returncode}")
-    return wall, usage.ru_maxrss / 1024, out
+    """(wall seconds, the command's own peak RSS in MB, its stdout)."""
+    proc = subprocess.run([sys.executable, "-c", _MEASURE, *command], capture_output=True, check=True)
+    out, _, last = proc.stdout.rstrip(b"\n").rpartition(b"\n")
+    code, wall, maxrss_kib = last.split()
+    if int(code) != 0:
+        raise RuntimeError(f"{' '.join(command[:4])} exited with {int(code)}")
+    return float(wall), int(maxrss_kib) / 1024, out
 
 
 def _ours(kind: str, path: Path, bits: int) -> list[str]:

@@ -62,9 +62,31 @@ COMMANDS: tuple[tuple[str, str], ...] = (
 )
 
 
-def load_commands() -> typer.Typer:
-    """Import every command module (each registers on the app) and return the app."""
-    for name in COMMAND_MODULES:
+#: The module that registers each command; `run` and `bench` take hooks from every module.
+_MODULE_OF: dict[str, str] = {
+    "assess": "chaosmagnet.cli.assess",
+    "sources": "chaosmagnet.cli.core_commands",
+    "sample": "chaosmagnet.cli.core_commands",
+    "random": "chaosmagnet.cli.core_commands",
+    "backends": "chaosmagnet.cli.keys_commands",
+    "mint": "chaosmagnet.cli.keys_commands",
+    "verify": "chaosmagnet.cli.keys_commands",
+    "export": "chaosmagnet.cli.keys_commands",
+    "identity": "chaosmagnet.cli.keys_commands",
+    "audit": "chaosmagnet.cli.keys_commands",
+    "nodes": "chaosmagnet.cli.nodes_commands",
+}
+
+
+def load_commands(command: str | None = None) -> typer.Typer:
+    """Import the command modules (each registers on the app) and return the app.
+
+    With ``command``, only the module that registers it (every module for
+    `run`, `bench` and names not known here), so that `chaos-host mint` does not
+    import the node or dashboard code.
+    """
+    module = _MODULE_OF.get(command or "")
+    for name in (module,) if module else COMMAND_MODULES:
         importlib.import_module(name)
     return _app_module.app
 
@@ -181,7 +203,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(0)
     import typer
 
-    app = load_commands()
+    command = next((arg for arg in args if not arg.startswith("-")), None)
+    app = load_commands(command)
     try:
         result = app(args=args or ["--help"], prog_name="chaos-host", standalone_mode=False)
     except typer.Abort:

@@ -17,7 +17,7 @@ APP_HELP = "ChaosMagnet aggregator: harvest, health-test, assess and pool entrop
 def _make_app() -> Any:
     import typer
 
-    return typer.Typer(
+    made = typer.Typer(
         name="chaos-host",
         help=APP_HELP,
         no_args_is_help=True,
@@ -27,6 +27,15 @@ def _make_app() -> Any:
         # than the whole `chaos-host --help` may (docs/pipeline.md, start-up).
         rich_markup_mode=None,
     )
+
+    # A group even when only one command module is loaded (chaosmagnet.cli.load_commands
+    # loads just the one a command needs): without a callback, typer would run a
+    # lone command directly and take its name for an argument.
+    @made.callback()
+    def _group() -> None:
+        pass
+
+    return made
 
 
 def __getattr__(name: str) -> Any:
