@@ -1,7 +1,8 @@
 """cffi (API mode) builders for the C kernels.
 
 Each folder ``csrc/<name>/`` holds ``*.h`` and ``*.c`` files and is compiled
-into the private extension ``chaosmagnet._<name>``.  The declarations cffi
+into the private extension ``chaosmagnet._<name>``, linked with libm and any
+system library a source names in a ``LIBRARIES:`` comment.  The declarations cffi
 needs are read from the headers, between the markers ``CDEF-BEGIN`` and
 ``CDEF-END``, so they are written once.  A build failure is fatal: there is no
 pure-Python fallback.
@@ -17,8 +18,28 @@ from cffi import FFI
 
 CSRC = Path(__file__).resolve().parent
 _CDEF = re.compile(r"/\*\s*CDEF-BEGIN\s*\*/(.*?)/\*\s*CDEF-END\s*\*/", re.S)
+# A source that needs a system library names it in a comment: "LIBRARIES: bz2 pthread".
+_LIBRARIES = re.compile(r"LIBRARIES:((?:[ \t]+[A-Za-z0-9_+-]+)+)")
 
 EXTRA_COMPILE_ARGS = ["-O3", "-std=c11", "-Wall", "-Wextra", "-fno-strict-aliasing"]
+
+
+#: Development headers a linked library needs, and the Debian package that has them.
+_HEADERS = {"bz2": ("bzlib.h", "libbz2-dev")}
+
+
+def _check_headers(name: str, libraries: list[str]) -> None:
+    """Say which package to install, before the compiler fails on a missing header (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return
+    folders = [Path("/usr/include"), Path("/usr/local/include")]
+    for library in libraries:
+        header, package = _HEADERS.get(library, (None, None))
+        if header and not any((folder / header).exists() for folder in folders):
+            raise SystemExit(
+                f"csrc/{name} needs {header}: install {package} "
+                "(scripts/test installs it from scripts/system-packages.txt)"
+            )
 
 
 def make_builder(name: str) -> FFI:
@@ -34,6 +55,11 @@ def make_builder(name: str) -> FFI:
         cdefs.extend(found)
     if not cdefs:
         raise SystemExit(f"csrc/{name}: no CDEF-BEGIN/CDEF-END section in any header")
+    libraries = ["m"]
+    for source in [*headers, *sources]:
+        for found_libs in _LIBRARIES.findall(source.read_text()):
+            libraries.extend(lib for lib in found_libs.split() if lib not in libraries)
+    _check_headers(name, libraries)
     ffi = FFI()
     ffi.cdef("\n".join(cdefs))
     includes = "\n".join(f'#include "{h.name}"' for h in headers)
@@ -43,7 +69,7 @@ def make_builder(name: str) -> FFI:
         sources=[str(s.relative_to(CSRC.parent)) for s in sources],
         include_dirs=[str(folder.relative_to(CSRC.parent))],
         extra_compile_args=EXTRA_COMPILE_ARGS,
-        libraries=["m"],
+        libraries=libraries,
     )
     return ffi
 

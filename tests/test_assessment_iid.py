@@ -540,3 +540,89 @@ def test_result_has_no_nan() -> None:
                 walk(v)
 
     walk(obj)
+
+
+# --------------------------------------------------------------------------
+# The permutation run in C against the Python driver it replaced
+# --------------------------------------------------------------------------
+
+
+def python_permutation_run(
+    samples: np.ndarray, bits: int, seed: int, permutations: int, stop_on_failure: bool
+) -> tuple[list[list[int]], list[bool | None], int]:
+    """The permutation run as the Python driver did it before iid_run_* (one thread, in order).
+
+    Shuffle j from lib.iid_shuffle_copy(seed, j), statistics 0..17 from
+    lib.iid_statistics, compression from Python's bz2 module, NIST's stopping rules.
+    """
+    data = iid._prepare(samples, bits)
+    n = data.n
+    mean = float(data.raw.sum(dtype=np.int64)) / n
+    params = iid._params(data, mean, iid._median(data))
+    original = iid.permutation_statistics(samples, bits)
+    counts = [[0, 0, 0] for _ in range(iid._N)]
+    decided: list[bool | None] = [None] * iid._N
+    source = ffi.from_buffer("uint8_t[]", data.raw)
+    shuffled = ffi.new("uint8_t[]", n)
+    text = ffi.new("char[]", 4 * n)
+    active = ffi.new("uint8_t[]", iid._N)
+    out = ffi.new("double[]", iid._N)
+    committed = 0
+    for index in range(permutations):
+        wanted = [d is None for d in decided]
+        for i, flag in enumerate(wanted):
+            active[i] = 1 if flag else 0
+        lib.iid_shuffle_copy(source, shuffled, n, seed, index)
+        assert lib.iid_statistics(shuffled, n, params, active, out) == 0
+        if wanted[iid._COMPRESSION]:
+            length = lib.iid_decimal_text(shuffled, n, text)
+            out[iid._COMPRESSION] = len(bz2.compress(ffi.buffer(text, length), iid.BZIP2_LEVEL))
+        committed += 1
+        remaining = permutations - committed
+        for i in range(iid._N):
+            if decided[i] is not None:
+                continue
+            column = 0 if out[i] > original[i] else 1 if out[i] == original[i] else 2
+            counts[i][column] += 1
+            c0, c1, c2 = counts[i]
+            if c0 + c1 > iid.RANK_LIMIT and c1 + c2 > iid.RANK_LIMIT:
+                decided[i] = True
+            elif c0 + c1 + remaining <= iid.RANK_LIMIT or c1 + c2 + remaining <= iid.RANK_LIMIT:
+                decided[i] = False
+        if all(d is not None for d in decided) or (stop_on_failure and False in decided):
+            break
+    return counts, decided, committed
+
+
+ALL_VECTOR_FILES = sorted(p.stem for p in VECTORS.glob("*.bin"))
+#: (file, samples used, permutations): the first 100,000 samples of every file; the
+#: dependent ones with few permutations, because there the Python driver shuffles to the end.
+C_RUN_CASES = [
+    (name, 100_000, iid.PERMUTATIONS) if name in IID_FILES else (name, 50_000, 40) for name in ALL_VECTOR_FILES
+]
+
+
+@pytest.mark.parametrize(("name", "limit", "permutations"), C_RUN_CASES)
+@pytest.mark.parametrize("stop_on_failure", [True, False])
+def test_c_permutation_run_equals_python_driver(name: str, limit: int | None, permutations: int, stop_on_failure: bool) -> None:
+    samples = load(name)[:limit]
+    bits = bits_of(name)
+    expected_counts, expected_decided, expected_shuffles = python_permutation_run(
+        samples, bits, SEED, permutations, stop_on_failure
+    )
+    for workers in (1, 2):
+        data = iid._prepare(samples, bits)
+        mean = float(data.raw.sum(dtype=np.int64)) / data.n
+        params = iid._params(data, mean, iid._median(data))
+        original = iid.permutation_statistics(samples, bits)
+        counts, decided, shuffles = iid._permutation_run(
+            data, params, original, permutations, SEED, workers, stop_on_failure, None, work_factor=1
+        )
+        assert counts.tolist() == expected_counts, (name, workers)
+        assert decided == expected_decided
+        assert shuffles == expected_shuffles
+
+
+def test_compression_work_factor_out_of_range() -> None:
+    with pytest.raises(UsageError):
+        iid.compression_statistic(np.arange(100, dtype=np.uint8), 251)

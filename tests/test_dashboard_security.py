@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from chaosmagnet.dashboard.security import (
+from chaosmagnet.websecurity import (
     TOKEN_HEADER,
     ListenAddress,
     RequestGuard,

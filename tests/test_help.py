@@ -50,7 +50,9 @@ def test_main_commands_show_examples() -> None:
 
 def test_metavars_and_ranges_are_plain() -> None:
     text = _help(["sample"])
-    assert "N [1 to 1,000,000,000]" in text and "FILE" in text and "B [1 to 8]" in text
+    flat = " ".join(text.split())
+    assert "--count N" in flat and "[1 to 1,000,000,000; required]" in flat
+    assert "--out FILE" in flat and "--bits B" in flat and "[1 to 8]" in flat
     assert "Usage: chaos-host sample [OPTIONS] SOURCE" in text
 
 

@@ -74,3 +74,23 @@ def test_present_library_is_used() -> None:
     assert (
         backend.decapsulate("ML-KEM-768", pair.secret, pair.secret_encoding, ciphertext) == shared
     )
+
+
+def test_candidates_include_a_library_in_ld_library_path(tmp_path, monkeypatch) -> None:
+    """The probe finds liboqs in LD_LIBRARY_PATH and the usual folders without find_library."""
+    import ctypes.util
+
+    from chaosmagnet.pqc import liboqs_backend
+
+    (tmp_path / "liboqs.so.42").write_bytes(b"")
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(tmp_path))
+    called = []
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: called.append(name))
+    monkeypatch.setattr(liboqs_backend, "_loader_cache_mentions", lambda name: False)
+    paths = liboqs_backend._candidate_paths()
+    if sys.platform.startswith("linux"):
+        assert str(tmp_path / "liboqs.so.42") in paths
+        assert called == []  # not in the loader's cache: no ldconfig, no compiler
+        monkeypatch.setattr(liboqs_backend, "_loader_cache_mentions", lambda name: None)
+        liboqs_backend._candidate_paths()
+        assert called == ["oqs"]  # cache unreadable: ask find_library after all

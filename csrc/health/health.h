@@ -45,6 +45,41 @@ void chaos_health_init(chaos_health_state *st, uint32_t rct_cutoff,
 size_t chaos_health_run(chaos_health_state *st, const uint8_t *samples,
                         size_t n, chaos_health_failure *failures,
                         size_t max_failures);
+
+/* Symbol counts over a sliding window of the last `window` samples (the
+ * online estimates of chaosmagnet.estimates); ring holds `window` bytes and
+ * belongs to the caller. */
+typedef struct {
+    uint8_t *ring;
+    uint32_t window;
+    uint32_t pos;          /* next write position */
+    uint32_t filled;       /* samples in the window */
+    int64_t counts[256];
+} chaos_window_counts;
+
+void chaos_window_init(chaos_window_counts *w, uint8_t *ring, uint32_t window);
+
+/* Add n samples to the window, evicting the oldest. */
+void chaos_window_update(chaos_window_counts *w, const uint8_t *samples, size_t n);
+
+/* The largest symbol count in the window. */
+int64_t chaos_window_max(const chaos_window_counts *w);
+
+/* A sponge's absorb function and its state, from another cffi module
+ * (chaosmagnet._keccak's chaos_keccak_absorb). */
+typedef int (*chaos_absorb_fn)(void *state, const uint8_t *data, size_t len);
+
+/* One batch of the engine's ingest in one call: mask each sample to its
+ * width, run RCT and APT (as chaos_health_run), add the samples to the
+ * window counts, and absorb header then the masked samples into the sponge
+ * (the same byte stream as absorbing them in two calls).  Returns the
+ * number of health failures found (records as chaos_health_run), or
+ * (size_t)-1 when the absorb failed. */
+size_t chaos_ingest(chaos_health_state *health, chaos_health_failure *failures,
+                    size_t max_failures, chaos_window_counts *window,
+                    chaos_absorb_fn absorb, void *sponge,
+                    const uint8_t *header, size_t header_len,
+                    const uint8_t *samples, size_t n, uint8_t mask);
 /* CDEF-END */
 
 #endif

@@ -144,7 +144,7 @@ int sp_bit_lcp_array(const uint8_t *bits, int64_t n, int32_t *lcp, int64_t budge
 {
     bittext t;
     uint64_t *W;
-    uint32_t *P, *Q;
+    uint32_t *P, *Q, *own;
     int64_t *hist, nw;
     int rc = 0;
 
@@ -152,10 +152,12 @@ int sp_bit_lcp_array(const uint8_t *bits, int64_t n, int32_t *lcp, int64_t budge
     if (n == 0) return 0;
     nw = (n + 127) / 64 + 1;
     W = calloc((size_t)nw, sizeof(uint64_t));
-    P = malloc(sizeof(uint32_t) * (size_t)n);
-    Q = malloc(sizeof(uint32_t) * (size_t)n);
+    /* The radix sort's second buffer is the caller's lcp array (the same size,
+     * written only once the order is final): one n-entry array fewer at the peak. */
+    own = P = malloc(sizeof(uint32_t) * (size_t)n);
+    Q = (uint32_t *)lcp;
     hist = calloc((size_t)PASSES * DIGITS, sizeof(int64_t));
-    if (W == NULL || P == NULL || Q == NULL || hist == NULL) {
+    if (W == NULL || P == NULL || hist == NULL) {
         rc = SP_ERR_NOMEM;
         goto done;
     }
@@ -198,6 +200,11 @@ int sp_bit_lcp_array(const uint8_t *bits, int64_t n, int32_t *lcp, int64_t budge
             Q = swap;
         }
     }
+    if (P != own) { /* the order ended in the lcp array: move it out */
+        memcpy(own, P, sizeof(uint32_t) * (size_t)n);
+        P = own;
+    }
+    Q = NULL;
 
     /* Neighbours that differ within 40 bits (or where one suffix is shorter
      * than 40 bits) are final; runs that share 40 bits are sorted further. */
@@ -239,8 +246,7 @@ int sp_bit_lcp_array(const uint8_t *bits, int64_t n, int32_t *lcp, int64_t budge
     }
 done:
     free(W);
-    free(P);
-    free(Q);
+    free(own);
     free(hist);
     return rc;
 }

@@ -82,6 +82,50 @@ int iid_statistics(const uint8_t *raw, size_t n, const iid_params *params,
  * trailing space) into out, which must hold at least 4*n bytes; returns the
  * text length.  This is the string §5.1.11 compresses. */
 size_t iid_decimal_text(const uint8_t *raw, size_t n, char *out);
+
+/* §5.1.11: the bzip2-compressed length (block size `level` x 100 kB) of the
+ * decimal text of raw[0..n), with bzip2's work factor (0: its default of 30;
+ * it changes the speed, never the output).  `text` must hold 4*n bytes and
+ * `dest` dest_capacity bytes (4*n + 4*n/100 + 601 always suffices); pass
+ * NULL for either and the function allocates its own.  Returns the length,
+ * or -1 when memory or bzip2 fails. */
+long long iid_compressed_length(const uint8_t *raw, size_t n, int level, int work_factor,
+                                char *text, char *dest, size_t dest_capacity);
+
+/* A whole §5.1 permutation run: shuffle j (j = 0, 1, ...) is the data
+ * shuffled by generator stream j of the seed, its statistics (only those
+ * still undecided) are ranked against the original's strictly in the order
+ * of j, and each statistic stops once its outcome is certain (NIST's
+ * early stopping: pass once more than RANK_LIMIT shuffles lie on each side
+ * of or tie the original, fail once too few shuffles remain for that).  The
+ * counts therefore depend only on the seed, never on the number of threads.
+ * Any number of threads may call iid_run_work on one run at once; each
+ * returns when the run is over. */
+typedef struct iid_run iid_run;
+
+/* A new run over raw[0..n) (copied); original[19] are the statistics of
+ * the unshuffled data.  With stop_on_failure the run ends once any
+ * statistic has certainly failed.  NULL when memory fails or n < 2. */
+iid_run *iid_run_new(const uint8_t *raw, size_t n, const iid_params *params,
+                     const double *original, uint64_t permutations, uint64_t seed,
+                     int stop_on_failure, int bzip2_level, int work_factor, int rank_limit);
+
+/* Shuffle and count until the run is over; 0, or -1 when memory or bzip2
+ * failed (the run is then over for every thread). */
+int iid_run_work(iid_run *run);
+
+/* Ask every worker to stop after its current shuffle. */
+void iid_run_stop(iid_run *run);
+
+/* Shuffles counted so far (for progress reports). */
+uint64_t iid_run_committed(iid_run *run);
+
+/* The counts C[i][0..2] (larger, equal, smaller than the original) into
+ * counts[19*3], each statistic's verdict into decided[19] (1 passed,
+ * 0 failed, -1 undecided), and the number of shuffles counted. */
+void iid_run_result(iid_run *run, int64_t *counts, int8_t *decided, uint64_t *committed);
+
+void iid_run_free(iid_run *run);
 /* CDEF-END */
 
 #endif

@@ -8,12 +8,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import numpy as np
-
-from chaosmagnet.engine import Engine
-from chaosmagnet.extractor import Sponge
-from chaosmagnet.health import HealthMonitor
-from chaosmagnet.sources.base import Source, SourceInfo
+# numpy and the engine load inside the benchmarks: importing this module (the
+# command modules do, to register their own benchmarks) must stay cheap.
 
 Progress = Callable[[str], None]
 
@@ -29,6 +25,10 @@ def _best_of(runs: int, fn: Callable[[], object]) -> float:
 
 def bench_extractor(size_mib: int = 64, runs: int = 3) -> dict[str, float]:
     """Absorb throughput of our sponge vs hashlib.sha3_256 on the same buffer."""
+    import numpy as np
+
+    from chaosmagnet.extractor import Sponge
+
     data = np.frombuffer(os.urandom(size_mib << 20), dtype=np.uint8)
 
     def ours() -> bytes:
@@ -52,22 +52,30 @@ def bench_extractor(size_mib: int = 64, runs: int = 3) -> dict[str, float]:
 
 def bench_health(n: int = 256 << 20, runs: int = 3) -> dict[str, float]:
     """RCT+APT samples per second in C over 8-bit samples."""
+    import numpy as np
+
+    from chaosmagnet.health import HealthMonitor
+
     data = np.frombuffer(os.urandom(n), dtype=np.uint8)
     monitor = HealthMonitor(h=1.0, bits_per_sample=8)
     t = _best_of(runs, lambda: monitor.run(data))
     return {"samples": n, "rct_apt_Msamples_per_s": n / t / 1e6}
 
 
-class _BenchSource(Source):
-    info = SourceInfo(name="bench", kind="bench", bits_per_sample=8, declared_h=4.0)
-
-    async def batches(self) -> AsyncIterator[np.ndarray]:  # pragma: no cover - never started
-        if False:
-            yield np.empty(0, dtype=np.uint8)
-
-
 def bench_ingest(batch: int = 4096, total: int = 64 << 20) -> dict[str, float]:
     """Engine ingest (health + estimates + credit + pool absorb) per second."""
+    import numpy as np
+
+    from chaosmagnet.engine import Engine
+    from chaosmagnet.sources.base import Source, SourceInfo
+
+    class _BenchSource(Source):
+        info = SourceInfo(name="bench", kind="bench", bits_per_sample=8, declared_h=4.0)
+
+        async def batches(self) -> AsyncIterator[np.ndarray]:  # pragma: no cover - never started
+            if False:
+                yield np.empty(0, dtype=np.uint8)
+
     engine = Engine([_BenchSource()])
     data = np.frombuffer(os.urandom(total), dtype=np.uint8)
     batches = [data[i : i + batch] for i in range(0, total, batch)]
@@ -100,6 +108,8 @@ def bench_assessment(n: int = 1_000_000) -> dict[str, float]:
     import resource
     import subprocess
     import sys
+
+    import numpy as np
 
     rng = np.random.default_rng(2026)
     samples = np.clip(np.round(rng.normal(128, 24, n)), 0, 255).astype(np.uint8)

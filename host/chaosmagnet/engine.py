@@ -29,6 +29,7 @@ from chaosmagnet.errors import PoolError, SourceError, UsageError, escape_device
 from chaosmagnet.estimates import OnlineEstimator
 from chaosmagnet.eventlog import JsonLineLog
 from chaosmagnet.health import HealthMonitor, HealthPolicy, PolicySettings, SourceState
+from chaosmagnet.ingest import ingest_batch
 from chaosmagnet.pool import EntropyPool
 from chaosmagnet.sources.base import Source
 
@@ -292,9 +293,8 @@ class Engine:
         if samples.ndim != 1 or samples.size == 0:
             return 0.0
         info = runtime.source.info
-        if info.bits_per_sample < 8:
-            samples = samples & ((1 << info.bits_per_sample) - 1)
-        failures = runtime.monitor.run(samples)
+        # Mask, RCT/APT, window counts and absorb in one C call (chaosmagnet.ingest).
+        failures = ingest_batch(self.pool, name, samples, info.bits_per_sample, runtime.monitor, runtime.estimator)
         for failure in failures:
             self._emit(
                 "health_failure",
@@ -312,13 +312,14 @@ class Engine:
             "starting",
         ):
             self._set_status(runtime, state.value)
-        runtime.estimator.update(samples)
         runtime.samples += samples.size
         if self.assessor is not None:
+            if info.bits_per_sample < 8:
+                samples = samples & ((1 << info.bits_per_sample) - 1)
             self.assessor.feed(name, samples, info.bits_per_sample)
         runtime.credit_h = self._credit_rate(runtime) if state is SourceState.OK else 0.0
         credit = runtime.credit_h * samples.size
-        self.pool.absorb(name, samples, credit, info.bits_per_sample)
+        self.pool.credit(name, credit)
         runtime.credited_bits += credit
         if credit > 0 and self._credit_event is not None:
             self._credit_event.set()
@@ -327,10 +328,10 @@ class Engine:
     def _credit_rate(self, runtime: SourceRuntime) -> float:
         if runtime.source.info.conditioned:
             return min(runtime.credit_h_conditioned, float(runtime.source.info.bits_per_sample))
-        estimates = runtime.estimator.estimates()
-        if estimates.samples < self.config.min_samples:
+        estimator = runtime.estimator
+        if estimator.samples < self.config.min_samples:
             return 0.0
-        h = min(runtime.declared_h, estimates.h_min)
+        h = min(runtime.declared_h, estimator.h_min())
         if runtime.h_assessed is not None:
             h = min(h, runtime.h_assessed)
         return max(0.0, h)

@@ -44,6 +44,10 @@ SHA3_512_RATE = 72
 SHAKE128_RATE = 168
 SHAKE256_RATE = 136
 
+#: Address of chaos_keccak_absorb, for C kernels in other modules that absorb
+#: while they work on a buffer (the engine's ingest, csrc/health/ingest.c).
+ABSORB_FUNCTION_ADDRESS = int(ffi.cast("uintptr_t", ffi.addressof(lib, "chaos_keccak_absorb")))
+
 MIN_RATE = lib.CHAOS_KECCAK_MIN_RATE
 MAX_RATE = lib.CHAOS_KECCAK_MAX_RATE
 
@@ -225,6 +229,18 @@ class Sponge:
             rc = lib.chaos_keccak_absorb(self._state, src, nbytes)
         if rc != lib.CHAOS_KECCAK_OK:  # pragma: no cover - phase checked above
             raise ExtractorError(f"keccak: absorb failed (code {rc})")
+
+    def absorb_address(self) -> int:
+        """Address of the C state for a kernel that absorbs through ABSORB_FUNCTION_ADDRESS.
+
+        The caller must have exclusive use of the sponge while the kernel runs
+        (the pool calls it under its lock).  Raises as absorb() would.
+        """
+        with self._lock:
+            self._check_usable()
+            if self._state.squeezing:
+                raise ExtractorError("cannot absorb: the sponge is already squeezing")
+            return int(ffi.cast("uintptr_t", self._state))
 
     def squeeze(self, n: int) -> bytes:
         """Return the next n output bytes; the first squeeze pads the message."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,6 +33,9 @@ _DOMAIN_COMMITMENT = b"chaosmagnet.pool.commitment/1"
 _RATCHET_BYTES = 64  # carried into the next state: the sponge's 512-bit capacity
 
 DEFAULT_CAPACITY_BITS = 512
+
+
+_SEQUENCE_AND_LENGTH = struct.Struct("<QQ")
 
 
 def _framed(label: bytes) -> bytes:
@@ -75,6 +79,7 @@ class EntropyPool:
         self._sponge.absorb(_framed(b"chaosmagnet.pool/1"))
         self._sequence = 0
         self._ledger: dict[str, float] = {}
+        self._prefixes: dict[str, bytes] = {}  # absorb header up to the sequence number, per source
         self.stats = PoolStats()
 
     def __repr__(self) -> str:
@@ -134,6 +139,51 @@ class EntropyPool:
                     scale = self.capacity_bits / total
                     for key in self._ledger:
                         self._ledger[key] *= scale
+
+    def absorb_through(
+        self,
+        source: str,
+        length: int,
+        bits_per_sample: int,
+        absorb: Callable[[bytes, int], None],
+    ) -> None:
+        """Mix a batch in through a C kernel: ``absorb(header, sponge_address)`` must absorb
+        the header, then the ``length`` payload bytes, through chaos_keccak_absorb.
+
+        The byte stream, the sequence numbers and the statistics are those of
+        absorb(); no credit is given here (see credit()).  The engine uses it to
+        health-test, count and absorb a batch in one C call.
+        """
+        with self._lock:
+            self._sequence += 1
+            header = self._absorb_prefix(source) + _SEQUENCE_AND_LENGTH.pack(self._sequence, length)
+            absorb(header, self._sponge.absorb_address())
+            stats = self.stats
+            stats.absorbs += 1
+            stats.raw_bytes += length
+            stats.raw_bits += length * bits_per_sample
+            stats.per_source_raw_bytes[source] = stats.per_source_raw_bytes.get(source, 0) + length
+
+    def credit(self, source: str, credited_bits: float) -> None:
+        """Credit ``source`` with bits for samples it already mixed in (absorb_through)."""
+        if credited_bits < 0:
+            raise UsageError("credit cannot be negative")
+        if credited_bits == 0:
+            return
+        with self._lock:
+            self.stats.credited_total += credited_bits
+            self._ledger[source] = self._ledger.get(source, 0.0) + credited_bits
+            total = sum(self._ledger.values())
+            if total > self.capacity_bits:
+                scale = self.capacity_bits / total
+                for key in self._ledger:
+                    self._ledger[key] *= scale
+
+    def _absorb_prefix(self, source: str) -> bytes:
+        prefix = self._prefixes.get(source)
+        if prefix is None:
+            prefix = self._prefixes[source] = _framed(_DOMAIN_ABSORB) + _framed(source.encode("utf-8"))
+        return prefix
 
     # -- output -----------------------------------------------------------
     def draw(self, n_bytes: int, *, purpose: bytes) -> PoolDraw:

@@ -16,17 +16,15 @@ ea_iid only in distribution; the shuffles here are reproducible from
 ``rng_seed``.  Each test stops as soon as its outcome is certain (as ea_iid
 does), and the whole run stops as soon as the IID verdict is certain: data that
 already failed a chi-square or LRS test is not shuffled at all unless asked.
-The shuffles and statistics run in C (chaosmagnet._sp80090b_iid) on several
-threads; the compression statistic is bzip2 (block size 500 kB) from libbz2,
-with its work factor chosen per data set (it changes the speed, never the
-output).  Both release the GIL.
+The whole permutation run (shuffles, statistics, the early stopping) is C
+(chaosmagnet._sp80090b_iid, iid_run_*) on several threads, with no Python per
+shuffle; the compression statistic is bzip2 (block size 500 kB) from libbz2,
+linked into the kernel, with its work factor chosen per data set (it changes
+the speed, never the output).
 """
 
 from __future__ import annotations
 
-import bz2
-import ctypes
-import ctypes.util
 import math
 import os
 import secrets
@@ -663,56 +661,14 @@ def compression_statistic(samples: np.ndarray, work_factor: int = 0) -> int:
     how soon bzip2 switches to its fallback sort, never the output.
     """
     array = _check_samples(samples)
-    text = _ffi.new("char[]", 4 * len(array))
-    return _compressed_length(_ffi.from_buffer("uint8_t[]", array), len(array), text, work_factor)
-
-
-def _find_libbz2() -> Any:
-    """libbz2 through ctypes, or None (then Python's bz2 module is used instead)."""
-    name = ctypes.util.find_library("bz2")
-    if name is None:
-        return None
-    try:
-        library = ctypes.CDLL(name)
-        function = library.BZ2_bzBuffToBuffCompress
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [
-        ctypes.c_void_p,
-        ctypes.POINTER(ctypes.c_uint),
-        ctypes.c_void_p,
-        ctypes.c_uint,
-        ctypes.c_int,
-        ctypes.c_int,
-        ctypes.c_int,
-    ]
-    function.restype = ctypes.c_int
-    return function
-
-
-# bzip2's BZ2_bzBuffToBuffCompress.  Called directly (ctypes releases the GIL)
-# because Python's bz2 module cannot set the work factor, which matters on
-# repetitive text: with the default, bzip2 spends a long time in its main sort
-# before giving up and using the fallback sort, whose output is the same.
-_BZ2_COMPRESS = _find_libbz2()
-_BZ_OK = 0
-_scratch = threading.local()
-
-
-def _compressed_length(buf: Any, n: int, text: Any, work_factor: int = 0) -> int:
-    length = _lib.iid_decimal_text(buf, n, text)
-    if _BZ2_COMPRESS is None or work_factor == 0:
-        return len(bz2.compress(_ffi.buffer(text, length), BZIP2_LEVEL))
-    capacity = length + length // 100 + 601
-    dest = getattr(_scratch, "dest", None)
-    if dest is None or len(dest) < capacity:
-        dest = _scratch.dest = ctypes.create_string_buffer(capacity)
-    dest_len = ctypes.c_uint(capacity)
-    source = int(_ffi.cast("uintptr_t", text))
-    rc = _BZ2_COMPRESS(dest, ctypes.byref(dest_len), source, length, BZIP2_LEVEL, 0, work_factor)
-    if rc != _BZ_OK:
-        raise MemoryError(f"bzip2 failed (code {rc})")
-    return int(dest_len.value)
+    if not 0 <= work_factor <= 250:
+        raise UsageError("work_factor must be between 0 and 250")
+    length = _lib.iid_compressed_length(
+        _ffi.from_buffer("uint8_t[]", array), len(array), BZIP2_LEVEL, work_factor, _ffi.NULL, _ffi.NULL, 0
+    )
+    if length < 0:
+        raise MemoryError("bzip2 failed")
+    return int(length)
 
 
 def _calibrated_compression(raw: np.ndarray) -> tuple[int, int]:
@@ -721,8 +677,6 @@ def _calibrated_compression(raw: np.ndarray) -> tuple[int, int]:
     Compresses the text twice at once (bzip2's default work factor, and 1, which
     falls back at once), checks the lengths agree, and keeps the faster setting.
     """
-    if _BZ2_COMPRESS is None:
-        return compression_statistic(raw), 0
     timings: dict[int, tuple[float, int]] = {}
 
     def measure(work_factor: int) -> None:
@@ -761,50 +715,46 @@ def shuffled_copy(samples: np.ndarray, seed: int, stream: int) -> np.ndarray:
 # --------------------------------------------------------------------------
 
 
-class _PermutationRun:
-    """Ranks the original statistics against shuffles on worker threads.
+def _permutation_run(
+    data: _Data,
+    params: Any,
+    original: np.ndarray,
+    permutations: int,
+    seed: int,
+    workers: int,
+    stop_on_failure: bool,
+    progress: ProgressCallback | None,
+    work_factor: int = 0,
+) -> tuple[np.ndarray, list[bool | None], int]:
+    """Rank the original statistics against shuffles, in C (iid_run_*), on ``workers`` threads.
 
-    Shuffle j is the original data shuffled by the generator stream j of the
-    seed, and results are counted strictly in the order j = 0, 1, 2, ..., so
-    the counts depend only on the seed, not on the threads' timing.  A
-    statistic stops being computed once its outcome is certain.
+    Shuffle j is the data shuffled by generator stream j of the seed and the
+    shuffles are counted strictly in the order j = 0, 1, 2, ..., so the counts
+    depend only on the seed.  No Python runs per shuffle: the threads below
+    each make one call that returns when the run is over, and this thread
+    polls the count for the progress callback.
     """
+    run = _lib.iid_run_new(
+        _ffi.from_buffer("uint8_t[]", data.raw),
+        data.n,
+        params,
+        _ffi.new("double[]", [float(v) for v in original]),
+        permutations,
+        seed & (2**64 - 1),
+        1 if stop_on_failure else 0,
+        BZIP2_LEVEL,
+        work_factor,
+        RANK_LIMIT,
+    )
+    if run == _ffi.NULL:
+        raise MemoryError("iid_run_new failed")
+    try:
+        statuses: list[int] = []
 
-    def __init__(
-        self,
-        data: _Data,
-        params: Any,
-        original: np.ndarray,
-        permutations: int,
-        seed: int,
-        workers: int,
-        stop_on_failure: bool,
-        progress: ProgressCallback | None,
-        work_factor: int = 0,
-    ) -> None:
-        self._data = data
-        self._params = params
-        self._original = original
-        self._permutations = permutations
-        self._seed = seed & (2**64 - 1)
-        self._workers = workers
-        self._stop_on_failure = stop_on_failure
-        self._progress = progress
-        self._work_factor = work_factor
-        self._lock = threading.Lock()
-        self._counts = np.zeros((_N, 3), dtype=np.int64)
-        self._decided: list[bool | None] = [None] * _N
-        self._next = 0
-        self._committed = 0
-        self._pending: dict[int, np.ndarray] = {}
-        self._finished = False
-        self._error: BaseException | None = None
+        def work() -> None:
+            statuses.append(_lib.iid_run_work(run))
 
-    def run(self) -> tuple[np.ndarray, list[bool | None], int]:
-        threads = [
-            threading.Thread(target=self._worker, name=f"iid-shuffle-{i}", daemon=True)
-            for i in range(self._workers)
-        ]
+        threads = [threading.Thread(target=work, name=f"iid-shuffle-{i}", daemon=True) for i in range(workers)]
         for thread in threads:
             thread.start()
         reported = 0
@@ -812,84 +762,30 @@ class _PermutationRun:
             for thread in threads:
                 while thread.is_alive():
                     thread.join(0.1)
-                    reported = self._report(reported)
-            self._report(reported)
+                    reported = _report_progress(run, reported, permutations, progress)
         finally:
-            with self._lock:
-                self._finished = True
-        if self._error is not None:
-            raise self._error
-        return self._counts.copy(), list(self._decided), self._committed
+            _lib.iid_run_stop(run)
+            for thread in threads:
+                thread.join()
+        _report_progress(run, reported, permutations, progress)
+        if any(status != 0 for status in statuses):
+            raise MemoryError("the permutation run failed (memory or bzip2)")
+        counts = _ffi.new("int64_t[]", _N * 3)
+        decided = _ffi.new("int8_t[]", _N)
+        committed = _ffi.new("uint64_t *")
+        _lib.iid_run_result(run, counts, decided, committed)
+        verdicts: list[bool | None] = [None if d < 0 else bool(d) for d in decided]
+        return np.array(list(counts), dtype=np.int64).reshape(_N, 3), verdicts, int(committed[0])
+    finally:
+        _lib.iid_run_free(run)
 
-    def _report(self, reported: int) -> int:
-        """Pass the number of counted shuffles to the progress callback when it grew."""
-        with self._lock:
-            done = self._committed
-        if done > reported and self._progress is not None:
-            self._progress(done, self._permutations, _PROGRESS_LABEL)
-        return max(done, reported)
 
-    def _worker(self) -> None:
-        try:
-            self._work()
-        except BaseException as exc:  # handed to the caller's thread, re-raised there
-            with self._lock:
-                self._error = exc
-                self._finished = True
-
-    def _work(self) -> None:
-        n = self._data.n
-        source = _ffi.from_buffer("uint8_t[]", self._data.raw)
-        shuffled = _ffi.new("uint8_t[]", n)
-        text = None
-        active = _ffi.new("uint8_t[]", _N)
-        out = _ffi.new("double[]", _N)
-        while True:
-            with self._lock:
-                if self._finished or self._next >= self._permutations:
-                    return
-                index = self._next
-                self._next += 1
-                wanted = [d is None for d in self._decided]
-            for i, flag in enumerate(wanted):
-                active[i] = 1 if flag else 0
-                out[i] = math.nan
-            _lib.iid_shuffle_copy(source, shuffled, n, self._seed, index)
-            if _lib.iid_statistics(shuffled, n, self._params, active, out) != 0:
-                raise MemoryError("iid_statistics failed")
-            if wanted[_COMPRESSION]:
-                if text is None:
-                    text = _ffi.new("char[]", 4 * n)
-                out[_COMPRESSION] = _compressed_length(shuffled, n, text, self._work_factor)
-            result = np.frombuffer(_ffi.buffer(out, 8 * _N), dtype=np.float64).copy()
-            with self._lock:
-                self._pending[index] = result
-                self._commit()
-
-    def _commit(self) -> None:
-        """Count every result whose turn has come; called with the lock held."""
-        while self._committed in self._pending and not self._finished:
-            result = self._pending.pop(self._committed)
-            self._committed += 1
-            remaining = self._permutations - self._committed
-            for i in range(_N):
-                if self._decided[i] is not None:
-                    continue
-                value = result[i]
-                if math.isnan(value):  # cannot happen: a statistic is computed while undecided
-                    raise RuntimeError(f"shuffle {self._committed - 1} lacks statistic {i}")
-                original = self._original[i]
-                column = 0 if value > original else 1 if value == original else 2
-                self._counts[i, column] += 1
-                c0, c1, c2 = self._counts[i]
-                if c0 + c1 > RANK_LIMIT and c1 + c2 > RANK_LIMIT:
-                    self._decided[i] = True
-                elif c0 + c1 + remaining <= RANK_LIMIT or c1 + c2 + remaining <= RANK_LIMIT:
-                    self._decided[i] = False
-            settled = all(d is not None for d in self._decided)
-            failed = any(d is False for d in self._decided)
-            if settled or (self._stop_on_failure and failed):
-                self._finished = True
+def _report_progress(run: Any, reported: int, permutations: int, progress: ProgressCallback | None) -> int:
+    """Pass the number of counted shuffles to the progress callback when it grew."""
+    done = int(_lib.iid_run_committed(run))
+    if done > reported and progress is not None:
+        progress(done, permutations, _PROGRESS_LABEL)
+    return max(done, reported)
 
 
 # --------------------------------------------------------------------------
@@ -953,10 +849,9 @@ def assess_iid(
             workers = max(1, min(2, os.cpu_count() or 1))
         seed = secrets.randbits(64) if rng_seed is None else rng_seed
         original[_COMPRESSION], work_factor = _calibrated_compression(data.raw)
-        run = _PermutationRun(
+        counts, decided, shuffles = _permutation_run(
             data, params, original, permutations, seed, workers, stop_early, progress, work_factor
         )
-        counts, decided, shuffles = run.run()
         if progress is not None and shuffles < permutations:
             progress(permutations, permutations, _PROGRESS_LABEL)
         if any(d is None for d in decided):

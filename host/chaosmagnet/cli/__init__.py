@@ -3,31 +3,119 @@
 Each command lives in its own module and registers itself on ``app``.  This is
 the one place where errors become exit codes: a ChaosError or a command-line
 usage error becomes one line on stderr and exit status 2.
+
+The command modules load on first use of ``app`` (or when ``main`` runs a
+command), not on import: ``chaos-host --help`` prints the command list from
+``COMMANDS`` without importing them (tests/test_startup.py holds that list
+equal to what the loaded commands print, and holds the modules --help may
+import).
 """
 
 from __future__ import annotations
 
 import errno
+import importlib
 import io
 import os
 import sys
+from typing import TYPE_CHECKING, Any
 
-import typer
-
-# Command modules: importing one registers its commands on `app`.
-from chaosmagnet.cli import (
-    assess,  # noqa: E402,F401  (assess)
-    core_commands,  # noqa: E402,F401  (run, sources, sample, random, bench)
-    dashboard_hook,  # noqa: E402,F401  (run --dashboard)
-    keys_commands,  # noqa: E402,F401  (backends, mint, verify, export, identity, audit)
-    mesh_commands,  # noqa: E402,F401  (mesh ..., collector, run --mesh)
-    nodes_commands,  # noqa: E402,F401  (nodes ..., run --node)
-    service_commands,  # noqa: E402,F401  (service ..., run --feed-kernel)
-)
-from chaosmagnet.cli.app import app, plain_help
+# The submodule that holds the Typer object.  Importing it binds the package
+# attribute "app" to the module; that binding is dropped here so that
+# `from chaosmagnet.cli import app` reaches __getattr__ below and gets the
+# Typer object with every command registered.
+import chaosmagnet.cli.app as _app_module
 from chaosmagnet.errors import ChaosError
 
-__all__ = ["app", "main"]
+del globals()["app"]
+
+if TYPE_CHECKING:
+    import typer
+
+__all__ = ["COMMANDS", "COMMAND_MODULES", "app", "load_commands", "main"]
+
+#: Command modules: importing one registers its commands (and run/bench hooks) on the app.
+COMMAND_MODULES: tuple[str, ...] = (
+    "chaosmagnet.cli.assess",  # assess
+    "chaosmagnet.cli.core_commands",  # run, sources, sample, random, bench
+    "chaosmagnet.cli.dashboard_hook",  # run --dashboard
+    "chaosmagnet.cli.keys_commands",  # backends, mint, verify, export, identity, audit
+    "chaosmagnet.cli.mesh_commands",  # mesh ..., collector, run --mesh
+    "chaosmagnet.cli.nodes_commands",  # nodes ..., run --node
+    "chaosmagnet.cli.service_commands",  # service ..., run --feed-kernel
+)
+
+#: Every top-level command and its help, in the order the modules register them:
+#: what `chaos-host --help` lists without importing the command modules.
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("assess", "SP 800-90B entropy assessment of a sample file (the ten non-IID estimators of §6.3)."),
+    ("run", "Harvest entropy: live view of every source and the pool (Ctrl-C stops with a summary)."),
+    ("sources", "List every source this program knows, and whether it can run here."),
+    ("sample", "Write raw samples for offline SP 800-90B assessment (the NIST tools' format)."),
+    ("random", "Write N conditioned random bytes (seeded only from >= 256 credited bits)."),
+    ("bench", "Print throughput figures: Keccak vs hashlib, RCT+APT, pool ingest, and more."),
+    ("backends", "List PQC algorithms, the backend serving each, and whether keygen is seeded from the pool."),
+    ("mint", "Mint key bundles from credited pool entropy, signed by the host identity."),
+    ("verify", "Verify bundles: format, every signature, the audit-chain entry.  Exit 0 only if all hold."),
+    ("export", "Export a bundle's public key, or with --secret its secret key (verified first), for other tools."),
+    ("collector", "Collect every host's signed status and events into SQLite and serve the fleet page (docs/mesh.md)."),
+    ("identity", "The host identity that signs bundles and the audit trail."),
+    ("audit", "The signed audit trail (logs/audit.jsonl)."),
+    ("mesh", "Many hosts through an MQTT broker: set up a broker, its certificates and clients (docs/mesh.md)."),
+    ("nodes", "ESP32-S3 feather nodes: list, add, remove, status, flash, deploy, simulate."),
+    ("service", "Run chaos-host as a systemd service (Type=notify, watchdog, kernel feed)."),
+)
+
+
+#: The module that registers each command; `run` and `bench` take hooks from every module.
+_MODULE_OF: dict[str, str] = {
+    "assess": "chaosmagnet.cli.assess",
+    "sources": "chaosmagnet.cli.core_commands",
+    "sample": "chaosmagnet.cli.core_commands",
+    "random": "chaosmagnet.cli.core_commands",
+    "backends": "chaosmagnet.cli.keys_commands",
+    "mint": "chaosmagnet.cli.keys_commands",
+    "verify": "chaosmagnet.cli.keys_commands",
+    "export": "chaosmagnet.cli.keys_commands",
+    "identity": "chaosmagnet.cli.keys_commands",
+    "audit": "chaosmagnet.cli.keys_commands",
+    "nodes": "chaosmagnet.cli.nodes_commands",
+    "mesh": "chaosmagnet.cli.mesh_commands",
+    "collector": "chaosmagnet.cli.mesh_commands",
+    "service": "chaosmagnet.cli.service_commands",
+}
+
+
+def load_commands(command: str | None = None) -> typer.Typer:
+    """Import the command modules (each registers on the app) and return the app.
+
+    With ``command``, only the module that registers it (every module for
+    `run`, `bench` and names not known here), so that `chaos-host mint` does not
+    import the node or dashboard code.
+    """
+    module = _MODULE_OF.get(command or "")
+    for name in (module,) if module else COMMAND_MODULES:
+        importlib.import_module(name)
+    return _app_module.app
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        return load_commands()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def top_level_help() -> str:
+    """The text of `chaos-host --help`, from COMMANDS, without loading any command."""
+    from chaosmagnet.cli.helptext import render_top_level_help
+
+    return render_top_level_help(
+        "chaos-host",
+        _app_module.APP_HELP,
+        COMMANDS,
+        options=(("--version", _app_module.VERSION_HELP),),
+        epilog=_app_module.APP_EPILOG,
+    )
 
 
 class StandardOutputError(OSError):
@@ -121,9 +209,21 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     args = sys.argv[1:] if argv is None else argv
     _wrap_stdout()
+    if args in ([], ["--help"]):
+        sys.stdout.write(top_level_help())
+        failure = _stdout_failure()
+        if failure is not None:
+            _exit_for_stdout(failure)
+        sys.exit(0)
+    import typer
+
+    command = next((arg for arg in args if not arg.startswith("-")), None)
+    app = load_commands(command)
     try:
-        command = plain_help(typer.main.get_command(app))
-        result = command.main(args=args or ["--help"], prog_name="chaos-host", standalone_mode=False)
+        from chaosmagnet.cli.app import plain_help
+
+        group = plain_help(typer.main.get_command(app))
+        result = group.main(args=args or ["--help"], prog_name="chaos-host", standalone_mode=False)
     except typer.Abort:
         print("chaos-host: aborted", file=sys.stderr)
         _detach_stdout()

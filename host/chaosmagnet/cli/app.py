@@ -1,21 +1,63 @@
-"""The typer application object that every command module registers on."""
+"""The typer application object that every command module registers on.
+
+``app`` is made on first use (``from chaosmagnet.cli.app import app``), so that
+`chaos-host --help`, which does not need it, does not import typer.
+"""
 
 from __future__ import annotations
 
-import typer
+from typing import Any
 
-app = typer.Typer(
-    name="chaos-host",
-    help="ChaosMagnet aggregator: harvest, health-test, assess and pool entropy; mint PQC keys.",
-    epilog=(
-        "First steps: `chaos-host sources` (what this machine has), `chaos-host run` (the live view), "
-        "`chaos-host random --bytes 32 -o r.bin`, `chaos-host mint`. Every command has --help; "
-        "the docs/ folder has the guides."
-    ),
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+__all__ = ["APP_EPILOG", "APP_HELP", "EXAMPLES", "app", "plain_help", "version_text"]
+
+#: What `chaos-host --help` says the program is.
+APP_HELP = "ChaosMagnet aggregator: harvest, health-test, assess and pool entropy; mint PQC keys."
+#: Said at the foot of `chaos-host --help`.
+APP_EPILOG = (
+    "First steps: `chaos-host sources` (what this machine has), `chaos-host run` (the live view), "
+    "`chaos-host random --bytes 32 -o r.bin`, `chaos-host mint`. Every command has --help; "
+    "the docs/ folder has the guides."
 )
+VERSION_HELP = "Print the version, commit and PQC backends, and exit."
+
+
+def _make_app() -> Any:
+    import typer
+
+    made = typer.Typer(
+        name="chaos-host",
+        help=APP_HELP,
+        epilog=APP_EPILOG,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        # Plain help text: rich's help renderer alone takes longer to import
+        # than the whole `chaos-host --help` may (docs/pipeline.md, start-up).
+        rich_markup_mode=None,
+    )
+
+    def show_version(value: bool) -> None:
+        if value:
+            print(version_text())
+            raise typer.Exit()
+
+    # A group even when only one command module is loaded (chaosmagnet.cli.load_commands
+    # loads just the one a command needs): without a callback, typer would run a
+    # lone command directly and take its name for an argument.  It also takes --version.
+    @made.callback()
+    def _group(
+        version: bool = typer.Option(False, "--version", callback=show_version, is_eager=True, help=VERSION_HELP),
+    ) -> None:
+        pass
+
+    return made
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        made = globals()["app"] = _make_app()
+        return made
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def version_text() -> str:
@@ -43,21 +85,6 @@ def version_text() -> str:
 
     backends = ", ".join(f"{name} {'yes' if ok else 'no'}" for name, ok, _ in backend_status())
     return f"{text}\nPQC backends: {backends}"
-
-
-def _show_version(value: bool) -> None:
-    if value:
-        print(version_text())
-        raise typer.Exit()
-
-
-@app.callback()
-def _main_options(
-    version: bool = typer.Option(
-        False, "--version", callback=_show_version, is_eager=True, help="Print the version, commit and backends."
-    ),
-) -> None:
-    """ChaosMagnet aggregator: harvest, health-test, assess and pool entropy; mint PQC keys."""
 
 
 # -- help that reads like a manual ----------------------------------------------

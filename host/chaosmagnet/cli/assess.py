@@ -14,18 +14,18 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from chaosmagnet.assessment.noniid import ESTIMATORS, NonIidResult, assess_noniid
-from chaosmagnet.assessment.samples import load_samples
 from chaosmagnet.cli.app import app
-from chaosmagnet.cli.common import atomic_output, check_writable
 from chaosmagnet.errors import UsageError
+
+if TYPE_CHECKING:  # numpy, the estimators and rich load when the command runs
+    from rich.console import Console
+    from rich.table import Table
+
+    from chaosmagnet.assessment.noniid import NonIidResult
 
 __all__ = ["assess"]
 
@@ -33,6 +33,8 @@ __all__ = ["assess"]
 @contextmanager
 def _progress_bar(console: Console, what: str) -> Iterator[Callable[[int, int, str], None]]:
     """A transient progress bar on stderr, driven by progress(done, total, description)."""
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -50,6 +52,10 @@ def _progress_bar(console: Console, what: str) -> Iterator[Callable[[int, int, s
 
 
 def _estimator_table(result: NonIidResult) -> Table:
+    from rich.table import Table
+
+    from chaosmagnet.assessment.noniid import ESTIMATORS
+
     binary = result.h_bitstring is None
     table = Table(title=None, show_lines=False)
     table.add_column("§")
@@ -76,6 +82,8 @@ def _estimator_table(result: NonIidResult) -> Table:
 
 
 def _iid_table(iid: Any) -> Table:
+    from rich.table import Table
+
     data = iid.to_json()
     table = Table()
     table.add_column("IID test (§5)")
@@ -119,6 +127,12 @@ def assess(
     ),
 ) -> None:
     """SP 800-90B entropy assessment of a sample file (the ten non-IID estimators of §6.3)."""
+    from rich.console import Console
+
+    from chaosmagnet.assessment.noniid import assess_noniid
+    from chaosmagnet.assessment.samples import load_samples
+    from chaosmagnet.cli.common import atomic_output, check_writable
+
     if report is not None:
         check_writable(report)
     iid_module: ModuleType | None = None

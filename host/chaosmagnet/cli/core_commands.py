@@ -2,37 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-import numpy as np
 import typer
-from rich.console import Console
-from rich.live import Live
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from chaosmagnet.cli.app import app
-from chaosmagnet.cli.common import (
-    atomic_output,
-    output_console,
-    build_sources,
-    check_writable,
-    load,
-    selected_source_names,
-    source_options,
-)
-from chaosmagnet.cli.view import render, status_line, summary_lines
-from chaosmagnet.engine import Engine
 from chaosmagnet.errors import SourceUnavailable, UsageError
-from chaosmagnet.eventlog import JsonLineLog, logs_dir
-from chaosmagnet.output import SEED_BITS, OutputGenerator
-from chaosmagnet.sources.registry import build_source, known_sources
+
+if TYPE_CHECKING:  # numpy, the engine, the sources and rich load when a command runs
+    import numpy as np
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from chaosmagnet.engine import Engine
 
 ConfigOpt = typer.Option(None, "--config", help="Configuration file (default: ./chaos.toml if present).")
 SourceOpt = typer.Option(None, "--source", "-s", help="Run only this source (repeatable).")
@@ -43,7 +29,7 @@ AudioOpt = typer.Option(None, "--audio-device", help="PortAudio input device (na
 # part in `run`: each is awaited with (engine, options dict) inside the event
 # loop after the engine starts, and returns an optional async cleanup callable.
 RunCleanup = Callable[[], Awaitable[None]]
-RunHook = Callable[[Engine, dict[str, Any]], Awaitable[Optional[RunCleanup]]]
+RunHook = Callable[["Engine", dict[str, Any]], Awaitable[Optional[RunCleanup]]]
 RUN_HOOKS: list[RunHook] = []
 
 
@@ -55,6 +41,10 @@ def _engine_for(
     *,
     assess: bool = False,
 ) -> Engine:
+    from chaosmagnet.engine import Engine
+    from chaosmagnet.eventlog import JsonLineLog, logs_dir
+    from chaosmagnet.sources.selection import build_sources, load, selected_source_names, source_options
+
     config = load(config_path)
     chosen = selected_source_names(config, names)
     sources = build_sources(config, chosen, source_options(config, camera, audio_device))
@@ -95,6 +85,7 @@ def _json_interval(snapshot: dict[str, Any]) -> str:
 def _reload(engine: Engine, config_path: Path | None) -> None:
     """SIGHUP: re-read chaos.toml and apply it; a broken file keeps the running settings."""
     from chaosmagnet.errors import ChaosError
+    from chaosmagnet.sources.selection import load
 
     try:
         changes = engine.reload(load(config_path))
@@ -106,6 +97,14 @@ def _reload(engine: Engine, config_path: Path | None) -> None:
 
 
 async def _run(engine: Engine, seconds: float | None, as_json: bool, options: dict[str, Any]) -> dict[str, Any]:
+    import asyncio
+    import contextlib
+    import signal
+
+    from rich.console import Console
+    from rich.live import Live
+
+    from chaosmagnet.cli.view import render, status_line
     from chaosmagnet.service import sd_notify, watchdog_interval
 
     stop = asyncio.Event()
@@ -209,6 +208,10 @@ def run(
         from chaosmagnet.kernelfeed import check_capability
 
         check_capability()  # refuse before any source starts
+    import asyncio
+
+    from chaosmagnet.cli.view import summary_lines
+
     engine = _engine_for(config, source, camera, audio_device, assess=True)
     options = {
         "config": config,
@@ -235,6 +238,10 @@ def sources(
     audio_device: Optional[str] = AudioOpt,
 ) -> None:
     """List every source this program knows, and whether it can run here."""
+    from chaosmagnet.cli.common import output_console
+    from chaosmagnet.sources.registry import build_source, known_sources
+    from chaosmagnet.sources.selection import load, source_options
+
     cfg = load(config)
     options = source_options(cfg, camera, audio_device)
     rows = []
@@ -281,6 +288,8 @@ def sources(
 
 
 def _progress(console: Console) -> Progress:
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -292,6 +301,10 @@ def _progress(console: Console) -> Progress:
 
 
 async def _collect(source_name: str, count: int, options, console: Console) -> np.ndarray:
+    import numpy as np
+
+    from chaosmagnet.sources.registry import build_source
+
     src = build_source(source_name, options)
     availability = src.availability()
     if not availability.available:
@@ -336,6 +349,15 @@ def sample(
     audio_device: Optional[str] = AudioOpt,
 ) -> None:
     """Write raw samples for offline SP 800-90B assessment (the NIST tools' format)."""
+    import asyncio
+
+    import numpy as np
+    from rich.console import Console
+
+    from chaosmagnet.cli.common import atomic_output, check_writable
+    from chaosmagnet.sources.registry import build_source, known_sources
+    from chaosmagnet.sources.selection import load, source_options
+
     cfg = load(config)
     if source_name not in known_sources():
         raise UsageError(f"unknown source {source_name!r} (known: {', '.join(known_sources())})")
@@ -354,6 +376,10 @@ def sample(
 
 
 async def _random(engine: Engine, n_bytes: int, handle, timeout: float, console: Console) -> None:
+    import asyncio
+
+    from chaosmagnet.output import SEED_BITS, OutputGenerator
+
     await engine.start()
     try:
         with _progress(console) as progress:
@@ -381,6 +407,12 @@ def random_bytes(
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Write N conditioned random bytes (seeded only from >= 256 credited bits)."""
+    import asyncio
+
+    from rich.console import Console
+
+    from chaosmagnet.cli.common import atomic_output, check_writable
+
     engine = _engine_for(config, source, None, None)
     console = Console(stderr=True)
     if out == "-":
@@ -407,14 +439,41 @@ def random_bytes(
 def bench(
     as_json: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
     size_mib: int = typer.Option(64, "--size-mib", min=1, max=1024, help="Data size for the extractor benchmark."),
+    nist: Optional[Path] = typer.Option(
+        None,
+        "--nist",
+        help="Folder holding NIST's ea_non_iid and ea_iid, for the side-by-side ratios "
+        "(default: $CHAOS_NIST_TOOLS or PATH).",
+    ),
+    large: bool = typer.Option(False, "--large", help="Also assess 20M 8-bit samples (time and memory)."),
+    no_assessment: bool = typer.Option(
+        False, "--no-assessment", help="Leave out the assessment rows of the target table (they take minutes)."
+    ),
 ) -> None:
     """Print throughput figures: Keccak vs hashlib, RCT+APT, pool ingest, and more."""
-    from chaosmagnet.bench import run_benchmarks
+    from rich.console import Console
 
+    from chaosmagnet.bench import run_benchmarks
+    from chaosmagnet.bench_figures import figures_json, format_figures, measure_figures
+
+    if nist is not None and not nist.is_dir():
+        raise UsageError(f"{nist}: not a folder (--nist names the folder holding ea_non_iid and ea_iid)")
     console = Console(stderr=True)
-    results = run_benchmarks(size_mib=size_mib, progress=lambda msg: console.print(f"[dim]{msg}[/]"))
+
+    def say(msg: str) -> None:
+        console.print(f"[dim]{msg}[/]", highlight=False)
+
+    results = run_benchmarks(size_mib=size_mib, progress=say)
+    rows = measure_figures(
+        nist,
+        large=large,
+        assessment=not no_assessment,
+        ingest=results.get("pool ingest"),
+        mint=results.get("mint (one bundle)"),
+        say=say,
+    )
     if as_json:
-        print(json.dumps(results, indent=2, sort_keys=True))
+        print(json.dumps({**results, "targets": figures_json(rows)}, indent=2, sort_keys=True))
         return
     for section, figures in results.items():
         print(section)
@@ -425,3 +484,6 @@ def bench(
                 print(f"  {key:<40} {value:,}")
             else:
                 print(f"  {key:<40} {value}")
+    print()
+    print("targets (issue 17), measured now on this machine:")
+    print(format_figures(rows))

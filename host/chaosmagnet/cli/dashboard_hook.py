@@ -16,7 +16,7 @@ from chaosmagnet.errors import UsageError
 async def dashboard_run_hook(engine: Any, options: dict[str, Any]) -> Any:
     """Start the dashboard when `run` was given --dashboard; returns its stop coroutine."""
     from chaosmagnet.dashboard import DEFAULT_LISTEN, parse_listen, serve_dashboard
-    from chaosmagnet.dashboard.security import check_listen
+    from chaosmagnet.websecurity import check_listen
 
     if not options.get("dashboard"):
         if options.get("listen") or options.get("allow_remote"):

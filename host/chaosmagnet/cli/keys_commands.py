@@ -7,16 +7,12 @@ the running pool, and audit records of quarantine/failure events) and into
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn
-from rich.table import Table
 
 from chaosmagnet.audit import (
     AuditLog,
@@ -27,7 +23,6 @@ from chaosmagnet.audit import (
     verify_audit_log,
 )
 from chaosmagnet.cli.app import app
-from chaosmagnet.cli.common import output_console
 from chaosmagnet.errors import AuditError, BundleError, IdentityError, UsageError
 from chaosmagnet.minting.identity import (
     HostIdentity,
@@ -47,6 +42,9 @@ from chaosmagnet.minting.mint import (
 )
 from chaosmagnet.minting.sealing import Sealer, Unsealer, check_sealing_passphrase, read_passphrase
 from chaosmagnet.minting.seeds import SeedSource
+
+if TYPE_CHECKING:  # rich loads when a command prints
+    from rich.console import Console
 
 identity_app = typer.Typer(
     help="The host identity that signs bundles and the audit trail.", no_args_is_help=True
@@ -74,6 +72,8 @@ CreditOpt = typer.Option(
 
 
 def _err() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True)
 
 
@@ -81,6 +81,8 @@ class _CreditBar:
     """A progress bar per key being waited for (on stderr; disappears when done)."""
 
     def __init__(self, console: Console) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn
+
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -161,6 +163,10 @@ def _prepare_writes(folder: Path, out_dir: Path | None, console: Console) -> Non
 @app.command()
 def backends(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List PQC algorithms, the backend serving each, and whether keygen is seeded from the pool."""
+    from rich.table import Table
+
+    from chaosmagnet.cli.common import output_console
+
     from chaosmagnet.pqc.registry import backend_status, backend_table
 
     rows = backend_table()
@@ -256,6 +262,8 @@ def mint(
         check_sealing_passphrase(passphrase)
     _prepare_writes(folder, options.out_dir, console)
     sealer = Sealer(passphrase) if options.seal else None
+    import asyncio
+
     minted = asyncio.run(_mint(options, folder, passphrase, sealer, config, console))
     for bundle in minted:
         seeded = (
@@ -465,6 +473,8 @@ def identity_init(
                 return await _ensure_identity(
                     folder, source, passphrase, timeout, credit_factor, bar, console
                 )
+
+    import asyncio
 
     identity = asyncio.run(create())
     print(f"host identity {identity.fingerprint}")

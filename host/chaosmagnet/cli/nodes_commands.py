@@ -169,6 +169,8 @@ def node_status(
 
     registry = NodeRegistry()
     record = registry.find(label) or registry.get(label)
+    import asyncio
+
     result = asyncio.run(probe_node(record, timeout))
     if as_json:
         print(json.dumps({"label": record.label, **result}, indent=2, default=str))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from chaosmagnet.dashboard.security import (
+from chaosmagnet.websecurity import (
     DEFAULT_LISTEN,
     TOKEN_HEADER,
     ListenAddress,

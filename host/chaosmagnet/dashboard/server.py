@@ -18,7 +18,7 @@ Routes::
     GET  /api/events                Server-Sent Events: one "update" per second
     GET  /metrics                   Prometheus text format
 
-Security rules are in chaosmagnet.dashboard.security; nothing served is secret.
+Security rules are in chaosmagnet.websecurity; nothing served is secret.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from chaosmagnet.dashboard.live import LiveState
 from chaosmagnet.dashboard.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from chaosmagnet.dashboard.metrics import render_metrics
 from chaosmagnet.dashboard.minting import MintService
-from chaosmagnet.dashboard.security import (
+from chaosmagnet.websecurity import (
     SECURITY_HEADERS,
     ListenAddress,
     RequestGuard,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -65,6 +66,16 @@ class HealthMonitor:
     def apt_failures(self) -> int:
         return int(self._state.apt_failures)
 
+    def c_state(self) -> tuple[Any, Any, int]:
+        """(state, failure records, their capacity): for chaos_ingest in the engine's hot path."""
+        return self._state, self._failures, self.MAX_REPORTED
+
+    def failures_found(self, found: int) -> list[HealthFailure]:
+        """The failure records the last C call wrote, as HealthFailure (``found`` as it returned)."""
+        if found == 0:
+            return []
+        return self._records(found)
+
     def run(self, samples: np.ndarray | bytes) -> list[HealthFailure]:
         """Test a buffer of samples; return the failures it contained (at most MAX_REPORTED)."""
         buf = np.ascontiguousarray(samples, dtype=np.uint8)
@@ -75,6 +86,9 @@ class HealthMonitor:
         found = lib.chaos_health_run(
             self._state, ffi.from_buffer("uint8_t[]", buf), buf.size, self._failures, self.MAX_REPORTED
         )
+        return self._records(found)
+
+    def _records(self, found: int) -> list[HealthFailure]:
         out = []
         for i in range(min(found, self.MAX_REPORTED)):
             rec = self._failures[i]

@@ -29,9 +29,9 @@ async def host_seed_source(
         yield ControlSeedSource(path)
         return
     from chaosmagnet.audit import attach_to_engine
-    from chaosmagnet.cli.common import build_sources, load, selected_source_names, source_options
     from chaosmagnet.engine import Engine
     from chaosmagnet.eventlog import JsonLineLog, logs_dir
+    from chaosmagnet.sources.selection import build_sources, load, selected_source_names, source_options
 
     config = load(config_path)
     sources = build_sources(config, selected_source_names(config, None), source_options(config))

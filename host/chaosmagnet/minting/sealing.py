@@ -25,13 +25,10 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-
 from chaosmagnet.errors import SealError
+
+# `cryptography` is imported where it is used, so that importing this module
+# (every key command does) costs nothing until a secret is sealed or opened.
 
 PASSPHRASE_ENV = "CHAOS_PASSPHRASE"
 SEAL_FORMAT = "chaosmagnet.sealed/1"
@@ -80,6 +77,8 @@ def _stretch(passphrase: str, salt: bytes, params: ScryptParams) -> bytes:
     params.validate()
     if not passphrase:
         raise SealError("the passphrase is empty")
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
     try:
         kdf = Scrypt(salt=salt, length=32, n=params.n, r=params.r, p=params.p)
         return kdf.derive(passphrase.encode("utf-8"))
@@ -104,6 +103,9 @@ def _check_value(master: bytes) -> bytes:
 
 
 def _blob_key(master: bytes, key_salt: bytes) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=key_salt, info=_KEY_DOMAIN).derive(
         master
     )
@@ -126,6 +128,8 @@ class Sealer:
         """A JSON-ready sealed blob of ``secret``, bound to ``context``."""
         key_salt = os.urandom(16)
         nonce = os.urandom(12)
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         ciphertext = AESGCM(_blob_key(self._master, key_salt)).encrypt(
             nonce, secret, _AAD_DOMAIN + context
         )
@@ -184,6 +188,9 @@ class Unsealer:
             if not hmac.compare_digest(_check_value(master), check):
                 raise SealError("wrong passphrase")
             self._masters[cache_key] = master
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         try:
             return AESGCM(_blob_key(master, key_salt)).decrypt(
                 nonce, ciphertext, _AAD_DOMAIN + context

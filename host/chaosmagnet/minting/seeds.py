@@ -14,7 +14,6 @@ pool commitment (its own domain; never the state).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -229,6 +228,8 @@ class PoolSeedSource(SeedSource):
                     f"timed out after {timeout:g} s with {have:.0f} of "
                     f"{required_bits:.0f} credited bits"
                 )
+            import asyncio  # loaded with the event loop that runs this, not on import
+
             await asyncio.sleep(min(self.poll_interval, remaining))
         names = set(self.pool.credited_by_source()) | set(self.states)
         states = {

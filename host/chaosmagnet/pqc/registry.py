@@ -13,9 +13,6 @@ from dataclasses import dataclass
 
 from chaosmagnet.errors import PQCError
 from chaosmagnet.pqc.base import ALGORITHMS, PQCBackend, algorithm_spec
-from chaosmagnet.pqc.cryptography_backend import CryptographyBackend
-from chaosmagnet.pqc.liboqs_backend import LiboqsBackend
-from chaosmagnet.pqc.pqcrypto_backend import PqcryptoBackend
 
 BACKEND_ORDER: tuple[str, ...] = ("liboqs", "cryptography", "pqcrypto")
 
@@ -25,6 +22,11 @@ _BACKENDS: dict[str, PQCBackend] = {}
 def all_backends() -> list[PQCBackend]:
     """Every known backend (available or not), in preference order; built once."""
     if not _BACKENDS:
+        # The backends (and the libraries behind them) load on first use, not on import.
+        from chaosmagnet.pqc.cryptography_backend import CryptographyBackend
+        from chaosmagnet.pqc.liboqs_backend import LiboqsBackend
+        from chaosmagnet.pqc.pqcrypto_backend import PqcryptoBackend
+
         for backend in (LiboqsBackend(), CryptographyBackend(), PqcryptoBackend()):
             _BACKENDS[backend.name] = backend
     return [_BACKENDS[name] for name in BACKEND_ORDER]

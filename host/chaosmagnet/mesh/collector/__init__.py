@@ -5,7 +5,7 @@
 * ``service``: subscribes to every host's identity, status and events,
   verifies each signature (mesh.messages) and stores what passes.
 * ``web``: the fleet page, its JSON API and /metrics, under the dashboard's
-  security rules (chaosmagnet.dashboard.security).
+  security rules (chaosmagnet.websecurity).
 
 It sees counters and estimates, never samples, seeds or pool state.
 """

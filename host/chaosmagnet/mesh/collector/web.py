@@ -9,7 +9,7 @@ Routes::
     POST /api/hosts/{label}/forget   forget a host and its pinned identity              (token)
     GET  /metrics                    the whole fleet, Prometheus text format
 
-The same rules as the dashboard (chaosmagnet.dashboard.security): loopback
+The same rules as the dashboard (chaosmagnet.websecurity): loopback
 unless --allow-remote, Host and Origin checks, the control token for the one
 state-changing request.  Nothing served is secret: hosts never send samples,
 seeds or pool state.
@@ -25,7 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
-from chaosmagnet.dashboard.security import SECURITY_HEADERS, ListenAddress, RequestGuard, new_token
+from chaosmagnet.websecurity import SECURITY_HEADERS, ListenAddress, RequestGuard, new_token
 from chaosmagnet.errors import DashboardError
 from chaosmagnet.mesh.collector.service import Collector
 from chaosmagnet.mesh.topics import valid_name

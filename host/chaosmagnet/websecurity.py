@@ -1,4 +1,4 @@
-"""Who may talk to the dashboard: listen address, control token, Host and Origin checks.
+"""Who may talk to our web pages (the dashboard, the fleet page): listen address, control token, Host and Origin checks.
 
 Sans-IO: these functions look at a method, a path and a header mapping and
 say whether a request is refused and why; the aiohttp server applies them.
