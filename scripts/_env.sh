@@ -14,6 +14,36 @@ need_python() {
     fi
 }
 
+# install_system_packages LIST: the Debian packages named in LIST (one a line, optionally
+# "package:command" = not needed when that command is already on PATH) that are missing.
+install_system_packages() {
+    local list="$1" entry pkg cmd missing=()
+    while read -r entry; do
+        entry="${entry%%#*}"; entry="${entry// /}"
+        [ -z "$entry" ] && continue
+        pkg="${entry%%:*}"; cmd=""
+        [[ "$entry" == *:* ]] && cmd="${entry#*:}"
+        if [ -n "$cmd" ] && command -v "$cmd" >/dev/null 2>&1; then continue; fi
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done < "$list"
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    if ! command -v apt-get >/dev/null; then
+        echo "warning: no apt-get here: install ${missing[*]} yourself (listed in $list)" >&2
+        return 0
+    fi
+    say "installing Debian packages: ${missing[*]}"
+    $sudo apt-get update -qq >/tmp/chaosmagnet-apt.log 2>&1 || true
+    if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >>/tmp/chaosmagnet-apt.log 2>&1; then
+        # one bad package must not keep the others out: retry one by one
+        for pkg in "${missing[@]}"; do
+            DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$pkg" >>/tmp/chaosmagnet-apt.log 2>&1 \
+                || echo "warning: could not install $pkg (see /tmp/chaosmagnet-apt.log); what needs it will not work" >&2
+        done
+    fi
+}
+
 make_venv() {
     need_python
     if [ ! -x .venv/bin/python ]; then
