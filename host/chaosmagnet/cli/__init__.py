@@ -253,4 +253,6 @@ def main(argv: list[str] | None = None) -> None:
     failure = _stdout_failure()
     if failure is not None:
         _exit_for_stdout(failure)
+    if result == 130:  # typer turns Ctrl-C inside a command into Exit(130) and says nothing
+        print("chaos-host: interrupted", file=sys.stderr)
     sys.exit(result if isinstance(result, int) else 0)
