@@ -409,10 +409,10 @@ class Engine:
             if have >= bits:
                 return
             starting = any(r.status == "starting" for r in self._runtimes.values())
-            if not starting and not self.sources_that_can_credit():
-                raise PoolError(self._hopeless_wait_message())
             if not starting and not self.any_source_can_credit():
                 raise PoolError("no healthy source: every source is quarantined, failed, stopped or unavailable")
+            if not starting and not self.sources_that_can_credit():
+                raise PoolError(self._hopeless_wait_message())
             remaining = deadline - self._clock()
             if remaining <= 0:
                 raise PoolError(
