@@ -21,6 +21,7 @@ from chaosmagnet.cli import (
     dashboard_hook,  # noqa: E402,F401  (run --dashboard)
     keys_commands,  # noqa: E402,F401  (backends, mint, verify, export, identity, audit)
     nodes_commands,  # noqa: E402,F401  (nodes ..., run --node)
+    restart_commands,  # noqa: E402,F401  (assess-restart, assess-conditioning, restart-campaign)
 )
 from chaosmagnet.cli.app import app
 from chaosmagnet.errors import ChaosError
