@@ -105,3 +105,37 @@ def assess_restart_command(
     colour = "green" if result.passed else "bold red"
     console.print(f"[{colour}]{result.verdict}[/]", highlight=False)
     return 0 if result.passed else 1
+
+
+@app.command("assess-conditioning")
+def assess_conditioning_command(
+    n_in: int = typer.Argument(..., metavar="N_IN", help="Input bits per conditioned output."),
+    n_out: int = typer.Argument(..., metavar="N_OUT", help="Output bits."),
+    nw: int = typer.Argument(..., metavar="NW", help="Narrowest internal width of the conditioning function, bits."),
+    h_in: float = typer.Argument(..., metavar="H_IN", help="Min-entropy of the n_in input bits."),
+    non_vetted: bool = typer.Option(
+        False, "--non-vetted", help="The conditioning component is not a vetted function (§3.1.5.2)."
+    ),
+    h_prime: float | None = typer.Option(
+        None, "--h-prime", help="Non-vetted only: entropy per bit measured on the component's output."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """SP 800-90B §3.1.5 output entropy h_out of a conditioning component."""
+    from chaosmagnet.assessment.conditioning import FULL_ENTROPY_MARGIN, assess_conditioning
+
+    result = assess_conditioning(n_in, n_out, nw, h_in, vetted=not non_vetted, h_prime=h_prime)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+        return
+    print(f"n_in = {n_in}, n_out = {n_out}, nw = {nw} (effective {min(nw, n_in)}), h_in = {h_in:g}")
+    print(f"Output_Entropy(n_in, n_out, nw, h_in) = {result.output_entropy:.15g}")
+    if non_vetted:
+        print(f"0.999 x n_out = {0.999 * n_out:.15g}; h' x n_out = {(h_prime or 0.0) * n_out:.15g}")
+        print(f"(non-vetted) h_out = {result.h_out:.15g} bits")
+        return
+    print(f"(vetted) h_out = {result.h_out:.15g} bits")
+    if result.full_entropy:
+        print(f"full entropy: h_in >= n_out + {FULL_ENTROPY_MARGIN}")
+    else:
+        print(f"not full entropy: that needs h_in >= n_out + {FULL_ENTROPY_MARGIN} = {n_out + FULL_ENTROPY_MARGIN}")
