@@ -247,6 +247,7 @@ async def _mint(
     from chaosmagnet.minting.host import host_seed_source
 
     async with host_seed_source(config) as source:
+        source.on_waiting = lambda reason: console.print(f"waiting: {reason}", highlight=False)
         if source.via == "control-socket":
             console.print("drawing from the running `chaos-host run` pool")
         with _CreditBar(console) as bar:
