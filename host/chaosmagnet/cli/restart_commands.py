@@ -15,6 +15,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, TextColumn
 from rich.table import Table
 
 from chaosmagnet.assessment.noniid import ESTIMATORS
@@ -139,3 +140,86 @@ def assess_conditioning_command(
         print(f"full entropy: h_in >= n_out + {FULL_ENTROPY_MARGIN}")
     else:
         print(f"not full entropy: that needs h_in >= n_out + {FULL_ENTROPY_MARGIN} = {n_out + FULL_ENTROPY_MARGIN}")
+
+
+@app.command("restart-campaign")
+def restart_campaign_command(
+    source: str = typer.Argument(..., metavar="SOURCE", help="A local source (see `chaos-host sources`)."),
+    restarts: int = typer.Option(RESTARTS, "--restarts", help="Number of restarts (the standard: 1,000)."),
+    samples: int = typer.Option(1000, "--samples", help="Samples kept after each restart (the standard: 1,000)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The matrix file (one restart per row)."),
+    bits: int | None = typer.Option(None, "--bits", "-b", help="Keep the low B bits (default: the source's width)."),
+    restart_timeout: float = typer.Option(
+        120.0, "--restart-timeout", help="Seconds one restart may take before the campaign stops."
+    ),
+    config: Path | None = typer.Option(None, "--config", "-c", help="chaos.toml (default: ./chaos.toml if present)."),
+) -> int:
+    """Collect a restart matrix unattended: restart SOURCE, keep its first samples, repeat (resumable)."""
+    import asyncio
+
+    from rich.progress import MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+    from chaosmagnet.campaign.local import LocalRestarter
+    from chaosmagnet.campaign.runner import CampaignPlan, campaign_files, completed_restarts, run_campaign
+    from chaosmagnet.cli.common import check_writable, load
+    from chaosmagnet.errors import UsageError
+    from chaosmagnet.sources.registry import build_source, known_sources
+    from chaosmagnet.cli.common import source_options
+
+    if source.startswith("node:"):
+        raise UsageError(
+            "node campaigns need the authenticated reboot command and boot counters, "
+            "which this build does not have yet; see docs/assessment-restart.md"
+        )
+    if source not in known_sources():
+        raise UsageError(f"unknown source {source!r} (known: {', '.join(known_sources())})")
+    cfg = load(config)
+    width = bits or build_source(source, source_options(cfg)).info.bits_per_sample
+    plan = CampaignPlan(source=source, kind="local", restarts=restarts, samples=samples, bits=width)
+    plan.check()
+    if not restart_timeout > 0:
+        raise UsageError("--restart-timeout must be positive")
+    check_writable(out)
+    files = campaign_files(out)
+    err = Console(stderr=True)
+    if files.log.exists() and not out.exists():
+        err.print(f"resuming the campaign recorded in {files.log}", highlight=False)
+    restarter = LocalRestarter(source, width, config=cfg.path, timeout=restart_timeout)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(f"restarting {source}", total=restarts)
+        first: list[int] = []
+
+        def progress(done: int, total: int) -> None:
+            if not first:
+                first.append(done)
+                bar.reset(task, total=total, completed=done)  # the ETA counts this run's pace only
+            bar.update(task, completed=done)
+
+        try:
+            result = asyncio.run(run_campaign(plan, restarter, out, progress=progress))
+        except KeyboardInterrupt:
+            bar.stop()
+            done = completed_restarts(files, plan)
+            print(
+                f"chaos-host restart-campaign: interrupted after {done} of {restarts} restarts; "
+                "run the same command again to resume",
+                file=sys.stderr,
+            )
+            return 130
+    resumed = f" (resumed at restart {result.resumed_at})" if result.resumed_at else ""
+    print(
+        f"wrote {out}: {restarts:,} restarts x {samples:,} samples of {width} bits from {source}{resumed}; "
+        f"restart times in {files.log}"
+    )
+    if restarts == RESTARTS and samples == 1000:
+        print(f"next: chaos-host assess-restart {out} --bits {width} --h-initial H_I")
+    return 0
