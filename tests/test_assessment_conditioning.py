@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from chaosmagnet.assessment.conditioning import (
     assess_conditioning,
     output_entropy,
@@ -97,11 +96,14 @@ def test_bad_arguments(call, message: str) -> None:
 
 def chaos(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, CHAOS_HOME=str(cwd))
-    return subprocess.run([sys.executable, "-m", "chaosmagnet", *args], cwd=cwd, env=env, capture_output=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "chaosmagnet", *args], cwd=cwd, env=env, capture_output=True, timeout=60
+    )
 
 
 def test_cli_json_h_out(tmp_path: Path) -> None:
-    result = chaos("assess-conditioning", "1024", "256", "256", "900", "--non-vetted", "--h-prime", "0.97", "--json", cwd=tmp_path)
+    args = ["1024", "256", "256", "900", "--non-vetted", "--h-prime", "0.97", "--json"]
+    result = chaos("assess-conditioning", *args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     obj = json.loads(result.stdout)
     assert obj["h_out"] == pytest.approx(248.32) and obj["vetted"] is False and obj["full_entropy"] is False

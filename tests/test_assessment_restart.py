@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from chaosmagnet.assessment.restart import (
     assess_restart,
     restart_alpha,
@@ -112,9 +111,9 @@ def _brute_cutoff(h: float, n: int, alpha: float) -> int:
             continue
         full = (*counts, last)
         logp = math.lgamma(n + 1) + sum(
-            c * math.log(q) - math.lgamma(c + 1) for c, q in zip(full, probs) if q > 0
+            c * math.log(q) - math.lgamma(c + 1) for c, q in zip(full, probs, strict=True) if q > 0
         )
-        if any(q == 0 and c > 0 for c, q in zip(full, probs)):
+        if any(q == 0 and c > 0 for c, q in zip(full, probs, strict=True)):
             continue
         dist[max(full)] = dist.get(max(full), 0.0) + math.exp(logp)
     total = 0.0
@@ -179,7 +178,13 @@ def chaos(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_cli_json_for_a_failed_sanity_check(tmp_path: Path) -> None:
     result = chaos(
-        "assess-restart", str(DATA / "warmup8-8bit.bin"), "--bits", "8", "--h-initial", "3", "--json",
+        "assess-restart",
+        str(DATA / "warmup8-8bit.bin"),
+        "--bits",
+        "8",
+        "--h-initial",
+        "3",
+        "--json",
         cwd=tmp_path,
     )
     assert result.returncode == 1, result.stderr

@@ -7,9 +7,7 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
-
 from chaosmagnet.config import Config, parse_config
 from chaosmagnet.engine import Engine
 from chaosmagnet.errors import ConfigError, PoolError
@@ -27,9 +25,7 @@ def minted(tmp_path_factory):
 
 def _mint(minted, source, out: Path, timeout: float):
     opts = MintOptions(out_dir=out, timeout=timeout, seal=False)
-    return asyncio.run(
-        mint_bundle(opts, seed_source=source, identity=minted.identity, sealer=None, audit=minted.audit)
-    )
+    return asyncio.run(mint_bundle(opts, seed_source=source, identity=minted.identity, sealer=None, audit=minted.audit))
 
 
 def _engine(names: list[str], config: Config | None = None) -> Engine:
@@ -151,9 +147,10 @@ def test_one_source_with_quorum_one_in_the_config_mints(minted, tmp_path: Path) 
 
 
 def test_random_full_entropy_waits_for_the_quorum() -> None:
+    import io
+
     from chaosmagnet.cli.core_commands import _random
     from rich.console import Console
-    import io
 
     engine = _engine(["alone"])
     err = io.StringIO()
@@ -164,4 +161,5 @@ def test_random_full_entropy_waits_for_the_quorum() -> None:
     out = io.BytesIO()
     err2 = io.StringIO()
     asyncio.run(_random(engine2, 16, out, 5.0, Console(file=err2, width=200), full_entropy=True))
-    assert len(out.getvalue()) == 16 and "256.0 bits of min-entropy" in err2.getvalue() and "full entropy" in err2.getvalue()
+    assert len(out.getvalue()) == 16
+    assert "256.0 bits of min-entropy" in err2.getvalue() and "full entropy" in err2.getvalue()

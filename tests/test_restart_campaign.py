@@ -13,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from chaosmagnet.campaign.runner import (
     CampaignPlan,
-    RestartRecord,
     Restarter,
+    RestartRecord,
     campaign_files,
     completed_restarts,
     run_campaign,

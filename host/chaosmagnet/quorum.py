@@ -73,11 +73,7 @@ class QuorumStatus:
         return (
             f"quorum: keys need {self.k} independent healthy sources to each add "
             f"{self.share_bits:.0f} credited bits since the last draw; {len(ready)} did ({named})"
-            + (
-                "; start another source or lower [mint] quorum in chaos.toml"
-                if len(self.groups) < self.k
-                else ""
-            )
+            + ("; start another source or lower [mint] quorum in chaos.toml" if len(self.groups) < self.k else "")
         )
 
     def to_json(self) -> dict[str, Any]:

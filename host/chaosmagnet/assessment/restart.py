@@ -283,16 +283,10 @@ def _run_noniid(
     workers: int,
 ) -> dict[str, dict[str, float | None]]:
     """Every applicable §6.3 estimator on each dataset: {dataset: {estimator: h}}."""
-    jobs = [
-        (which, key, fn)
-        for which, data in datasets.items()
-        for key, fn in _estimator_jobs(data, alphabet)
-    ]
+    jobs = [(which, key, fn) for which, data in datasets.items() for key, fn in _estimator_jobs(data, alphabet)]
     found: dict[str, dict[str, float | None]] = {which: {} for which in datasets}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        pending: dict[Future[Any], tuple[str, str]] = {
-            pool.submit(fn): (which, key) for which, key, fn in jobs
-        }
+        pending: dict[Future[Any], tuple[str, str]] = {pool.submit(fn): (which, key) for which, key, fn in jobs}
         done = 0
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -380,6 +374,7 @@ def assess_restart(
         iid_tests = {}
         raw_sets = {"rows": raw, "cols": np.ascontiguousarray(raw.reshape(restarts, restarts).T).ravel()}
         for which, data in raw_sets.items():
+
             def step(done: int, total: int, description: str, which: str = which) -> None:
                 if progress is not None:
                     progress(done, total, f"IID tests ({which}): {description}")

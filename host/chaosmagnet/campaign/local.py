@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chaosmagnet.campaign.runner import RestartRecord, Restarter
+from chaosmagnet.campaign.runner import Restarter, RestartRecord
 from chaosmagnet.errors import SourceError, escape_device_text
 
 __all__ = ["LocalRestarter"]
@@ -25,9 +25,7 @@ class LocalRestarter(Restarter):
 
     kind = "local"
 
-    def __init__(
-        self, source: str, bits: int, *, config: Path | None = None, timeout: float = 120.0
-    ) -> None:
+    def __init__(self, source: str, bits: int, *, config: Path | None = None, timeout: float = 120.0) -> None:
         self.source = source
         self.bits = bits
         self.config = config

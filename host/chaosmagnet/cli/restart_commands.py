@@ -43,9 +43,7 @@ def _restart_table(result: RestartResult) -> Table:
     for key, (section, label) in ESTIMATORS.items():
         if key not in result.rows and key not in result.cols:
             continue
-        table.add_row(
-            section, label, cell(result.rows.get(key), result.h_r), cell(result.cols.get(key), result.h_c)
-        )
+        table.add_row(section, label, cell(result.rows.get(key), result.h_r), cell(result.cols.get(key), result.h_c))
     return table
 
 
@@ -102,7 +100,9 @@ def assess_restart_command(
                     + ("[green]IID[/]" if verdict["iid"] else "[red]not IID[/]"),
                     highlight=False,
                 )
-        console.print(f"h_r = {result.h_r:.6f}   h_c = {result.h_c:.6f}   H_I = {result.h_initial:.6f}", highlight=False)
+        console.print(
+            f"h_r = {result.h_r:.6f}   h_c = {result.h_c:.6f}   H_I = {result.h_initial:.6f}", highlight=False
+        )
     colour = "green" if result.passed else "bold red"
     console.print(f"[{colour}]{result.verdict}[/]", highlight=False)
     return 0 if result.passed else 1
@@ -161,10 +161,9 @@ def restart_campaign_command(
 
     from chaosmagnet.campaign.local import LocalRestarter
     from chaosmagnet.campaign.runner import CampaignPlan, campaign_files, completed_restarts, run_campaign
-    from chaosmagnet.cli.common import check_writable, load
+    from chaosmagnet.cli.common import check_writable, load, source_options
     from chaosmagnet.errors import UsageError
     from chaosmagnet.sources.registry import build_source, known_sources
-    from chaosmagnet.cli.common import source_options
 
     if source.startswith("node:"):
         raise UsageError(
