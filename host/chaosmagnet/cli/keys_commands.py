@@ -397,6 +397,7 @@ def identity_init(
         from chaosmagnet.minting.host import host_seed_source
 
         async with host_seed_source(config) as source:
+            source.on_waiting = lambda reason: console.print(f"waiting: {reason}", highlight=False)
             with _CreditBar(console) as bar:
                 return await _ensure_identity(
                     folder, source, passphrase, timeout, credit_factor, bar, console
