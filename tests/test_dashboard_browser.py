@@ -138,6 +138,9 @@ def test_dashboard_in_chromium(tmp_path: Path) -> None:
         )
         assert not await page.is_checked('tr[data-source="system"] input.switch')
         await page.wait_for_function(TAIL_HAS, arg=["#log-tail li", "stopped"], timeout=30_000)
+        # and on again: keys need credit from two independent sources (the key quorum)
+        await page.click('tr[data-source="system"] input.switch')
+        await until(lambda: engine.source_states()["system"]["state"] == "ok")
 
         # the Mint button mints a bundle, which is listed with a link to its public part
         await page.select_option("#mint-kem", "ML-KEM-768")

@@ -31,6 +31,7 @@ from chaosmagnet.eventlog import JsonLineLog
 from chaosmagnet.health import HealthMonitor, HealthPolicy, PolicySettings, SourceState
 from chaosmagnet.ingest import ingest_batch
 from chaosmagnet.pool import EntropyPool
+from chaosmagnet.quorum import Quorum, QuorumStatus
 from chaosmagnet.sources.base import Source
 
 EventListener = Callable[[str, dict[str, Any]], None]
@@ -345,12 +346,16 @@ class Engine:
     # -- credit for consumers -------------------------------------------
     def healthy_credited_bits(self) -> float:
         """Credited bits in the pool from sources whose state is ok."""
-        ledger = self.pool.credited_by_source()
-        return sum(
-            bits
+        return sum(self.healthy_credit_by_source().values())
+
+    def healthy_credit_by_source(self, *, fresh: bool = False) -> dict[str, float]:
+        """Credited bits in the pool per source whose state is ok (fresh: absorbed since the last draw)."""
+        ledger = self.pool.fresh_credit_by_source() if fresh else self.pool.credited_by_source()
+        return {
+            name: bits
             for name, bits in ledger.items()
             if name in self._runtimes and self._runtimes[name].status == SourceState.OK.value
-        )
+        }
 
     def any_source_can_credit(self) -> bool:
         """False when every source is quarantined, failed, stopped or unavailable."""
@@ -397,17 +402,32 @@ class Engine:
         bits: float,
         timeout: float,
         on_progress: Callable[[float, float], None] | None = None,
-    ) -> None:
-        """Wait until at least ``bits`` credited bits from healthy sources are pooled."""
+        *,
+        quorum: Quorum | None = None,
+        on_waiting: Callable[[str], None] | None = None,
+    ) -> QuorumStatus | None:
+        """Wait until at least ``bits`` credited bits from healthy sources are pooled.
+
+        With a quorum, also until k independent healthy sources hold their
+        share of them (on_waiting(reason) is called each time the reason
+        changes); returns the quorum's status when met.
+        """
         if bits > self.pool.capacity_bits:
             raise PoolError(f"{bits:.0f} credited bits requested but the pool holds at most {self.pool.capacity_bits}")
         deadline = self._clock() + timeout
+        said = ""
         while True:
-            have = self.healthy_credited_bits()
+            pooled = self.healthy_credited_bits()
+            status = quorum.status(self.healthy_credit_by_source(fresh=True), bits) if quorum is not None else None
+            have = pooled if status is None or status.met else min(pooled, status.progress_bits)
             if on_progress is not None:
                 on_progress(min(have, bits), bits)
-            if have >= bits:
-                return
+            if pooled >= bits and (status is None or status.met):
+                return status
+            if status is not None and pooled >= bits and status.reason != said:
+                said = status.reason  # enough credit, but not from enough independent sources
+                if on_waiting is not None:
+                    on_waiting(said)
             starting = any(r.status == "starting" for r in self._runtimes.values())
             if not starting and not self.any_source_can_credit():
                 raise PoolError("no healthy source: every source is quarantined, failed, stopped or unavailable")
@@ -415,8 +435,10 @@ class Engine:
                 raise PoolError(self._hopeless_wait_message())
             remaining = deadline - self._clock()
             if remaining <= 0:
+                why = f"; {status.reason}" if status is not None and not status.met else ""
                 raise PoolError(
-                    f"timed out after {timeout:g} s with {have:.0f} of {bits:.0f} credited bits{self._no_credit_hint()}"
+                    f"timed out after {timeout:g} s with {have:.0f} of {bits:.0f} credited bits"
+                    f"{self._no_credit_hint()}{why}"
                 )
             await asyncio.sleep(min(0.1, remaining))
 

@@ -129,10 +129,10 @@ def collector(
     import asyncio
 
     from chaosmagnet.cli.common import check_writable
-    from chaosmagnet.websecurity import check_listen, parse_listen
     from chaosmagnet.mesh.collector.store import FleetStore
     from chaosmagnet.mesh.credentials import load_client
     from chaosmagnet.mesh.url import parse_broker_url
+    from chaosmagnet.websecurity import check_listen, parse_listen
 
     url = parse_broker_url(mesh)
     keep = _retention_seconds(retention)

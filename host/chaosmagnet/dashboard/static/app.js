@@ -411,7 +411,8 @@ function renderMint(mint) {
   let progress = "";
   if (mint.busy) {
     progress = p.phase === "waiting" && p.need
-      ? `waiting for entropy: ${p.what} — ${fmt(p.have, 0)}/${fmt(p.need, 0)} credited bits`
+      ? `waiting for entropy: ${p.what} — ${fmt(p.have, 0)}/${fmt(p.need, 0)} credited bits` +
+        (p.reason ? ` (${p.reason})` : "")
       : p.phase === "unsealing" ? "stretching the passphrase (scrypt)…" : "minting…";
   }
   setText($("#mint-progress"), progress);
