@@ -142,14 +142,7 @@ class EntropyPool:
             self.stats.raw_bits += length * bits_per_sample
             self.stats.per_source_raw_bytes[source] = self.stats.per_source_raw_bytes.get(source, 0) + length
             if credited_bits > 0:
-                self.stats.credited_total += credited_bits
-                self._ledger[source] = self._ledger.get(source, 0.0) + credited_bits
-                self._fresh[source] = self._fresh.get(source, 0.0) + credited_bits
-                total = sum(self._ledger.values())
-                if total > self.capacity_bits:
-                    scale = self.capacity_bits / total
-                    for key in self._ledger:
-                        self._ledger[key] *= scale
+                self._credit_locked(source, credited_bits)
 
     def absorb_through(
         self,
@@ -182,13 +175,18 @@ class EntropyPool:
         if credited_bits == 0:
             return
         with self._lock:
-            self.stats.credited_total += credited_bits
-            self._ledger[source] = self._ledger.get(source, 0.0) + credited_bits
-            total = sum(self._ledger.values())
-            if total > self.capacity_bits:
-                scale = self.capacity_bits / total
-                for key in self._ledger:
-                    self._ledger[key] *= scale
+            self._credit_locked(source, credited_bits)
+
+    def _credit_locked(self, source: str, credited_bits: float) -> None:
+        """Add credit to the ledger, capped at the capacity by scaling every share (lock held)."""
+        self.stats.credited_total += credited_bits
+        self._ledger[source] = self._ledger.get(source, 0.0) + credited_bits
+        self._fresh[source] = self._fresh.get(source, 0.0) + credited_bits  # the quorum's unscaled count
+        total = sum(self._ledger.values())
+        if total > self.capacity_bits:
+            scale = self.capacity_bits / total
+            for key in self._ledger:
+                self._ledger[key] *= scale
 
     def _absorb_prefix(self, source: str) -> bytes:
         prefix = self._prefixes.get(source)
