@@ -26,7 +26,7 @@ from chaosmagnet.cli.common import (
     selected_source_names,
     source_options,
 )
-from chaosmagnet.cli.view import render, status_line, summary_lines
+from chaosmagnet.cli.view import node_links, render, status_line, summary_lines
 from chaosmagnet.engine import Engine
 from chaosmagnet.errors import SourceUnavailable, UsageError
 from chaosmagnet.eventlog import JsonLineLog, logs_dir
@@ -85,6 +85,7 @@ def _json_interval(snapshot: dict[str, Any]) -> str:
             "time": snapshot["time"],
             "uptime": snapshot["uptime"],
             "sources": sources,
+            "nodes": node_links(snapshot),
             "pool": {k: snapshot["pool"][k] for k in pool_keys},
         },
         sort_keys=True,
@@ -127,12 +128,13 @@ async def _run(engine: Engine, seconds: float | None, as_json: bool, options: di
             if live is not None:
                 live.stop()
     finally:
+        final = engine.snapshot()  # before stopping: the summary shows the links as they were
         for cleanup in reversed(cleanups):
             await cleanup()
         await engine.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-    return engine.snapshot()
+    return final
 
 
 @app.command()

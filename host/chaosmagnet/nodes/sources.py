@@ -8,6 +8,14 @@ counters and flags) is shown in ``details()`` and never relied on.
 
 ADC frames carry 12-bit readings as 16-bit words; the pipeline takes their
 low 8 bits, where the noise is (the high bits are the DC level).
+
+Each connection reports a link state (``link_state``, with ``link_reason``):
+``waiting`` (no port, not found, or the device behind the path is not this
+node's: chaosmagnet.nodes.ports), ``handshake`` (port open, the node not yet
+verified), ``linked`` (port open and frames arriving), ``lost`` (was linked;
+the port went away or frames stopped).  While a node is not linked its
+sources say so (``waiting_reason``) and the engine shows them as ``waiting``,
+uncredited, never as ``ok``.
 """
 
 from __future__ import annotations
@@ -15,8 +23,10 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -25,6 +35,7 @@ from chaosmagnet.errors import UsageError, escape_device_text
 from chaosmagnet.nodes.boards import SOURCE_NAMES
 from chaosmagnet.nodes.link import SerialLink
 from chaosmagnet.nodes.parser import Drop, FrameParser
+from chaosmagnet.nodes.ports import PortGuard, PortLister, list_serial_ports
 from chaosmagnet.nodes.protocol import Frame, FrameType, SourceId, decode_heartbeat
 from chaosmagnet.nodes.registry import NodeRecord, NodeRegistry
 from chaosmagnet.sources.base import Source, SourceInfo
@@ -32,6 +43,8 @@ from chaosmagnet.sources.base import Source, SourceInfo
 QUEUE_BATCHES = 512  # frames buffered per source before the oldest is dropped
 _SOURCE_IDS = {"adc": SourceId.ADC, "rng": SourceId.RNG, "jitter": SourceId.JITTER}
 _DEFAULT_H = {"adc": 1.0, "rng": 7.0, "jitter": 0.2}
+LINK_STATES = ("waiting", "handshake", "linked", "lost")
+STALE_SECONDS = 5.0  # an open link with no frame for this long is lost (heartbeats are 1 s)
 
 LinkFactory = Callable[..., SerialLink]
 
@@ -69,15 +82,29 @@ def samples_from_frame(frame: Frame) -> np.ndarray:
 class NodeConnection:
     """One node's link, parser, per-source queues and last reported state."""
 
-    def __init__(self, record: NodeRecord, *, link_factory: LinkFactory = SerialLink) -> None:
+    def __init__(
+        self,
+        record: NodeRecord,
+        *,
+        link_factory: LinkFactory = SerialLink,
+        port_lister: PortLister = list_serial_ports,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.record = record
         self.parser = FrameParser({record.node_id: record.key})
+        self.port_guard = PortGuard(record, port_lister)
         self.link = link_factory(
             record.link,
             self._on_bytes,
             on_connect=self._on_connect,
             on_disconnect=self._on_disconnect,
+            check_port=self.port_guard.check,
         )
+        self.link_state = "waiting"  # waiting / handshake / linked / lost (LINK_STATES)
+        self.link_reason = "not started"
+        self._clock = clock
+        self._last_frame_at: float | None = None
+        self._ever_linked = False
         self.queues: dict[SourceId, asyncio.Queue[np.ndarray | None]] = {}
         self.node_health: dict[SourceId, dict[str, Any]] = {}
         self.status: dict[str, Any] | None = None
@@ -111,13 +138,40 @@ class NodeConnection:
             await task
 
     # -- link callbacks -----------------------------------------------------
+    def refresh_link_state(self) -> str:
+        """Bring ``link_state``/``link_reason`` up to date with the link and the frames seen."""
+        link_open = getattr(self.link, "is_open", self.link.state == "open")
+        if link_open and self._last_frame_at is not None:
+            if self._clock() - self._last_frame_at <= STALE_SECONDS:
+                self.link_state, self.link_reason = "linked", ""
+            else:
+                self.link_state = "lost"
+                self.link_reason = f"no frames for {STALE_SECONDS:g} s"
+        elif link_open:
+            if self.link_state != "handshake":  # the trust layer may already say handshake
+                self.link_state, self.link_reason = "waiting", "port open, no frames yet"
+        else:
+            refusal = getattr(self.link, "refusal", "")
+            if refusal and not refusal.startswith("not found"):
+                self.link_state, self.link_reason = "waiting", refusal
+            elif self._ever_linked:
+                self.link_state, self.link_reason = "lost", refusal or "port closed"
+            else:
+                self.link_state = "waiting"
+                self.link_reason = refusal or getattr(self.link, "last_error", "") or "no port"
+        return self.link_state
+
     def _on_connect(self) -> None:
+        self._last_frame_at = None
+        self.refresh_link_state()
         self.verified = False
         self._challenge = secrets.token_hex(8)
         self.link.write(f"hello {self._challenge}\n".encode())
 
     def _on_disconnect(self) -> None:
         self.parser.reset_stream()
+        self._last_frame_at = None
+        self.refresh_link_state()
 
     def send_command(self, line: str) -> bool:
         """Send one command line (start/stop SRC, rate SRC N, status, ping)."""
@@ -130,6 +184,9 @@ class NodeConnection:
             self._on_frame(event)
 
     def _on_frame(self, frame: Frame) -> None:
+        self._last_frame_at = self._clock()
+        self._ever_linked = True
+        self.refresh_link_state()
         if frame.type is FrameType.DATA:
             self.node_health[frame.source] = {
                 "failing": frame.health_failed,
@@ -160,9 +217,13 @@ class NodeConnection:
 
     def summary(self) -> dict[str, Any]:
         """Link and parser state for details() and `nodes status`."""
+        self.refresh_link_state()
         return {
-            "port": self.record.link,
+            "port": getattr(self.link, "opened_port", "") or self.record.link,
             "link": self.link.state,
+            "link_state": self.link_state,
+            "link_reason": self.link_reason,
+            "serial_number": self.record.serial_number,
             "connects": self.link.connects,
             "verified": self.verified,
             "frames": self.parser.frames_accepted,
@@ -215,6 +276,14 @@ class NodeSource(Source):
         self._running = True
         await self.connection.acquire(self)
 
+    def waiting_reason(self) -> str | None:
+        """None while the node is linked; otherwise its link state and why."""
+        conn = self.connection
+        state = conn.refresh_link_state()
+        if state == "linked":
+            return None
+        return f"link {state}: {conn.link_reason}" if conn.link_reason else f"link {state}"
+
     async def stop(self) -> None:
         if not self._running:
             return
@@ -263,16 +332,7 @@ def resolve_nodes(
     for spec in specs:
         label, at, port = spec.partition("@")
         if at:
-            record = registry.get(label)
-            record = NodeRecord(
-                record.label,
-                record.node_id,
-                record.key,
-                record.board,
-                port,
-                record.simulated,
-                record.declared,
-            )
+            record = replace(registry.get(label), link=port)  # keeps its port identity
         else:
             found = registry.find(spec)
             if found is None:
