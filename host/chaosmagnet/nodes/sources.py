@@ -103,6 +103,7 @@ class NodeConnection:
         self.link_state = "waiting"  # waiting / handshake / linked / lost (LINK_STATES)
         self.link_reason = "not started"
         self._clock = clock
+        self.stale_seconds = STALE_SECONDS
         self._last_frame_at: float | None = None
         self._ever_linked = False
         self.queues: dict[SourceId, asyncio.Queue[np.ndarray | None]] = {}
@@ -142,11 +143,11 @@ class NodeConnection:
         """Bring ``link_state``/``link_reason`` up to date with the link and the frames seen."""
         link_open = getattr(self.link, "is_open", self.link.state == "open")
         if link_open and self._last_frame_at is not None:
-            if self._clock() - self._last_frame_at <= STALE_SECONDS:
+            if self._clock() - self._last_frame_at <= self.stale_seconds:
                 self.link_state, self.link_reason = "linked", ""
             else:
                 self.link_state = "lost"
-                self.link_reason = f"no frames for {STALE_SECONDS:g} s"
+                self.link_reason = f"no frames for {self.stale_seconds:g} s"
         elif link_open:
             if self.link_state != "handshake":  # the trust layer may already say handshake
                 self.link_state, self.link_reason = "waiting", "port open, no frames yet"
