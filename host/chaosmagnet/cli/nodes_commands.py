@@ -137,7 +137,12 @@ def _port_identity(port: str) -> dict[str, Any]:
         return {}
     info = identity_of(port)
     if info is None or not info.serial_number:
-        print(f"note: {port} has no USB serial number: the node is bound to this path", file=sys.stderr)
+        why = "is not a serial port now" if info is None else "has no USB serial number"
+        print(
+            f"note: {port} {why}: the node is bound to this path (register it again while "
+            "plugged in to bind it to its serial number)",
+            file=sys.stderr,
+        )
         return {}
     return {
         "serial_number": info.serial_number,
@@ -213,8 +218,10 @@ def node_status(
         print(json.dumps({"label": record.label, **result}, indent=2, default=str))
         return
     link = result["link"]
+    why = f" ({link['link_reason']})" if link.get("link_reason") else ""
     print(
-        f"node {record.label} ({record.node_id.hex()}) on {record.link}: link {link['link']}, "
+        f"node {record.label} ({record.node_id.hex()}) on {link.get('port', record.link)}: "
+        f"link {link.get('link_state', link.get('link'))}{why}, "
         f"{'verified' if link['verified'] else 'NO verified reply'}"
     )
     status = result["status"]
@@ -320,8 +327,8 @@ def deploy_node(
         print("(in a private staging folder holding firmware/ and chaosnode.json, mode 0600)")
         print(" ".join(mpremote_deploy_command(port)))
         return
+    identity = _port_identity(port)  # before deploy: the board resets and re-enumerates after it
     deploy(port, node_config(node_id, key, profile, label))
-    identity = _port_identity(port)
     with registry_transaction() as registry:
         registry.put(
             NodeRecord(

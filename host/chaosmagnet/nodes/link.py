@@ -116,7 +116,11 @@ class SerialLink:
         loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         while not self._closing:
-            check = self._check_port() if self._check_port is not None else PortCheck(self.port)
+            check = (  # the check lists ports (sysfs reads): off the event loop
+                await asyncio.to_thread(self._check_port)
+                if self._check_port is not None
+                else PortCheck(self.port)
+            )
             self.refusal = check.reason
             path = check.path
             if path is None or not os.path.exists(path):

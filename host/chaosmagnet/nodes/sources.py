@@ -367,10 +367,11 @@ async def probe_node(
         if connection.verified:
             connection.send_command("status")
             await asyncio.sleep(0.2)
+        link = connection.summary()  # the link as the probe found it, before closing it
     finally:
         await connection.release(token)
     return {
-        "link": connection.summary(),
+        "link": link,
         "status": connection.status,
         "replies": list(connection.replies),
     }
