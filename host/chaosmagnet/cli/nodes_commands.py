@@ -15,7 +15,7 @@ from typing import Any
 import typer
 
 from chaosmagnet.cli.app import app
-from chaosmagnet.errors import UsageError, escape_device_text
+from chaosmagnet.errors import UsageError
 from chaosmagnet.nodes.boards import list_boards, load_board
 from chaosmagnet.nodes.ports import PortInfo, PortLister
 from chaosmagnet.nodes.registry import (

@@ -29,8 +29,8 @@ import psutil
 from chaosmagnet.config import Config
 from chaosmagnet.engine import Engine
 from chaosmagnet.nodes.parser import FrameParser
-from chaosmagnet.nodes.protocol import encode_frame
 from chaosmagnet.nodes.ports import process_start
+from chaosmagnet.nodes.protocol import encode_frame
 from chaosmagnet.nodes.registry import NodeRecord, new_key, new_node_id
 from chaosmagnet.nodes.simulator import PtyEndpoint
 from chaosmagnet.nodes.sources import build_node_sources

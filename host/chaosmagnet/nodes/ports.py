@@ -178,11 +178,8 @@ def _find(ports: list[PortInfo], path: str) -> PortInfo | None:
 
 
 def _matches(record: NodeRecord, port: PortInfo) -> bool:
-    if port.serial_number != record.serial_number:
-        return False
-    if record.usb_vid is not None and (port.vid, port.pid) != (record.usb_vid, record.usb_pid):
-        return False
-    return True
+    same_usb_id = record.usb_vid is None or (port.vid, port.pid) == (record.usb_vid, record.usb_pid)
+    return port.serial_number == record.serial_number and same_usb_id
 
 
 @dataclass
