@@ -123,6 +123,17 @@ def test_usb_node_is_re_resolved_by_serial_number_after_a_replug(tmp_path: Path)
     assert moved.ok and moved.path == acm1  # the other board at the old path is left alone
 
 
+def test_a_failing_lister_refuses(tmp_path: Path) -> None:
+    acm0, _ = _boards(tmp_path)
+
+    def broken() -> list[PortInfo]:
+        raise OSError("sysfs unreadable")
+
+    for record in (_record(acm0, serial_number="SN"), _record(acm0)):
+        check = PortGuard(record, broken).check()
+        assert not check.ok and check.reason == "cannot list the serial ports"
+
+
 def test_usb_node_refuses_a_pty(pty_pair: tuple[int, str]) -> None:
     master, slave = pty_pair
     check = PortGuard(_record(slave, serial_number="SN"), _lister(PortInfo(slave, "SN"))).check()

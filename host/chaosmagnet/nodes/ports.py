@@ -201,6 +201,12 @@ class PortGuard:
             return self._check_usb()
         return self._check_path_bound()
 
+    def _ports(self) -> list[PortInfo] | None:
+        try:
+            return self.lister()
+        except (OSError, ValueError):  # sysfs unreadable: nothing can be vouched for
+            return None
+
     def _ok(self, path: str) -> PortCheck:
         ident = device_id(path)
         if ident is None:
@@ -212,7 +218,9 @@ class PortGuard:
         path = record.link
         if is_pty(path):
             return _refuse("port now belongs to another device (a pty, not this node's board)")
-        ports = self.lister()
+        ports = self._ports()
+        if ports is None:
+            return _refuse("cannot list the serial ports")
         here = _find(ports, path) if os.path.exists(path) else None
         if here is not None and _matches(record, here):
             return self._ok(path)
@@ -248,7 +256,10 @@ class PortGuard:
             return _refuse(
                 "port now belongs to another device (a pty not registered by `nodes simulate`)"
             )
-        port = _find(self.lister(), path)
+        ports = self._ports()
+        if ports is None:
+            return _refuse("cannot list the serial ports")
+        port = _find(ports, path)
         if port is None:
             return _refuse("not a serial port (pyserial does not list it)")
         if self.pinned_serial is None:
