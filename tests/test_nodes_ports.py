@@ -315,3 +315,29 @@ def test_registry_keeps_port_identity_and_loads_older_entries(home: Path) -> Non
     path.write_text(json.dumps(doc))
     with pytest.raises(ConfigError, match="node registry"):
         NodeRegistry()
+
+
+def test_a_device_swapped_between_check_and_open_gets_nothing(pty_pair: tuple[int, str]) -> None:
+    """The link compares the device it opened with the one that was checked."""
+    from chaosmagnet.nodes.link import SerialLink
+    from chaosmagnet.nodes.ports import PortCheck
+
+    master, slave = pty_pair
+    connects: list[int] = []
+    link = SerialLink(
+        slave,
+        lambda data: None,
+        on_connect=lambda: connects.append(link.write(b"hello\n")),
+        check_port=lambda: PortCheck(slave, "", (0, 0)),  # "checked" some other device
+    )
+
+    async def main() -> None:
+        task = asyncio.create_task(link.run())
+        await asyncio.sleep(0.8)
+        link.close()
+        await task
+
+    asyncio.run(main())
+    assert connects == [] and link.connects == 0
+    assert link.refusal == "port now belongs to another device"
+    assert _written(master) == b""
