@@ -105,12 +105,13 @@ def test_usb_node_opens_only_the_device_with_its_serial_number(tmp_path: Path) -
 
     swapped = PortGuard(record, _lister(other)).check()
     assert not swapped.ok and swapped.reason == "port now belongs to another device"
+    assert swapped.wrong_device
 
     clone = PortGuard(record, _lister(PortInfo(acm0, "SN-DESK", 0x1A86, 0x55D4))).check()
     assert not clone.ok  # same serial number, different VID:PID: not this board
 
     gone = PortGuard(replace(record, link=str(tmp_path / "ttyACM9")), _lister()).check()
-    assert not gone.ok and gone.reason.startswith("not found")
+    assert not gone.ok and gone.reason.startswith("not found") and not gone.wrong_device
 
 
 def test_usb_node_is_re_resolved_by_serial_number_after_a_replug(tmp_path: Path) -> None:

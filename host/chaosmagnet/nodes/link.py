@@ -96,7 +96,8 @@ class SerialLink:
         self.state = "idle"  # idle / waiting / open / closed
         self.connects = 0
         self.last_error = ""
-        self.refusal = ""  # why the port check refused the device behind the path, if it did
+        self.refusal = ""  # why the last port check did not allow an open ("" when it did)
+        self.wrong_device = False  # ...because another device is behind the path
 
     @property
     def is_open(self) -> bool:
@@ -121,7 +122,7 @@ class SerialLink:
                 if self._check_port is not None
                 else PortCheck(self.port)
             )
-            self.refusal = check.reason
+            self.refusal, self.wrong_device = check.reason, check.wrong_device
             path = check.path
             if path is None or not os.path.exists(path):
                 self.state = "waiting"
@@ -137,7 +138,7 @@ class SerialLink:
             if check.device is not None and fd_device_id(ser.fileno()) != check.device:
                 ser.close()  # the device changed between the check and the open
                 self.state = "waiting"
-                self.refusal = "port now belongs to another device"
+                self.refusal, self.wrong_device = "port now belongs to another device", True
                 await self._sleep(self.retry_interval)
                 continue
             if self._closing:

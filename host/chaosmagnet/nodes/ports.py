@@ -153,11 +153,16 @@ def holds_pty_master(pid: int, pty_path: str) -> bool:
 
 @dataclass(frozen=True)
 class PortCheck:
-    """The verdict of a check: the path to open (with its device id), or why not."""
+    """The verdict of a check: the path to open (with its device id), or why not.
+
+    ``wrong_device`` tells a refusal (something else is behind the path) from
+    an absence (nothing there yet).
+    """
 
     path: str | None
     reason: str = ""
     device: tuple[int, int] | None = None
+    wrong_device: bool = False
 
     @property
     def ok(self) -> bool:
@@ -166,6 +171,10 @@ class PortCheck:
 
 
 def _refuse(reason: str) -> PortCheck:
+    return PortCheck(None, reason, wrong_device=True)
+
+
+def _absent(reason: str) -> PortCheck:
     return PortCheck(None, reason)
 
 
@@ -220,7 +229,7 @@ class PortGuard:
             return _refuse("port now belongs to another device (a pty, not this node's board)")
         ports = self._ports()
         if ports is None:
-            return _refuse("cannot list the serial ports")
+            return _absent("cannot list the serial ports")
         here = _find(ports, path) if os.path.exists(path) else None
         if here is not None and _matches(record, here):
             return self._ok(path)
@@ -230,20 +239,20 @@ class PortGuard:
             return self._ok(port.by_id or port.device)
         if here is not None or os.path.exists(path):
             return _refuse("port now belongs to another device")
-        return _refuse(f"not found: no serial port with serial number {record.serial_number}")
+        return _absent(f"not found: no serial port with serial number {record.serial_number}")
 
     def _check_simulated(self) -> PortCheck:
         record = self.record
         path = record.link
         if not os.path.exists(path):
-            return _refuse("not found: the simulator's port is absent")
+            return _absent("not found: the simulator's port is absent")
         if not is_pty(path):
             return _refuse("port now belongs to another device (not a pty)")
         pid, started = record.simulator_pid, record.simulator_started
         if pid is None:
             return _refuse("simulated node registered without its simulator's process: restart it")
         if started is not None and process_start(pid) != started:
-            return _refuse("the simulator that registered this node is gone")
+            return _absent("the simulator that registered this node is gone")
         if not holds_pty_master(pid, path):
             return _refuse("port now belongs to another device (a pty the simulator does not hold)")
         return self._ok(path)
@@ -251,14 +260,14 @@ class PortGuard:
     def _check_path_bound(self) -> PortCheck:
         path = self.record.link
         if not os.path.exists(path):
-            return _refuse("not found: port absent")
+            return _absent("not found: port absent")
         if is_pty(path):
             return _refuse(
                 "port now belongs to another device (a pty not registered by `nodes simulate`)"
             )
         ports = self._ports()
         if ports is None:
-            return _refuse("cannot list the serial ports")
+            return _absent("cannot list the serial ports")
         port = _find(ports, path)
         if port is None:
             return _refuse("not a serial port (pyserial does not list it)")

@@ -153,10 +153,12 @@ class NodeConnection:
                 self.link_state, self.link_reason = "waiting", "port open, no frames yet"
         else:
             refusal = getattr(self.link, "refusal", "")
-            if refusal and not refusal.startswith("not found"):
+            if getattr(self.link, "wrong_device", False):
                 self.link_state, self.link_reason = "waiting", refusal
             elif self._ever_linked:
                 self.link_state, self.link_reason = "lost", refusal or "port closed"
+            elif self.link.state == "idle":
+                self.link_state, self.link_reason = "waiting", "not started"
             else:
                 self.link_state = "waiting"
                 self.link_reason = refusal or getattr(self.link, "last_error", "") or "no port"
