@@ -77,7 +77,12 @@ def test_nodes_list_prints_every_port_like_mpremote_devs(monkeypatch: pytest.Mon
     (ftdi,) = [line for line in lines if "/dev/ttyUSB0" in line]
     assert not ftdi.lstrip().startswith("*") and "0403:6001" in ftdi and "not registered" in ftdi
     assert any("/dev/ttyS0" in line and "0000:0000" in line for line in lines)
+    with registry_transaction() as reg:
+        reg.put(_node("gone", 3, "/dev/ttyACM9", serial_number="NOT-PLUGGED"))
+    again = runner.invoke(app, ["nodes", "list"]).output
+    assert "(not found: no serial port with serial number NOT-PLUGGED)" in again
     listing = json.loads(runner.invoke(app, ["nodes", "list", "--json"]).output)
+    assert [n["present"] for n in listing["nodes"]] == [False, False]  # /dev/ttyACM0 is not here
     assert len(listing["ports"]) == 4 and listing["nodes"][0]["serial_number"] == "F412FA6B1C30"
     assert KEY.hex() not in result.output
 

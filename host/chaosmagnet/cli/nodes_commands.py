@@ -87,8 +87,13 @@ def _is_node_port(record: NodeRecord, port: PortInfo) -> bool:
 @nodes_app.command("list")
 def list_nodes(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Registered nodes, and every serial port (ESP32-S3 boards marked), like `mpremote devs`."""
+    from chaosmagnet.nodes.ports import PortGuard
+
     registry = NodeRegistry()
-    nodes = [n.public() | {"present": Path(n.link).exists()} for n in registry.nodes()]
+    nodes = []
+    for record in registry.nodes():
+        check = PortGuard(record).check()  # what `run` would find now (nothing is opened)
+        nodes.append(record.public() | {"present": check.ok, "port_check": check.reason})
     ports = serial_ports(registry.nodes())
     if as_json:
         print(
@@ -109,7 +114,7 @@ def list_nodes(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
         )
         print(
             f"  {n['label']:<16} {n['node_id']}  {kind:<26} {n['link']} ({ident})"
-            f"{'' if n['present'] else '  (port absent)'}"
+            f"{'' if n['present'] else '  (' + n['port_check'] + ')'}"
         )
     print("serial ports (* = ESP32-S3 board):")
     if not ports:
