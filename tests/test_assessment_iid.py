@@ -1,7 +1,7 @@
 """The SP 800-90B IID track (chaosmagnet.assessment.iid).
 
 Checked three ways: against NIST's ea_iid results for the reference files in
-../shared/vectors/sp800-90b (verdicts, chi-square statistics, the unshuffled
+tests/data/sp800-90b (verdicts, chi-square statistics, the unshuffled
 permutation statistics, the MCV estimates); the C statistics and shuffles
 against plain numpy written from the standard's text; and the early-stopping
 rules on data built to pass or fail particular tests.
@@ -24,14 +24,11 @@ from chaosmagnet.errors import ChaosError, InputFileError, UsageError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-VECTORS = Path(__file__).parents[2] / "shared" / "vectors" / "sp800-90b"
+VECTORS = Path(__file__).resolve().parent / "data" / "sp800-90b"  # NIST ea_non_iid / ea_iid 1.1.7 outputs
 IID_FILES = ["uniform8-8bit", "gauss8-8bit", "biased1-1bit"]
 CHI_SQUARE_FAILS = ["drift8-8bit", "jitter8-8bit", "markov4-4bit"]
 SEED = 20240601
 
-needs_vectors = pytest.mark.skipif(
-    not VECTORS.is_dir(), reason=f"reference vectors not found at {VECTORS}"
-)
 
 
 # --------------------------------------------------------------------------
@@ -90,7 +87,6 @@ def reference_runs() -> dict[str, tuple[iid.IidResult, dict[str, Any], dict[str,
     return runs
 
 
-@needs_vectors
 @pytest.mark.parametrize("name", IID_FILES)
 def test_verdicts_match_ea_iid(reference_runs: dict, name: str) -> None:
     result, ref, _ = reference_runs[name]
@@ -104,7 +100,6 @@ def test_verdicts_match_ea_iid(reference_runs: dict, name: str) -> None:
     assert result.median == case["median"]
 
 
-@needs_vectors
 @pytest.mark.parametrize("name", IID_FILES)
 def test_chi_square_statistics_match_ea_iid(reference_runs: dict, name: str) -> None:
     result, _, text = reference_runs[name]
@@ -117,7 +112,6 @@ def test_chi_square_statistics_match_ea_iid(reference_runs: dict, name: str) -> 
         assert test.p_value == pytest.approx(p_value, abs=1e-6), kind
 
 
-@needs_vectors
 @pytest.mark.parametrize("name", IID_FILES)
 def test_lrs_matches_ea_iid(reference_runs: dict, name: str) -> None:
     result, _, text = reference_runs[name]
@@ -126,7 +120,6 @@ def test_lrs_matches_ea_iid(reference_runs: dict, name: str) -> None:
     assert result.lrs.probability == pytest.approx(text["lrs_probability"], abs=1e-6)
 
 
-@needs_vectors
 @pytest.mark.parametrize("name", IID_FILES)
 def test_entropy_estimates_match_ea_iid(reference_runs: dict, name: str) -> None:
     result, ref, text = reference_runs[name]
@@ -150,7 +143,6 @@ def test_entropy_estimates_match_ea_iid(reference_runs: dict, name: str) -> None
     assert result.h_iid == result.h_assessed
 
 
-@needs_vectors
 @pytest.mark.parametrize("name", IID_FILES)
 def test_unshuffled_statistics_match_ea_iid(reference_runs: dict, name: str) -> None:
     result, _, text = reference_runs[name]
@@ -161,7 +153,6 @@ def test_unshuffled_statistics_match_ea_iid(reference_runs: dict, name: str) -> 
         assert test.statistic == pytest.approx(printed, rel=5e-6), test.name
 
 
-@needs_vectors
 @pytest.mark.parametrize("name", IID_FILES)
 def test_permutation_counts_are_plausible(reference_runs: dict, name: str) -> None:
     result, ref, text = reference_runs[name]
@@ -183,7 +174,6 @@ def test_permutation_counts_are_plausible(reference_runs: dict, name: str) -> No
     assert result.shuffles == max(t.shuffles for t in result.permutation_tests)
 
 
-@needs_vectors
 @pytest.mark.parametrize("name", CHI_SQUARE_FAILS)
 def test_dependent_files_are_rejected_without_shuffling(name: str) -> None:
     result = iid.assess_iid(load(name), bits_of(name), rng_seed=SEED)
@@ -196,7 +186,6 @@ def test_dependent_files_are_rejected_without_shuffling(name: str) -> None:
     assert result.notes
 
 
-@needs_vectors
 def test_rare_symbol_file_passes_the_deterministic_tests() -> None:
     """rare3 (91% zeros, seven rare symbols) shows no dependence the chi-square
     and LRS tests can see; only the shuffles could still reject it."""
@@ -210,7 +199,6 @@ def test_rare_symbol_file_passes_the_deterministic_tests() -> None:
     assert lrs.length == 128
 
 
-@needs_vectors
 def test_json_object(reference_runs: dict) -> None:
     result, _, _ = reference_runs["gauss8-8bit"]
     obj = json.loads(json.dumps(result.to_json()))

@@ -1,6 +1,6 @@
 """SP 800-90B non-IID estimators (§6.3) against NIST's ea_non_iid, by hand, and on bad input.
 
-The reference files live in ../shared/vectors/sp800-90b next to the checkout:
+The reference files live in tests/data/sp800-90b:
 seven 1,000,000-sample files with ea_non_iid's JSON results and its verbose
 output (intermediate values).  Every estimator must match within 1e-6 bits.
 """
@@ -35,11 +35,9 @@ from chaosmagnet.errors import InputFileError, UsageError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "sp800-90b"
-REFERENCE_FILES = sorted(p.stem for p in VECTORS.glob("*.bin")) if VECTORS.is_dir() else []
-needs_vectors = pytest.mark.skipif(
-    not REFERENCE_FILES, reason=f"reference vectors not found at {VECTORS}"
-)
+VECTORS = Path(__file__).resolve().parent / "data" / "sp800-90b"  # NIST ea_non_iid / ea_iid 1.1.7 outputs
+REFERENCE_FILES = sorted(p.stem for p in VECTORS.glob("*.bin"))
+assert REFERENCE_FILES, f"the reference vectors belong in {VECTORS}"
 
 # ea_non_iid's test case names -> our estimator keys.
 TOOL_NAMES = {
@@ -95,7 +93,6 @@ def _reference_values(name: str) -> dict[tuple[str, str], float]:
     return values
 
 
-@needs_vectors
 @pytest.mark.parametrize("name", REFERENCE_FILES)
 def test_every_estimator_matches_ea_non_iid(name: str, assessed) -> None:
     result = assessed(name)
@@ -155,7 +152,6 @@ def _close(ours: float, theirs: str, rel: float = 1e-9) -> bool:
     return math.isclose(ours, float(theirs), rel_tol=rel, abs_tol=1e-300)
 
 
-@needs_vectors
 @pytest.mark.parametrize("name", REFERENCE_FILES)
 def test_intermediate_values_match_the_verbose_output(name: str, assessed) -> None:
     result = assessed(name)
@@ -208,7 +204,6 @@ def test_intermediate_values_match_the_verbose_output(name: str, assessed) -> No
     assert checked == (10 if binary else 17)
 
 
-@needs_vectors
 def test_json_shape(assessed) -> None:
     multi = assessed("markov4-4bit").to_json()
     assert list(multi) == [

@@ -284,7 +284,7 @@ def test_mint_refusals(tmp_path: Path) -> None:
         async with running_dashboard(tmp_path) as (engine, server), aiohttp.ClientSession() as http:
             url = server.url + "api/mint"
             body = json.dumps(
-                {"kem": "ML-KEM-768", "passphrase": "pw-one", "passphrase_confirm": "pw-one"}
+                {"kem": "ML-KEM-768", "passphrase": "pw-one-is-long", "passphrase_confirm": "pw-one-is-long"}
             )
             for headers in (
                 control_headers(server.url, token=None),
@@ -298,29 +298,33 @@ def test_mint_refusals(tmp_path: Path) -> None:
             cases = [
                 ({"kem": "ML-KEM-768"}, "CHAOS_PASSPHRASE"),  # no passphrase anywhere
                 (
-                    {"kem": "ML-KEM-768", "passphrase": "pw-one", "passphrase_confirm": "pw-two"},
+                    {"kem": "ML-KEM-768", "passphrase": "pw-one-is-long", "passphrase_confirm": "pw-two-is-long"},
                     "twice",
                 ),
                 (
-                    {"kem": "ML-KEM-768", "passphrase": "pw-one"},
+                    {"kem": "ML-KEM-768", "passphrase": "pw-one-is-long"},
                     "twice",
                 ),  # first use: confirmation needed
                 (
-                    {"kem": "ML-DSA-65", "passphrase": "pw-one", "passphrase_confirm": "pw-one"},
+                    {"kem": "ML-DSA-65", "passphrase": "pw-one-is-long", "passphrase_confirm": "pw-one-is-long"},
                     "not a KEM",
                 ),
                 (
-                    {"kem": "NO-SUCH-KEM", "passphrase": "pw-one", "passphrase_confirm": "pw-one"},
+                    {"kem": "NO-SUCH-KEM", "passphrase": "pw-one-is-long", "passphrase_confirm": "pw-one-is-long"},
                     "NO-SUCH-KEM",
                 ),
                 ({"kem": 7}, "strings"),
+                (
+                    {"kem": "ML-KEM-768", "passphrase": "short", "passphrase_confirm": "short"},
+                    "at least 12 characters",
+                ),
             ]
             for payload, words in cases:
                 async with http.post(url, data=json.dumps(payload), headers=headers) as r:
                     assert r.status == 400, payload
                     message = (await r.json())["error"]
                     assert words in message, message
-                    assert "pw-one" not in message
+                    assert "pw-one-is-long" not in message
             assert not (tmp_path / "keys").exists() or not any(
                 (tmp_path / "keys").glob("bundle-*.json")
             )
@@ -420,7 +424,7 @@ def test_only_one_mint_at_a_time(tmp_path: Path) -> None:
             url = server.url + "api/mint"
             headers = control_headers(server.url)
             payload = json.dumps(
-                {"kem": "ML-KEM-768", "passphrase": "pw", "passphrase_confirm": "pw"}
+                {"kem": "ML-KEM-768", "passphrase": "pw long enough", "passphrase_confirm": "pw long enough"}
             )
 
             async def mint() -> tuple[int, str]:

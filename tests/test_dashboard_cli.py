@@ -126,7 +126,7 @@ def test_run_dashboard_with_a_simulated_node(tmp_path: Path) -> None:
             lambda s: s["nodes"] and s["nodes"][0].get("frames_accepted", 0) > 0,
         )
         (node,) = status["nodes"]
-        assert node["label"] == "sim1" and node["link"] == "open" and node["connected"] is True
+        assert node["label"] == "sim1" and node["link"] == "linked" and node["connected"] is True
         assert node["link_state"] == "linked" and node["link_reason"] == ""
         assert {s["name"] for s in node["sources"]} == {
             "node:sim1:adc",
@@ -170,7 +170,7 @@ def test_run_dashboard_with_a_simulated_node(tmp_path: Path) -> None:
         adc = lambda s: next(r for r in s["sources"] if r["name"] == "node:sim1:adc")["samples"]  # noqa: E731
         seen = adc(get_json(base + "api/status"))
         status = poll(base + "api/status", lambda s: adc(s) > seen)
-        assert status["nodes"][0]["link"] == "open"
+        assert status["nodes"][0]["link"] == "linked"
         run.send_signal(signal.SIGTERM)  # `run` stops cleanly on SIGTERM, dashboard and all
         assert run.wait(timeout=60) == 0
     finally:

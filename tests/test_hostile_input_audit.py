@@ -31,7 +31,12 @@ from chaosmagnet.errors import AuditError, BundleError, ConfigError
 from chaosmagnet.eventlog import JsonLineLog
 from chaosmagnet.minting.bundle import load_bundle, verify_bundle
 from chaosmagnet.minting.canonical import file_json
-from chaosmagnet.nodes.protocol import FrameType, encode_frame
+from chaosmagnet.nodes.protocol import (
+    FrameType,
+    derive_session,
+    encode_frame,
+    encode_handshake,
+)
 from chaosmagnet.nodes.registry import NodeRecord, NodeRegistry, registry_transaction
 from chaosmagnet.nodes.sources import build_node_sources
 from mint_helpers import PASSPHRASE, ScriptedSource, make_minted, uniform
@@ -132,7 +137,9 @@ def test_bundle_with_odd_secret_key_and_hostile_fingerprint(
     odd = tmp_path / "odd.json"
     odd.write_bytes(file_json(doc))
     monkeypatch.setenv("CHAOS_PASSPHRASE", PASSPHRASE)
-    assert "malformed" in one_line_error(capsys, "export", str(odd), "--secret")
+    assert "malformed" in one_line_error(
+        capsys, "export", str(odd), "--secret", "--keys", str(minted.keys)
+    )
 
     doc = json.loads(minted.bundle.path.read_text())
     doc["host"]["fingerprint"] = "\x1b]0;owned\x07\x1b[2J" + "0" * 50
@@ -253,8 +260,9 @@ def test_random_to_a_full_device_gives_one_line(home: Path) -> None:
 class _FakeLink:
     def __init__(self, port: str, on_bytes: Any, **_: Any) -> None:
         self.on_bytes = on_bytes
-        self.state = "open"
+        self.state = "linked"
         self.connects = 1
+        self.is_open = True
 
     def write(self, data: bytes) -> bool:
         return True
@@ -262,9 +270,17 @@ class _FakeLink:
 
 def test_hostile_node_status_frames_cannot_break_the_node_sources() -> None:
     record = NodeRecord("hostile", b"\x05" * 8, NODE_KEY, "um_feathers3", "/dev/null")
-    sources = build_node_sources(record, link_factory=_FakeLink)
+    sources = build_node_sources(record, link_factory=_FakeLink, boot_store=None)
     connection = sources[0].connection  # type: ignore[attr-defined]
-    nonce = b"\x06" * 8
+    challenge, boot_nonce, link_nonce = b"\x09" * 16, b"\x06" * 8, b"\x08" * 8
+    connection.session.hello(challenge)
+    connection._on_bytes(
+        encode_handshake(NODE_KEY, record.node_id, challenge, boot_nonce, link_nonce, 1)
+    )
+    assert connection.link_state == "linked"
+    session_key, nonce = derive_session(
+        NODE_KEY, record.node_id, challenge, boot_nonce, link_nonce, 1
+    )
     payloads = [
         b"[" * 2000,  # too deep for the JSON parser
         b'{"sources": 5}',
@@ -273,14 +289,14 @@ def test_hostile_node_status_frames_cannot_break_the_node_sources() -> None:
         b'{"a": ' + b"[" * 600 + b"]" * 600 + b"}",  # deep but parseable
     ]
     for seq, payload in enumerate(payloads, 1):
-        frame = encode_frame(NODE_KEY, record.node_id, nonce, seq, FrameType.STATUS, 0, 0, 0, 0,
+        frame = encode_frame(session_key, record.node_id, nonce, seq, FrameType.STATUS, 0, 0, 0, 0,
                              0, 0, 0, payload)  # fmt: skip
         connection._on_bytes(frame)
         for source in sources:
             details = source.details()
             text = json.dumps(details, default=str)
             assert "\x1b" not in text and "\\u001b" not in text, text
-        assert connection.parser.frames_accepted == seq
+        assert connection.parser.frames_accepted == seq + 1  # and the handshake
         if b'"fw"' in payload:  # shown, escaped
             assert sources[0].details()["firmware"] == "\\x1b]0;owned\\x07"
     assert connection.status == {"a": [[[None]]]}  # kept at most four levels deep
@@ -302,7 +318,7 @@ def test_nodes_status_prints_hostile_status_safely(
             "frames": "\x1b[2J",
             "sources": [5, {"name": "\x1b[1madc", "rate": "\x07", "on": True, "h": {"a": 1}}],
         }
-        link = {"link": "open", "verified": True, "frames": 3, "drops": {}, "lost_frames": 0}
+        link = {"link": "linked", "verified": True, "frames": 3, "drops": {}, "lost_frames": 0}
         return {"link": link, "status": status, "replies": []}
 
     monkeypatch.setattr(node_sources, "probe_node", fake_probe)

@@ -58,7 +58,7 @@ def test_provenance_records_sources_fill_and_commitment(minted) -> None:
 
 def test_sealed_bundle_does_not_contain_the_seed(minted) -> None:
     raw = minted.bundle.path.read_text()
-    secret, encoding = export_secret_key(minted.bundle.path, Unsealer(PASSPHRASE), "kem", "raw")
+    secret, encoding = export_secret_key(minted.bundle.path, Unsealer(PASSPHRASE), "kem", "raw", identity=minted.public)
     assert encoding == "seed" and len(secret) == 64
     assert secret.hex() not in raw
     assert secret.hex() not in minted.log.read_text()
@@ -129,7 +129,7 @@ def test_signature_list_manipulations_fail(minted, tmp_path: Path) -> None:
 
 
 def test_other_identity_is_rejected(minted, tmp_path: Path) -> None:
-    other = asyncio.run(create_identity(tmp_path / "keys", FullPool(), Sealer("x", FAST_SCRYPT)))
+    other = asyncio.run(create_identity(tmp_path / "keys", FullPool(), Sealer(PASSPHRASE, FAST_SCRYPT)))
     report = verify_bundle(minted.bundle.path, other.public, audit_log=None)
     assert not report.ok
     assert any("not by identity" in p for p in report.problems)
@@ -162,7 +162,7 @@ def test_export_round_trip_with_cryptography(minted, tmp_path: Path) -> None:
     )
     shared, ciphertext = mlkem.MLKEM768PublicKey.from_public_bytes(raw_public).encapsulate()
 
-    pem, encoding = export_secret_key(minted.bundle.path, Unsealer(PASSPHRASE), "kem", "pem")
+    pem, encoding = export_secret_key(minted.bundle.path, Unsealer(PASSPHRASE), "kem", "pem", identity=minted.public)
     assert encoding == "pkcs8" and pem.startswith(b"-----BEGIN PRIVATE KEY-----")
     private = load_pem_private_key(pem, password=None)
     assert private.decapsulate(ciphertext) == shared
@@ -175,7 +175,7 @@ def test_export_signing_key_signs_verifiably(minted) -> None:
     )
 
     private = load_pem_private_key(
-        export_secret_key(minted.bundle.path, Unsealer(PASSPHRASE), "signing")[0], None
+        export_secret_key(minted.bundle.path, Unsealer(PASSPHRASE), "signing", identity=minted.public)[0], None
     )
     public = load_pem_public_key(export_public_key(minted.bundle.path, "signing"))
     public.verify(private.sign(b"hello"), b"hello")
@@ -183,7 +183,7 @@ def test_export_signing_key_signs_verifiably(minted) -> None:
 
 def test_export_with_wrong_passphrase(minted) -> None:
     with pytest.raises(SealError, match="wrong passphrase"):
-        export_secret_key(minted.bundle.path, Unsealer("not it"), "kem")
+        export_secret_key(minted.bundle.path, Unsealer("not it"), "kem", identity=minted.public)
 
 
 def test_identity_wrong_passphrase(minted) -> None:
@@ -204,7 +204,7 @@ def test_file_modes(minted) -> None:
 def test_identity_is_never_overwritten(minted) -> None:
     before = (minted.keys / "identity" / "identity.json").read_bytes()
     with pytest.raises(IdentityError, match="already exists"):
-        asyncio.run(create_identity(minted.keys, FullPool(), Sealer("x", FAST_SCRYPT)))
+        asyncio.run(create_identity(minted.keys, FullPool(), Sealer(PASSPHRASE, FAST_SCRYPT)))
     assert (minted.keys / "identity" / "identity.json").read_bytes() == before
 
 
@@ -218,7 +218,7 @@ def test_unsealed_bundle_and_unseeded_backend(tmp_path: Path) -> None:
     assert "cannot be seeded" in doc["provenance"]["keys"]["kem"]["randomness"]
     assert doc["provenance"]["keys"]["kem"]["draw"] is None
     assert verify_bundle(minted.bundle.path, minted.public, audit_log=minted.log).ok
-    secret, encoding = export_secret_key(minted.bundle.path, None, "kem", "raw")
+    secret, encoding = export_secret_key(minted.bundle.path, None, "kem", "raw", identity=minted.public)
     assert encoding == "expanded" and len(secret) == 1632
     with pytest.raises(BundleError, match="use --format raw"):
-        export_secret_key(minted.bundle.path, None, "kem", "pem")
+        export_secret_key(minted.bundle.path, None, "kem", "pem", identity=minted.public)

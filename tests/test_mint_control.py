@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from chaosmagnet.config import Config
-from chaosmagnet.control import ControlSeedSource, ControlServer, default_socket_path, probe
+from chaosmagnet.control import ControlSeedSource, ControlServer, default_socket_path, home_key, probe
 from chaosmagnet.engine import Engine
 from chaosmagnet.errors import ControlError, PoolError
 from chaosmagnet.minting.host import host_seed_source
@@ -179,7 +179,12 @@ def test_default_socket_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     monkeypatch.setenv("CHAOS_CONTROL_SOCKET", str(tmp_path / "x.sock"))
     assert default_socket_path() == tmp_path / "x.sock"
     monkeypatch.delenv("CHAOS_CONTROL_SOCKET")
+    monkeypatch.setenv("CHAOS_HOME", str(tmp_path / "home-a"))
+    key = home_key()
+    assert len(key) == 16 and key == home_key(tmp_path / "home-a")
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
-    assert default_socket_path() == tmp_path / "chaosmagnet" / "control.sock"
+    assert default_socket_path() == tmp_path / "chaosmagnet" / key / "control.sock"
     monkeypatch.delenv("XDG_RUNTIME_DIR")
-    assert default_socket_path() == Path("/tmp") / f"chaosmagnet-{os.getuid()}" / "control.sock"
+    assert default_socket_path() == Path("/tmp") / f"chaosmagnet-{os.getuid()}" / key / "control.sock"
+    monkeypatch.setenv("CHAOS_HOME", str(tmp_path / "home-b"))
+    assert home_key() != key  # one pool per home

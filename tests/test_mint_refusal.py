@@ -16,7 +16,7 @@ from chaosmagnet.minting.mint import MintOptions, mint_bundle, mint_bundles
 from chaosmagnet.minting.sealing import Sealer
 from chaosmagnet.minting.seeds import EngineSeedSource, PoolSeedSource
 from chaosmagnet.pool import EntropyPool
-from mint_helpers import FAST_SCRYPT, FullPool, ScriptedSource, make_minted, uniform
+from mint_helpers import FAST_SCRYPT, PASSPHRASE, FullPool, ScriptedSource, make_minted, uniform
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def _mint(minted, source, out: Path, **options) -> None:
             opts,
             seed_source=source,
             identity=minted.identity,
-            sealer=Sealer("x", FAST_SCRYPT),
+            sealer=Sealer(PASSPHRASE, FAST_SCRYPT),
             audit=minted.audit,
         )
     )
@@ -55,7 +55,7 @@ def test_too_little_credit_times_out(minted, tmp_path: Path) -> None:
                 opts,
                 seed_source=PoolSeedSource(pool),
                 identity=minted.identity,
-                sealer=None if not opts.seal else Sealer("x", FAST_SCRYPT),
+                sealer=None if not opts.seal else Sealer(PASSPHRASE, FAST_SCRYPT),
                 audit=minted.audit,
                 on_progress=lambda what, have, need: progress.append((have, need)),
             )
@@ -136,7 +136,7 @@ def test_count_mints_each_from_its_own_draw(minted, tmp_path: Path) -> None:
             opts,
             seed_source=source,
             identity=minted.identity,
-            sealer=Sealer("x", FAST_SCRYPT),
+            sealer=Sealer(PASSPHRASE, FAST_SCRYPT),
             audit=AuditLog(tmp_path / "audit.jsonl", minted.identity.audit_signer),
         )
     )

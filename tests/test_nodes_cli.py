@@ -105,10 +105,10 @@ def test_esptool_accepts_the_built_commands() -> None:
     assert "ADDRESS" in proc.stdout.upper()
 
 
-def test_mpremote_command_and_staging_keep_the_key_off_argv() -> None:
+def test_mpremote_command_and_staging_keep_the_key_off_argv_and_off_the_file_system() -> None:
     board = load_board("seeed_xiao_esp32s3")
     key = bytes(range(32))
-    config = node_config(bytes(8), key, board, "x1")
+    config = node_config(bytes(8), None, board, "x1")
     argv = mpremote_deploy_command("/dev/ttyACM1")
     assert argv[:5] == [sys.executable, "-m", "mpremote", "connect", "/dev/ttyACM1"]
     assert key.hex() not in " ".join(argv)
@@ -118,13 +118,20 @@ def test_mpremote_command_and_staging_keep_the_key_off_argv() -> None:
         "fs cp boot.py :boot.py",
         "fs cp main.py :main.py",
         "fs cp chaosnode.json :chaosnode.json",
+        "run chaosnode_provision.py",  # the key, into NVS; the script is never copied
         "reset",
     ]
-    with stage_firmware(config) as stage:
+    assert "run chaosnode_provision.py" not in " ".join(mpremote_deploy_command("p", False))
+    with pytest.raises(ValueError), stage_firmware(node_config(bytes(8), key, board, "x1")):
+        pass
+    with stage_firmware(config, key) as stage:
         cfg = stage / "chaosnode.json"
         assert stat.S_IMODE(cfg.stat().st_mode) == 0o600
-        assert json.loads(cfg.read_text())["key"] == key.hex()
+        assert "key" not in json.loads(cfg.read_text())
         assert json.loads(cfg.read_text())["adc_pin"] == 1
+        provision = stage / "chaosnode_provision.py"
+        assert stat.S_IMODE(provision.stat().st_mode) == 0o600
+        assert key.hex() in provision.read_text() and "esp32.NVS" in provision.read_text()
         assert (stage / "main.py").exists() and (stage / "lib" / "chaosnode" / "node.py").exists()
         assert not list(stage.rglob("__pycache__"))
     assert not stage.exists()
@@ -273,6 +280,10 @@ def test_deploy_dry_run_keeps_or_rotates_key(home: Path) -> None:
     for out in (kept.output, rotated.output, new.output):
         assert bytes(range(100, 132)).hex() not in out
         assert "mpremote connect /dev/ttyACM0" in out
+    assert "key is not sent" in kept.output and "run chaosnode_provision.py" not in kept.output
+    for out in (rotated.output, new.output):
+        assert "sent once over USB into the board's NVS" in out
+        assert "run chaosnode_provision.py" in out
     assert NodeRegistry().get("n1").key == bytes(range(100, 132))  # dry run changed nothing
 
 

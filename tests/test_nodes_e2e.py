@@ -22,46 +22,9 @@ from chaosmagnet.config import Config
 from chaosmagnet.engine import Engine
 from chaosmagnet.nodes.registry import NodeRegistry
 from chaosmagnet.nodes.sources import NodeSource, build_node_sources, resolve_nodes
+from nodes_helpers import SimProcess
 
 pytestmark = pytest.mark.slow
-
-
-class SimProcess:
-    """A `chaos-host nodes simulate` process and its registered node."""
-
-    def __init__(self, home: Path, label: str, fault: str | None) -> None:
-        self.label = label
-        self.link = home / f"port-{label}"
-        env = dict(os.environ, CHAOS_HOME=str(home))
-        args = [
-            sys.executable,
-            "-m",
-            "chaosmagnet",
-            "nodes",
-            "simulate",
-            "--label",
-            label,
-            "--link",
-            str(self.link),
-        ]
-        if fault:
-            args += ["--fault", fault]
-        self.proc = subprocess.Popen(
-            args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"simulator exited: {self.proc.stderr.read()}")
-            if self.link.exists() and NodeRegistry().find(label) is not None:
-                return
-            time.sleep(0.05)
-        raise AssertionError("simulator did not start")
-
-    def stop(self) -> str:
-        self.proc.send_signal(signal.SIGTERM)
-        out, err = self.proc.communicate(timeout=20)
-        return out + err
 
 
 @pytest.fixture

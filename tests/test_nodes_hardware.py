@@ -33,10 +33,10 @@ def node_record(node_port: str, request: pytest.FixtureRequest) -> NodeRecord:
 def test_real_node_answers_hello_with_verified_status(node_record: NodeRecord) -> None:
     result = asyncio.run(probe_node(node_record, timeout=5.0))
     assert result["link"]["verified"], (
-        "no STATUS echoing our challenge: wrong key or firmware not running"
+        "no verified handshake: wrong key (NVS), or firmware not running"
     )
     status = result["status"]
-    assert status["proto"] == 1
+    assert status["proto"] == 2
     assert {s["name"] for s in status["sources"]} == {"adc", "rng", "jitter"}
     assert result["link"]["drops"].get("bad_tag", 0) == 0
 

@@ -16,9 +16,11 @@ import pytest
 from chaosmagnet.cli.view import node_links, render, status_line, summary_lines
 from chaosmagnet.config import Config
 from chaosmagnet.engine import Engine
-from chaosmagnet.nodes.sources import NodeSource, build_node_sources, resolve_nodes
+from chaosmagnet.nodes.protocol import FrameType, derive_session, encode_frame, encode_handshake
+from chaosmagnet.nodes.registry import NodeRecord
+from chaosmagnet.nodes.sources import NodeConnection, NodeSource, build_node_sources, resolve_nodes
 from rich.console import Console
-from test_nodes_e2e import SimProcess
+from nodes_helpers import SimProcess
 
 pytestmark = pytest.mark.slow
 
@@ -104,3 +106,65 @@ def _render(snapshot: dict) -> str:
     console = Console(width=200, record=True)
     console.print(render(snapshot))
     return console.export_text()
+
+
+class _ToggleLink:
+    """A transport whose openness the test sets; it records what the host writes."""
+
+    def __init__(self, port: str, on_bytes, **callbacks) -> None:  # type: ignore[no-untyped-def]
+        self.state = "idle"
+        self.connects = 0
+        self.is_open = False
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> bool:
+        self.written.append(data)
+        return self.is_open
+
+
+def test_only_a_verified_handshake_links_and_refresh_leaves_handshake_alone() -> None:
+    """Merged trust + ports rule: ``linked`` comes only from this connection's verified
+    handshake (an accepted frame of an earlier session does not bring it back after the
+    node was lost to silence), and refreshing the link state never changes ``handshake``."""
+    key, node_id = bytes(range(32)), b"\x0a" * 8
+    record = NodeRecord("tog", node_id, key, "um_feathers3", "/dev/null")
+    now = [100.0]
+    connection = NodeConnection(
+        record, link_factory=_ToggleLink, boot_store=None, clock=lambda: now[0]
+    )
+    link = connection.link
+    assert connection.refresh_link_state() == "waiting" and connection.link_reason == "not started"
+
+    link.is_open, link.state, link.connects = True, "linked", 1
+    connection._on_connect()
+    assert connection.link_state == "handshake" and connection.hellos == 1
+    assert link.written and link.written[-1].startswith(b"hello ")
+    now[0] += 60  # long silence while the handshake is pending: still handshake
+    assert connection.refresh_link_state() == "handshake" and not connection.verified
+    forged = encode_frame(key, node_id, b"\x01" * 8, 1, FrameType.STATUS, 0, 0, 0, 0, 0, 0, 0, b"{}")
+    connection._on_bytes(forged)  # tagged with the node key, not a session key: dropped
+    assert connection.parser.frames_accepted == 0 and connection.link_state == "handshake"
+
+    challenge, boot_nonce, link_nonce = b"\x09" * 16, b"\x06" * 8, b"\x08" * 8
+    connection.session.hello(challenge)
+    connection._on_bytes(encode_handshake(key, node_id, challenge, boot_nonce, link_nonce, 1))
+    assert connection.refresh_link_state() == "linked" and connection.verified
+    assert connection.link_reason == ""
+
+    now[0] += connection.stale_seconds + 0.5  # silent while linked: lost
+    assert connection.refresh_link_state() == "lost" and not connection.verified
+    assert "no frames" in connection.link_reason
+    session_key, session_id = derive_session(key, node_id, challenge, boot_nonce, link_nonce, 1)
+    late = encode_frame(session_key, node_id, session_id, 1, FrameType.STATUS, 0, 0, 0, 0, 0, 0, 0, b"{}")
+    connection._on_bytes(late)  # a frame of the old session is accepted...
+    assert connection.parser.frames_accepted == 2
+    assert connection.refresh_link_state() == "lost"  # ...but does not link the node again
+
+    challenge2, link_nonce2 = b"\x07" * 16, b"\x05" * 8
+    connection.session.hello(challenge2)
+    connection._on_bytes(encode_handshake(key, node_id, challenge2, boot_nonce, link_nonce2, 1))
+    assert connection.refresh_link_state() == "linked"
+
+    link.is_open, link.state = False, "lost"
+    connection._on_disconnect()
+    assert connection.refresh_link_state() == "lost" and connection.link_reason == "port closed"

@@ -27,7 +27,7 @@ from chaosmagnet.control import ControlSeedSource, ControlServer
 from chaosmagnet.dashboard import TOKEN_HEADER
 from chaosmagnet.errors import UsageError
 from chaosmagnet.minting.export import export_secret_key
-from chaosmagnet.minting.identity import identity_dir, load_identity
+from chaosmagnet.minting.identity import identity_dir, load_identity, load_identity_public
 from chaosmagnet.minting.sealing import Unsealer
 from chaosmagnet.nodes.registry import NodeRecord, NodeRegistry, registry_transaction
 from chaosmagnet.nodes.sources import build_node_sources
@@ -45,6 +45,7 @@ class _IdleLink:
     def __init__(self, port: str, on_bytes: Any, **_: Any) -> None:
         self.state = "waiting"
         self.connects = 0
+        self.is_open = False
         self._closed = asyncio.Event()
 
     def write(self, data: bytes) -> bool:
@@ -126,8 +127,9 @@ def test_no_secret_in_logs_api_metrics_or_streams(tmp_path: Path, monkeypatch: p
     bundle_name = asyncio.run(scenario())
     bundle = tmp_path / "keys" / bundle_name
     unsealer = Unsealer(PASS)
-    kem_seed, _ = export_secret_key(bundle, unsealer, "kem", "raw")
-    sign_seed, _ = export_secret_key(bundle, unsealer, "signing", "raw")
+    public = load_identity_public(tmp_path / "keys")
+    kem_seed, _ = export_secret_key(bundle, unsealer, "kem", "raw", identity=public)
+    sign_seed, _ = export_secret_key(bundle, unsealer, "signing", "raw", identity=public)
     identity = load_identity(tmp_path / "keys", unsealer)
     identity_secrets = [s.secret for s in identity._signers]
     secrets_hex = [kem_seed.hex(), sign_seed.hex(), NODE_KEY.hex()]
@@ -183,7 +185,7 @@ def test_export_secret_refuses_a_terminal(tmp_path: Path) -> None:
 
     minted = make_minted(tmp_path)
     bundle = str(minted.bundle.path)
-    env = {**os.environ, "CHAOS_PASSPHRASE": "correct horse battery staple"}
+    env = {**os.environ, "CHAOS_PASSPHRASE": "correct horse battery staple", "CHAOS_HOME": str(tmp_path)}
     for fmt in ("pem", "raw"):
         master, slave = pty.openpty()
         try:

@@ -21,28 +21,41 @@ Secrets never go here: byte values are refused.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaosmagnet.errors import AuditError, IdentityError, UsageError
+from chaosmagnet.errors import AuditError, AuditHeadError, IdentityError, UsageError
 from chaosmagnet.eventlog import data_dir, logs_dir
 from chaosmagnet.minting.canonical import canonical_json, digest_hex, file_json, from_hex
 from chaosmagnet.minting.identity import (
+    IDENTITY_FILE,
     HostIdentity,
     IdentityPublic,
     SecretKeyHandle,
+    identity_dir,
     load_audit_signer,
+    remove_identity_files,
     utc_now,
 )
 from chaosmagnet.pqc import backend_for
-from chaosmagnet.securefile import PRIVATE_FILE_MODE, ensure_private_dir, write_private_file
+from chaosmagnet.securefile import (
+    PRIVATE_FILE_MODE,
+    check_writable_dir,
+    ensure_private_dir,
+    fsync_dir,
+    remove_stale_temporaries,
+    write_boundary,
+    write_private_file,
+)
 
 ENTRY_DOMAIN = b"chaosmagnet.audit/1\n"
 SIGNATURE_DOMAIN = b"chaosmagnet.audit.signature/1\n"
@@ -74,6 +87,14 @@ def _clean(value: Any, where: str) -> Any:
     return str(value)
 
 
+@dataclass
+class PendingEntry:
+    """The next audit entry, not yet appended, and the files written for it."""
+
+    entry: dict[str, Any]
+    written: list[Path] = field(default_factory=list)
+
+
 class AuditLog:
     """Appends signed, hash-chained entries to one audit.jsonl file."""
 
@@ -95,12 +116,21 @@ class AuditLog:
         ensure_private_dir(self.path.parent)
         lock_path = self.path.with_name(self.path.name + ".lock")
         with self._lock:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                fd = os.open(
+                    lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE_MODE
+                )
+            except OSError as exc:
+                raise AuditError(f"cannot lock {lock_path}: {exc.strerror}") from None
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                except OSError as exc:
+                    raise AuditError(f"cannot lock {lock_path}: {exc.strerror}") from None
                 yield
             finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+                with contextlib.suppress(OSError):
+                    fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)
 
     def _sign(self, entry_hash_hex: str) -> tuple[str | None, str | None]:
@@ -110,7 +140,11 @@ class AuditLog:
         return digest_hex(self.signer.public_key)[:16], value
 
     def _last(self) -> dict[str, Any] | None:
-        """The last entry in the file (read from the end), or None if the log is empty."""
+        """The last entry in the file (read from the end), or None if the log is empty.
+
+        AuditError when the file ends in a torn entry (no final newline) or its
+        last line is damaged: appending after either would corrupt the chain.
+        """
         try:
             with open(self.path, "rb") as handle:
                 handle.seek(0, os.SEEK_END)
@@ -122,6 +156,12 @@ class AuditLog:
             return None
         except OSError as exc:
             raise AuditError(f"{self.path}: {exc.strerror}") from None
+        if tail and not tail.endswith(b"\n"):
+            torn = len(tail) - (tail.rfind(b"\n") + 1)
+            raise AuditError(
+                f"{self.path} ends in a torn entry ({torn} bytes without a final newline); "
+                "run `chaos-host audit repair`"
+            )
         lines = [line for line in tail.split(b"\n") if line.strip()]
         if not lines:
             return None
@@ -134,36 +174,115 @@ class AuditLog:
             ) from None
         return last
 
+    def _next_entry(self, event: str, clean: dict[str, Any]) -> dict[str, Any]:
+        last = self._last()
+        seq = 1 if last is None else int(last["seq"]) + 1
+        prev = GENESIS if last is None else str(last["hash"])
+        stamp = utc_now()
+        digest = entry_hash(seq, stamp, event, clean, prev)
+        signer, signature = self._sign(digest)
+        return {
+            "seq": seq,
+            "time": stamp,
+            "event": event,
+            "fields": clean,
+            "prev": prev,
+            "hash": digest,
+            "signer": signer,
+            "signature": signature,
+        }
+
+    def _append(self, entry: dict[str, Any]) -> None:
+        """Append one whole line in one write on an O_APPEND file, fsynced; all or nothing.
+
+        A short or failed write (a full disk) is cut back to the previous size,
+        so the log never keeps a torn entry that this process could undo.
+        """
+        data = canonical_json(entry) + b"\n"
+        try:
+            fd = os.open(
+                self.path,
+                os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
+                PRIVATE_FILE_MODE,
+            )
+        except OSError as exc:
+            raise AuditError(f"cannot append to {self.path}: {exc.strerror}") from None
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                written = os.write(fd, data)
+                if written != len(data):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                os.fsync(fd)
+            except OSError as exc:
+                try:
+                    os.ftruncate(fd, size)
+                    os.fsync(fd)
+                    outcome = "nothing was appended"
+                except OSError:
+                    outcome = "the log may end in a torn entry: run `chaos-host audit repair`"
+                raise AuditError(
+                    f"cannot append to {self.path}: {exc.strerror}; {outcome}"
+                ) from None
+        finally:
+            os.close(fd)
+        write_boundary("audit entry appended")
+
     def record(self, event: str, **fields: Any) -> dict[str, Any]:
         """Append one entry for ``event`` with ``fields``; returns the entry (seq, hash, ...)."""
         clean = _clean(fields, event)
         with self._locked():
-            last = self._last()
-            seq = 1 if last is None else int(last["seq"]) + 1
-            prev = GENESIS if last is None else str(last["hash"])
-            stamp = utc_now()
-            digest = entry_hash(seq, stamp, event, clean, prev)
-            signer, signature = self._sign(digest)
-            entry = {
-                "seq": seq,
-                "time": stamp,
-                "event": event,
-                "fields": clean,
-                "prev": prev,
-                "hash": digest,
-                "signer": signer,
-                "signature": signature,
-            }
-            try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE_MODE)
-                with os.fdopen(fd, "ab") as handle:
-                    handle.write(canonical_json(entry) + b"\n")
-                    handle.flush()
-                    os.fsync(handle.fileno())
-            except OSError as exc:
-                raise AuditError(f"cannot append to {self.path}: {exc.strerror}") from None
-            self._write_head(seq, digest)
+            entry = self._next_entry(event, clean)
+            self._append(entry)
+            self._update_head(entry)
         return entry
+
+    @contextlib.contextmanager
+    def reserve(self, event: str, **fields: Any) -> Iterator[PendingEntry]:
+        """Hold the lock, build the next entry, let the caller write its file(s), then append.
+
+        This is the write order that cannot lie: whatever the entry records
+        (a bundle) is written and fsynced before the entry exists.  Files the
+        caller lists in ``pending.written`` are removed again if the entry
+        cannot be appended, so a failure leaves neither.
+        """
+        clean = _clean(fields, event)
+        with self._locked():
+            pending = PendingEntry(self._next_entry(event, clean))
+            yield pending
+            try:
+                self._append(pending.entry)
+            except AuditError as exc:
+                for path in pending.written:
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
+                        fsync_dir(path.parent)
+                removed = ", ".join(p.name for p in pending.written)
+                raise AuditError(f"{exc}{f' ({removed} removed again)' if removed else ''}") from None
+            self._update_head(pending.entry)
+
+    def check_writable(self) -> None:
+        """Before anything is made: AuditError/UsageError unless entries can be appended here.
+
+        Checks that logs/ exists (creating it 0700) and takes files, that the
+        log, its head and its lock are files (not folders), and that the log
+        does not end in a torn or damaged entry.
+        """
+        with self._locked():
+            for path in (self.path, self.head_path):
+                if path.is_dir():
+                    raise AuditError(f"{path} is a folder, not a file")
+            check_writable_dir(self.path.parent)
+            self._last()
+
+    def _update_head(self, entry: dict[str, Any]) -> None:
+        try:
+            self._write_head(entry["seq"], entry["hash"])
+        except UsageError as exc:
+            raise AuditHeadError(
+                f"entry {entry['seq']} was recorded, but {exc}; "
+                "`chaos-host audit repair` rewrites the head"
+            ) from None
 
     def _write_head(self, seq: int, digest: str) -> None:
         if self.signer is None:
@@ -213,7 +332,7 @@ class AuditLog:
             for entry in pending:
                 entry["signer"], entry["signature"] = self._sign(entry["hash"])
             write_private_file(self.path, b"".join(canonical_json(e) + b"\n" for e in entries))
-            self._write_head(entries[-1]["seq"], entries[-1]["hash"])
+            self._update_head(entries[-1])
         return len(pending)
 
 
@@ -226,6 +345,10 @@ class AuditReport:
     signed: int = 0
     last_seq: int = 0
     problems: list[str] = field(default_factory=list)
+    repairable: list[str] = field(default_factory=list)  # the problems `audit repair` fixes
+    torn_tail: int = 0  # bytes after the last newline
+    head_state: str = "ok"  # ok, missing or damaged
+    authentic: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -301,13 +424,38 @@ def _ranges(values: list[int]) -> list[str]:
 
 
 def verify_audit_log(
-    path: Path, identity: IdentityPublic, *, head_path: Path | None = None
+    path: Path,
+    identity: IdentityPublic,
+    *,
+    head_path: Path | None = None,
+    keys_dir: Path | None = None,
 ) -> AuditReport:
-    """Check every entry, the chain and the head.
+    """Check every entry, the chain and the head; with ``keys_dir`` also the files.
 
-    Names each entry that was changed, removed, reordered or inserted.
+    Names each entry that was changed, removed, reordered or inserted, and a
+    torn last line.  With ``keys_dir`` (the folder holding identity/ and the
+    bundles) it also names every mint entry whose bundle is missing, every
+    bundle of this identity without its mint entry, and an identity without
+    its identity_created entry (a missing log then counts as empty).
     """
     path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        if keys_dir is None:
+            raise AuditError(f"{path} not found") from None
+        raw = b""
+    except OSError as exc:
+        raise AuditError(f"{path}: {exc.strerror}") from None
+    report = _verify_bytes(raw, identity, head_path or path.with_name(path.stem + ".head.json"))
+    if keys_dir is not None:
+        for finding in file_findings(path, identity, Path(keys_dir), report.authentic):
+            report.problems.append(finding.message)
+            report.repairable.append(finding.message)
+    return report
+
+
+def _verify_bytes(raw: bytes, identity: IdentityPublic, head_file: Path) -> AuditReport:
     report = AuditReport()
     cert_problems = identity.audit_key_problems()
     report.problems += cert_problems
@@ -315,16 +463,29 @@ def verify_audit_log(
     if not cert_problems and identity.audit_key is not None:
         audit_pk = identity.audit_key.public_key
         key_id = identity.audit_key.key_id
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise AuditError(f"{path} not found") from None
-    except OSError as exc:
-        raise AuditError(f"{path}: {exc.strerror}") from None
     raw_lines = raw.split(b"\n")
+    torn: bytes | None = None
     if raw_lines and raw_lines[-1] == b"":
         raw_lines.pop()
+    elif raw_lines:
+        torn = raw_lines[-1]  # no final newline: a write that did not finish, or an edit
     lines = [_parse_line(i, line, audit_pk, key_id) for i, line in enumerate(raw_lines, 1)]
+    if torn is not None:
+        last = lines[-1]
+        if last.authentic:
+            message = (
+                f"entry {last.seq} (line {last.number}) has no final newline: "
+                "run `chaos-host audit repair`"
+            )
+        else:
+            lines.pop()
+            message = (
+                f"line {last.number} is a torn entry ({len(torn)} bytes without a final "
+                "newline): run `chaos-host audit repair`"
+            )
+        report.problems.append(message)
+        report.repairable.append(message)
+        report.torn_tail = len(torn)
     report.entries = len(lines)
     report.signed = sum(1 for line in lines if line.authentic)
 
@@ -379,7 +540,6 @@ def verify_audit_log(
             report.problems.append(f"{label} inserted: {line.why}")
 
     head_seq = None
-    head_file = head_path or path.with_name(path.stem + ".head.json")
     if audit_pk is not None:
         head_seq = _check_head(head_file, audit_pk, key_id, good, report)
     top_present = max(occupied, default=0)
@@ -405,6 +565,7 @@ def verify_audit_log(
                 f"entry {seq} (line {line.number}) does not chain to entry {seq - 1}"
             )
     report.last_seq = max(good, default=0)
+    report.authentic = {seq: line.entry for seq, line in good.items() if line.entry is not None}
     return report
 
 
@@ -417,13 +578,16 @@ def _check_head(
 ) -> int | None:
     if not head_file.exists():
         if good:
-            report.problems.append(
+            message = (
                 f"{head_file.name} is missing: entries removed from the end cannot be ruled out"
             )
+            report.problems.append(message)
+            report.repairable.append(message)
+            report.head_state = "missing"
         return None
     try:
         head = json.loads(head_file.read_text(encoding="utf-8"))
-        body = {"seq": int(head["seq"]), "hash": str(head["hash"])}
+        body: dict[str, Any] = {"seq": int(head["seq"]), "hash": str(head["hash"])}
         signature = from_hex(head["signature"], "head signature", AuditError)
         valid = head.get("signer") == key_id and backend_for(
             "ML-DSA-65", prefer_seeded=False
@@ -431,7 +595,10 @@ def _check_head(
     except (OSError, ValueError, KeyError, TypeError, OverflowError, RecursionError, AuditError):
         valid = False
     if not valid:
-        report.problems.append(f"{head_file.name} is damaged or not signed by the audit key")
+        message = f"{head_file.name} is damaged or not signed by the audit key"
+        report.problems.append(message)
+        report.repairable.append(message)
+        report.head_state = "damaged"
         return None
     seq = body["seq"]
     line = good.get(seq)
@@ -471,6 +638,310 @@ def entry_is_authentic(entry: dict[str, Any], identity: IdentityPublic) -> str |
     return None if line.authentic else line.why
 
 
+# -- the files the trail records -------------------------------------------------
+@dataclass(frozen=True)
+class FileFinding:
+    """A disagreement between the audit trail and the files it records (``kind`` to branch on)."""
+
+    kind: str  # bundle_missing, bundle_unrecorded, identity_unrecorded, identity_missing
+    message: str
+    path: Path
+    subject: str  # bundle id or identity fingerprint
+    seq: int | None = None
+
+
+def home_of(log_path: Path) -> Path:
+    """The folder that holds logs/ (and usually keys/): relative file names in entries start here."""
+    return Path(os.path.abspath(log_path)).parent.parent
+
+
+def recorded_file(log_path: Path, file: Path) -> str:
+    """How an entry names ``file``: relative to the home when inside it, else absolute."""
+    home, absolute = home_of(log_path), Path(os.path.abspath(file))
+    try:
+        return str(absolute.relative_to(home))
+    except ValueError:
+        return str(absolute)
+
+
+def _bundle_location(log_path: Path, keys: Path, fields: dict[str, Any]) -> Path:
+    named = fields.get("file")
+    if isinstance(named, str) and named:
+        path = Path(named)
+        return path if path.is_absolute() else home_of(log_path) / path
+    return keys / f"bundle-{fields['bundle_id']}.json"
+
+
+def _bundle_host(path: Path) -> str | None:
+    try:
+        doc = json.loads(path.read_bytes())
+        host = doc["host"]["fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return None
+    return host if isinstance(host, str) else None
+
+
+def _acknowledged(authentic: dict[int, dict[str, Any]]) -> set[tuple[str, str]]:
+    """(action, subject) pairs that signed `repaired` entries already account for."""
+    out: set[tuple[str, str]] = set()
+    for entry in authentic.values():
+        actions = entry["fields"].get("actions") if entry["event"] == "repaired" else None
+        for action in actions if isinstance(actions, list) else []:
+            if isinstance(action, dict):
+                out.add((str(action.get("action")), str(action.get("subject"))))
+    return out
+
+
+def file_findings(
+    log_path: Path, identity: IdentityPublic, keys: Path, authentic: dict[int, dict[str, Any]]
+) -> list[FileFinding]:
+    """Where the signed entries and the files under ``keys`` disagree (see verify_audit_log)."""
+    acknowledged = _acknowledged(authentic)
+    findings: list[FileFinding] = []
+    minted: dict[str, int] = {}
+    folders = {Path(keys)}
+    for seq, entry in sorted(authentic.items()):
+        fields = entry["fields"]
+        if entry["event"] != "mint" or not isinstance(fields, dict):
+            continue
+        if not isinstance(fields.get("bundle_id"), str):
+            continue
+        bundle_id = fields["bundle_id"]
+        minted[bundle_id] = seq
+        location = _bundle_location(log_path, Path(keys), fields)
+        folders.add(location.parent)
+        if not location.exists() and ("bundle_missing", bundle_id) not in acknowledged:
+            findings.append(
+                FileFinding(
+                    "bundle_missing",
+                    f"entry {seq} (mint) names {location}, which is missing",
+                    location,
+                    bundle_id,
+                    seq,
+                )
+            )
+    for folder in sorted(folders):
+        try:
+            candidates = sorted(folder.glob("bundle-*.json"))
+        except OSError:
+            continue
+        for path in candidates:
+            bundle_id = path.name[len("bundle-") : -len(".json")]
+            if bundle_id in minted or not path.is_file():
+                continue
+            host = _bundle_host(path)
+            if host is not None and host != identity.fingerprint:
+                continue  # another host's bundle, kept here by someone: not ours to account for
+            findings.append(
+                FileFinding(
+                    "bundle_unrecorded",
+                    f"{path} has no mint entry (a mint stopped before its entry was written?)",
+                    path,
+                    bundle_id,
+                )
+            )
+    identity_file = identity_dir(Path(keys)) / IDENTITY_FILE
+    fingerprint = identity.fingerprint
+    recorded = sorted(
+        seq
+        for seq, entry in authentic.items()
+        if entry["event"] == "identity_created"
+        and isinstance(entry["fields"], dict)
+        and entry["fields"].get("identity") == fingerprint
+    )
+    if identity_file.exists():
+        if not recorded and _identity_file_fingerprint(identity_file) in (fingerprint, None):
+            findings.append(
+                FileFinding(
+                    "identity_unrecorded",
+                    f"the host identity {fingerprint[:16]} in {identity_file.parent} has no "
+                    "identity_created entry",
+                    identity_file,
+                    fingerprint,
+                )
+            )
+    elif recorded and ("identity_missing", fingerprint) not in acknowledged:
+        findings.append(
+            FileFinding(
+                "identity_missing",
+                f"entry {recorded[0]} (identity_created) records identity {fingerprint[:16]}, "
+                f"but {identity_file} is missing",
+                identity_file,
+                fingerprint,
+                recorded[0],
+            )
+        )
+    return findings
+
+
+def _identity_file_fingerprint(path: Path) -> str | None:
+    try:
+        value = json.loads(path.read_bytes()).get("fingerprint")
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def identity_fields(public: IdentityPublic) -> dict[str, Any]:
+    """What the identity_created entry records: fingerprint, algorithms, audit key id."""
+    return {
+        "identity": public.fingerprint,
+        "algorithms": [a for a, _ in public.keys],
+        "audit_key": public.audit_key.key_id if public.audit_key else None,
+    }
+
+
+def repair_audit_log(log: AuditLog, identity: IdentityPublic, keys: Path) -> list[dict[str, Any]]:
+    """Bring the trail and its files back into agreement; returns the actions, [] if none.
+
+    A torn last line is moved aside into ``audit.torn-<UTC time>.jsonl`` (or,
+    when it is a whole signed entry that only lacks its newline, completed);
+    bundles without a mint entry are moved into ``unrecorded/`` beside them;
+    an identity without its identity_created entry gets one; a missing or
+    damaged head is rewritten; stale temporary files are removed.  What was
+    done is recorded in one signed ``repaired`` entry.  A complete signed
+    entry is never rewritten, and nothing is touched while the log has
+    problems repair cannot account for (changed, removed, unsigned entries).
+    """
+    if log.signer is None:
+        raise AuditError("no audit key to sign the repair with (keys/identity/audit-key.json)")
+    if identity.audit_key is None or log.signer.public_key != identity.audit_key.public_key:
+        raise AuditError("the audit key is not the one this identity certifies; not repairing")
+    head_file = log.head_path
+    with log._locked():
+        try:
+            raw = log.path.read_bytes()
+        except FileNotFoundError:
+            raw = b""
+        except OSError as exc:
+            raise AuditError(f"{log.path}: {exc.strerror}") from None
+        cut = raw.rfind(b"\n") + 1 if raw and not raw.endswith(b"\n") else len(raw)
+        report = _verify_bytes(raw, identity, head_file)
+        blocking = [p for p in report.problems if p not in report.repairable]
+        if blocking:
+            raise AuditError(
+                f"{log.path} has problems repair does not touch ({blocking[0]}"
+                f"{f' and {len(blocking) - 1} more' if len(blocking) > 1 else ''}); "
+                "nothing was repaired: see `chaos-host audit verify`"
+            )
+        actions: list[dict[str, Any]] = []
+        torn = raw[cut:]
+        if torn:
+            actions.append(_repair_tail(log, torn, cut, report, identity))
+        if report.head_state != "ok":
+            actions.append(
+                {"action": "head_rewritten", "subject": head_file.name, "was": report.head_state}
+            )
+        late_identity = False
+        folders = [Path(keys), identity_dir(Path(keys)), log.path.parent]
+        for finding in file_findings(log.path, identity, Path(keys), report.authentic):
+            if finding.kind == "bundle_unrecorded":
+                actions.append(_move_bundle_aside(log.path, finding))
+            elif finding.kind == "identity_unrecorded":
+                late_identity = True
+                actions.append({"action": "identity_recorded", "subject": finding.subject})
+            else:  # a recorded file that is gone: nothing to restore, so say so, signed
+                actions.append(
+                    {
+                        "action": finding.kind,
+                        "subject": finding.subject,
+                        "entry": finding.seq,
+                        "file": recorded_file(log.path, finding.path),
+                    }
+                )
+            folders.append(finding.path.parent)
+        removed = remove_stale_temporaries(sorted(set(folders)))
+        if removed:
+            actions.append(
+                {
+                    "action": "temporary_files_removed",
+                    "subject": f"{len(removed)} file(s)",
+                    "files": [recorded_file(log.path, p) for p in removed],
+                }
+            )
+        if not actions:
+            return []
+        if late_identity:
+            entry = log._next_entry(
+                "identity_created",
+                _clean({**identity_fields(identity), "recorded_by": "audit repair"}, "repair"),
+            )
+            log._append(entry)
+        entry = log._next_entry("repaired", _clean({"actions": actions}, "repaired"))
+        log._append(entry)
+        log._update_head(entry)
+    return actions
+
+
+def _repair_tail(
+    log: AuditLog, torn: bytes, cut: int, report: AuditReport, identity: IdentityPublic
+) -> dict[str, Any]:
+    """Complete a whole signed last entry that lacks its newline, else move the torn bytes aside."""
+    audit_key = identity.audit_key
+    assert audit_key is not None
+    line = _parse_line(0, torn, audit_key.public_key, audit_key.key_id)
+    # A whole signed entry that verify already counted as the last link of the chain.
+    fits = (
+        line.authentic
+        and line.entry is not None
+        and line.seq == report.last_seq
+        and report.authentic.get(report.last_seq, {}).get("hash") == line.entry["hash"]
+    )
+    try:
+        if fits:
+            assert line.entry is not None
+            fd = os.open(log.path, os.O_WRONLY | os.O_APPEND)
+            try:
+                if os.write(fd, b"\n") != 1:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            return {"action": "newline_restored", "subject": f"entry {line.seq}"}
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        aside = log.path.with_name(f"{log.path.stem}.torn-{stamp}.jsonl")
+        number = 1
+        while aside.exists():
+            number += 1
+            aside = log.path.with_name(f"{log.path.stem}.torn-{stamp}-{number}.jsonl")
+        write_private_file(aside, torn, overwrite=False)
+        fd = os.open(log.path, os.O_WRONLY)
+        try:
+            os.ftruncate(fd, cut)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise AuditError(f"cannot repair {log.path}: {exc.strerror}") from None
+    write_boundary("torn tail moved aside")
+    return {
+        "action": "torn_tail_moved_aside",
+        "subject": aside.name,
+        "bytes": len(torn),
+        "sha3_256": digest_hex(torn),
+    }
+
+
+def _move_bundle_aside(log_path: Path, finding: FileFinding) -> dict[str, Any]:
+    folder = ensure_private_dir(finding.path.parent / "unrecorded")
+    target = folder / finding.path.name
+    if target.exists():
+        target = folder / f"{finding.path.stem}.{os.urandom(4).hex()}.json"
+    try:
+        os.rename(finding.path, target)
+    except OSError as exc:
+        raise AuditError(f"cannot move {finding.path} aside: {exc.strerror}") from None
+    fsync_dir(folder)
+    fsync_dir(finding.path.parent)
+    write_boundary("unrecorded bundle moved aside")
+    return {
+        "action": "bundle_moved_aside",
+        "subject": finding.subject,
+        "from": recorded_file(log_path, finding.path),
+        "to": recorded_file(log_path, target),
+    }
+
+
 # -- process-wide default log --------------------------------------------------
 def keys_dir() -> Path:
     """The keys/ folder: $CHAOS_HOME/keys, else ./keys."""
@@ -482,15 +953,23 @@ def default_log_path() -> Path:
     return logs_dir() / "audit.jsonl"
 
 
-def record_identity_created(identity: HostIdentity, path: Path | None = None) -> None:
-    """Write the `identity_created` entry (fingerprint, algorithms, audit key) and sign it."""
+def record_identity_created(
+    identity: HostIdentity, path: Path | None = None, *, keys: Path | None = None
+) -> None:
+    """Write the `identity_created` entry (fingerprint, algorithms, audit key) and sign it.
+
+    With ``keys`` (the folder the identity was just created in): when the
+    entry cannot be written, the new identity's files are removed again, so
+    no identity exists without its entry.
+    """
     log = AuditLog(path or default_log_path(), identity.audit_signer)
-    log.record(
-        "identity_created",
-        identity=identity.fingerprint,
-        algorithms=[a for a, _ in identity.public.keys],
-        audit_key=identity.public.audit_key.key_id if identity.public.audit_key else None,
-    )
+    try:
+        log.record("identity_created", **identity_fields(identity.public))
+    except AuditError as exc:
+        if keys is None or isinstance(exc, AuditHeadError):
+            raise
+        remove_identity_files(keys)
+        raise AuditError(f"{exc}; the new identity was removed again") from None
     log.sign_pending()
 
 

@@ -92,7 +92,7 @@ class Config:
 
 
 # Sections other modules own (mint, nodes, dashboard...): kept as raw tables.
-EXTRA_SECTIONS = {"mint", "nodes", "dashboard", "audio", "video", "hid", "mesh"}
+EXTRA_SECTIONS = {"mint", "nodes", "dashboard", "audio", "video", "hid", "mesh", "hwrng", "kernel_feed"}
 
 
 def _number(

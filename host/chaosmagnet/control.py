@@ -1,10 +1,11 @@
 """The local control channel: how `chaos-host mint` draws from a running `chaos-host run`.
 
-One pool per host: while `run` holds the pool, other commands ask it for
-seeds instead of starting the sources a second time.  Transport: a Unix
-domain socket (``$CHAOS_CONTROL_SOCKET``, else ``$XDG_RUNTIME_DIR/chaosmagnet/
-control.sock``, else ``/tmp/chaosmagnet-<uid>/control.sock``) in a 0700
-folder, the socket itself 0600, and the server accepts only peers with the
+One pool per home: while `run` holds a home's pool, other commands in that
+home ask it for seeds instead of starting the sources a second time; runs in
+different homes ($CHAOS_HOME) coexist.  Transport: a Unix domain socket
+(``$CHAOS_CONTROL_SOCKET``, else ``$XDG_RUNTIME_DIR/chaosmagnet/<home key>/
+control.sock``, else ``/tmp/chaosmagnet-<uid>/<home key>/control.sock``, the
+key naming the home) in a 0700 folder, the socket itself 0600, and the server accepts only peers with the
 same uid (or root), checked with SO_PEERCRED; clients likewise accept only a
 server of their own uid (or root), so a socket another user planted is never
 asked for seeds.  Protocol: JSON lines, one
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -37,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from chaosmagnet.errors import ChaosError, ControlError, PoolError
+from chaosmagnet.eventlog import data_dir
 from chaosmagnet.minting.seeds import ProgressCallback, SeedDraw, SeedSource, draw_from_engine
 
 SOCKET_ENV = "CHAOS_CONTROL_SOCKET"
@@ -46,14 +49,21 @@ MAX_TIMEOUT = 24 * 3600.0
 PROGRESS_INTERVAL = 0.25
 
 
-def default_socket_path() -> Path:
-    """Where this user's control socket lives (see the module docstring)."""
+def home_key(home: Path | None = None) -> str:
+    """16 hex digits naming a home (its resolved path hashed: a socket path must stay short)."""
+    folder = (home or data_dir()).resolve()
+    return hashlib.sha256(os.fsencode(folder)).hexdigest()[:16]
+
+
+def default_socket_path(home: Path | None = None) -> Path:
+    """Where the control socket of this user's home lives (see the module docstring)."""
     if os.environ.get(SOCKET_ENV):
         return Path(os.environ[SOCKET_ENV])
+    key = home_key(home)
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and Path(runtime).is_dir():
-        return Path(runtime) / "chaosmagnet" / "control.sock"
-    return Path("/tmp") / f"chaosmagnet-{os.getuid()}" / "control.sock"
+        return Path(runtime) / "chaosmagnet" / key / "control.sock"
+    return Path("/tmp") / f"chaosmagnet-{os.getuid()}" / key / "control.sock"
 
 
 def _prepare_folder(folder: Path) -> None:
@@ -106,11 +116,13 @@ class ControlServer:
 
     async def start(self) -> None:
         """Bind the socket; ControlError if another `chaos-host run` already serves it."""
+        if not os.environ.get(SOCKET_ENV) and self.path == default_socket_path():
+            _prepare_folder(self.path.parent.parent)  # chaosmagnet-<uid>/ or $XDG_RUNTIME_DIR/chaosmagnet/
         _prepare_folder(self.path.parent)
         if self.path.exists() or self.path.is_symlink():
             if await probe(self.path, timeout=1.0) is not None:
                 raise ControlError(
-                    f"another chaos-host run already serves this host's pool ({self.path})"
+                    f"another chaos-host run already serves this home's pool ({data_dir()}, socket {self.path})"
                 )
             try:
                 self.path.unlink(missing_ok=True)  # stale socket from a run that died
@@ -122,7 +134,7 @@ class ControlServer:
             sock.bind(str(self.path))
         except OSError as exc:
             sock.close()
-            raise ControlError(f"cannot listen on {self.path}: {exc.strerror}") from None
+            raise ControlError(f"cannot listen on {self.path}: {exc.strerror or exc}") from None
         finally:
             os.umask(old_umask)  # restored before any await: the umask is process-wide
         os.chmod(self.path, 0o600)
@@ -130,7 +142,7 @@ class ControlServer:
             self._server = await asyncio.start_unix_server(self._handle, sock=sock, limit=MAX_LINE)
         except OSError as exc:
             sock.close()
-            raise ControlError(f"cannot listen on {self.path}: {exc.strerror}") from None
+            raise ControlError(f"cannot listen on {self.path}: {exc.strerror or exc}") from None
 
     async def stop(self) -> None:
         """Stop listening and remove the socket file."""

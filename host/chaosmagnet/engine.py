@@ -99,6 +99,7 @@ class Engine:
         self._ticker: asyncio.Task[None] | None = None
         self._started_at = clock()
         self._credit_event: asyncio.Event | None = None
+        self._output_status: dict[str, Callable[[], dict[str, Any]]] = {}
         for source in sources:
             self._add(source)
 
@@ -131,6 +132,43 @@ class Engine:
         """Add and start a source while the engine runs (nodes appearing)."""
         runtime = self._add(source)
         await self._start_runtime(runtime)
+
+    def add_output_status(self, name: str, provider: Callable[[], dict[str, Any]]) -> None:
+        """Show provider()'s counters under snapshot()["outputs"][name] (the kernel feed...)."""
+        self._output_status[name] = provider
+
+    def remove_output_status(self, name: str) -> None:
+        """Stop showing an output's counters."""
+        self._output_status.pop(name, None)
+
+    def reload(self, config: Config) -> list[str]:
+        """Apply a re-read chaos.toml to the running sources (SIGHUP); returns what changed.
+
+        Declared rates and configured credit take effect at once (new health
+        cutoffs restart the health counters of that source); a polled
+        source's rate changes from its next batch.  Which sources run and the
+        pool's capacity stay as started: those need a restart.
+        """
+        changes: list[str] = []
+        for runtime in self._runtimes.values():
+            info = runtime.source.info
+            sc = config.source(info.name)
+            declared = min(sc.declared_h or info.declared_h, float(info.bits_per_sample))
+            if declared != runtime.declared_h:
+                changes.append(f"{info.name}: declared H {runtime.declared_h:g} -> {declared:g}")
+                runtime.declared_h = declared
+                runtime.monitor = HealthMonitor(declared, info.bits_per_sample, config.alpha)
+            credit = sc.credit_h or 0.0
+            if credit != runtime.credit_h_conditioned:
+                changes.append(f"{info.name}: credit_h {runtime.credit_h_conditioned:g} -> {credit:g}")
+                runtime.credit_h_conditioned = credit
+            rate = getattr(runtime.source, "rate", None)
+            if sc.rate is not None and rate is not None and float(sc.rate) != rate:
+                changes.append(f"{info.name}: rate {rate:g} -> {float(sc.rate):g}")
+                runtime.source.rate = float(sc.rate)  # type: ignore[attr-defined]
+        self.config = config
+        self._emit("config_reloaded", path=str(config.path or ""), changes=changes)
+        return changes
 
     def add_listener(self, listener: EventListener) -> None:
         """Call listener(event, fields) on health failures and state changes."""
@@ -447,4 +485,11 @@ class Engine:
             "extraction_ratio": self.pool.extraction_ratio,
             "fingerprint": self.pool.fingerprint(),
         }
-        return {"time": time.time(), "uptime": self._clock() - self._started_at, "sources": sources, "pool": pool}
+        outputs = {name: provider() for name, provider in self._output_status.items()}
+        return {
+            "time": time.time(),
+            "uptime": self._clock() - self._started_at,
+            "sources": sources,
+            "pool": pool,
+            "outputs": outputs,
+        }

@@ -69,6 +69,10 @@ class AuditError(ChaosError):
     """The audit trail is unreadable, or fails verification."""
 
 
+class AuditHeadError(AuditError):
+    """An entry was appended, but the signed head (audit.head.json) could not be updated."""
+
+
 class ControlError(ChaosError):
     """The local control channel to a running `chaos-host run` failed."""
 

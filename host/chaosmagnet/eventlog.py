@@ -1,7 +1,8 @@
 """Append-only JSON-lines logs under logs/ (health failures, state changes).
 
 One object per line, flushed at once, so a crash loses at most the line
-being written.  Nothing secret is ever passed here.
+being written.  logs/ is created 0700 and its files 0600, like keys/.
+Nothing secret is ever passed here.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 
 def data_dir() -> Path:
@@ -26,13 +27,24 @@ def logs_dir() -> Path:
     return data_dir() / "logs"
 
 
+def _private_parent(path: Path) -> None:
+    """Create the folders above ``path`` with mode 0700 (like keys/); OSError if impossible."""
+    missing = []
+    probe = path.parent
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+
+
 class JsonLineLog:
     """A JSON-lines file opened for appending; thread-safe."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._file = None
+        self._file: TextIO | None = None
         self._warned = False
 
     def write(self, event: str, **fields: Any) -> None:
@@ -47,8 +59,13 @@ class JsonLineLog:
         with self._lock:
             try:
                 if self._file is None:
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
-                    self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+                    _private_parent(self.path)
+                    fd = os.open(
+                        self.path,
+                        os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
+                        0o600,
+                    )
+                    self._file = os.fdopen(fd, "a", encoding="utf-8")
                 self._file.write(line)
                 self._file.flush()
             except OSError as exc:

@@ -10,8 +10,9 @@ TICKS_PERIOD = 1 << 30
 class FakeHal:
     """Deterministic samples and a test-driven ticks_ms clock with MicroPython's wrap."""
 
-    def __init__(self, start_ms=0, stuck=False):
+    def __init__(self, start_ms=0, stuck=False, boots=7):
         self.now = start_ms
+        self.boots = boots
         self.x = 12345
         self.stuck = stuck
         self.nonces = 0
@@ -44,3 +45,6 @@ class FakeHal:
     def boot_nonce(self):
         self.nonces += 1
         return bytes([0xB0 + self.nonces] * 8)
+
+    def boot_counter(self):
+        return self.boots

@@ -6,5 +6,5 @@ under CPython (the host's simulator).  Keep it to the common subset: no f-string
 with format specs MicroPython lacks, no dataclasses, no typing at run time.
 """
 
-FIRMWARE_VERSION = "0.1.0"
-PROTOCOL_VERSION = 1
+FIRMWARE_VERSION = "0.2.0"
+PROTOCOL_VERSION = 2

@@ -41,7 +41,8 @@ def _jitter_fill(buf, n, scratch):
 class Esp32Hal:
     """The real board: ADC.read() (12-bit) on an ADC1 pin, os.urandom, ticks_cpu()."""
 
-    def __init__(self, config):
+    def __init__(self, config, boot_counter=0):
+        self._boot_counter = boot_counter
         pin = int(config["adc_pin"])
         if not 1 <= pin <= 10:
             raise ValueError("ADC pin must be on ADC1 (GPIO1..GPIO10): ADC2 stops while the radio is on")
@@ -84,6 +85,9 @@ class Esp32Hal:
 
     def boot_nonce(self):
         return os.urandom(8)
+
+    def boot_counter(self):
+        return self._boot_counter  # counted in NVS by chaosnode.app before the HAL starts
 
     def led(self, on):
         if self._led is None:

@@ -10,8 +10,16 @@ interleaved with RNG reads.  Each frame's payload is written in place in the
 FrameWriter's buffer: nothing is allocated per sample.
 
 A HAL provides fill_adc(buf, n) (n 12-bit readings, 16-bit little-endian),
-fill_rng(buf, n), fill_jitter(buf, n), ticks_ms(), ticks_diff(a, b) and
-boot_nonce() (8 fresh random bytes); led(on) and mem_free() are optional.
+fill_rng(buf, n), fill_jitter(buf, n), ticks_ms(), ticks_diff(a, b),
+boot_nonce() (8 fresh random bytes, also used for link nonces) and
+boot_counter() (this boot's number, kept in NVS on the board); led(on) and
+mem_free() are optional.
+
+Nothing is framed before a host's ``hello CHALLENGE``: the node answers with
+a HANDSHAKE frame under its long-term key and tags everything after it under
+the session key of that connection (chaosnode.session).  Every other command
+must be ``auth COUNTER TAG COMMAND...`` under the session key, with a counter
+above the last one accepted; anything else is refused.
 """
 
 import struct
@@ -25,14 +33,18 @@ from chaosnode.framing import (
     SOURCE_NAMES,
     SOURCE_RNG,
     TYPE_DATA,
+    TYPE_HANDSHAKE,
     TYPE_HEARTBEAT,
     TYPE_REPLY,
     TYPE_STATUS,
     FrameWriter,
+    encode_frame,
 )
 from chaosnode.health import Health
+from chaosnode.session import CHALLENGE_SIZE, CommandGate, derive_session, handshake_payload
 
-MAX_LINE = 96
+MAX_LINE = 192  # an authenticated command: auth, counter, 64 hex digits of tag, the command
+MAX_WRITE_TRIES = 8  # writes in a row that make no progress before a frame counts as dropped
 MAX_RATE = 100000
 # (source id, bits per sample, conditioned)
 SOURCE_KINDS = ((SOURCE_ADC, 12, False), (SOURCE_RNG, 8, True), (SOURCE_JITTER, 8, False))
@@ -104,21 +116,31 @@ class LineReader:
 class Node:
     """Samples the enabled sources at their rates and writes authenticated frames.
 
-    Nothing is sent until the host says ``hello`` (CDC writes are lost while no
-    host holds the port, so there is no point sampling for nobody).
+    Nothing is sent until a host's ``hello`` (CDC writes are lost while no
+    host holds the port, so there is no point sampling for nobody).  ``key``
+    is the node key (from NVS on the board); without it, config["key"].
+    ``write(buf)`` returns the bytes it took (None: all of them).
     """
 
-    def __init__(self, hal, config, write):
+    def __init__(self, hal, config, write, key=None):
         self.hal = hal
         self.write = write
         self.board = config.get("board", "")
         self.label = config.get("label", "")
         self.heartbeat_ms = int(config.get("heartbeat_ms", 1000))
-        key = _unhex(config["key"])
+        if key is None:
+            key = _unhex(config["key"])
         node_id = _unhex(config["node_id"])
-        if len(key) != 32:
-            raise ValueError("node key must be 32 bytes")
-        self.writer = FrameWriter(key, node_id, hal.boot_nonce())
+        if len(key) != 32 or len(node_id) != 8:
+            raise ValueError("node key must be 32 bytes and node id 8")
+        self.key = bytes(key)
+        self.node_id = node_id
+        self.boot_nonce = hal.boot_nonce()
+        self.boot_counter = int(hal.boot_counter())
+        self.writer = FrameWriter(node_id)
+        self.gate = None  # the command gate of the live session
+        self.refused_commands = 0
+        self.reboot_requested = False
         self.slots = [None, None, None, None]
         declared = config.get("sources", {})
         for sid, bits, conditioned in SOURCE_KINDS:
@@ -139,6 +161,7 @@ class Node:
         self.next_heartbeat_ms = 0
         self.frames = 0
         self.write_errors = 0
+        self.dropped_frames = 0
         self.reader = LineReader()
         self._heartbeat = bytearray(8)
 
@@ -151,14 +174,36 @@ class Node:
         return self.uptime_ms
 
     def _send(self, frame):
-        try:
-            self.write(frame)
-        except OSError:
-            self.write_errors += 1
-            return
-        self.frames += 1
-        if self.writer.wrapped:
-            self.writer.set_boot_nonce(self.hal.boot_nonce())
+        """Write a whole frame, finishing short writes; one that cannot go out whole is dropped."""
+        n = len(frame)
+        done = 0
+        stalled = 0
+        while done < n:
+            try:
+                wrote = self.write(frame if done == 0 else frame[done:])
+            except OSError:
+                self.write_errors += 1
+                wrote = 0
+            if wrote is None:
+                wrote = n - done
+            if wrote > 0:
+                done += wrote
+                stalled = 0
+            else:
+                stalled += 1
+                if stalled >= MAX_WRITE_TRIES:
+                    break
+        if done == n:
+            self.frames += 1
+        else:
+            self.dropped_frames += 1
+        if self.writer.exhausted:
+            self._end_session()
+
+    def _end_session(self):
+        self.writer.end_session()
+        self.gate = None
+        self.streaming = False
 
     def _totals(self):
         samples = rct = apt = 0
@@ -170,6 +215,8 @@ class Node:
         return samples, rct, apt
 
     def _send_text(self, ftype, text):
+        if self.gate is None:
+            return  # no session: nothing can be tagged
         data = text.encode() if isinstance(text, str) else text
         n = min(len(data), self.writer.max_payload)
         self.writer.payload(n)[0:n] = data[0:n]
@@ -179,6 +226,8 @@ class Node:
     # -- frames -------------------------------------------------------------
     def sample(self, slot):
         """Fill, test and send one block of ``slot``."""
+        if self.gate is None:
+            return
         n = slot.block
         payload = self.writer.payload(n * slot.width)
         if slot.sid == SOURCE_ADC:
@@ -196,14 +245,16 @@ class Node:
             h.samples, h.rct_failures, h.apt_failures,
         ))
 
-    def status_text(self, challenge=""):
+    def status_text(self):
         """The STATUS payload: compact JSON with fields in a fixed order."""
         parts = [
             '{"fw":', _jstr(FIRMWARE_VERSION), ',"proto":', str(PROTOCOL_VERSION),
             ',"board":', _jstr(self.board), ',"label":', _jstr(self.label),
-            ',"uptime_ms":', str(self.uptime_ms), ',"challenge":', _jstr(challenge),
+            ',"uptime_ms":', str(self.uptime_ms), ',"boot":', str(self.boot_counter),
             ',"streaming":', _jbool(self.streaming), ',"frames":', str(self.frames),
-            ',"write_errors":', str(self.write_errors), ',"sources":[',
+            ',"write_errors":', str(self.write_errors),
+            ',"dropped_frames":', str(self.dropped_frames),
+            ',"refused_commands":', str(self.refused_commands), ',"sources":[',
         ]
         first = True
         for slot in self.slots:
@@ -226,9 +277,9 @@ class Node:
         parts.append("]}")
         return "".join(parts)
 
-    def send_status(self, challenge=""):
+    def send_status(self):
         """Send a STATUS frame (firmware, board, uptime, rates, health)."""
-        self._send_text(TYPE_STATUS, self.status_text(challenge))
+        self._send_text(TYPE_STATUS, self.status_text())
 
     def send_heartbeat(self):
         """Send a HEARTBEAT frame: uptime in s, running and failing source masks."""
@@ -258,35 +309,68 @@ class Node:
         return []
 
     def handle_line(self, line):
-        """Run one command: hello [challenge], status, ping, start/stop SRC|all,
-        rate SRC N, quiet."""
+        """Run one command line: ``hello CHALLENGE``, or an authenticated command."""
         try:
             words = line.decode().split()
         except UnicodeError:
             words = []
         if not words:
             return
-        cmd = words[0]
         self.clock()
-        if cmd == "hello" and len(words) <= 2:
-            challenge = words[1] if len(words) == 2 else ""
-            if len(challenge) > 64 or not _is_hex(challenge):
-                self._send_text(TYPE_REPLY, "error bad challenge")
-                return
-            if not self.streaming:
-                self.streaming = True
-                for slot in self.slots:
-                    if slot is not None:
-                        slot.due_ms = self.uptime_ms
-                self.next_heartbeat_ms = self.uptime_ms + self.heartbeat_ms
-            self.send_status(challenge)
-        elif cmd == "status" and len(words) == 1:
+        if words[0] == "hello":
+            self.handshake(words)
+            return
+        if self.gate is None:
+            self.refused_commands += 1  # no session: nothing to answer under
+            return
+        checked = self.gate.check(words)
+        if isinstance(checked, str):
+            self.refused_commands += 1
+            self._send_text(TYPE_REPLY, checked)
+            return
+        self.run_command(checked)
+
+    def handshake(self, words):
+        """Answer ``hello CHALLENGE`` (32 hex digits) and start a new session."""
+        challenge = b""
+        if len(words) == 2 and len(words[1]) == 2 * CHALLENGE_SIZE and _is_hex(words[1]):
+            challenge = _unhex(words[1])
+        if not challenge:
+            self.refused_commands += 1
+            self._send_text(TYPE_REPLY, "error bad challenge")
+            return
+        link_nonce = self.hal.boot_nonce()
+        payload = handshake_payload(challenge, self.boot_nonce, link_nonce, self.boot_counter)
+        samples, rct, apt = self._totals()
+        frame = encode_frame(self.key, self.node_id, bytes(8), 0, TYPE_HANDSHAKE, self.uptime_ms,
+                             0, 0, 0, samples, rct, apt, payload)
+        session_key, session_id = derive_session(
+            self.key, self.node_id, challenge, self.boot_nonce, link_nonce, self.boot_counter)
+        self.writer.start_session(session_key, session_id)
+        self.gate = CommandGate(session_key, session_id)
+        self._send(frame)
+        if not self.streaming:
+            self.streaming = True
+            for slot in self.slots:
+                if slot is not None:
+                    slot.due_ms = self.uptime_ms
+            self.next_heartbeat_ms = self.uptime_ms + self.heartbeat_ms
+        self.send_status()
+
+    def run_command(self, words):
+        """An authenticated command: status, ping, start/stop SRC|all, rate SRC N, quiet, reboot."""
+        cmd = words[0]
+        if cmd == "status" and len(words) == 1:
             self.send_status()
         elif cmd == "ping" and len(words) == 1:
             self.send_heartbeat()
         elif cmd == "quiet" and len(words) == 1:
             self.streaming = False
             self._send_text(TYPE_REPLY, "ok quiet")
+        elif cmd == "reboot" and len(words) == 1:
+            self._send_text(TYPE_REPLY, "ok reboot")
+            self.streaming = False
+            self.reboot_requested = True  # the main loop resets the board after flushing
         elif (cmd == "start" or cmd == "stop") and len(words) == 2:
             slots = self._slots_named(words[1])
             if not slots:
@@ -316,7 +400,7 @@ class Node:
     def step(self):
         """Send what is due (blocks, heartbeat); return ms until something is due."""
         now = self.clock()
-        if not self.streaming:
+        if not self.streaming or self.gate is None:
             return 50
         wait = 1000
         for slot in self.slots:

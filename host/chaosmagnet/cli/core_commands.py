@@ -80,23 +80,40 @@ def _json_interval(snapshot: dict[str, Any]) -> str:
     )
     sources = [{k: s[k] for k in keep} for s in snapshot["sources"]]
     pool_keys = ("credited_bits", "capacity_bits", "fill", "raw_bytes", "extraction_ratio", "drawn_bits", "fingerprint")
-    return json.dumps(
-        {
-            "time": snapshot["time"],
-            "uptime": snapshot["uptime"],
-            "sources": sources,
-            "nodes": node_links(snapshot),
-            "pool": {k: snapshot["pool"][k] for k in pool_keys},
-        },
-        sort_keys=True,
-    )
+    interval = {
+        "time": snapshot["time"],
+        "uptime": snapshot["uptime"],
+        "sources": sources,
+        "nodes": node_links(snapshot),
+        "pool": {k: snapshot["pool"][k] for k in pool_keys},
+    }
+    if snapshot.get("outputs"):
+        interval["outputs"] = snapshot["outputs"]
+    return json.dumps(interval, sort_keys=True)
+
+
+def _reload(engine: Engine, config_path: Path | None) -> None:
+    """SIGHUP: re-read chaos.toml and apply it; a broken file keeps the running settings."""
+    from chaosmagnet.errors import ChaosError
+
+    try:
+        changes = engine.reload(load(config_path))
+    except ChaosError as exc:
+        print(f"chaos-host: reload refused, keeping the running settings: {exc}", file=sys.stderr, flush=True)
+        return
+    what = "; ".join(changes) if changes else "nothing changed"
+    print(f"chaos-host: configuration reloaded: {what}", file=sys.stderr, flush=True)
 
 
 async def _run(engine: Engine, seconds: float | None, as_json: bool, options: dict[str, Any]) -> dict[str, Any]:
+    from chaosmagnet.service import sd_notify, watchdog_interval
+
     stop = asyncio.Event()
+    reload_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload_requested.set)
     console = Console()
     cleanups = []
     await engine.start()
@@ -105,6 +122,9 @@ async def _run(engine: Engine, seconds: float | None, as_json: bool, options: di
             cleanup = await hook(engine, options)
             if cleanup is not None:
                 cleanups.append(cleanup)
+        sd_notify("READY=1", f"STATUS={status_line(engine.snapshot()).strip()}")
+        watchdog = watchdog_interval()
+        last_ping = loop.time()
         deadline = None if seconds is None else loop.time() + seconds
         live = None
         if not as_json and console.is_terminal:
@@ -115,6 +135,11 @@ async def _run(engine: Engine, seconds: float | None, as_json: bool, options: di
                 timeout = 1.0 if deadline is None else max(0.0, min(1.0, deadline - loop.time()))
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout)
+                if reload_requested.is_set():
+                    reload_requested.clear()
+                    sd_notify("RELOADING=1")
+                    _reload(engine, options.get("config"))
+                    sd_notify("READY=1")
                 snapshot = engine.snapshot()
                 if as_json:
                     print(_json_interval(snapshot), flush=True)
@@ -122,17 +147,21 @@ async def _run(engine: Engine, seconds: float | None, as_json: bool, options: di
                     live.update(render(snapshot), refresh=True)
                 else:  # not a terminal (a pipe, a log file): one plain line per interval
                     print(status_line(snapshot), flush=True)
+                if watchdog is not None and loop.time() - last_ping >= watchdog:
+                    sd_notify("WATCHDOG=1", f"STATUS={status_line(snapshot).strip()}")
+                    last_ping = loop.time()
                 if deadline is not None and loop.time() >= deadline:
                     break
         finally:
             if live is not None:
                 live.stop()
     finally:
-        final = engine.snapshot()  # before stopping: the summary shows the links as they were
+        sd_notify("STOPPING=1")
         for cleanup in reversed(cleanups):
             await cleanup()
+        final = engine.snapshot()  # before stopping: the summary shows the links as they were
         await engine.stop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
     return final
 
@@ -161,8 +190,20 @@ def run(
         "--node",
         help="Read this node: LABEL, its PORT, or LABEL@PORT (repeatable; default: every registered node).",
     ),
+    feed_kernel: bool = typer.Option(
+        False,
+        "--feed-kernel",
+        help="Also feed the kernel's random pool (RNDADDENTROPY; needs CAP_SYS_ADMIN; docs/kernel-feed.md).",
+    ),
 ) -> None:
-    """Harvest entropy: live view of every source and the pool (Ctrl-C stops with a summary)."""
+    """Harvest entropy: live view of every source and the pool (Ctrl-C stops with a summary).
+
+    SIGTERM stops cleanly with the summary; SIGHUP re-reads chaos.toml.
+    """
+    if feed_kernel:
+        from chaosmagnet.kernelfeed import check_capability
+
+        check_capability()  # refuse before any source starts
     engine = _engine_for(config, source, camera, audio_device, assess=True)
     options = {
         "config": config,
@@ -171,6 +212,7 @@ def run(
         "allow_remote": allow_remote,
         "nodes": node,
         "sources": source,
+        "feed_kernel": feed_kernel,
     }
     final = asyncio.run(_run(engine, seconds, as_json, options))
     out = sys.stderr if as_json else sys.stdout
@@ -324,15 +366,17 @@ def random_bytes(
     engine = _engine_for(config, source, None, None)
     console = Console(stderr=True)
     if out == "-":
+        if sys.stdout is None:
+            raise UsageError("standard output is closed: use --out FILE")
         if sys.stdout.isatty():
             raise UsageError("refusing to write binary data to a terminal: use --out FILE or a pipe")
         try:
             asyncio.run(_random(engine, n_bytes, sys.stdout.buffer, timeout, console))
             sys.stdout.buffer.flush()
-        except BrokenPipeError:
-            sys.stderr.close()  # reader went away: nothing more to say
-        except OSError as exc:  # disk full, I/O error on the file stdout goes to
-            raise UsageError(f"cannot write to standard output: {exc.strerror}") from None
+        except OSError as exc:  # reader gone, disk full, I/O error on the file stdout goes to
+            from chaosmagnet.cli import _exit_for_stdout
+
+            _exit_for_stdout(exc)
         return
     path = Path(out)
     check_writable(path)

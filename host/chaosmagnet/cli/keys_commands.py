@@ -1,4 +1,4 @@
-"""Key commands: backends, mint, verify, export, identity init|show, audit verify|sign.
+"""Key commands: backends, mint, verify, export, identity init|show, audit verify|repair|sign.
 
 Also plugs minting into `run` (the control socket that lets `mint` draw from
 the running pool, and audit records of quarantine/failure events) and into
@@ -44,7 +44,7 @@ from chaosmagnet.minting.mint import (
     MintOptions,
     mint_bundles,
 )
-from chaosmagnet.minting.sealing import Sealer, Unsealer, read_passphrase
+from chaosmagnet.minting.sealing import Sealer, Unsealer, check_sealing_passphrase, read_passphrase
 from chaosmagnet.minting.seeds import SeedSource
 
 identity_app = typer.Typer(
@@ -131,8 +131,29 @@ async def _ensure_identity(
         timeout=timeout,
         on_progress=bar.update,
     )
-    record_identity_created(identity)
+    record_identity_created(identity, keys=folder)
     return identity
+
+
+def _prepare_writes(folder: Path, out_dir: Path | None, console: Console) -> None:
+    """Before any entropy is drawn: keys/ and logs/ take files, the log can be appended to;
+    temporary files left by earlier kills are removed (and said so)."""
+    from chaosmagnet.securefile import check_writable_dir, remove_stale_temporaries
+
+    AuditLog(default_log_path()).check_writable()
+    folders = [folder, identity_dir(folder), default_log_path().parent]
+    check_writable_dir(folder)
+    if not identity_exists(folder):
+        check_writable_dir(identity_dir(folder))
+    if out_dir is not None:
+        check_writable_dir(out_dir)
+        folders.append(out_dir)
+    removed = remove_stale_temporaries(folders)
+    if removed:
+        console.print(
+            f"removed {len(removed)} temporary file(s) left by an interrupted write: "
+            + ", ".join(str(p) for p in removed)
+        )
 
 
 # -- backends ------------------------------------------------------------------
@@ -220,7 +241,11 @@ def mint(
     console = _err()
     if no_seal:
         console.print("[yellow]warning: --no-seal: secret keys are written in the clear[/]")
-    passphrase = read_passphrase(confirm=not identity_exists(folder))
+    creating = not identity_exists(folder)
+    passphrase = read_passphrase(confirm=creating)
+    if options.seal or creating:
+        check_sealing_passphrase(passphrase)
+    _prepare_writes(folder, options.out_dir, console)
     sealer = Sealer(passphrase) if options.seal else None
     minted = asyncio.run(_mint(options, folder, passphrase, sealer, config, console))
     for bundle in minted:
@@ -276,6 +301,11 @@ def _identity_for_verify(identity: Path | None, keys: Path | None) -> IdentityPu
     if identity is not None:
         return load_identity_public(identity)
     folder = identity_dir(keys or keys_dir())
+    if (folder / "audit-key.json").exists() and not (folder / "identity.json").exists():
+        raise IdentityError(
+            f"no host identity in {folder}: an interrupted `identity init` left audit-key.json "
+            "without identity.json; run `chaos-host identity init` again (it replaces it)"
+        )
     if not (folder / "identity.pub.json").exists():
         raise IdentityError(
             f"no host identity in {folder}: name the signer with --identity PUBFILE"
@@ -331,10 +361,21 @@ def export(
     out: Optional[Path] = typer.Option(
         None, "--out", "-o", help="Write to this file (secret keys: mode 0600)."
     ),
+    identity: Optional[Path] = typer.Option(
+        None,
+        "--identity",
+        help="With --secret: the signer's identity.pub.json the bundle must verify against "
+        "(default: this host's).",
+    ),
+    keys: Optional[Path] = KeysOpt,
 ) -> None:
-    """Export a bundle's public key, or with --secret its secret key, for other tools."""
+    """Export a bundle's public key, or with --secret its secret key (verified first), for other tools."""
     from chaosmagnet.minting.bundle import load_bundle
-    from chaosmagnet.minting.export import export_public_key, export_secret_key
+    from chaosmagnet.minting.export import (
+        check_before_export,
+        export_public_key,
+        export_secret_key,
+    )
     from chaosmagnet.securefile import write_private_file
 
     if fmt not in ("pem", "raw"):
@@ -347,6 +388,8 @@ def export(
                 "refusing to show a secret key on a terminal: use --out FILE or a pipe"
             )
         _, doc = load_bundle(bundle)
+        public = _identity_for_verify(identity, keys)
+        check_before_export(bundle, public)  # signatures and identity, before any passphrase
         sealed = any(
             isinstance(section, dict)
             and isinstance(section.get("secret_key"), dict)
@@ -354,7 +397,9 @@ def export(
             for section in (doc.get("kem"), doc.get("signing_key"))
         )
         unsealer = Unsealer(read_passphrase()) if sealed else None
-        data, encoding = export_secret_key(bundle, unsealer, key, fmt)  # type: ignore[arg-type]
+        data, encoding = export_secret_key(
+            bundle, unsealer, key, fmt, identity=public  # type: ignore[arg-type]
+        )
         if out is not None:
             write_private_file(out, data)
             _err().print(f"wrote the {key} secret key ({encoding}) to {out} (mode 0600)")
@@ -390,7 +435,9 @@ def identity_init(
     if identity_exists(folder):
         raise IdentityError(f"a host identity already exists in {identity_dir(folder)}")
     passphrase = read_passphrase(confirm=True)
+    check_sealing_passphrase(passphrase)
     console = _err()
+    _prepare_writes(folder, None, console)
 
     async def create() -> HostIdentity:
         from chaosmagnet.minting.host import host_seed_source
@@ -442,19 +489,64 @@ def audit_verify(
     ),
     keys: Optional[Path] = KeysOpt,
 ) -> None:
-    """Check every entry: says which one was changed, removed, reordered or inserted."""
+    """Check every entry and the files they record: names what was changed, removed,
+    reordered, inserted, torn, or is missing or unrecorded."""
     public = _identity_for_verify(identity, keys)
     path = log or default_log_path()
-    report = verify_audit_log(path, public)
+    # The files are checked against this host's keys folder (with --identity only when --keys says where).
+    folder = keys if keys is not None else (keys_dir() if identity is None else None)
+    report = verify_audit_log(path, public, keys_dir=folder)
+    _print_audit_report(path, public, report, folder)
+
+
+def _print_audit_report(
+    path: Path, public: IdentityPublic, report: Any, folder: Path | None
+) -> None:
+    from chaosmagnet.securefile import stale_temporaries
+
+    if folder is not None:
+        leftovers = [
+            p
+            for f in (folder, identity_dir(folder), path.parent)
+            for p in stale_temporaries(f)
+        ]
+        if leftovers:
+            print(
+                f"note: {len(leftovers)} temporary file(s) left by an interrupted write "
+                "(removed by the next mint or `chaos-host audit repair`): "
+                + ", ".join(str(p) for p in leftovers),
+                file=sys.stderr,
+            )
     if report.ok:
+        files = ", every recorded file present" if folder is not None else ""
         print(
             f"{path}: OK ({report.entries} entries, all signed by audit key "
-            f"{public.audit_key.key_id if public.audit_key else '?'}, chain intact)"
+            f"{public.audit_key.key_id if public.audit_key else '?'}, chain intact{files})"
         )
         return
     for problem in report.problems:
         print(f"{path}: {problem}", file=sys.stderr)
     raise AuditError(f"{len(report.problems)} problem(s) in {path}")
+
+
+@audit_app.command("repair")
+def audit_repair(keys: Optional[Path] = KeysOpt) -> None:
+    """Move a torn last line and unrecorded bundles aside, record what was missing, with a signed
+    `repaired` entry; never rewrites a complete signed entry."""
+    from chaosmagnet.audit import repair_audit_log
+    from chaosmagnet.minting.identity import load_audit_signer
+
+    folder = keys or keys_dir()
+    public = _identity_for_verify(None, folder)
+    signer = load_audit_signer(folder)
+    path = default_log_path()
+    actions = repair_audit_log(AuditLog(path, signer), public, folder)
+    if not actions:
+        print(f"{path}: nothing to repair")
+    for action in actions:
+        details = ", ".join(f"{k}={v}" for k, v in action.items() if k not in ("action", "subject"))
+        print(f"repaired: {action['action']} {action['subject']}{f' ({details})' if details else ''}")
+    _print_audit_report(path, public, verify_audit_log(path, public, keys_dir=folder), folder)
 
 
 @audit_app.command("sign-pending")
@@ -472,7 +564,15 @@ def audit_sign_pending(keys: Optional[Path] = KeysOpt) -> None:
 async def _control_run_hook(engine: Any, options: dict[str, Any]) -> Any:
     """Serve the pool on the control socket and audit quarantine/failure events while `run` runs."""
     from chaosmagnet.control import ControlServer
+    from chaosmagnet.securefile import remove_stale_temporaries
 
+    folder = keys_dir()
+    removed = remove_stale_temporaries([folder, identity_dir(folder), default_log_path().parent])
+    if removed:
+        print(
+            f"chaos-host: removed {len(removed)} temporary file(s) left by an interrupted write",
+            file=sys.stderr,
+        )
     attach_to_engine(engine)
     server = ControlServer(engine)
     await server.start()

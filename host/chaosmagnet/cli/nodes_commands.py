@@ -309,11 +309,17 @@ def deploy_node(
     rotate_key: bool = typer.Option(
         False, "--rotate-key", help="Give a re-deployed node a new key."
     ),
+    resend_key: bool = typer.Option(
+        False,
+        "--resend-key",
+        help="Send the kept key to the board's NVS again (after `nodes flash` erased it).",
+    ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print what would be done; change nothing."
     ),
 ) -> None:
-    """Write the node's id, key and config, copy firmware/ with mpremote, register it."""
+    """Copy firmware/ and the node config with mpremote, store a new node's key in the
+    board's NVS (sent once), register the node."""
     from chaosmagnet.nodes.simulator import node_config
     from chaosmagnet.nodes.tools import deploy, mpremote_deploy_command
 
@@ -327,14 +333,24 @@ def deploy_node(
     node_id = existing.node_id if existing else new_node_id()
     key = existing.key if existing and not rotate_key else new_key()
     action = "new node" if existing is None else ("rotated key" if rotate_key else "kept key")
+    send_key = existing is None or rotate_key or resend_key
+    key_note = (
+        "the node key is sent once over USB into the board's NVS (not its file system)"
+        if send_key
+        else "the node key is not sent (the board's NVS keeps it; --resend-key after an erase)"
+    )
     if dry_run:
         print(f"{label}: {action}, node id {node_id.hex()}, board {profile.name}")
         print("(in a private staging folder holding firmware/ and chaosnode.json, mode 0600)")
-        print(" ".join(mpremote_deploy_command(port)))
+        print(" ".join(mpremote_deploy_command(port, send_key)))
+        print(key_note)
         return
     identity = _port_identity(port)  # before deploy: the board resets and re-enumerates after it
-    deploy(port, node_config(node_id, key, profile, label))
+    deploy(port, node_config(node_id, None, profile, label), key if send_key else None)
     with registry_transaction() as registry:
+        # The boot counter floor stays while the board's NVS (key and counter) stays; a key
+        # sent now goes with a fresh or erased NVS, whose counter starts again from 1.
+        floor = existing.boot_counter if existing is not None and not send_key else 0
         registry.put(
             NodeRecord(
                 label,
@@ -344,6 +360,7 @@ def deploy_node(
                 port,
                 False,
                 profile.node_sources_config(),
+                boot_counter=floor,
                 **identity,
             )
         )
@@ -351,6 +368,8 @@ def deploy_node(
         f"deployed {label} ({action}, node id {node_id.hex()}) to {port}; "
         f"registered in {registry_path()}"
     )
+    print(key_note)
+    print("the node now ignores Ctrl-C; to deploy again: tap RESET, then hold BOOT for 2 s")
     print(f"see it: chaos-host nodes status {label}   harvest: chaos-host run")
 
 

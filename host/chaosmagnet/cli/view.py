@@ -128,8 +128,23 @@ def render(snapshot: dict[str, Any]) -> Group:
     pool.add_row("extraction ratio", f"{p['extraction_ratio']:.4f} credited bits per raw bit")
     pool.add_row("drawn", f"{p['drawn_bits']:,.0f} bits")
     pool.add_row("fingerprint", f"{p['fingerprint']}  (of the state, never the state)")
+    feed = snapshot.get("outputs", {}).get("kernel_feed")
+    if feed is not None:
+        pool.add_row("kernel feed", kernel_feed_text(feed))
     pool.add_row("uptime", f"{snapshot['uptime']:.0f} s")
     return Group(*parts, Text("pool", style="bold underline"), pool)
+
+
+def kernel_feed_text(feed: dict[str, Any]) -> str:
+    """One line on what `run --feed-kernel` gave the kernel."""
+    count = feed.get("entropy_count")
+    text = (
+        f"{feed['bytes_fed']:,} bytes, {feed['bits_credited']:,} bits credited to the kernel"
+        f" in {feed['writes']:,} writes; kernel count {'?' if count is None else count}"
+    )
+    if feed.get("last_error"):
+        text += f"; last error: {feed['last_error']}"
+    return text
 
 
 def status_line(snapshot: dict[str, Any]) -> str:
@@ -144,6 +159,11 @@ def status_line(snapshot: dict[str, Any]) -> str:
         f"{snapshot['uptime']:7.1f} s  pool {p['credited_bits']:.0f}/{p['capacity_bits']} credited bits "
         f"({p['fill'] * 100:.0f}%), {p['raw_bytes']:,} raw bytes, ratio {p['extraction_ratio']:.4f}; "
         f"sources: {counts}{links}"
+        + (
+            f"; kernel fed {snapshot['outputs']['kernel_feed']['bits_credited']:,} bits"
+            if snapshot.get("outputs", {}).get("kernel_feed")
+            else ""
+        )
     )
 
 
@@ -168,4 +188,7 @@ def summary_lines(snapshot: dict[str, Any]) -> list[str]:
             f"  node {n['label']}: link {n['link_state']}{why}, port {n['port']}, "
             f"{n['frames']:,} frames"
         )
+    feed = snapshot.get("outputs", {}).get("kernel_feed")
+    if feed is not None:
+        lines.append(f"  kernel feed: {kernel_feed_text(feed)}")
     return lines

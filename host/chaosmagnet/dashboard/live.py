@@ -241,7 +241,7 @@ class LiveState:
         for label, group in sorted(members.items()):
             details = group[0]["details"]  # the sources of a node share one connection
             link = details.get("link")
-            linked = details.get("link_state", "linked" if link == "open" else "waiting")
+            linked = details.get("link_state", "linked" if link == "linked" else "waiting")
             node: dict[str, Any] = {"label": label, "link": link, "connected": linked == "linked"}
             for key, as_key in _NODE_FACTS:
                 if key in details:
@@ -281,6 +281,7 @@ class LiveState:
             "sources": sources,
             "latest": latest,
             "nodes": self.nodes(sources),
+            "outputs": _plain(snap.get("outputs", {})),
             "mint": self.mint_status()
             if self.mint_status is not None
             else {"available": False, "reason": "minting is not set up"},

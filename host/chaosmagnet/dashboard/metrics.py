@@ -172,6 +172,26 @@ def render_metrics(status: Mapping[str, Any]) -> str:
         ):
             out.add(output[key], estimator=estimator)
 
+    feed = status.get("outputs", {}).get("kernel_feed")
+    if feed is not None:
+        fam("kernel_feed_bytes", "counter", "Bytes of conditioned output written to the kernel (RNDADDENTROPY).").add(
+            feed["bytes_fed"]
+        )
+        fam(
+            "kernel_feed_credited_bits",
+            "counter",
+            "Bits credited to the kernel: never more than were debited from healthy sources' credit.",
+        ).add(feed["bits_credited"])
+        fam("kernel_feed_writes", "counter", "RNDADDENTROPY calls made.").add(feed["writes"])
+        fam("kernel_feed_skipped", "counter", "Intervals skipped because the pool held no healthy credit.").add(
+            feed["skipped_no_credit"]
+        )
+        if feed.get("entropy_count") is not None:
+            fam("kernel_entropy_count_bits", "gauge", "The kernel's entropy count (RNDGETENTCNT).").add(
+                feed["entropy_count"]
+            )
+        fam("kernel_feed_error", "gauge", "1 when the last feed attempt failed.").add(bool(feed.get("last_error")))
+
     nodes = status["nodes"]
     connected = fam("nodes_connected", "gauge", "Nodes whose link is up (state linked).")
     connected.add(sum(1 for n in nodes if n.get("connected")))

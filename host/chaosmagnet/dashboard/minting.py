@@ -170,7 +170,7 @@ class MintService:
             timeout=self.timeout,
             on_progress=self._on_progress,
         )
-        record_identity_created(identity, self.audit_path)
+        record_identity_created(identity, self.audit_path, keys=self.keys_dir)
         return identity
 
     async def mint(

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from chaosmagnet.errors import BundleError, PQCError
-from chaosmagnet.minting.bundle import load_bundle, split_bundle, structure_problems
+from chaosmagnet.minting.bundle import load_bundle, split_bundle, structure_problems, verify_bundle
 from chaosmagnet.minting.canonical import from_hex
-from chaosmagnet.minting.identity import key_context, open_secret
+from chaosmagnet.minting.identity import IdentityPublic, key_context, open_secret
 from chaosmagnet.minting.sealing import Unsealer
 from chaosmagnet.pqc import all_backends
 
@@ -55,10 +55,23 @@ def export_public_key(path: Path, role: KeyRole = "kem", fmt: ExportFormat = "pe
     )
 
 
+def check_before_export(path: Path, identity: IdentityPublic) -> None:
+    """BundleError unless the bundle is well-formed, made by ``identity`` and every signature holds."""
+    report = verify_bundle(path, identity, audit_log=None)
+    if not report.ok:
+        raise BundleError(f"{path}: not exporting a secret key: {report.problems[0]}")
+
+
 def export_secret_key(
-    path: Path, unsealer: Unsealer | None, role: KeyRole = "kem", fmt: ExportFormat = "pem"
+    path: Path,
+    unsealer: Unsealer | None,
+    role: KeyRole = "kem",
+    fmt: ExportFormat = "pem",
+    *,
+    identity: IdentityPublic,
 ) -> tuple[bytes, str]:
-    """(secret key bytes, encoding) after unsealing: PKCS#8 PEM or raw ("seed"/"expanded")."""
+    """(secret key bytes, encoding) after verifying and unsealing: PKCS#8 PEM or raw ("seed"/"expanded")."""
+    check_before_export(path, identity)
     _, doc = load_bundle(path)
     body, _ = split_bundle(doc)
     section = _section(body, role, path)

@@ -16,6 +16,7 @@ The fingerprint is SHA3-256 over the canonical list of identity public keys.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -24,13 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaosmagnet.errors import IdentityError, PQCError
+from chaosmagnet.errors import ChaosError, IdentityError, PQCError
 from chaosmagnet.minting.canonical import canonical_json, digest_hex, file_json, from_hex
 from chaosmagnet.minting.sealing import Sealer, Unsealer
 from chaosmagnet.minting.seeds import ProgressCallback, SeedDraw, SeedSource
 from chaosmagnet.pqc import algorithm_spec, backend_for, backend_named
 from chaosmagnet.pqc.base import KeyPair, SecretEncoding
-from chaosmagnet.securefile import write_private_file
+from chaosmagnet.securefile import fsync_dir, write_private_file
 
 IDENTITY_ALGORITHMS: tuple[str, ...] = ("Falcon-512", "ML-DSA-65")
 AUDIT_KEY_ALGORITHM = "ML-DSA-65"
@@ -67,14 +68,16 @@ def verify_signature_list(
 ) -> list[str]:
     """Problems with ``signatures`` (list of {algorithm, public_key, value}) over ``message``.
 
-    Exactly one valid signature per expected (algorithm, public key) is required;
-    an extra, missing, duplicated or foreign signature is a problem.
+    Exactly one valid signature per expected (algorithm, public key) is required,
+    listed in the order of ``expected``; an extra, missing, duplicated, foreign
+    or out-of-order signature is a problem.
     """
     problems: list[str] = []
     if not isinstance(signatures, list):
         return [f"{what}: signatures must be a list"]
     seen: set[str] = set()
     wanted = {algorithm: public_key for algorithm, public_key in expected}
+    order = [algorithm for algorithm, _ in expected]
     for index, entry in enumerate(signatures):
         label = f"{what}: signature {index + 1}"
         if not isinstance(entry, dict) or set(entry) != {"algorithm", "public_key", "value"}:
@@ -88,6 +91,12 @@ def verify_signature_list(
             problems.append(f"{label}: second {algorithm} signature")
             continue
         seen.add(algorithm)
+        if index >= len(order) or order[index] != algorithm:
+            problems.append(
+                f"{label}: {algorithm} is out of order (signatures must be listed "
+                f"{', '.join(order)})"
+            )
+            continue
         try:
             public_key = from_hex(entry["public_key"], f"{label} public key", IdentityError)
             value = from_hex(entry["value"], f"{label} value", IdentityError)
@@ -461,9 +470,22 @@ async def create_identity(
         "secret_key": store_secret(audit_pair.secret, audit_pair.secret_encoding, b"", None),
         "provenance": key_provenance(audit_pair, audit_draw),
     }
-    write_private_file(folder / AUDIT_KEY_FILE, file_json(audit_doc))
-    write_private_file(folder / PUBLIC_FILE, file_json(public.to_json()))
-    write_private_file(folder / IDENTITY_FILE, file_json(identity_doc), overwrite=False)
+    # identity.json last: it is what makes the identity exist.  On a failure
+    # (a full disk) the files written so far are removed again.
+    written: list[Path] = []
+    try:
+        for name, data, overwrite in (
+            (AUDIT_KEY_FILE, file_json(audit_doc), True),
+            (PUBLIC_FILE, file_json(public.to_json()), True),
+            (IDENTITY_FILE, file_json(identity_doc), False),
+        ):
+            written.append(write_private_file(folder / name, data, overwrite=overwrite))
+    except ChaosError:
+        for path in written:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        fsync_dir(folder)
+        raise
     audit_signer = _handle(
         AUDIT_KEY_ALGORITHM,
         audit_pair.backend,
@@ -472,6 +494,20 @@ async def create_identity(
         audit_pair.secret_encoding,
     )
     return HostIdentity(public, signers, audit_signer)
+
+
+def remove_identity_files(keys_dir: Path) -> None:
+    """Remove a just-created identity's files (identity.json first), e.g. when it cannot be recorded."""
+    folder = identity_dir(keys_dir)
+    for name in (IDENTITY_FILE, PUBLIC_FILE, AUDIT_KEY_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            try:
+                (folder / name).unlink()
+            except FileNotFoundError:
+                raise
+            except OSError as exc:
+                raise IdentityError(f"cannot remove {folder / name}: {exc.strerror}") from None
+    fsync_dir(folder)
 
 
 # -- loading -----------------------------------------------------------------

@@ -4,8 +4,9 @@
 pair), each seeded from its own pool draw once the pool holds
 ``credit_factor`` x the algorithm's strength in healthy credited bits (where
 the backend's keygen can be seeded; otherwise the bundle says so), secret keys
-sealed under the passphrase, an audit entry, provenance, and the host
-identity's signatures; then writes it atomically with mode 0600.
+sealed under the passphrase, provenance, and the host identity's
+signatures; it writes the bundle atomically with mode 0600 and only then
+appends its audit entry (see docs/minting.md, "Write order").
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaosmagnet.audit import AuditLog
+from chaosmagnet.audit import AuditLog, recorded_file
 from chaosmagnet.errors import UsageError
 from chaosmagnet.minting.bundle import (
     BUNDLE_FORMAT,
@@ -94,7 +95,7 @@ class MintedBundle:
     kem: str
     signing_key: str | None
     seeded_from_pool: bool
-    credited_bits_drawn: float
+    credited_bits_drawn: float  # from sources in state ok only (the headline figure)
     audit_seq: int
 
 
@@ -128,7 +129,7 @@ async def _key_section(
         "seeded_from_pool": draw is not None and pair.seeded,
         "secret_key": store_secret(pair.secret, pair.secret_encoding, context, sealer),
     }
-    return section, key_provenance(pair, draw), (draw.debited_total if draw else 0.0)
+    return section, key_provenance(pair, draw), (draw.healthy_debited_total if draw else 0.0)
 
 
 async def mint_bundle(
@@ -184,16 +185,23 @@ async def mint_bundle(
         },
         "audit": None,
     }
-    fields = audit_fields(body)
-    entry = audit.record("mint", **fields, seeded_from_pool=seeded, sealed=sealer is not None)
-    body["audit"] = {"seq": entry["seq"], "hash": entry["hash"]}
-    signatures = identity.sign(signed_message(body))
     ensure_private_dir(options.out_dir)
-    path = write_private_file(
-        options.out_dir / bundle_filename(bundle_id),
-        bundle_bytes(body, signatures),
-        overwrite=False,
-    )
+    path = options.out_dir / bundle_filename(bundle_id)
+    # The bundle is written (atomically, fsynced) before its entry is appended,
+    # under the log's lock: a kill in between leaves a bundle without an entry,
+    # which `audit verify` names and `audit repair` moves aside; never the reverse.
+    with audit.reserve(
+        "mint",
+        **audit_fields(body),
+        seeded_from_pool=seeded,
+        sealed=sealer is not None,
+        file=recorded_file(audit.path, path),
+    ) as pending:
+        entry = pending.entry
+        body["audit"] = {"seq": entry["seq"], "hash": entry["hash"]}
+        signatures = identity.sign(signed_message(body))
+        write_private_file(path, bundle_bytes(body, signatures), overwrite=False)
+        pending.written.append(path)
     return MintedBundle(
         bundle_id,
         path,

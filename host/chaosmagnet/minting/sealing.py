@@ -10,7 +10,9 @@ from the master key in its own domain, tells a wrong passphrase apart from a
 damaged blob.
 
 Default scrypt cost is n=2**17, r=8, p=1 (128 MiB, about a second); callers
-(tests) may pass cheaper ``ScryptParams`` explicitly.  Nothing here ever logs,
+(tests) may pass cheaper ``ScryptParams`` explicitly.  Parameters read from
+a blob are bounded (n <= 2^20, r <= 16, p <= 4, memory <= 1 GiB) before
+anything is allocated.  New seals need a passphrase of at least 12 characters.  Nothing here ever logs,
 prints or reprs a secret or a passphrase.
 """
 
@@ -37,7 +39,13 @@ AEAD_NAME = "AES-256-GCM"
 _CHECK_DOMAIN = b"chaosmagnet.seal.check/1"
 _KEY_DOMAIN = b"chaosmagnet.seal.key/1"
 _AAD_DOMAIN = b"chaosmagnet.seal.aad/1\x00"
-_MAX_SCRYPT_N = 2**22  # refuse blobs that would make us allocate > 4 GiB
+MIN_PASSPHRASE_LENGTH = 12  # characters, for sealing (opening accepts what was sealed before)
+# Bounds on scrypt parameters read from a file, checked before anything is allocated:
+# a blob cannot make us reserve more than MAX_SCRYPT_MEMORY (scrypt needs 128 * r * n bytes).
+MAX_SCRYPT_N = 2**20
+MAX_SCRYPT_R = 16
+MAX_SCRYPT_P = 4
+MAX_SCRYPT_MEMORY = 2**30
 
 
 @dataclass(frozen=True)
@@ -48,12 +56,21 @@ class ScryptParams:
     r: int = 8
     p: int = 1
 
+    @property
+    def memory_bytes(self) -> int:
+        """The memory scrypt's big array takes for these parameters: 128 * r * n bytes."""
+        return 128 * self.r * self.n
+
     def validate(self) -> None:
-        """SealError if the parameters are not usable scrypt parameters."""
-        if self.n < 2 or self.n & (self.n - 1) or self.n > _MAX_SCRYPT_N:
-            raise SealError(f"scrypt n must be a power of two between 2 and {_MAX_SCRYPT_N}")
-        if not 1 <= self.r <= 32 or not 1 <= self.p <= 16:
-            raise SealError("scrypt r must be 1..32 and p 1..16")
+        """SealError if the parameters are not usable, or exceed the documented bounds."""
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (self.n, self.r, self.p)):
+            raise SealError("scrypt parameters must be integers")
+        if self.n < 2 or self.n & (self.n - 1) or self.n > MAX_SCRYPT_N:
+            raise SealError("scrypt n must be a power of two between 2 and 2^20")
+        if not 1 <= self.r <= MAX_SCRYPT_R or not 1 <= self.p <= MAX_SCRYPT_P:
+            raise SealError(f"scrypt r must be 1..{MAX_SCRYPT_R} and p 1..{MAX_SCRYPT_P}")
+        if self.memory_bytes > MAX_SCRYPT_MEMORY:
+            raise SealError("scrypt parameters would need more than 1 GiB of memory")
 
 
 DEFAULT_SCRYPT = ScryptParams()
@@ -63,8 +80,23 @@ def _stretch(passphrase: str, salt: bytes, params: ScryptParams) -> bytes:
     params.validate()
     if not passphrase:
         raise SealError("the passphrase is empty")
-    kdf = Scrypt(salt=salt, length=32, n=params.n, r=params.r, p=params.p)
-    return kdf.derive(passphrase.encode("utf-8"))
+    try:
+        kdf = Scrypt(salt=salt, length=32, n=params.n, r=params.r, p=params.p)
+        return kdf.derive(passphrase.encode("utf-8"))
+    except MemoryError:
+        raise SealError(
+            f"not enough memory for scrypt (n={params.n}, r={params.r}, p={params.p})"
+        ) from None
+
+
+def check_sealing_passphrase(passphrase: str) -> None:
+    """SealError unless ``passphrase`` may seal new keys (at least MIN_PASSPHRASE_LENGTH characters)."""
+    if not passphrase:
+        raise SealError("the passphrase is empty")
+    if len(passphrase) < MIN_PASSPHRASE_LENGTH:
+        raise SealError(
+            f"a passphrase that seals keys must be at least {MIN_PASSPHRASE_LENGTH} characters long"
+        )
 
 
 def _check_value(master: bytes) -> bytes:
@@ -81,6 +113,7 @@ class Sealer:
     """Seals secrets under one passphrase; scrypt runs once, in the constructor."""
 
     def __init__(self, passphrase: str, params: ScryptParams = DEFAULT_SCRYPT) -> None:
+        check_sealing_passphrase(passphrase)
         self.params = params
         self._salt = os.urandom(16)
         self._master = _stretch(passphrase, self._salt, params)
@@ -133,7 +166,10 @@ class Unsealer:
             kdf = blob["kdf"]
             if kdf.get("name") != "scrypt":
                 raise SealError(f"unsupported key-derivation function {kdf.get('name')!r}")
-            params = ScryptParams(int(kdf["n"]), int(kdf["r"]), int(kdf["p"]))
+            if not all(type(kdf[k]) is int for k in ("n", "r", "p")):
+                raise SealError("the sealed key is malformed")
+            params = ScryptParams(kdf["n"], kdf["r"], kdf["p"])
+            params.validate()  # before anything is allocated
             salt = bytes.fromhex(kdf["salt"])
             check = bytes.fromhex(kdf["check"])
             key_salt = bytes.fromhex(blob["key_salt"])

@@ -51,6 +51,15 @@ class SeedDraw:
 
     __str__ = __repr__
 
+    @property
+    def healthy_debited_total(self) -> float:
+        """Credited bits drawn from sources whose state was ``ok`` at draw time."""
+        return sum(
+            bits
+            for name, bits in self.debited.items()
+            if str(self.sources.get(name, {}).get("state", "unknown")) == "ok"
+        )
+
     def provenance(self) -> dict[str, Any]:
         """The JSON-ready provenance of this draw (everything but the seed)."""
         names = sorted(set(self.debited) | set(self.sources))

@@ -4,7 +4,8 @@ The aggregator side is the real thing (serial links on ptys, parsers, node
 sources, the engine with health tests, estimates and the pool).  The nodes are
 a frame pump in a separate process: 64 copies of the firmware's pure-Python
 sampling loop would need more CPU than this benchmark measures, so the pump
-sends authenticated frames with pre-generated noise at each node's rate.
+answers each connection's hello with a real handshake and then sends frames
+tagged under that session's key, with pre-generated noise at each node's rate.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from chaosmagnet.config import Config
 from chaosmagnet.engine import Engine
 from chaosmagnet.nodes.parser import FrameParser
 from chaosmagnet.nodes.ports import process_start
-from chaosmagnet.nodes.protocol import encode_frame
+from chaosmagnet.nodes.protocol import derive_session, encode_frame, encode_handshake
 from chaosmagnet.nodes.registry import NodeRecord, new_key, new_node_id
 from chaosmagnet.nodes.simulator import PtyEndpoint
 from chaosmagnet.nodes.sources import build_node_sources
@@ -55,14 +56,16 @@ def run_feeder(spec: dict[str, Any]) -> None:
     """The frame pump: one pty per node, frames paced at each node's rate, until SIGTERM."""
     rng = np.random.default_rng(1)
     payloads = _payloads(rng, 16)
-    nodes = []
+    nodes: list[dict[str, Any]] = []
     for n in spec["nodes"]:
         endpoint = PtyEndpoint(Path(n["link"]))
         nodes.append(
             {
                 "key": bytes.fromhex(n["key"]),
                 "id": bytes.fromhex(n["node_id"]),
-                "nonce": os.urandom(8),
+                "boot_nonce": os.urandom(8),
+                "session": None,
+                "inbox": bytearray(),
                 "seq": 0,
                 "samples": {1: 0, 2: 0, 3: 0},
                 "ep": endpoint,
@@ -89,10 +92,11 @@ def run_feeder(spec: dict[str, Any]) -> None:
                     continue
                 for sid, bits, count in BURST:
                     n["samples"][sid] += count
+                    session_key, session_id = n["session"]
                     n["pending"] += encode_frame(
-                        n["key"],
+                        session_key,
                         n["id"],
-                        n["nonce"],
+                        session_id,
                         n["seq"],
                         1,
                         int(now * 1000),
@@ -111,12 +115,27 @@ def run_feeder(spec: dict[str, Any]) -> None:
         readable, writable, _ = select.select(
             list(by_master), writers, [], max(0.0, min(0.01, next_tick - now))
         )
-        for fd in readable:  # the host's hello: start streaming
+        for fd in readable:  # the host's hello: answer it, start a session, stream
             try:
-                if os.read(fd, 4096):
-                    by_master[fd]["started"] = True
+                data = os.read(fd, 4096)
             except OSError:
-                pass
+                continue
+            n = by_master[fd]
+            n["inbox"] += data
+            while b"\n" in n["inbox"]:
+                line, _, rest = bytes(n["inbox"]).partition(b"\n")
+                n["inbox"] = bytearray(rest)
+                words = line.split()
+                if len(words) == 2 and words[0] == b"hello":
+                    challenge, link_nonce = bytes.fromhex(words[1].decode()), os.urandom(8)
+                    n["pending"] += encode_handshake(
+                        n["key"], n["id"], challenge, n["boot_nonce"], link_nonce, 1
+                    )
+                    n["session"] = derive_session(
+                        n["key"], n["id"], challenge, n["boot_nonce"], link_nonce, 1
+                    )
+                    n["seq"] = 0
+                    n["started"] = True
         for fd in writable:
             n = by_master[fd]
             try:
@@ -133,7 +152,7 @@ def run_feeder(spec: dict[str, Any]) -> None:
 async def _aggregate(records: list[NodeRecord], seconds: float, warmup: float) -> dict[str, Any]:
     sources = []
     for record in records:
-        sources += build_node_sources(record)
+        sources += build_node_sources(record, boot_store=None)
     engine = Engine(sources, Config(assessment_enabled=False))
     connections = {id(s.connection): s.connection for s in sources}.values()  # type: ignore[attr-defined]
     proc = psutil.Process()
@@ -230,15 +249,20 @@ def aggregator_benchmark(
 def parser_benchmark(
     megabytes: int = 64, payload: int = 1024, chunk: int = 65536
 ) -> dict[str, Any]:
-    """Throughput of FrameParser alone on valid frames fed in chunks."""
-    key, node_id, nonce = new_key(), new_node_id(), os.urandom(8)
+    """Throughput of FrameParser alone on valid session frames fed in chunks (after a handshake)."""
+    key, node_id, boot_nonce, link_nonce = new_key(), new_node_id(), os.urandom(8), os.urandom(8)
+    challenge = os.urandom(16)
+    session_key, session_id = derive_session(key, node_id, challenge, boot_nonce, link_nonce, 1)
     rng = np.random.default_rng(2)
     body = rng.integers(0, 256, payload, dtype=np.uint8).tobytes()
     count = megabytes * 2**20 // (payload + 80)
     stream = b"".join(
-        encode_frame(key, node_id, nonce, i, 1, i, 2, 8, 2, i, 0, 0, body) for i in range(count)
+        encode_frame(session_key, node_id, session_id, i, 1, i, 2, 8, 2, i, 0, 0, body)
+        for i in range(count)
     )
     parser = FrameParser({node_id: key})
+    parser.session(node_id).hello(challenge)
+    parser.feed(encode_handshake(key, node_id, challenge, boot_nonce, link_nonce, 1))
     t0 = time.perf_counter()
     frames = 0
     for pos in range(0, len(stream), chunk):

@@ -23,11 +23,19 @@ SOURCE_NAMES = ("adc", "rng", "jitter")
 
 
 def project_root() -> Path:
-    """The checkout holding firmware/ and boards/ (CHAOS_SOURCE_ROOT overrides)."""
+    """The folder holding firmware/ and boards/.
+
+    CHAOS_SOURCE_ROOT overrides; a checkout's own folders win when the program
+    runs from a checkout (editable install, scripts/run); an installed wheel
+    uses the copies it carries as package data (setup.py puts them there).
+    """
     override = os.environ.get("CHAOS_SOURCE_ROOT")
     if override:
         return Path(override).resolve()
-    return Path(__file__).resolve().parents[3]
+    checkout = Path(__file__).resolve().parents[3]
+    if (checkout / "firmware" / "lib").is_dir() and (checkout / "boards").is_dir():
+        return checkout
+    return Path(__file__).resolve().parents[1] / "_node_files"
 
 
 def firmware_dir() -> Path:

@@ -1,5 +1,8 @@
 """A serial link on pyserial-asyncio that keeps a port open and comes back after unplugging.
 
+It is one implementation of the transport interface (chaosmagnet.nodes.transport):
+bytes in, bytes out, a state; frames and handshakes live above it.
+
 The port is opened without a DTR/RTS transition: both lines are left asserted,
 the state the kernel itself sets when a tty is opened, because dropping DTR
 while RTS is high is the reset (and bootloader) sequence of the ESP32-S3's USB
@@ -26,9 +29,8 @@ import serial
 import serial_asyncio
 
 from chaosmagnet.nodes.ports import PortCheck, fd_device_id
+from chaosmagnet.nodes.transport import BytesCallback, EventCallback, TransportState
 
-BytesCallback = Callable[[bytes], None]
-EventCallback = Callable[[], None]
 PortChecker = Callable[[], PortCheck]
 
 
@@ -93,7 +95,7 @@ class SerialLink:
         self._transport: asyncio.Transport | None = None
         self._closing = False
         self._wake: asyncio.Event | None = None
-        self.state = "idle"  # idle / waiting / open / closed
+        self.state: str = TransportState.IDLE.value
         self.connects = 0
         self.last_error = ""
         self.refusal = ""  # why the last port check did not allow an open ("" when it did)
@@ -125,19 +127,20 @@ class SerialLink:
             self.refusal, self.wrong_device = check.reason, check.wrong_device
             path = check.path
             if path is None or not os.path.exists(path):
-                self.state = "waiting"
+                self.state = TransportState.WAITING.value
                 await self._sleep(self.retry_interval)
                 continue
+            self.state = TransportState.CONNECTING.value
             try:
                 ser = await asyncio.to_thread(open_serial, path, self.baudrate)
             except (serial.SerialException, OSError, ValueError) as exc:
-                self.state = "waiting"
+                self.state = TransportState.WAITING.value
                 self.last_error = type(exc).__name__
                 await self._sleep(self.retry_interval)
                 continue
             if check.device is not None and fd_device_id(ser.fileno()) != check.device:
                 ser.close()  # the device changed between the check and the open
-                self.state = "waiting"
+                self.state = TransportState.WAITING.value
                 self.refusal, self.wrong_device = "port now belongs to another device", True
                 await self._sleep(self.retry_interval)
                 continue
@@ -150,7 +153,7 @@ class SerialLink:
                 loop, lambda lost=lost: _Protocol(self._on_bytes, lost), ser
             )
             self._transport = transport
-            self.state = "open"
+            self.state = TransportState.LINKED.value
             self.connects += 1
             if self._on_connect is not None:
                 self._on_connect()
@@ -163,9 +166,9 @@ class SerialLink:
                 if self._on_disconnect is not None:
                     self._on_disconnect()
             if not self._closing:
-                self.state = "waiting"
+                self.state = TransportState.LOST.value
                 await self._sleep(self.retry_interval)
-        self.state = "closed"
+        self.state = TransportState.CLOSED.value
 
     async def _sleep(self, seconds: float) -> None:
         assert self._wake is not None

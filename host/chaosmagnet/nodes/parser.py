@@ -5,40 +5,42 @@ test's byte string are interchangeable).  Every rejected byte is accounted for
 with a reason; it resynchronises on the magic after garbage, and nothing a
 device sends raises out of ``feed``.
 
-Rules, in the order they are checked for a candidate frame at a magic:
-unknown version, bad length, unknown node, bad tag (HMAC-SHA256 under the
-node's key), malformed (authenticated but inconsistent), then the session
-check: a frame whose (boot nonce, sequence) was already accepted is a replay,
-one below the highest accepted sequence is a regression, and a boot nonce
-that was superseded by a newer one is a replay of an old session.  Before the
-tag is verified the declared length cannot be trusted, so a rejected
-candidate only skips its magic and the search resumes right after it.
+One parser serves one connection.  Each node it knows has a LinkSession
+(chaosmagnet.nodes.session): the handshake state, the session key and the
+sequence window.  Rules, in the order they are checked for a candidate frame
+at a magic: unknown version, bad length, unknown node; then for a HANDSHAKE
+frame the tag under the node key, and the session's verdict (an answer to
+another challenge is ``stale_handshake``, one from an earlier boot
+``old_boot``); for every other frame ``no_session`` before the handshake
+verified, ``other_session`` when the frame names another session (a
+recording of another connection), the tag under the session key, malformed,
+then the sequence window (``replay``, ``regressed_sequence``).  Until a tag
+verifies the declared length cannot be trusted, so such a rejected candidate
+only skips its magic and the search resumes right after it.
 """
 
 from __future__ import annotations
 
 import enum
 import hmac
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from chaosmagnet.nodes.protocol import (
     HEADER,
     HEADER_SIZE,
-    KEY_SIZE,
     MAGIC,
     MAX_PAYLOAD,
-    NODE_ID_SIZE,
     TAG_SIZE,
     VERSION,
     Frame,
     FrameType,
     SourceId,
+    decode_handshake,
 )
+from chaosmagnet.nodes.session import LinkSession, SessionState
 
-_REPLAY_WINDOW = 64  # sequences remembered behind the highest accepted one
-_RETIRED_NONCES = 32  # old boot nonces remembered per node
 _FRAME_TYPES = {int(t): t for t in FrameType}
 _SOURCES = {int(s): s for s in SourceId}
 _MAGIC_LEN = len(MAGIC)
@@ -53,6 +55,10 @@ class DropReason(enum.Enum):
     UNKNOWN_NODE = "unknown_node"
     BAD_TAG = "bad_tag"
     MALFORMED = "malformed"  # authenticated, but the fields are inconsistent
+    NO_SESSION = "no_session"  # a session frame before this connection's handshake verified
+    OTHER_SESSION = "other_session"  # tagged for another session: a recording, an old connection
+    STALE_HANDSHAKE = "stale_handshake"  # a handshake answering another challenge
+    OLD_BOOT = "old_boot"  # a handshake from a boot before the highest accepted one
     REPLAY = "replay"
     REGRESSED_SEQUENCE = "regressed_sequence"
     TRUNCATED = "truncated"  # a partial frame discarded when the link was lost
@@ -67,44 +73,48 @@ class Drop:
     node_id: bytes | None = None
 
 
-@dataclass
-class _Session:
-    boot_nonce: bytes
-    highest: int
-    seen: int = 1  # bit i set: sequence highest - i was accepted
-    retired: deque[bytes] = field(default_factory=lambda: deque(maxlen=_RETIRED_NONCES))
-
-
 class FrameParser:
-    """Reassembles, authenticates and de-duplicates frames from one byte stream.
+    """Reassembles, authenticates and de-duplicates the frames of one connection.
 
-    ``keys`` maps 8-byte node ids to their 32-byte keys.  Counters: ``drops``
+    ``keys`` maps 8-byte node ids to their 32-byte keys (``boot_floors`` to the
+    highest boot counter accepted so far).  ``session(node_id)`` is the node's
+    LinkSession: its ``hello()`` starts the handshake.  Counters: ``drops``
     (events per reason), ``dropped_bytes`` (bytes per reason),
     ``frames_accepted``, ``bytes_accepted`` and ``lost_frames`` (sequence gaps).
     """
 
-    def __init__(self, keys: Mapping[bytes, bytes] | None = None) -> None:
-        self._keys: dict[bytes, bytes] = {}
+    def __init__(
+        self,
+        keys: Mapping[bytes, bytes] | None = None,
+        boot_floors: Mapping[bytes, int] | None = None,
+    ) -> None:
+        self._sessions: dict[bytes, LinkSession] = {}
         for node_id, key in (keys or {}).items():
-            self.add_node(node_id, key)
+            self.add_node(node_id, key, (boot_floors or {}).get(node_id, 0))
         self._buf = bytearray()
-        self._sessions: dict[bytes, _Session] = {}
         self.drops: Counter[DropReason] = Counter()
         self.dropped_bytes: Counter[DropReason] = Counter()
         self.frames_accepted = 0
         self.bytes_accepted = 0
-        self.lost_frames = 0
 
-    def add_node(self, node_id: bytes, key: bytes) -> None:
-        """Accept frames from node_id, authenticated under key."""
-        if len(node_id) != NODE_ID_SIZE or len(key) != KEY_SIZE:
-            raise ValueError("node id is 8 bytes and key 32 bytes")
-        self._keys[bytes(node_id)] = bytes(key)
+    def add_node(self, node_id: bytes, key: bytes, boot_floor: int = 0) -> LinkSession:
+        """Accept frames from node_id, whose long-term key is key; returns its session."""
+        session = LinkSession(node_id, key, boot_floor)
+        self._sessions[session.node_id] = session
+        return session
 
     def remove_node(self, node_id: bytes) -> None:
         """Stop accepting frames from node_id."""
-        self._keys.pop(bytes(node_id), None)
         self._sessions.pop(bytes(node_id), None)
+
+    def session(self, node_id: bytes) -> LinkSession:
+        """The handshake and session state of a known node."""
+        return self._sessions[bytes(node_id)]
+
+    @property
+    def lost_frames(self) -> int:
+        """Frames missing from sequence gaps, over every session of this parser."""
+        return sum(s.lost_frames for s in self._sessions.values())
 
     @property
     def buffered(self) -> int:
@@ -112,11 +122,13 @@ class FrameParser:
         return len(self._buf)
 
     def reset_stream(self) -> list[Drop]:
-        """Discard a partial frame (the link was lost); sessions are kept."""
+        """The connection ended: discard a partial frame and every session (boot floors stay)."""
         events: list[Drop] = []
         if self._buf:
             events.append(self._drop(DropReason.TRUNCATED, len(self._buf), None))
             self._buf.clear()
+        for session in self._sessions.values():
+            session.reset()
         return events
 
     def _drop(self, reason: DropReason, nbytes: int, node_id: bytes | None) -> Drop:
@@ -131,6 +143,7 @@ class FrameParser:
         events: list[Frame | Drop] = []
         pos = 0
         end = len(buf)
+        sessions = self._sessions
         with memoryview(buf) as view:
             while end - pos >= _MAGIC_LEN:
                 if buf[pos] != 0xC4 or view[pos : pos + _MAGIC_LEN] != MAGIC:
@@ -155,7 +168,7 @@ class FrameParser:
                     ftype,
                     length,
                     node_id,
-                    nonce,
+                    session_id,
                     seq,
                     stamp,
                     source,
@@ -177,11 +190,24 @@ class FrameParser:
                 total = HEADER_SIZE + length + TAG_SIZE
                 if end - pos < total:
                     break
-                key = self._keys.get(node_id)
-                if key is None:
+                session = sessions.get(node_id)
+                if session is None:
                     events.append(self._drop(DropReason.UNKNOWN_NODE, _MAGIC_LEN, node_id))
                     pos += _MAGIC_LEN
                     continue
+                handshake = ftype == FrameType.HANDSHAKE
+                if handshake:
+                    key = session.node_key
+                else:
+                    key = session.session_key  # type: ignore[assignment]
+                    if key is None:
+                        events.append(self._drop(DropReason.NO_SESSION, _MAGIC_LEN, node_id))
+                        pos += _MAGIC_LEN
+                        continue
+                    if session_id != session.session_id:
+                        events.append(self._drop(DropReason.OTHER_SESSION, _MAGIC_LEN, node_id))
+                        pos += _MAGIC_LEN
+                        continue
                 body_end = pos + HEADER_SIZE + length
                 tag = hmac.digest(key, view[pos:body_end], "sha256")
                 if not hmac.compare_digest(tag, view[body_end : pos + total]):
@@ -199,16 +225,27 @@ class FrameParser:
                     events.append(self._drop(DropReason.MALFORMED, total, node_id))
                     pos += total
                     continue
-                verdict = self._check_session(node_id, nonce, seq)
-                if verdict is not None:
-                    events.append(self._drop(verdict, total, node_id))
+                payload = bytes(view[pos + HEADER_SIZE : body_end])
+                reason: DropReason | None = None
+                if handshake:
+                    answer = decode_handshake(payload)
+                    if answer is None:
+                        reason = DropReason.MALFORMED
+                    else:
+                        verdict = session.accept_handshake(answer)
+                        reason = None if verdict is None else DropReason(verdict.value)
+                else:
+                    seq_verdict = session.check_sequence(seq)
+                    reason = None if seq_verdict is None else DropReason(seq_verdict.value)
+                if reason is not None:
+                    events.append(self._drop(reason, total, node_id))
                     pos += total
                     continue
                 events.append(
                     Frame(
                         frame_type,
                         node_id,
-                        nonce,
+                        session_id,
                         seq,
                         stamp,
                         source_id,
@@ -217,7 +254,7 @@ class FrameParser:
                         samples,
                         rct,
                         apt,
-                        bytes(view[pos + HEADER_SIZE : body_end]),
+                        payload,
                     )
                 )
                 self.frames_accepted += 1
@@ -235,26 +272,5 @@ class FrameParser:
             return length % (2 if bits > 8 else 1) == 0 and length > 0
         return source is SourceId.NONE and bits == 0
 
-    def _check_session(self, node_id: bytes, nonce: bytes, seq: int) -> DropReason | None:
-        session = self._sessions.get(node_id)
-        if session is None:
-            self._sessions[node_id] = _Session(nonce, seq)
-            return None
-        if nonce != session.boot_nonce:
-            if nonce in session.retired:
-                return DropReason.REPLAY
-            session.retired.append(session.boot_nonce)
-            session.boot_nonce = nonce
-            session.highest = seq
-            session.seen = 1
-            return None
-        if seq > session.highest:
-            shift = seq - session.highest
-            self.lost_frames += shift - 1
-            session.seen = ((session.seen << shift) | 1) & ((1 << _REPLAY_WINDOW) - 1)
-            session.highest = seq
-            return None
-        behind = session.highest - seq
-        if behind < _REPLAY_WINDOW and session.seen >> behind & 1:
-            return DropReason.REPLAY
-        return DropReason.REGRESSED_SEQUENCE
+
+__all__ = ["Drop", "DropReason", "FrameParser", "SessionState"]

@@ -44,13 +44,15 @@ def check_label(label: str) -> str:
 
 @dataclass(frozen=True)
 class NodeRecord:
-    """One registered node.  ``link`` is a serial port path (or a simulator's pty link).
+    """One registered node.  ``link`` is a serial port path (or a simulator's pty link);
+    ``boot_counter`` the highest boot counter a handshake of this node was accepted with
+    (an answer from an earlier boot is refused, across host restarts).
 
     The port identity (see chaosmagnet.nodes.ports) is the USB ``serial_number``,
     ``usb_vid``/``usb_pid`` and ``by_id`` link of a board, or, for a simulated
     node, the ``simulator_pid`` and ``simulator_started`` time of the process
-    holding its pty.  Entries written before these fields existed load with
-    them empty (a path-bound node).
+    holding its pty.  Entries written before these fields (or ``boot_counter``)
+    existed load with them empty (a path-bound node) and 0.
     """
 
     label: str
@@ -60,6 +62,7 @@ class NodeRecord:
     link: str
     simulated: bool = False
     declared: dict[str, dict[str, float]] = field(default_factory=dict)
+    boot_counter: int = 0
     serial_number: str = ""
     usb_vid: int | None = None
     usb_pid: int | None = None
@@ -76,6 +79,7 @@ class NodeRecord:
             "link": self.link,
             "simulated": self.simulated,
             "declared": self.declared,
+            "boot_counter": self.boot_counter,
         }
         for name in _IDENTITY_FIELDS:
             value = getattr(self, name)
@@ -95,6 +99,11 @@ class NodeRecord:
         key = bytes.fromhex(data["key"])
         if len(node_id) != NODE_ID_SIZE or len(key) != KEY_SIZE:
             raise ValueError("node id must be 8 bytes and key 32 bytes")
+        boot_counter = data.get("boot_counter", 0)
+        if isinstance(boot_counter, bool) or not isinstance(boot_counter, int):
+            raise TypeError("boot_counter must be an integer")
+        if not 0 <= boot_counter <= 0xFFFFFFFF:
+            raise ValueError("boot_counter out of range")
         return NodeRecord(
             label=check_label(str(data["label"])),
             node_id=node_id,
@@ -103,6 +112,7 @@ class NodeRecord:
             link=str(data["link"]),
             simulated=bool(data.get("simulated", False)),
             declared=_declared(data.get("declared", {})),
+            boot_counter=boot_counter,
             **_identity(data),
         )
 
@@ -229,6 +239,14 @@ class NodeRegistry:
         """Change where a node is plugged in."""
         self._nodes[label] = replace(self.get(label), link=link)
 
+    def raise_boot_counter(self, label: str, node_id: bytes, boot_counter: int) -> bool:
+        """Remember a higher accepted boot counter of this node (same label and id); never lowers it."""
+        record = self._nodes.get(label)
+        if record is None or record.node_id != node_id or boot_counter <= record.boot_counter:
+            return False
+        self._nodes[label] = replace(record, boot_counter=boot_counter)
+        return True
+
 
 @contextmanager
 def registry_transaction(path: Path | None = None) -> Iterator[NodeRegistry]:
@@ -247,3 +265,9 @@ def registry_transaction(path: Path | None = None) -> Iterator[NodeRegistry]:
         registry.save()
     finally:
         os.close(fd)
+
+
+def remember_boot_counter(record: NodeRecord, boot_counter: int, path: Path | None = None) -> None:
+    """Store a newly accepted boot counter in the registry (atomically, under its lock)."""
+    with registry_transaction(path) as registry:
+        registry.raise_boot_counter(record.label, record.node_id, boot_counter)

@@ -1,9 +1,13 @@
 """A simulated node: the real firmware modules under CPython, a noise HAL, a pty.
 
 ``chaos-host nodes simulate`` runs one.  The firmware's Node class (sampling
-loop, on-device health, framing, HMAC) is imported from firmware/lib and
-driven exactly as chaosnode.app drives it on a board; only the HAL and the
-byte pipe differ.  The pty's slave path is published through a stable symlink
+loop, on-device health, handshake, session tags, authenticated commands) is
+imported from firmware/lib and driven exactly as chaosnode.app drives it on a
+board; only the HAL and the byte pipe differ.  The simulator keeps a boot
+counter as the board's NVS does: the authenticated ``reboot`` command drops
+the port (as a board's USB does when it resets), starts a new Node with a new
+boot nonce and the counter plus one, and brings the port back.
+The pty's slave path is published through a stable symlink
 so a reopened pty (``reopen()``, or SIGHUP to the simulate command) appears at
 the same path, like a board plugged back in.
 
@@ -16,6 +20,7 @@ Faults, for demos and tests:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib
 import os
@@ -52,6 +57,7 @@ def firmware_modules() -> dict[str, ModuleType]:
         "chaosnode.hmac256",
         "chaosnode.health",
         "chaosnode.framing",
+        "chaosnode.session",
         "chaosnode.node",
         "chaosnode.config",
     )
@@ -65,8 +71,11 @@ def firmware_modules() -> dict[str, ModuleType]:
 class SimHal:
     """A noise-producing HAL with MicroPython's ticks semantics (30-bit wrap)."""
 
-    def __init__(self, fault: str | None = None, seed: int | None = None) -> None:
+    def __init__(
+        self, fault: str | None = None, seed: int | None = None, boots: int = 1
+    ) -> None:
         self.fault = fault
+        self.boots = boots
         self._rng = np.random.default_rng(seed)
         self._level = 2048.0
         self._t0 = time.monotonic_ns() - random.randrange(_TICKS_PERIOD) * 1_000_000
@@ -110,6 +119,9 @@ class SimHal:
 
     def boot_nonce(self) -> bytes:
         return os.urandom(8)
+
+    def boot_counter(self) -> int:
+        return self.boots
 
 
 class _Wire:
@@ -206,15 +218,17 @@ def default_link_path(label: str) -> Path:
 
 
 def node_config(
-    node_id: bytes, key: bytes, board: BoardProfile, label: str, rates: dict[str, int] | None = None
+    node_id: bytes, key: bytes | None, board: BoardProfile, label: str, rates: dict[str, int] | None = None
 ) -> dict[str, Any]:
-    """The node config document (what deploy writes to /chaosnode.json)."""
+    """The node config document: what deploy writes to /chaosnode.json (key None: the key
+    goes to the board's NVS instead), or what the simulator runs with (key given)."""
     sources = board.node_sources_config()
     for name, rate in (rates or {}).items():
         sources[name]["rate"] = rate
-    return {
-        "node_id": node_id.hex(),
-        "key": key.hex(),
+    config: dict[str, Any] = {"node_id": node_id.hex()}
+    if key is not None:
+        config["key"] = key.hex()
+    return config | {
         "board": board.name,
         "label": label,
         "adc_pin": board.adc_pin,
@@ -237,10 +251,11 @@ class Simulator:
     ) -> None:
         if fault is not None and fault not in FAULTS:
             raise UsageError(f"unknown fault {fault!r} (known: {', '.join(FAULTS)})")
-        modules = firmware_modules()
+        self._node_class = firmware_modules()["chaosnode.node"].Node
+        self.config = config
         self.hal = SimHal(fault if fault in ("stuck", "bias") else None, seed)
         self.wire = _Wire(fault if fault in ("garbage", "replay") else None, seed)
-        self.node = modules["chaosnode.node"].Node(self.hal, config, self.wire.write)
+        self.node = self._node_class(self.hal, config, self.wire.write)
         self.endpoint = PtyEndpoint(link_path)
         self._running = True
         self._reopen_after: float | None = None
@@ -267,6 +282,9 @@ class Simulator:
                     time.sleep(gap)
                     self.endpoint.open()
                 wait_ms = min(self.node.step(), 20)
+                if self.node.reboot_requested:
+                    self._reboot()
+                    continue
                 master = self.endpoint.master
                 want_write = [master] if self.wire.pending else []
                 readable, writable, _ = select.select([master], want_write, [], wait_ms / 1000)
@@ -276,6 +294,23 @@ class Simulator:
                     self._flush(master)
         finally:
             self.endpoint.close()
+
+    @property
+    def boot_counter(self) -> int:
+        """The boot counter of the running node (as the board keeps it in NVS)."""
+        return int(self.hal.boots)
+
+    def _reboot(self, gap_seconds: float = 0.3) -> None:
+        """What machine.reset() does to a board: the USB port goes, a new boot comes back."""
+        with contextlib.suppress(OSError):
+            self._flush(self.endpoint.master)  # the "ok reboot" reply
+        time.sleep(0.05)
+        self.endpoint.close()
+        self.wire.pending.clear()
+        self.hal.boots += 1
+        self.node = self._node_class(self.hal, self.config, self.wire.write)
+        time.sleep(gap_seconds)
+        self.endpoint.open()
 
     def _read_commands(self, master: int) -> None:
         try:

@@ -1,7 +1,10 @@
 """Node frames become pipeline sources: ``node:<label>:<adc|rng|jitter>``.
 
-One NodeConnection per node owns the serial link and the frame parser and
-hands each DATA frame's samples to the matching NodeSource.  The sources are
+One NodeConnection per node owns its transport (a serial link by default), the
+handshake and session of each connection and the frame parser above it, and
+hands each DATA frame's samples to the matching NodeSource.  Nothing reaches
+a source before the connection's handshake verified: frames that are not
+tagged under this connection's session key are dropped with a reason.  The sources are
 push-style: ``batches()`` waits on a queue the link fills.  The host re-tests
 every sample itself (the engine's RCT/APT); the node's own verdict (its
 counters and flags) is shown in ``details()`` and never relied on.
@@ -11,18 +14,19 @@ low 8 bits, where the noise is (the high bits are the DC level).
 
 Each connection reports a link state (``link_state``, with ``link_reason``):
 ``waiting`` (no port, not found, or the device behind the path is not this
-node's: chaosmagnet.nodes.ports), ``handshake`` (port open, the node not yet
-verified), ``linked`` (port open and frames arriving), ``lost`` (was linked;
-the port went away or frames stopped).  While a node is not linked its
-sources say so (``waiting_reason``) and the engine shows them as ``waiting``,
-uncredited, never as ``ok``.
+node's: chaosmagnet.nodes.ports), ``handshake`` (port open, hello sent, no
+verified answer yet), ``linked`` (this connection's handshake verified and
+frames arriving), ``lost`` (was linked; the port went away or frames stopped,
+until a new handshake verifies).  While a node is not linked its sources say
+so (``waiting_reason``) and the engine shows them as ``waiting``, uncredited,
+never as ``ok``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import secrets
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -37,16 +41,20 @@ from chaosmagnet.nodes.link import SerialLink
 from chaosmagnet.nodes.parser import Drop, FrameParser
 from chaosmagnet.nodes.ports import PortGuard, PortLister, list_serial_ports
 from chaosmagnet.nodes.protocol import Frame, FrameType, SourceId, decode_heartbeat
-from chaosmagnet.nodes.registry import NodeRecord, NodeRegistry
+from chaosmagnet.nodes.registry import NodeRecord, NodeRegistry, remember_boot_counter
+from chaosmagnet.nodes.transport import Transport
 from chaosmagnet.sources.base import Source, SourceInfo
 
 QUEUE_BATCHES = 512  # frames buffered per source before the oldest is dropped
 _SOURCE_IDS = {"adc": SourceId.ADC, "rng": SourceId.RNG, "jitter": SourceId.JITTER}
 _DEFAULT_H = {"adc": 1.0, "rng": 7.0, "jitter": 0.2}
 LINK_STATES = ("waiting", "handshake", "linked", "lost")
-STALE_SECONDS = 5.0  # an open link with no frame for this long is lost (heartbeats are 1 s)
 
-LinkFactory = Callable[..., SerialLink]
+LinkFactory = Callable[..., Transport]
+BootStore = Callable[[NodeRecord, int], None]
+HANDSHAKE_RETRY_S = 2.0  # no answer to hello within this long: a new hello, a new challenge
+SILENCE_S = 5.0  # no verified frame for this long while linked: lost, handshake again
+STALE_SECONDS = SILENCE_S  # the default of NodeConnection.stale_seconds (heartbeats are 1 s)
 
 
 def device_scalar(value: Any) -> bool | int | float | str | None:
@@ -80,18 +88,29 @@ def samples_from_frame(frame: Frame) -> np.ndarray:
 
 
 class NodeConnection:
-    """One node's link, parser, per-source queues and last reported state."""
+    """One node's transport, handshake, parser, per-source queues and last reported state.
+
+    ``link_state`` is ``waiting`` (no connection yet, or the port check refused
+    it), ``handshake`` (hello sent, no verified answer), ``linked`` (this
+    connection's handshake verified, verified frames within ``stale_seconds``)
+    or ``lost`` (was linked; the connection went away or fell silent, until a
+    new handshake verifies); ``link_reason`` says why it is not linked.
+    ``linked`` is only ever set by a verified handshake.  ``boot_store``
+    remembers a newly accepted boot counter (by default in the node registry).
+    """
 
     def __init__(
         self,
         record: NodeRecord,
         *,
         link_factory: LinkFactory = SerialLink,
+        boot_store: BootStore | None = remember_boot_counter,
         port_lister: PortLister = list_serial_ports,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.record = record
-        self.parser = FrameParser({record.node_id: record.key})
+        self.parser = FrameParser({record.node_id: record.key}, {record.node_id: record.boot_counter})
+        self.session = self.parser.session(record.node_id)
         self.port_guard = PortGuard(record, port_lister)
         self.link = link_factory(
             record.link,
@@ -100,11 +119,10 @@ class NodeConnection:
             on_disconnect=self._on_disconnect,
             check_port=self.port_guard.check,
         )
-        self.link_state = "waiting"  # waiting / handshake / linked / lost (LINK_STATES)
+        self.link_state = "waiting"  # LINK_STATES
         self.link_reason = "not started"
-        self._clock = clock
         self.stale_seconds = STALE_SECONDS
-        self._last_frame_at: float | None = None
+        self._clock = clock
         self._ever_linked = False
         self.queues: dict[SourceId, asyncio.Queue[np.ndarray | None]] = {}
         self.node_health: dict[SourceId, dict[str, Any]] = {}
@@ -112,10 +130,18 @@ class NodeConnection:
         self.heartbeat: dict[str, int] | None = None
         self.replies: deque[str] = deque(maxlen=16)
         self.queue_overflows = 0
-        self.verified = False  # a STATUS echoed this connection's challenge
-        self._challenge = ""
+        self.hellos = 0
+        self._boot_store = boot_store
+        self._hello_at = 0.0
+        self._frame_at = 0.0
         self._users: set[object] = set()
         self._task: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+
+    @property
+    def verified(self) -> bool:
+        """This connection's handshake verified (the node answered our challenge)."""
+        return self.link_state == "linked"
 
     # -- lifetime: the link runs while any of the node's sources runs -----
     def queue_for(self, source: SourceId) -> asyncio.Queue[np.ndarray | None]:
@@ -129,56 +155,86 @@ class NodeConnection:
         self._users.add(user)
         if self._task is None:
             self._task = asyncio.create_task(self.link.run(), name=f"node-link:{self.record.label}")
+            self._watchdog = asyncio.create_task(
+                self._watch(), name=f"node-handshake:{self.record.label}"
+            )
 
     async def release(self, user: object) -> None:
         """A source stops: close the link after the last one."""
         self._users.discard(user)
         if not self._users and self._task is not None:
             task, self._task = self._task, None
+            watchdog, self._watchdog = self._watchdog, None
+            if watchdog is not None:
+                watchdog.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watchdog
             self.link.close()
             await task
 
+    async def _watch(self) -> None:
+        """Repeat an unanswered hello; handshake again when a linked node falls silent
+        (for ``stale_seconds``: it is ``lost`` until the new handshake verifies)."""
+        while True:
+            await asyncio.sleep(0.25)
+            if not self.link.is_open:
+                continue
+            self.refresh_link_state()  # linked -> lost after stale_seconds of silence
+            if (
+                self.link_state in ("handshake", "lost")
+                and self._clock() - self._hello_at > HANDSHAKE_RETRY_S
+            ):
+                self._send_hello()  # e.g. the node rebooted without dropping the port
+
     # -- link callbacks -----------------------------------------------------
     def refresh_link_state(self) -> str:
-        """Bring ``link_state``/``link_reason`` up to date with the link and the frames seen."""
-        link_open = getattr(self.link, "is_open", self.link.state == "open")
-        if link_open and self._last_frame_at is not None:
-            if self._clock() - self._last_frame_at <= self.stale_seconds:
-                self.link_state, self.link_reason = "linked", ""
-            else:
-                self.link_state = "lost"
-                self.link_reason = f"no frames for {self.stale_seconds:g} s"
-        elif link_open:
-            if self.link_state != "handshake":  # the trust layer may already say handshake
-                self.link_state, self.link_reason = "waiting", "port open, no frames yet"
+        """Bring ``link_state``/``link_reason`` up to date with the link and the frames seen.
+
+        Never sets ``linked`` (only a verified handshake does) and leaves
+        ``handshake`` alone while the link is open."""
+        if self.link.is_open:
+            if self.link_state == "linked":
+                if self._clock() - self._frame_at > self.stale_seconds:
+                    self.link_state = "lost"
+                    self.link_reason = f"no frames for {self.stale_seconds:g} s"
+                else:
+                    self.link_reason = ""
+            elif self.link_state == "waiting":
+                self.link_reason = "port open, no handshake yet"
+            return self.link_state
+        refusal = getattr(self.link, "refusal", "")
+        if getattr(self.link, "wrong_device", False):
+            self.link_state, self.link_reason = "waiting", refusal
+        elif self._ever_linked:
+            self.link_state, self.link_reason = "lost", refusal or "port closed"
+        elif self.link.state == "idle":
+            self.link_state, self.link_reason = "waiting", "not started"
         else:
-            refusal = getattr(self.link, "refusal", "")
-            if getattr(self.link, "wrong_device", False):
-                self.link_state, self.link_reason = "waiting", refusal
-            elif self._ever_linked:
-                self.link_state, self.link_reason = "lost", refusal or "port closed"
-            elif self.link.state == "idle":
-                self.link_state, self.link_reason = "waiting", "not started"
-            else:
-                self.link_state = "waiting"
-                self.link_reason = refusal or getattr(self.link, "last_error", "") or "no port"
+            self.link_state = "waiting"
+            self.link_reason = refusal or getattr(self.link, "last_error", "") or "no port"
         return self.link_state
 
+    def _send_hello(self) -> None:
+        self._hello_at = self._clock()
+        self.hellos += 1
+        self.link.write(self.session.hello())
+
     def _on_connect(self) -> None:
-        self._last_frame_at = None
-        self.refresh_link_state()
-        self.verified = False
-        self._challenge = secrets.token_hex(8)
-        self.link.write(f"hello {self._challenge}\n".encode())
+        self.parser.reset_stream()
+        self.link_state, self.link_reason = "handshake", "hello sent, no verified answer yet"
+        self._send_hello()
 
     def _on_disconnect(self) -> None:
         self.parser.reset_stream()
-        self._last_frame_at = None
-        self.refresh_link_state()
+        self.link_state = "lost" if self._ever_linked else "waiting"
+        self.link_reason = "port closed"
 
     def send_command(self, line: str) -> bool:
-        """Send one command line (start/stop SRC, rate SRC N, status, ping)."""
-        return self.link.write(line.strip().encode("ascii") + b"\n")
+        """Send one command (start/stop SRC, rate SRC N, status, ping, quiet, reboot),
+        authenticated under this connection's session key; False before the handshake."""
+        if self.session.session_key is None:
+            return False
+        return self.link.write(self.session.command(line.strip()))
 
     def _on_bytes(self, data: bytes) -> None:
         for event in self.parser.feed(data):
@@ -186,11 +242,27 @@ class NodeConnection:
                 continue  # counted by the parser
             self._on_frame(event)
 
-    def _on_frame(self, frame: Frame) -> None:
-        self._last_frame_at = self._clock()
+    def _on_handshake(self) -> None:
+        self.link_state, self.link_reason = "linked", ""
         self._ever_linked = True
-        self.refresh_link_state()
-        if frame.type is FrameType.DATA:
+        counter = self.session.boot_counter
+        if counter is not None and counter > self.record.boot_counter:
+            self.record = replace(self.record, boot_counter=counter)
+            store = self._boot_store
+            if store is not None:
+                record = self.record
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:
+                    store(record, counter)
+                else:
+                    loop.run_in_executor(None, store, record, counter)
+
+    def _on_frame(self, frame: Frame) -> None:
+        self._frame_at = self._clock()
+        if frame.type is FrameType.HANDSHAKE:
+            self._on_handshake()
+        elif frame.type is FrameType.DATA:
             self.node_health[frame.source] = {
                 "failing": frame.health_failed,
                 "samples": frame.samples,
@@ -211,8 +283,6 @@ class NodeConnection:
                 return
             if isinstance(status, dict):
                 self.status = _bounded(status)
-                if self._challenge and status.get("challenge") == self._challenge:
-                    self.verified = True
         elif frame.type is FrameType.HEARTBEAT:
             self.heartbeat = decode_heartbeat(frame.payload)
         elif frame.type is FrameType.REPLY:
@@ -229,6 +299,8 @@ class NodeConnection:
             "serial_number": self.record.serial_number,
             "connects": self.link.connects,
             "verified": self.verified,
+            "handshakes": self.session.handshakes,
+            "boot_counter": self.session.boot_counter,
             "frames": self.parser.frames_accepted,
             "lost_frames": self.parser.lost_frames,
             "drops": {reason.value: n for reason, n in self.parser.drops.items()},
@@ -312,10 +384,13 @@ class NodeSource(Source):
 
 
 def build_node_sources(
-    record: NodeRecord, *, link_factory: LinkFactory = SerialLink
+    record: NodeRecord,
+    *,
+    link_factory: LinkFactory = SerialLink,
+    boot_store: BootStore | None = remember_boot_counter,
 ) -> list[Source]:
     """The adc, rng and jitter sources of one registered node, sharing one connection."""
-    connection = NodeConnection(record, link_factory=link_factory)
+    connection = NodeConnection(record, link_factory=link_factory, boot_store=boot_store)
     sources: list[Source] = []
     for name in SOURCE_NAMES:
         h = float(record.declared.get(name, {}).get("h", _DEFAULT_H[name]))
@@ -353,10 +428,10 @@ def resolve_nodes(
 async def probe_node(
     record: NodeRecord, timeout: float = 3.0, *, link_factory: LinkFactory = SerialLink
 ) -> dict[str, Any]:
-    """Open the node's link, say hello, and return its STATUS and link counters.
+    """Open the node's link, handshake, and return its STATUS and link counters.
 
-    Waits until a STATUS echoing this connection's challenge arrives, or until
-    timeout; the result says which (``verified``).
+    Waits until this connection's handshake verified and a STATUS arrived, or
+    until timeout; the result says which (``verified``).
     """
     connection = NodeConnection(record, link_factory=link_factory)
     token = object()
@@ -364,11 +439,8 @@ async def probe_node(
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while loop.time() < deadline and not connection.verified:
+        while loop.time() < deadline and not (connection.verified and connection.status):
             await asyncio.sleep(0.05)
-        if connection.verified:
-            connection.send_command("status")
-            await asyncio.sleep(0.2)
         link = connection.summary()  # the link as the probe found it, before closing it
     finally:
         await connection.release(token)

@@ -1,8 +1,11 @@
 """esptool and mpremote, as the node commands use them.
 
 The command lines are built by pure functions (tested without a board) and
-run by thin wrappers.  No secret ever appears on a command line: the node's
-config (with its key) travels as a 0600 file in a private staging folder.
+run by thin wrappers.  No secret ever appears on a command line.  The node
+config (no key in it) is copied to the board's file system; the node key is
+sent once, by ``mpremote run`` of a provisioning script staged as a 0600 file
+in a private folder, which stores it in the board's NVS (never in a file the
+board's file system holds) and is never copied to the board.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from chaosmagnet.nodes.boards import BoardProfile, firmware_dir
 CHIP = "esp32s3"
 FLASH_OFFSET = 0  # ESP32-S3 MicroPython images include the bootloader: written at 0x0 by default
 CONFIG_NAME = "chaosnode.json"
+PROVISION_NAME = "chaosnode_provision.py"  # staged only; run once, never copied to the board
+NVS_NAMESPACE = "chaosnode"
 
 
 class NodeToolError(ChaosError):
@@ -41,8 +46,23 @@ def esptool_commands(
     ]
 
 
-def mpremote_deploy_command(port: str) -> list[str]:
-    """The mpremote invocation run inside a staging folder (see stage_firmware)."""
+def provision_script(key: bytes) -> str:
+    """MicroPython code that stores the node key in NVS (run on the board, never saved there)."""
+    if len(key) != 32:
+        raise ValueError("a node key is 32 bytes")
+    return (
+        "import binascii, esp32\n"
+        f"_nvs = esp32.NVS({NVS_NAMESPACE!r})\n"
+        f"_nvs.set_blob('key', binascii.unhexlify({key.hex()!r}))\n"
+        "_nvs.commit()\n"
+        "print('chaosnode: node key stored in NVS')\n"
+    )
+
+
+def mpremote_deploy_command(port: str, send_key: bool = True) -> list[str]:
+    """The mpremote invocation run inside a staging folder (see stage_firmware); with
+    send_key it also runs the provisioning script, which stores the key in NVS."""
+    provision = ["+", "run", PROVISION_NAME] if send_key else []
     return [
         sys.executable,
         "-m",
@@ -69,14 +89,18 @@ def mpremote_deploy_command(port: str) -> list[str]:
         "cp",
         CONFIG_NAME,
         ":" + CONFIG_NAME,
+        *provision,
         "+",
         "reset",
     ]
 
 
 @contextmanager
-def stage_firmware(config: dict[str, Any]) -> Iterator[Path]:
-    """A private folder holding firmware/ (sources only) and the node config (mode 0600)."""
+def stage_firmware(config: dict[str, Any], key: bytes | None = None) -> Iterator[Path]:
+    """A private folder holding firmware/ (sources only), the node config and, when key is
+    given, the provisioning script that carries it (both mode 0600)."""
+    if "key" in config:
+        raise ValueError("the node config must not hold the key: it goes to NVS")
     source = firmware_dir()
     if not (source / "main.py").exists():
         raise UsageError(f"firmware not found at {source} (set CHAOS_SOURCE_ROOT to the checkout)")
@@ -92,6 +116,10 @@ def stage_firmware(config: dict[str, Any]) -> Iterator[Path]:
         fd = os.open(stage / CONFIG_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(config, f, separators=(",", ":"))
+        if key is not None:
+            fd = os.open(stage / PROVISION_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(provision_script(key))
         yield stage
 
 
@@ -144,12 +172,14 @@ def flash(port: str, firmware: Path, board: BoardProfile | None, baud: int = 460
             )
 
 
-def deploy(port: str, config: dict[str, Any]) -> None:
-    """Copy firmware/ and the node config to the board with mpremote, then reset it."""
-    with stage_firmware(config) as stage:
-        status = run_tool(mpremote_deploy_command(port), cwd=stage)
+def deploy(port: str, config: dict[str, Any], key: bytes | None = None) -> None:
+    """Copy firmware/ and the node config to the board with mpremote; when key is given,
+    store it in the board's NVS (sent this once); then reset the board."""
+    with stage_firmware(config, key) as stage:
+        status = run_tool(mpremote_deploy_command(port, key is not None), cwd=stage)
     if status != 0:
         raise NodeToolError(
             f"mpremote failed (exit {status}) on {port}: is MicroPython flashed "
-            "(chaos-host nodes flash) and the port free of other programs?"
+            "(chaos-host nodes flash) and the port free of other programs? A deployed node "
+            "ignores Ctrl-C: tap RESET, then hold BOOT for 2 s (maintenance mode) and retry."
         )

@@ -109,9 +109,9 @@ class PolledSource(Source):
         self._running = False
 
     async def batches(self) -> AsyncIterator[np.ndarray]:
-        per_batch = max(1, int(self.rate * self.batch_seconds))
         next_at = time.monotonic()
         while self._running:
+            per_batch = max(1, int(self.rate * self.batch_seconds))  # the rate may be reloaded
             samples = await asyncio.to_thread(self.read, per_batch)
             if len(samples):
                 yield samples

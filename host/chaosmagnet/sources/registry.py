@@ -74,5 +74,5 @@ def _load_builtin() -> None:
     _loaded = True
     # Each module registers its sources on import, in this order (the order of
     # `chaos-host sources`); none needs its device library to import.
-    for module in ("local", "audio", "video", "hid"):
+    for module in ("local", "hwrng", "audio", "video", "hid"):
         importlib.import_module(f"chaosmagnet.sources.{module}")

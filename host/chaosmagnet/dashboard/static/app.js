@@ -141,6 +141,16 @@ async function post(path, body) {
 }
 
 // -- pool --------------------------------------------------------------------
+function renderKernelFeed(outputs) {
+  const feed = outputs && outputs.kernel_feed;
+  $("#kernel-feed-row").hidden = !feed;
+  if (!feed) return;
+  let text = `${bytes(feed.bytes_fed)}, ${count(feed.bits_credited)} bits credited in ${count(feed.writes)} writes` +
+    ` (kernel count ${feed.entropy_count === null ? "?" : feed.entropy_count})`;
+  if (feed.last_error) text += ` — last error: ${feed.last_error}`;
+  setText($("#kernel-feed"), text);
+}
+
 function renderPool(pool) {
   const fill = Math.max(0, Math.min(1, pool.fill));
   setText($("#pool-fill"), `${(fill * 100).toFixed(1)} %`);
@@ -498,6 +508,7 @@ function render(status) {
   state.status = status;
   setText($("#uptime"), `uptime ${duration(status.uptime)}`);
   renderPool(status.pool);
+  renderKernelFeed(status.outputs);
   renderSources(status.sources);
   renderSourceCharts(status.sources, status.latest);
   if (status.pool_point) state.poolCredit.push(status.pool_point);

@@ -1,0 +1,68 @@
+"""The transport interface: what every node link (serial today; BLE, MQTT next) provides.
+
+A transport moves bytes and reports its state; it knows nothing of frames,
+handshakes or keys.  The node connection (chaosmagnet.nodes.sources) owns
+the handshake and session (chaosmagnet.nodes.session) and the sans-IO frame
+parser above it, once for every kind of transport.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import Protocol
+
+BytesCallback = Callable[[bytes], None]
+EventCallback = Callable[[], None]
+
+
+class TransportState(str, enum.Enum):
+    """Where a transport stands."""
+
+    IDLE = "idle"  # not started
+    WAITING = "waiting"  # the device or port is not there
+    CONNECTING = "connecting"  # opening it
+    LINKED = "linked"  # bytes flow
+    LOST = "lost"  # it went away; trying again
+    CLOSED = "closed"  # close() was called
+
+
+class Transport(Protocol):
+    """Bytes to and from one node.  ``run()`` connects, reconnects after a loss and returns
+    after ``close()``; ``on_connect`` runs after every (re)connection, ``on_disconnect``
+    after every loss, ``on_bytes`` for every chunk received."""
+
+    state: str
+    connects: int
+
+    @property
+    def is_open(self) -> bool:
+        """True while bytes can flow."""
+        ...
+
+    def write(self, data: bytes) -> bool:
+        """Queue bytes for the node; False when not connected."""
+        ...
+
+    async def run(self) -> None:
+        """Connect, deliver bytes, reconnect; until close()."""
+        ...
+
+    def close(self) -> None:
+        """Ask run() to finish."""
+        ...
+
+
+class TransportFactory(Protocol):
+    """Makes the transport for one node's address (a port path, a BLE address, a topic)."""
+
+    def __call__(
+        self,
+        address: str,
+        on_bytes: BytesCallback,
+        *,
+        on_connect: EventCallback | None = ...,
+        on_disconnect: EventCallback | None = ...,
+    ) -> Transport:
+        """A transport for address that calls back into the node connection."""
+        ...
