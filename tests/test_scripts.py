@@ -11,9 +11,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _install(extras: str) -> subprocess.CompletedProcess[str]:
+def _installed_for(extras: str) -> subprocess.CompletedProcess[str]:
+    """Whether install_package would skip (exit 0) - asked without installing anything."""
     return subprocess.run(
-        ["bash", "-c", f'source scripts/_env.sh && install_package "{extras}"'],
+        ["bash", "-c", f'source scripts/_env.sh && installed_for "{extras}"'],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -25,8 +26,8 @@ def test_an_unchanged_checkout_is_not_reinstalled() -> None:
     if not (ROOT / ".venv" / ".chaosmagnet-installed-test").is_file():
         pytest.skip("the suite was not started through scripts/test (no install fingerprint)")
     for extras in ("test", ""):  # scripts/test, then scripts/run: the test install covers both
-        result = _install(extras)
-        assert result.returncode == 0, result.stderr
+        result = _installed_for(extras)
+        assert result.returncode == 0, "scripts/run would reinstall an unchanged checkout"
         assert result.stdout == "" and result.stderr == "", result.stderr
 
 

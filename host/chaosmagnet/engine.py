@@ -369,6 +369,34 @@ class Engine:
         """False when every source is quarantined, failed, stopped or unavailable."""
         return any(r.status == SourceState.OK.value for r in self._runtimes.values())
 
+    def sources_that_can_credit(self) -> list[str]:
+        """Enabled sources that can earn credit now or later: not conditioned (or granted
+        credit_h), and not unavailable, failed, stopped, broken or ended."""
+        dead = {UNAVAILABLE, STOPPED, ERROR, ENDED, SourceState.FAILED.value}
+        return [
+            r.name
+            for r in self._runtimes.values()
+            if r.enabled
+            and r.status not in dead
+            and (not r.source.info.conditioned or r.credit_h_conditioned > 0)
+        ]
+
+    def _hopeless_wait_message(self) -> str:
+        """Why waiting for credit cannot succeed, and which other sources could earn it."""
+        from chaosmagnet.sources.registry import sources_that_earn_credit
+
+        why = []
+        for r in self._runtimes.values():
+            if r.source.info.conditioned and r.credit_h_conditioned <= 0:
+                why.append(f"{r.name} is conditioned (credited 0 unless chaos.toml grants credit_h)")
+            else:
+                why.append(f"{r.name} is {r.status}" + (f" ({r.reason})" if r.reason else ""))
+        could = sources_that_earn_credit(self.config, exclude=set(self._runtimes))
+        message = "no enabled source can earn credit: " + "; ".join(why or ["no source is enabled"])
+        if could:
+            message += f". Sources that could: {', '.join(could)} (--source NAME for run and random, or [sources] enabled in chaos.toml)"
+        return message
+
     def _no_credit_hint(self) -> str:
         """Why no credit can come, when only conditioned sources with zero credit run."""
         running = [r for r in self._runtimes.values() if r.status == SourceState.OK.value]
@@ -394,6 +422,8 @@ class Engine:
             if have >= bits:
                 return
             starting = any(r.status in ("starting", WAITING) for r in self._runtimes.values())
+            if not starting and not self.sources_that_can_credit():
+                raise PoolError(self._hopeless_wait_message())
             if not starting and not self.any_source_can_credit():
                 raise PoolError("no healthy source: every source is quarantined, failed, stopped or unavailable")
             remaining = deadline - self._clock()

@@ -79,3 +79,7 @@ class ControlError(ChaosError):
 
 class DashboardError(ChaosError):
     """The web dashboard cannot listen where asked, or refuses a request."""
+
+
+class MeshError(ChaosError):
+    """The mesh (broker set-up, broker connection, mesh keys) cannot do what was asked."""

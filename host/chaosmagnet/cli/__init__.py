@@ -20,6 +20,7 @@ from chaosmagnet.cli import (
     core_commands,  # noqa: E402,F401  (run, sources, sample, random, bench)
     dashboard_hook,  # noqa: E402,F401  (run --dashboard)
     keys_commands,  # noqa: E402,F401  (backends, mint, verify, export, identity, audit)
+    mesh_commands,  # noqa: E402,F401  (mesh ..., collector, run --mesh)
     nodes_commands,  # noqa: E402,F401  (nodes ..., run --node)
     service_commands,  # noqa: E402,F401  (service ..., run --feed-kernel)
 )

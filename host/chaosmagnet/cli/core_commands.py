@@ -195,6 +195,12 @@ def run(
         "--feed-kernel",
         help="Also feed the kernel's random pool (RNDADDENTROPY; needs CAP_SYS_ADMIN; docs/kernel-feed.md).",
     ),
+    mesh: Optional[str] = typer.Option(
+        None, "--mesh", help="Join a mesh through this broker: mqtts://HOST:PORT (docs/mesh.md)."
+    ),
+    mesh_client: Optional[Path] = typer.Option(
+        None, "--mesh-client", help="This host's mesh credentials folder (default: $CHAOS_HOME/mesh/client)."
+    ),
 ) -> None:
     """Harvest entropy: live view of every source and the pool (Ctrl-C stops with a summary).
 
@@ -213,6 +219,8 @@ def run(
         "nodes": node,
         "sources": source,
         "feed_kernel": feed_kernel,
+        "mesh": mesh,
+        "mesh_client": mesh_client,
     }
     final = asyncio.run(_run(engine, seconds, as_json, options))
     out = sys.stderr if as_json else sys.stdout

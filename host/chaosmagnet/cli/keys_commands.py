@@ -242,7 +242,15 @@ def mint(
     if no_seal:
         console.print("[yellow]warning: --no-seal: secret keys are written in the clear[/]")
     creating = not identity_exists(folder)
-    passphrase = read_passphrase(confirm=creating)
+    passphrase = read_passphrase(
+        confirm=creating,
+        purpose=(
+            "A new host identity will be created: choose a passphrase (at least 12 characters) that seals "
+            "its secret keys and the bundles' secret keys."
+            if creating
+            else "The passphrase of this host's identity (it seals the new bundle's secret keys):"
+        ),
+    )
     if options.seal or creating:
         check_sealing_passphrase(passphrase)
     _prepare_writes(folder, options.out_dir, console)
@@ -308,7 +316,8 @@ def _identity_for_verify(identity: Path | None, keys: Path | None) -> IdentityPu
         )
     if not (folder / "identity.pub.json").exists():
         raise IdentityError(
-            f"no host identity in {folder}: name the signer with --identity PUBFILE"
+            f"no host identity in {folder}: create one with `chaos-host identity init` "
+            "(or name another host's with --identity FILE)"
         )
     return load_identity_public(folder)
 
@@ -396,7 +405,11 @@ def export(
             and "sealed" in section["secret_key"]
             for section in (doc.get("kem"), doc.get("signing_key"))
         )
-        unsealer = Unsealer(read_passphrase()) if sealed else None
+        unsealer = (
+            Unsealer(read_passphrase(purpose="The passphrase that sealed this bundle's secret keys:"))
+            if sealed
+            else None
+        )
         data, encoding = export_secret_key(
             bundle, unsealer, key, fmt, identity=public  # type: ignore[arg-type]
         )
@@ -434,7 +447,11 @@ def identity_init(
     folder = keys or keys_dir()
     if identity_exists(folder):
         raise IdentityError(f"a host identity already exists in {identity_dir(folder)}")
-    passphrase = read_passphrase(confirm=True)
+    passphrase = read_passphrase(
+        confirm=True,
+        purpose="Choose a passphrase (at least 12 characters) that seals the host identity's secret keys; "
+        "minting and exporting will ask for it.",
+    )
     check_sealing_passphrase(passphrase)
     console = _err()
     _prepare_writes(folder, None, console)
@@ -457,25 +474,39 @@ def identity_init(
 def identity_show(
     keys: Optional[Path] = KeysOpt,
     identity: Optional[Path] = typer.Option(
-        None, "--identity", help="An identity.pub.json to show instead."
+        None, "--identity", metavar="FILE", help="An identity.pub.json to show instead."
     ),
+    full: bool = typer.Option(False, "--full", help="Also print every public key in hex."),
     as_json: bool = typer.Option(False, "--json", help="Print the public identity document."),
 ) -> None:
-    """Print the host identity's public keys and fingerprint (no passphrase needed)."""
+    """Summarise the host identity: algorithms, fingerprints, creation, files (no passphrase needed)."""
     public = _identity_for_verify(identity, keys)
     if as_json:
         print(json.dumps(public.to_json(), indent=2, sort_keys=True))
         return
+    from chaosmagnet.minting.canonical import digest_hex
+
+    where = identity if identity is not None else identity_dir(keys or keys_dir())
     print(f"fingerprint  {public.fingerprint}")
     print(f"created      {public.created}")
     for algorithm, key in public.keys:
-        print(f"{algorithm:12s} {key.hex()}")
+        print(f"{algorithm:12s} {len(key):,}-byte public key, SHA3-256 {digest_hex(key)[:16]}")
     if public.audit_key is not None:
         problems = public.audit_key_problems()
         print(
             f"audit key    {public.audit_key.algorithm} {public.audit_key.key_id} "
             f"({'certified' if not problems else 'CERTIFICATE INVALID'})"
         )
+    if identity is None:
+        print(f"folder       {where}")
+        print("files        identity.pub.json (public), identity.json (sealed), audit-key.json (run's audit signer)")
+    else:
+        print(f"file         {where}")
+    if full:
+        for algorithm, key in public.keys:
+            print(f"\n{algorithm} public key:\n{key.hex()}")
+    else:
+        print("(--full prints the public keys, --json the whole document)")
 
 
 # -- audit ---------------------------------------------------------------------

@@ -192,11 +192,15 @@ class Unsealer:
             raise SealError("the sealed key is damaged or does not belong here") from None
 
 
-def read_passphrase(*, confirm: bool = False, prompt: str = "Passphrase: ") -> str:
+def read_passphrase(
+    *, confirm: bool = False, prompt: str = "Passphrase: ", purpose: str = "", attempts: int = 3
+) -> str:
     """The passphrase from $CHAOS_PASSPHRASE, else an interactive prompt (never echoed).
 
-    ``confirm`` asks twice (when creating something sealed).  SealError when
-    there is no terminal to ask on, or the answers differ or are empty.
+    ``purpose`` is said before the first prompt (what the passphrase protects).
+    ``confirm`` asks twice (when creating something sealed) and asks again, up
+    to ``attempts`` times, when the repeat differs or a new passphrase is too
+    short.  SealError when there is no terminal to ask on, or no attempt succeeded.
     """
     from_env = os.environ.get(PASSPHRASE_ENV)
     if from_env is not None:
@@ -205,9 +209,23 @@ def read_passphrase(*, confirm: bool = False, prompt: str = "Passphrase: ") -> s
         return from_env
     if not sys.stdin.isatty():
         raise SealError(f"a passphrase is needed: set ${PASSPHRASE_ENV} or run in a terminal")
-    first = getpass.getpass(prompt)
-    if not first:
-        raise SealError("the passphrase is empty")
-    if confirm and getpass.getpass("Repeat passphrase: ") != first:
-        raise SealError("the passphrases do not match")
-    return first
+    if purpose:
+        print(purpose, file=sys.stderr, flush=True)
+    for attempt in range(attempts):
+        first = getpass.getpass(prompt)
+        if not first:
+            raise SealError("the passphrase is empty")
+        if not confirm:
+            return first
+        try:
+            check_sealing_passphrase(first)
+        except SealError as exc:
+            if attempt + 1 == attempts:
+                raise
+            print(f"{exc}; try again", file=sys.stderr, flush=True)
+            continue
+        if getpass.getpass("Repeat passphrase: ") == first:
+            return first
+        if attempt + 1 < attempts:
+            print("the passphrases do not match; try again", file=sys.stderr, flush=True)
+    raise SealError("the passphrases do not match")

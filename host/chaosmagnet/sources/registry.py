@@ -12,6 +12,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from chaosmagnet.config import Config
 from chaosmagnet.errors import UsageError
 from chaosmagnet.sources.base import Source
 
@@ -76,3 +77,25 @@ def _load_builtin() -> None:
     # `chaos-host sources`); none needs its device library to import.
     for module in ("local", "hwrng", "audio", "video", "hid"):
         importlib.import_module(f"chaosmagnet.sources.{module}")
+
+
+def sources_that_earn_credit(config: Config, exclude: set[str] | None = None) -> list[str]:
+    """Known sources, available here, that earn credit (not conditioned, or granted
+    credit_h by ``config``); for the hint when no enabled source can."""
+    names = []
+    for name in known_sources():
+        if exclude and name in exclude:
+            continue
+        try:
+            source = build_source(name, SourceOptions())
+        except Exception:  # noqa: BLE001 - a hint must never fail the error it explains
+            continue
+        if source.info.conditioned and not config.source(name).credit_h:
+            continue
+        try:
+            if not source.availability().available:
+                continue
+        except Exception:  # noqa: BLE001
+            continue
+        names.append(name)
+    return names

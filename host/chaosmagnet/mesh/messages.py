@@ -1,0 +1,260 @@
+"""Signed mesh messages and their checks, sans-IO: bytes and a topic in, a verdict out.
+
+Every message is one JSON object::
+
+    {"v": 1, "mesh", "sender", "kind", "fingerprint", "epoch", "counter", "time", "body",
+     "signature": hex}
+
+``signature`` is the sender's audit key (ML-DSA-65) over ``DOMAIN + topic +
+"\\n" + canonical JSON of everything else``, so a message is bound to the
+topic it was published on.  ``(epoch, counter)`` rises strictly per sender
+and channel: epoch is the sender's connection start in milliseconds, the
+counter counts its messages (the last will uses the largest counter of its
+epoch, so it is accepted once and only after everything before it).
+
+Identity messages carry the sender's public identity and its certified KEM
+key; a receiver pins each label to the first identity fingerprint it
+verified.  Anything else is dropped with a counted reason (``DropReason``);
+nothing a peer sends raises out of ``MessageVerifier.feed``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from chaosmagnet.errors import ChaosError
+from chaosmagnet.mesh.keys import MeshKeys, kem_statement
+from chaosmagnet.mesh.topics import TopicName, parse_topic
+from chaosmagnet.minting.canonical import canonical_json
+from chaosmagnet.minting.identity import IdentityPublic
+from chaosmagnet.pqc import backend_for
+
+VERSION = 1
+DOMAIN = b"chaosmagnet.mesh-message/1\n"
+MAX_MESSAGE_BYTES = 64 * 1024  # an identity message is about 40 KB; everything else is far smaller
+FINAL_COUNTER = 2**53 - 1  # the last will's counter: the end of its epoch
+KINDS = {"identity": "identity", "status": "status", "events": "event", "peer": "peer-seed"}
+_FIELDS = {"v", "mesh", "sender", "kind", "fingerprint", "epoch", "counter", "time", "body", "signature"}
+
+
+class DropReason(str, Enum):
+    """Why a message was dropped (counted per reason, shown in status and /metrics)."""
+
+    OVERSIZED = "oversized"
+    MALFORMED = "malformed"
+    WRONG_TOPIC = "wrong-topic"
+    UNSIGNED = "unsigned"
+    UNKNOWN_SENDER = "unknown-sender"
+    BAD_SIGNATURE = "bad-signature"
+    REPLAY = "replay"
+    BAD_IDENTITY = "bad-identity"
+    IDENTITY_CHANGED = "identity-changed"
+
+
+def _signed_bytes(topic: str, unsigned: dict[str, Any]) -> bytes:
+    return DOMAIN + topic.encode("utf-8") + b"\n" + canonical_json(unsigned)
+
+
+class MessageSigner:
+    """Makes this host's signed messages: one (epoch, counter) sequence per connection."""
+
+    def __init__(self, mesh: str, label: str, keys: MeshKeys) -> None:
+        self.mesh = mesh
+        self.label = label
+        self.keys = keys
+        self.epoch = 0
+        self.counter = 0
+        self.new_epoch()
+
+    def new_epoch(self) -> int:
+        """Start a new epoch (each connection): strictly above the previous one."""
+        self.epoch = max(self.epoch + 1, time.time_ns() // 1_000_000)
+        self.counter = 0
+        return self.epoch
+
+    def next_counter(self) -> int:
+        """Reserve the next counter of this epoch."""
+        self.counter += 1
+        return self.counter
+
+    def sign(self, topic: str, kind: str, body: Any, *, counter: int | None = None) -> bytes:
+        """The signed message for ``body`` on ``topic`` (a reserved or the next counter)."""
+        unsigned = {
+            "v": VERSION,
+            "mesh": self.mesh,
+            "sender": self.label,
+            "kind": kind,
+            "fingerprint": self.keys.identity.fingerprint,
+            "epoch": self.epoch,
+            "counter": self.next_counter() if counter is None else counter,
+            "time": round(time.time(), 3),
+            "body": body,
+        }
+        signature = self.keys.signer.sign(_signed_bytes(topic, unsigned))["value"]
+        return canonical_json({**unsigned, "signature": signature})
+
+    def identity_body(self) -> dict[str, Any]:
+        """The body of this host's identity message."""
+        return {"identity": self.keys.identity.to_json(), "kem": self.keys.kem.to_json()}
+
+
+@dataclass(frozen=True)
+class PeerInfo:
+    """What a receiver knows of a verified peer."""
+
+    label: str
+    fingerprint: str
+    audit_key: bytes
+    kem_algorithm: str
+    kem_public_key: bytes
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A message that passed every check."""
+
+    topic: TopicName
+    kind: str
+    sender: str
+    epoch: int
+    counter: int
+    time: float
+    body: Any
+    size: int
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A message that failed a check, and why."""
+
+    reason: DropReason
+    topic: str
+    size: int
+
+
+@dataclass
+class MessageVerifier:
+    """Checks incoming mesh messages for one receiver; keeps pins, counters and drop counts."""
+
+    mesh: str
+    receiver: str | None = None  # None: a collector (takes no peer seeds)
+    peers: dict[str, PeerInfo] = field(default_factory=dict)
+    pins: dict[str, str] = field(default_factory=dict)  # label -> identity fingerprint
+    drops: Counter[str] = field(default_factory=Counter)
+    accepted: Counter[str] = field(default_factory=Counter)
+    _last: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    _identity_docs: dict[str, bytes] = field(default_factory=dict)
+
+    def feed(self, topic: str, payload: bytes) -> Accepted | Dropped:
+        """Check one message; never raises for anything a peer can send."""
+        try:
+            return self._check(topic, payload)
+        except (ChaosError, ValueError, TypeError, KeyError, AttributeError, RecursionError, OverflowError):
+            return self._drop(DropReason.MALFORMED, topic, len(payload))
+
+    def _drop(self, reason: DropReason, topic: str, size: int) -> Dropped:
+        self.drops[reason.value] += 1
+        return Dropped(reason, topic, size)
+
+    def _check(self, topic: str, payload: bytes) -> Accepted | Dropped:
+        size = len(payload)
+        if size > MAX_MESSAGE_BYTES:
+            return self._drop(DropReason.OVERSIZED, topic, size)
+        name = parse_topic(topic)
+        if name is None or name.mesh != self.mesh:
+            return self._drop(DropReason.WRONG_TOPIC, topic, size)
+        if name.channel == "peer" and name.receiver != self.receiver:
+            return self._drop(DropReason.WRONG_TOPIC, topic, size)
+        try:
+            doc = json.loads(payload)
+        except (ValueError, RecursionError):
+            return self._drop(DropReason.MALFORMED, topic, size)
+        if not isinstance(doc, dict):
+            return self._drop(DropReason.MALFORMED, topic, size)
+        if "signature" not in doc:
+            return self._drop(DropReason.UNSIGNED, topic, size)
+        if set(doc) != _FIELDS or doc["v"] != VERSION:
+            return self._drop(DropReason.MALFORMED, topic, size)
+        epoch, counter, sent = doc["epoch"], doc["counter"], doc["time"]
+        if not all(
+            isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= FINAL_COUNTER for x in (epoch, counter)
+        ):
+            return self._drop(DropReason.MALFORMED, topic, size)
+        if not isinstance(sent, (int, float)) or not isinstance(doc["signature"], str):
+            return self._drop(DropReason.MALFORMED, topic, size)
+        if doc["mesh"] != name.mesh or doc["sender"] != name.sender or doc["kind"] != KINDS[name.channel]:
+            return self._drop(DropReason.WRONG_TOPIC, topic, size)
+        try:
+            signature = bytes.fromhex(doc["signature"])
+        except ValueError:
+            return self._drop(DropReason.UNSIGNED, topic, size)
+        unsigned = {k: v for k, v in doc.items() if k != "signature"}
+        message = _signed_bytes(topic, unsigned)
+        if name.channel == "identity":
+            return self._identity(name, doc, message, signature, topic, size)
+        peer = self.peers.get(name.sender)
+        if peer is None:
+            return self._drop(DropReason.UNKNOWN_SENDER, topic, size)
+        if doc["fingerprint"] != peer.fingerprint:
+            return self._drop(DropReason.BAD_SIGNATURE, topic, size)
+        if not _verify(peer.audit_key, message, signature):
+            return self._drop(DropReason.BAD_SIGNATURE, topic, size)
+        key = (name.sender, name.channel)
+        if key in self._last and (epoch, counter) <= self._last[key]:
+            return self._drop(DropReason.REPLAY, topic, size)
+        self._last[key] = (epoch, counter)
+        self.accepted[name.channel] += 1
+        return Accepted(name, doc["kind"], name.sender, epoch, counter, float(sent), doc["body"], size)
+
+    def _identity(
+        self, name: TopicName, doc: dict[str, Any], message: bytes, signature: bytes, topic: str, size: int
+    ) -> Accepted | Dropped:
+        body = doc["body"]
+        canonical = canonical_json(body)
+        known = self.peers.get(name.sender)
+        if known is not None and self._identity_docs.get(name.sender) == canonical:
+            # the same identity again (a reconnect): only the message signature needs checking
+            if not _verify(known.audit_key, message, signature):
+                return self._drop(DropReason.BAD_SIGNATURE, topic, size)
+            self.accepted["identity"] += 1
+            return Accepted(name, "identity", name.sender, doc["epoch"], doc["counter"], float(doc["time"]), body, size)
+        if not isinstance(body, dict) or set(body) != {"identity", "kem"}:
+            return self._drop(DropReason.BAD_IDENTITY, topic, size)
+        try:
+            identity = IdentityPublic.from_json(body["identity"], f"identity of {name.sender}")
+        except ChaosError:
+            return self._drop(DropReason.BAD_IDENTITY, topic, size)
+        if identity.fingerprint != doc["fingerprint"] or identity.audit_key is None or identity.audit_key_problems():
+            return self._drop(DropReason.BAD_IDENTITY, topic, size)
+        pinned = self.pins.get(name.sender)
+        if pinned is not None and pinned != identity.fingerprint:
+            return self._drop(DropReason.IDENTITY_CHANGED, topic, size)
+        audit_key = identity.audit_key.public_key
+        if not _verify(audit_key, message, signature):
+            return self._drop(DropReason.BAD_SIGNATURE, topic, size)
+        kem = body["kem"]
+        if not isinstance(kem, dict) or set(kem) != {"algorithm", "public_key", "created", "certificate"}:
+            return self._drop(DropReason.BAD_IDENTITY, topic, size)
+        kem_public = bytes.fromhex(kem["public_key"])
+        statement = kem_statement(
+            identity.fingerprint, audit_key, str(kem["algorithm"]), kem_public, str(kem["created"])
+        )
+        if kem["algorithm"] != "ML-KEM-768" or not _verify(audit_key, statement, bytes.fromhex(kem["certificate"])):
+            return self._drop(DropReason.BAD_IDENTITY, topic, size)
+        self.pins[name.sender] = identity.fingerprint
+        self.peers[name.sender] = PeerInfo(name.sender, identity.fingerprint, audit_key, kem["algorithm"], kem_public)
+        self._identity_docs[name.sender] = canonical
+        self.accepted["identity"] += 1
+        return Accepted(name, "identity", name.sender, doc["epoch"], doc["counter"], float(doc["time"]), body, size)
+
+
+def _verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    try:
+        return bool(backend_for("ML-DSA-65", prefer_seeded=False).verify("ML-DSA-65", public_key, message, signature))
+    except ChaosError:
+        return False
