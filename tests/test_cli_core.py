@@ -134,6 +134,9 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path: Path, args: list[str], fr
 
 
 def test_random_refuses_unseeded_output_on_timeout(tmp_path: Path) -> None:
+    # os-rng alone (credit 0) is now refused at once (test_hopeless_waits); granted a credit
+    # too small to reach 256 bits within the timeout, the wait is hopeful and times out
+    (tmp_path / "chaos.toml").write_text("[sources.os-rng]\ncredit_h = 1e-12\n")
     out = tmp_path / "r.bin"
     result = chaos("random", "--bytes", "10", "--out", str(out), "--source", "os-rng", "--timeout", "1", cwd=tmp_path)
     assert result.returncode == 2
