@@ -41,6 +41,7 @@ UNAVAILABLE = "unavailable"
 STOPPED = "stopped"  # switched off by the user
 ERROR = "error"  # the source raised while running
 ENDED = "ended"  # the source finished by itself (end of a file)
+WAITING = "waiting"  # started, but its device link is down (a node not linked): no credit
 
 
 @dataclass
@@ -54,7 +55,7 @@ class SourceRuntime:
     policy: HealthPolicy
     estimator: OnlineEstimator
     enabled: bool = True
-    status: str = "starting"  # ok / quarantined / failed / unavailable / stopped / error
+    status: str = "starting"  # ok / quarantined / failed / unavailable / stopped / error / waiting
     reason: str = ""
     samples: int = 0
     credited_bits: float = 0.0  # all credit ever given to this source
@@ -204,6 +205,17 @@ class Engine:
             return
         self._set_status(runtime, runtime.policy.state.value)
         runtime.task = asyncio.create_task(self._pump(runtime), name=f"source:{runtime.name}")
+        self._sync_waiting(runtime)
+
+    def _sync_waiting(self, runtime: SourceRuntime) -> None:
+        """A healthy running source whose link is down is ``waiting``; back to ok once it is up."""
+        if runtime.task is None or runtime.status not in (SourceState.OK.value, WAITING):
+            return
+        reason = runtime.source.waiting_reason()
+        if reason is not None:
+            self._set_status(runtime, WAITING, reason)
+        elif runtime.status == WAITING:
+            self._set_status(runtime, runtime.policy.state.value)
 
     async def _pump(self, runtime: SourceRuntime) -> None:
         try:
@@ -293,6 +305,7 @@ class Engine:
         samples = np.ascontiguousarray(batch, dtype=np.uint8)
         if samples.ndim != 1 or samples.size == 0:
             return 0.0
+        self._sync_waiting(runtime)
         info = runtime.source.info
         # Mask, RCT/APT, window counts and absorb in one C call (chaosmagnet.ingest).
         failures = ingest_batch(self.pool, name, samples, info.bits_per_sample, runtime.monitor, runtime.estimator)
@@ -311,14 +324,15 @@ class Engine:
             SourceState.QUARANTINED.value,
             SourceState.FAILED.value,
             "starting",
-        ):
+        ) or (runtime.status == WAITING and state is not SourceState.OK):
             self._set_status(runtime, state.value)
         runtime.samples += samples.size
         if self.assessor is not None:
             if info.bits_per_sample < 8:
                 samples = samples & ((1 << info.bits_per_sample) - 1)
             self.assessor.feed(name, samples, info.bits_per_sample)
-        runtime.credit_h = self._credit_rate(runtime) if state is SourceState.OK else 0.0
+        creditable = state is SourceState.OK and runtime.status != WAITING
+        runtime.credit_h = self._credit_rate(runtime) if creditable else 0.0
         credit = runtime.credit_h * samples.size
         self.pool.credit(name, credit)
         runtime.credited_bits += credit
@@ -428,7 +442,7 @@ class Engine:
                 said = status.reason  # enough credit, but not from enough independent sources
                 if on_waiting is not None:
                     on_waiting(said)
-            starting = any(r.status == "starting" for r in self._runtimes.values())
+            starting = any(r.status in ("starting", WAITING) for r in self._runtimes.values())
             if not starting and not self.any_source_can_credit():
                 raise PoolError("no healthy source: every source is quarantined, failed, stopped or unavailable")
             if not starting and not self.sources_that_can_credit():
@@ -455,6 +469,7 @@ class Engine:
         """Once a second: rates and the chart history."""
         now = time.time()
         for runtime in self._runtimes.values():
+            self._sync_waiting(runtime)
             delta = runtime.samples - runtime._tick_samples
             runtime._tick_samples = runtime.samples
             runtime.rate = delta / elapsed if elapsed > 0 else 0.0
@@ -480,6 +495,7 @@ class Engine:
         ledger = self.pool.credited_by_source()
         sources = []
         for runtime in self._runtimes.values():
+            self._sync_waiting(runtime)
             info = runtime.source.info
             est = runtime.estimator.estimates()
             sources.append(

@@ -69,12 +69,15 @@ def _json_interval(snapshot: dict[str, Any]) -> str:
         "rct_failures",
         "apt_failures",
     )
+    from chaosmagnet.cli.view import node_links
+
     sources = [{k: s[k] for k in keep} for s in snapshot["sources"]]
     pool_keys = ("credited_bits", "capacity_bits", "fill", "raw_bytes", "extraction_ratio", "drawn_bits", "fingerprint")
     interval = {
         "time": snapshot["time"],
         "uptime": snapshot["uptime"],
         "sources": sources,
+        "nodes": node_links(snapshot),
         "pool": {k: snapshot["pool"][k] for k in pool_keys},
     }
     if snapshot.get("outputs"):
@@ -158,10 +161,11 @@ async def _run(engine: Engine, seconds: float | None, as_json: bool, options: di
         sd_notify("STOPPING=1")
         for cleanup in reversed(cleanups):
             await cleanup()
+        final = engine.snapshot()  # before stopping: the summary shows the links as they were
         await engine.stop()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
-    return engine.snapshot()
+    return final
 
 
 @app.command()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ import typer
 from chaosmagnet.cli.app import app
 from chaosmagnet.errors import UsageError, escape_device_text
 from chaosmagnet.nodes.boards import list_boards, load_board
+from chaosmagnet.nodes.ports import PortInfo, PortLister
 from chaosmagnet.nodes.registry import (
     NodeRecord,
     NodeRegistry,
@@ -32,8 +34,6 @@ nodes_app = typer.Typer(
 )
 app.add_typer(nodes_app, name="nodes")
 
-ESPRESSIF_VID = 0x303A
-
 KeyFileOpt = typer.Option(
     ..., "--key-file", help="File holding the node's 64-hex-digit key ('-': stdin)."
 )
@@ -45,34 +45,61 @@ LinkOpt = typer.Option(
 )
 
 
-def espressif_ports() -> list[dict[str, Any]]:
-    """Serial ports that look like ESP32-S3 boards (Espressif USB vendor id 0x303A)."""
-    from serial.tools import list_ports
+def serial_ports(
+    records: list[NodeRecord], lister: PortLister | None = None
+) -> list[dict[str, Any]]:
+    """Every serial port, like `mpremote devs`, with ESP32-S3 boards marked and the
+    registered node each one is (by USB serial number, else by path)."""
+    from chaosmagnet.nodes.ports import ESPRESSIF_VID, list_serial_ports
 
-    found = []
-    for port in list_ports.comports():
-        if port.vid == ESPRESSIF_VID:
-            found.append(
-                {
-                    "port": port.device,
-                    "vid": f"{port.vid:04x}",
-                    "pid": f"{port.pid or 0:04x}",
-                    "description": escape_device_text(port.description or ""),
-                    "serial_number": escape_device_text(port.serial_number or ""),
-                }
-            )
-    return found
+    board_ids: dict[tuple[int, int], list[str]] = {}
+    for board in list_boards():
+        for usb_id in board.usb_ids:
+            board_ids.setdefault(usb_id, []).append(board.name)
+    rows = []
+    for port in (lister or list_serial_ports)():
+        boards = board_ids.get((port.vid or 0, port.pid or 0), [])
+        node = next((r.label for r in records if _is_node_port(r, port)), None)
+        rows.append(
+            {
+                "device": port.device,
+                "serial_number": port.serial_number,
+                "vid_pid": port.vid_pid,
+                "manufacturer": port.manufacturer,
+                "description": port.description,
+                "by_id": port.by_id,
+                "esp32s3": port.vid == ESPRESSIF_VID or bool(boards),
+                "boards": boards,
+                "node": node,
+            }
+        )
+    return rows
+
+
+def _is_node_port(record: NodeRecord, port: PortInfo) -> bool:
+    if record.simulated:
+        return False
+    if record.serial_number:
+        return record.serial_number == port.serial_number and (
+            record.usb_vid is None or (record.usb_vid, record.usb_pid) == (port.vid, port.pid)
+        )
+    return os.path.realpath(record.link) == os.path.realpath(port.device)
 
 
 @nodes_app.command("list")
 def list_nodes(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Registered nodes, and serial ports that look like ESP32-S3 boards."""
+    """Registered nodes, and every serial port (ESP32-S3 boards marked), like `mpremote devs`."""
+    from chaosmagnet.nodes.ports import PortGuard
+
     registry = NodeRegistry()
-    nodes = [
-        n.public() | {"present": None if n.link.startswith("ble:") else Path(n.link).exists()}
-        for n in registry.nodes()
-    ]
-    ports = espressif_ports()
+    nodes = []
+    for record in registry.nodes():
+        if record.link.startswith("ble:"):  # no port to check: `nodes scan` shows whether it advertises
+            nodes.append(record.public() | {"present": None, "port_check": "Bluetooth LE: see `chaos-host nodes scan`"})
+            continue
+        check = PortGuard(record).check()  # what `run` would find now (nothing is opened)
+        nodes.append(record.public() | {"present": check.ok, "port_check": check.reason})
+    ports = serial_ports(registry.nodes())
     if as_json:
         print(
             json.dumps({"registry": str(registry.path), "nodes": nodes, "ports": ports}, indent=2)
@@ -83,19 +110,58 @@ def list_nodes(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
         print("  none (chaos-host nodes deploy, or nodes simulate)")
     for n in nodes:
         kind = "simulated" if n["simulated"] else n["board"]
-        print(
-            f"  {n['label']:<16} {n['node_id']}  {kind:<26} {n['link']}"
-            f"{'  (port absent)' if n['present'] is False else ''}"
+        ident = (
+            "pty of its simulator"
+            if n["simulated"]
+            else "Bluetooth LE"
+            if str(n["link"]).startswith("ble:")
+            else f"serial {n['serial_number']}"
+            if n.get("serial_number")
+            else "by path"
         )
-    print("ESP32-S3 ports (USB VID 0x303A):")
+        print(
+            f"  {n['label']:<16} {n['node_id']}  {kind:<26} {n['link']} ({ident})"
+            f"{'' if n['present'] is not False else '  (' + n['port_check'] + ')'}"
+        )
+    print("serial ports (* = ESP32-S3 board):")
     if not ports:
         print("  none found")
     for p in ports:
-        registered = registry.find(p["port"])
+        mark = "*" if p["esp32s3"] else " "
+        what = " ".join(x for x in (p["manufacturer"], p["description"]) if x) or "-"
+        boards = f" [{', '.join(p['boards'])}]" if p["boards"] else ""
+        node = f"  -> node {p['node']}" if p["node"] else "  (not registered)"
         print(
-            f"  {p['port']:<16} {p['description']}"
-            f"{'  -> ' + registered.label if registered else '  (not registered)'}"
+            f" {mark}{p['device']:<16} {p['serial_number'] or '-':<20} "
+            f"{p['vid_pid'] or '0000:0000'}  {what}{boards}{node}"
         )
+
+
+def _port_identity(port: str) -> dict[str, Any]:
+    """The serial number, VID:PID and by-id link of the device at port (empty if none)."""
+    from chaosmagnet.nodes.ports import identity_of, is_pty
+
+    if is_pty(port):
+        print(
+            f"note: {port} is a pty: the host opens it only for a node `nodes simulate` registered",
+            file=sys.stderr,
+        )
+        return {}
+    info = identity_of(port)
+    if info is None or not info.serial_number:
+        why = "is not a serial port now" if info is None else "has no USB serial number"
+        print(
+            f"note: {port} {why}: the node is bound to this path (register it again while "
+            "plugged in to bind it to its serial number)",
+            file=sys.stderr,
+        )
+        return {}
+    return {
+        "serial_number": info.serial_number,
+        "usb_vid": info.vid,
+        "usb_pid": info.pid,
+        "by_id": info.by_id,
+    }
 
 
 @nodes_app.command("add")
@@ -141,11 +207,15 @@ def add_node(
         key = b""
     if len(key) != 32:
         raise UsageError("the key file must hold 64 hex digits (a 256-bit key)")
+    identity = _port_identity(port)
     with registry_transaction() as registry:
         registry.put(
-            NodeRecord(label, nid, key, profile.name, port, False, profile.node_sources_config())
+            NodeRecord(
+                label, nid, key, profile.name, port, False, profile.node_sources_config(), **identity
+            )
         )
-    print(f"registered node {label} on {port}")
+    by = f" (USB serial number {identity['serial_number']})" if identity else ""
+    print(f"registered node {label} on {port}{by}")
 
 
 @nodes_app.command("remove")
@@ -176,8 +246,10 @@ def node_status(
         print(json.dumps({"label": record.label, **result}, indent=2, default=str))
         return
     link = result["link"]
+    why = f" ({link['link_reason']})" if link.get("link_reason") else ""
     print(
-        f"node {record.label} ({record.node_id.hex()}) on {record.link}: link {link['link']}, "
+        f"node {record.label} ({record.node_id.hex()}) on {link.get('port', record.link)}: "
+        f"link {link.get('link_state', link.get('link'))}{why}, "
         f"{'verified' if link['verified'] else 'NO verified reply'}"
     )
     status = result["status"]
@@ -251,23 +323,27 @@ def scan_ble(
 def flash_node(
     port: str = typer.Option(..., "--port", help="Serial port of the board (in download mode)."),
     firmware: Path = FirmwareOpt,
-    board: str | None = typer.Option(None, "--board", help="Board profile (for guidance)."),
+    board: str | None = typer.Option(
+        None, "--board", help="Board profile: its flash offset and download-mode guidance."
+    ),
     baud: int = typer.Option(460800, "--baud", min=9600, help="Baud rate for writing."),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the esptool commands instead of running them."
     ),
 ) -> None:
-    """Erase the ESP32-S3 and write MicroPython at offset 0 with esptool."""
-    from chaosmagnet.nodes.tools import esptool_commands, flash
+    """Erase the ESP32-S3 and write MicroPython with esptool at the board profile's
+    flash offset (0x0 without --board)."""
+    from chaosmagnet.nodes.tools import check_image, esptool_commands, flash, flash_offset
 
     profile = load_board(board) if board else None
+    check_image(firmware)
     if profile is not None:
         print(
             f"{profile.title}: flash the {profile.micropython_build} build "
-            f"({profile.firmware_page})"
+            f"({profile.firmware_page}) at {hex(profile.flash_offset)}"
         )
     if dry_run:
-        for argv in esptool_commands(port, firmware, baud):
+        for argv in esptool_commands(port, firmware, baud, flash_offset(profile)):
             print(" ".join(argv))
         return
     flash(port, firmware, profile, baud)
@@ -338,6 +414,7 @@ def deploy_node(
         print(" ".join(mpremote_deploy_command(port, send_key)))
         print(key_note)
         return
+    identity = _port_identity(port)  # before deploy: the board resets and re-enumerates after it
     config = node_config(node_id, None, profile, label)
     registered_link = port
     if link == "ble":
@@ -345,6 +422,7 @@ def deploy_node(
 
         config["link"] = "ble"
         registered_link = LINK_PREFIX + read_ble_address(port)
+        identity = {}  # a BLE node is found by its address, not by a serial port
     deploy(port, config, key if send_key else None)
     with registry_transaction() as registry:
         # The boot counter floor stays while the board's NVS (key and counter) stays; a key
@@ -360,6 +438,7 @@ def deploy_node(
                 False,
                 profile.node_sources_config(),
                 boot_counter=floor,
+                **identity,
             )
         )
     print(
@@ -396,6 +475,7 @@ def simulate_node(
     SIGHUP closes and reopens the pty (like unplugging the board).  The node is
     unregistered when the simulator stops.
     """
+    from chaosmagnet.nodes.ports import process_start
     from chaosmagnet.nodes.simulator import FAULTS, Simulator, default_link_path, live_link_target, node_config
 
     check_label(label)
@@ -418,7 +498,15 @@ def simulate_node(
         if existing is not None and existing.label == label and not existing.simulated:
             raise UsageError(f"{label!r} is a real node; pick another label")
         record = NodeRecord(
-            label, node_id, key, profile.name, str(link_path), True, profile.node_sources_config()
+            label,
+            node_id,
+            key,
+            profile.name,
+            str(link_path),
+            True,
+            profile.node_sources_config(),
+            simulator_pid=os.getpid(),  # the host opens the pty only while this process holds it
+            simulator_started=process_start(os.getpid()),
         )
         registry.put(record)
     try:

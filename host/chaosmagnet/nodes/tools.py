@@ -25,7 +25,7 @@ from chaosmagnet.errors import ChaosError, UsageError
 from chaosmagnet.nodes.boards import BoardProfile, firmware_dir
 
 CHIP = "esp32s3"
-FLASH_OFFSET = 0  # ESP32-S3 MicroPython images include the bootloader: written at 0x0
+FLASH_OFFSET = 0  # ESP32-S3 MicroPython images include the bootloader: written at 0x0 by default
 CONFIG_NAME = "chaosnode.json"
 PROVISION_NAME = "chaosnode_provision.py"  # staged only; run once, never copied to the board
 NVS_NAMESPACE = "chaosnode"
@@ -140,16 +140,30 @@ def run_tool(argv: list[str], cwd: Path | None = None) -> int:
         raise NodeToolError(f"cannot run {argv[0]}") from None
 
 
+def check_image(firmware: Path) -> None:
+    """UsageError unless firmware is a readable ESP32 flash image of plausible size."""
+    try:
+        if not firmware.is_file():
+            raise UsageError(f"{firmware}: no such firmware file")
+        if firmware.stat().st_size < 64 * 1024:
+            raise UsageError(f"{firmware}: too small to be a MicroPython image")
+        with firmware.open("rb") as f:
+            if f.read(1) != b"\xe9":
+                raise UsageError(f"{firmware}: not an ESP32 flash image (no 0xE9 header byte)")
+    except OSError as exc:
+        raise UsageError(f"{firmware}: cannot read the firmware file ({exc.strerror})") from None
+
+
+def flash_offset(board: BoardProfile | None) -> int:
+    """Where the image goes: the board profile's flash_offset, else 0x0."""
+    return board.flash_offset if board is not None else FLASH_OFFSET
+
+
 def flash(port: str, firmware: Path, board: BoardProfile | None, baud: int = 460800) -> None:
-    """Erase and write a MicroPython image with esptool; NodeToolError with guidance on failure."""
-    if not firmware.is_file():
-        raise UsageError(f"{firmware}: no such firmware file")
-    if firmware.stat().st_size < 64 * 1024:
-        raise UsageError(f"{firmware}: too small to be a MicroPython image")
-    with firmware.open("rb") as f:
-        if f.read(1) != b"\xe9":
-            raise UsageError(f"{firmware}: not an ESP32 flash image (no 0xE9 header byte)")
-    for argv in esptool_commands(port, firmware, baud):
+    """Erase and write a MicroPython image at the profile's offset with esptool;
+    NodeToolError with guidance on failure."""
+    check_image(firmware)
+    for argv in esptool_commands(port, firmware, baud, flash_offset(board)):
         status = run_tool(argv)
         if status != 0:
             raise NodeToolError(
