@@ -82,7 +82,7 @@ def open_link(
     if address.startswith("ble:"):
         from chaosmagnet.nodes.ble import BleLink
 
-        return BleLink(address, on_bytes, on_connect=on_connect, on_disconnect=on_disconnect)
+        return BleLink(address, on_bytes, on_connect=on_connect, on_disconnect=on_disconnect, check_port=check_port)
     from chaosmagnet.nodes.link import SerialLink
 
     return SerialLink(
