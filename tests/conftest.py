@@ -1,7 +1,9 @@
 """pytest options shared by the suite.
 
 --node-port PORT runs the hardware tests (tests/test_nodes_hardware.py) against
-a real node on that serial port; without it they are skipped.
+a real node on that serial port; without it they are skipped.  --ble-node LABEL
+runs the real-adapter BLE test (tests/test_nodes_ble.py) against a registered
+BLE node through BlueZ.
 """
 
 from __future__ import annotations
@@ -22,6 +24,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="registry label of the node on --node-port (default: the node registered with that port)",
     )
+
+    parser.addoption(
+        "--ble-node",
+        action="store",
+        default=None,
+        help="registry label of a node deployed with --link ble, for the real-adapter BLE test "
+        "(skipped without it; needs BlueZ and an adapter)",
+    )
+
+
+@pytest.fixture
+def ble_node(request: pytest.FixtureRequest) -> str:
+    """The --ble-node label; skips the test when none was given."""
+    label = request.config.getoption("--ble-node")
+    if not label:
+        pytest.skip("needs a real BLE node and adapter: pass --ble-node LABEL (see docs/first-node.md)")
+    return str(label)
 
 
 @pytest.fixture

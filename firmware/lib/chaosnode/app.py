@@ -7,7 +7,8 @@ stays reachable for mpremote), the REPL interrupt is disabled
 (micropython.kbd_intr(-1)), so a program on the cable cannot stop the node
 and read its memory through the REPL.
 
-Frames go out through sys.stdout.buffer.write only (sys.stdout.write would turn
+With ``"link": "ble"`` in the config the node is served over Bluetooth LE
+instead (chaosnode.ble_app); otherwise frames go out through sys.stdout.buffer.write only (sys.stdout.write would turn
 newline bytes into CR LF); short writes are finished by the node, and a frame
 that cannot be written whole counts as dropped and is reported in STATUS.
 (The stock ESP32_GENERIC_S3 image also mirrors stdout to UART0 in its C code;
@@ -114,6 +115,11 @@ def run(config_path="/chaosnode.json"):
         _Output().write,
     )
     if node is None:
+        return
+    if config.get("link") == "ble":
+        from chaosnode.ble_app import run_ble
+
+        run_ble(node, str(config.get("label", "chaosnode")))
         return
     stdin = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin
     poller = select.poll()

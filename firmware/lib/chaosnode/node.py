@@ -205,6 +205,10 @@ class Node:
         self.gate = None
         self.streaming = False
 
+    def link_lost(self):
+        """The link dropped (a BLE disconnect): end the session; the next host says hello."""
+        self._end_session()
+
     def _totals(self):
         samples = rct = apt = 0
         for slot in self.slots:

@@ -40,7 +40,9 @@ KeyFileOpt = typer.Option(
 FirmwareOpt = typer.Option(
     ..., "--firmware", help="MicroPython .bin for the board (see boards/*.toml)."
 )
-LinkOpt = typer.Option(None, "--link", help="Path for the port symlink (default under /tmp).")
+LinkOpt = typer.Option(
+    None, "--link", help="Path for the port symlink (default under /tmp), or 'ble' for a BLE peripheral."
+)
 
 
 def espressif_ports() -> list[dict[str, Any]]:
@@ -66,7 +68,10 @@ def espressif_ports() -> list[dict[str, Any]]:
 def list_nodes(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Registered nodes, and serial ports that look like ESP32-S3 boards."""
     registry = NodeRegistry()
-    nodes = [n.public() | {"present": Path(n.link).exists()} for n in registry.nodes()]
+    nodes = [
+        n.public() | {"present": None if n.link.startswith("ble:") else Path(n.link).exists()}
+        for n in registry.nodes()
+    ]
     ports = espressif_ports()
     if as_json:
         print(
@@ -80,7 +85,7 @@ def list_nodes(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
         kind = "simulated" if n["simulated"] else n["board"]
         print(
             f"  {n['label']:<16} {n['node_id']}  {kind:<26} {n['link']}"
-            f"{'' if n['present'] else '  (port absent)'}"
+            f"{'  (port absent)' if n['present'] is False else ''}"
         )
     print("ESP32-S3 ports (USB VID 0x303A):")
     if not ports:
@@ -98,11 +103,25 @@ def add_node(
     label: str = typer.Option(..., "--label", help="Name for the node (a-z 0-9 - _)."),
     node_id: str = typer.Option(..., "--node-id", help="The node's id, 16 hex digits."),
     board: str = typer.Option(..., "--board", help="Board profile name (boards/*.toml)."),
-    port: str = typer.Option(..., "--port", help="Serial port the node is on."),
+    port: str | None = typer.Option(None, "--port", help="Serial port the node is on."),
     key_file: Path = KeyFileOpt,
+    ble: str | None = typer.Option(
+        None, "--ble", metavar="ADDRESS", help="The node's Bluetooth LE address (see `nodes scan`)."
+    ),
 ) -> None:
-    """Register a node that was deployed elsewhere (its key is read from a file, never argv)."""
+    """Register a node that was deployed elsewhere (its key is read from a file, never argv),
+    on a serial port (--port) or over Bluetooth LE (--ble ADDRESS)."""
     check_label(label)
+    if (port is None) == (ble is None):
+        raise UsageError("give exactly one of --port PORT and --ble ADDRESS")
+    if ble is not None:
+        from chaosmagnet.nodes.ble import LINK_PREFIX, check_ble_address
+
+        try:
+            port = LINK_PREFIX + check_ble_address(ble)
+        except ValueError as exc:
+            raise UsageError(f"--ble {escape_device_text(ble)!s}: {exc}") from None
+    assert port is not None
     profile = load_board(board)
     try:
         nid = bytes.fromhex(node_id)
@@ -194,6 +213,38 @@ def node_status(
     print(f"  host: {link['frames']} frames, drops {drops}, lost {link['lost_frames']}")
 
 
+@nodes_app.command("scan")
+def scan_ble(
+    seconds: float = typer.Option(5.0, "--seconds", min=0.5, max=120.0, help="How long to listen."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """ChaosMagnet nodes advertising over Bluetooth LE: label, address, RSSI, registered or not."""
+    from chaosmagnet.nodes.ble import LINK_PREFIX, scan_nodes
+
+    found = asyncio.run(scan_nodes(seconds))
+    registry = NodeRegistry()
+    rows = []
+    for adv in found:
+        record = registry.find(LINK_PREFIX + adv.address)
+        rows.append(
+            {
+                "label": adv.label,
+                "address": adv.address,
+                "rssi": adv.rssi,
+                "registered": record.label if record else None,
+            }
+        )
+    if as_json:
+        print(json.dumps({"nodes": rows}, indent=2))
+        return
+    if not rows:
+        print(f"no ChaosMagnet node advertising within {seconds:g} s")
+        return
+    for row in rows:
+        note = f"registered as {row['registered']}" if row["registered"] else "not registered"
+        print(f"  {row['label'] or '?':<16} {row['address']}  RSSI {row['rssi']:>4} dBm  {note}")
+
+
 @nodes_app.command("flash")
 def flash_node(
     port: str = typer.Option(..., "--port", help="Serial port of the board (in download mode)."),
@@ -243,13 +294,24 @@ def deploy_node(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print what would be done; change nothing."
     ),
+    link: str = typer.Option(
+        "usb", "--link", help="How the node talks to the host: usb (serial) or ble (Bluetooth LE)."
+    ),
 ) -> None:
     """Copy firmware/ and the node config with mpremote, store a new node's key in the
-    board's NVS (sent once), register the node."""
+    board's NVS (sent once), register the node.  With --link ble the node serves
+    its frames over Bluetooth LE and is registered by its BLE address."""
     from chaosmagnet.nodes.simulator import node_config
-    from chaosmagnet.nodes.tools import deploy, mpremote_deploy_command
+    from chaosmagnet.nodes.tools import (
+        deploy,
+        mpremote_ble_address_command,
+        mpremote_deploy_command,
+        read_ble_address,
+    )
 
     check_label(label)
+    if link not in ("usb", "ble"):
+        raise UsageError("--link must be usb or ble")
     profile = load_board(board)
     existing = NodeRegistry().find(label)
     if existing is not None and existing.label != label:
@@ -266,12 +328,22 @@ def deploy_node(
         else "the node key is not sent (the board's NVS keeps it; --resend-key after an erase)"
     )
     if dry_run:
-        print(f"{label}: {action}, node id {node_id.hex()}, board {profile.name}")
+        print(f"{label}: {action}, node id {node_id.hex()}, board {profile.name}, link {link}")
+        if link == "ble":
+            print("(read the board's BLE address first)")
+            print(" ".join(repr(a) if "\n" in a else a for a in mpremote_ble_address_command(port)))
         print("(in a private staging folder holding firmware/ and chaosnode.json, mode 0600)")
         print(" ".join(mpremote_deploy_command(port, send_key)))
         print(key_note)
         return
-    deploy(port, node_config(node_id, None, profile, label), key if send_key else None)
+    config = node_config(node_id, None, profile, label)
+    registered_link = port
+    if link == "ble":
+        from chaosmagnet.nodes.ble import LINK_PREFIX
+
+        config["link"] = "ble"
+        registered_link = LINK_PREFIX + read_ble_address(port)
+    deploy(port, config, key if send_key else None)
     with registry_transaction() as registry:
         # The boot counter floor stays while the board's NVS (key and counter) stays; a key
         # sent now goes with a fresh or erased NVS, whose counter starts again from 1.
@@ -282,7 +354,7 @@ def deploy_node(
                 node_id,
                 key,
                 profile.name,
-                port,
+                registered_link,
                 False,
                 profile.node_sources_config(),
                 boot_counter=floor,
@@ -290,7 +362,7 @@ def deploy_node(
         )
     print(
         f"deployed {label} ({action}, node id {node_id.hex()}) to {port}; "
-        f"registered in {registry_path()}"
+        f"registered in {registry_path()} on {registered_link}"
     )
     print(key_note)
     print("the node now ignores Ctrl-C; to deploy again: tap RESET, then hold BOOT for 2 s")
@@ -308,8 +380,16 @@ def simulate_node(
     ),
     seconds: float | None = typer.Option(None, "--seconds", min=0.0, help="Stop after this long."),
     link: Path | None = LinkOpt,
+    hci_port: int = typer.Option(
+        0, "--hci-port", min=0, max=65535,
+        help="With --link ble: TCP port of the virtual adapter served to hosts (0: any free port).",
+    ),
 ) -> None:
     """Run the real firmware under CPython with a noise HAL on a pty, registered as a node.
+
+    With --link ble the node is a Bluetooth LE peripheral on bumble's virtual
+    radio instead, which serves one virtual adapter to hosts over TCP: run
+    chaos-host with the CHAOS_BLE_HCI=tcp-client:... it prints.
 
     SIGHUP closes and reopens the pty (like unplugging the board).  The node is
     unregistered when the simulator stops.
@@ -320,6 +400,9 @@ def simulate_node(
     if fault is not None and fault not in FAULTS:
         raise UsageError(f"unknown fault {fault!r} (known: {', '.join(FAULTS)})")
     profile = load_board(board)
+    if link is not None and str(link) == "ble":
+        _simulate_ble(profile, label, fault, seconds, hci_port)
+        return
     link_path = link or default_link_path(label)
     busy = live_link_target(link_path)
     if busy is not None:
@@ -348,6 +431,69 @@ def simulate_node(
         loop_deadline = None if seconds is None else _now() + seconds
         with contextlib.suppress(KeyboardInterrupt):
             sim.run(until=(lambda: _now() >= loop_deadline) if loop_deadline is not None else None)
+    finally:
+        with registry_transaction() as registry:
+            current = registry.find(label)
+            if current is not None and current.node_id == node_id:
+                registry.remove(label)
+    print(f"simulator {label} stopped", file=sys.stderr)
+
+
+def _simulate_ble(
+    profile: Any, label: str, fault: str | None, seconds: float | None, hci_port: int
+) -> None:
+    """`nodes simulate --link ble`: the firmware's node as a BLE peripheral on a virtual radio."""
+    import socket
+
+    from chaosmagnet.nodes.ble import HCI_ENV, LINK_PREFIX
+    from chaosmagnet.nodes.simulator import node_config
+
+    try:
+        from chaosmagnet.nodes.ble_bumble import BlePeripheral, VirtualRadio
+    except ImportError:
+        raise UsageError("nodes simulate --link ble needs bumble (pip install bumble)") from None
+    with socket.socket() as probe:  # a free port for the virtual adapter
+        try:
+            probe.bind(("127.0.0.1", hci_port))
+        except OSError as exc:
+            raise UsageError(f"--hci-port {hci_port}: {exc.strerror}") from None
+        port = probe.getsockname()[1]
+    node_id, key = new_node_id(), new_key()
+    stop_at = None if seconds is None else _now() + seconds
+
+    async def main() -> None:
+        radio = VirtualRadio()
+        peripheral = BlePeripheral(radio, node_config(node_id, key, profile, label), fault=fault)
+        try:
+            await radio.serve_hci(f"tcp-server:127.0.0.1:{port}")
+        except OSError as exc:
+            raise UsageError(f"cannot serve the virtual adapter on port {port}: {exc.strerror}") from None
+        with registry_transaction() as registry:
+            existing = registry.find(label)
+            if existing is not None and existing.label == label and not existing.simulated:
+                raise UsageError(f"{label!r} is a real node; pick another label")
+            registry.put(
+                NodeRecord(
+                    label, node_id, key, profile.name, LINK_PREFIX + peripheral.address, True,
+                    profile.node_sources_config(),
+                )
+            )
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, peripheral.stop)
+        loop.add_signal_handler(signal.SIGINT, peripheral.stop)
+        print(f"simulated BLE node {label} ({profile.title}{', fault ' + fault if fault else ''})")
+        print(f"address: {peripheral.address}   virtual adapter: tcp-client:127.0.0.1:{port}")
+        print(
+            f"harvest it: {HCI_ENV}=tcp-client:127.0.0.1:{port} chaos-host run --node {label}",
+            flush=True,
+        )
+        try:
+            await peripheral.run(until=(lambda: _now() >= stop_at) if stop_at is not None else None)
+        finally:
+            await radio.close()
+
+    try:
+        asyncio.run(main())
     finally:
         with registry_transaction() as registry:
             current = registry.find(label)

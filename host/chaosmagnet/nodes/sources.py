@@ -28,11 +28,10 @@ import numpy as np
 
 from chaosmagnet.errors import UsageError, escape_device_text
 from chaosmagnet.nodes.boards import SOURCE_NAMES
-from chaosmagnet.nodes.link import SerialLink
 from chaosmagnet.nodes.parser import Drop, FrameParser
 from chaosmagnet.nodes.protocol import Frame, FrameType, SourceId, decode_heartbeat
 from chaosmagnet.nodes.registry import NodeRecord, NodeRegistry, remember_boot_counter
-from chaosmagnet.nodes.transport import Transport
+from chaosmagnet.nodes.transport import Transport, open_link
 from chaosmagnet.sources.base import Source, SourceInfo
 
 QUEUE_BATCHES = 512  # frames buffered per source before the oldest is dropped
@@ -42,6 +41,7 @@ _DEFAULT_H = {"adc": 1.0, "rng": 7.0, "jitter": 0.2}
 LinkFactory = Callable[..., Transport]
 BootStore = Callable[[NodeRecord, int], None]
 HANDSHAKE_RETRY_S = 2.0  # no answer to hello within this long: a new hello, a new challenge
+_BEFORE_FIRST_LINK = ("waiting", "scanning", "connecting")
 SILENCE_S = 5.0  # no verified frame for this long while linked: handshake again
 
 
@@ -78,7 +78,8 @@ def samples_from_frame(frame: Frame) -> np.ndarray:
 class NodeConnection:
     """One node's transport, handshake, parser, per-source queues and last reported state.
 
-    ``link_state`` is ``waiting`` (no connection yet), ``handshake`` (hello sent,
+    ``link_state`` is ``waiting`` (no connection yet; a BLE link refines it to
+    ``scanning`` or ``connecting``), ``handshake`` (hello sent,
     no verified answer), ``linked`` (this connection's handshake verified) or
     ``lost`` (the connection went away).  ``boot_store`` remembers a newly
     accepted boot counter (by default in the node registry).
@@ -88,7 +89,7 @@ class NodeConnection:
         self,
         record: NodeRecord,
         *,
-        link_factory: LinkFactory = SerialLink,
+        link_factory: LinkFactory = open_link,
         boot_store: BootStore | None = remember_boot_counter,
     ) -> None:
         self.record = record
@@ -154,6 +155,9 @@ class NodeConnection:
         while True:
             await asyncio.sleep(0.25)
             if not self.link.is_open:
+                if self.link_state in _BEFORE_FIRST_LINK:  # a BLE link says how far it got
+                    state = getattr(self.link, "state", "")
+                    self.link_state = state if state in _BEFORE_FIRST_LINK else "waiting"
                 continue
             now = time.monotonic()
             if self.link_state == "handshake" and now - self._hello_at > HANDSHAKE_RETRY_S:
@@ -321,7 +325,7 @@ class NodeSource(Source):
 def build_node_sources(
     record: NodeRecord,
     *,
-    link_factory: LinkFactory = SerialLink,
+    link_factory: LinkFactory = open_link,
     boot_store: BootStore | None = remember_boot_counter,
 ) -> list[Source]:
     """The adc, rng and jitter sources of one registered node, sharing one connection."""
@@ -361,7 +365,7 @@ def resolve_nodes(
 
 
 async def probe_node(
-    record: NodeRecord, timeout: float = 3.0, *, link_factory: LinkFactory = SerialLink
+    record: NodeRecord, timeout: float = 3.0, *, link_factory: LinkFactory = open_link
 ) -> dict[str, Any]:
     """Open the node's link, handshake, and return its STATUS and link counters.
 

@@ -169,3 +169,42 @@ def deploy(port: str, config: dict[str, Any], key: bytes | None = None) -> None:
             "(chaos-host nodes flash) and the port free of other programs? A deployed node "
             "ignores Ctrl-C: tap RESET, then hold BOOT for 2 s (maintenance mode) and retry."
         )
+
+
+BLE_ADDRESS_CODE = (
+    "import bluetooth\n"
+    "_b = bluetooth.BLE()\n"
+    "_b.active(True)\n"
+    "print('chaosnode-ble-address', ':'.join('%02X' % x for x in _b.config('mac')[1]))\n"
+)
+
+
+def mpremote_ble_address_command(port: str) -> list[str]:
+    """The mpremote invocation that prints the board's Bluetooth LE address (switching BLE on)."""
+    return [sys.executable, "-m", "mpremote", "connect", port, "exec", BLE_ADDRESS_CODE]
+
+
+def parse_ble_address(output: str) -> str | None:
+    """The address printed by BLE_ADDRESS_CODE, or None."""
+    for line in output.splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] == "chaosnode-ble-address" and len(words[1]) == 17:
+            return words[1].upper()
+    return None
+
+
+def read_ble_address(port: str) -> str:
+    """Ask the board on port for its BLE address (before deploy resets it into the node)."""
+    try:
+        proc = subprocess.run(
+            mpremote_ble_address_command(port), capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise NodeToolError(f"cannot ask {port} for its BLE address ({type(exc).__name__})") from None
+    address = parse_ble_address(proc.stdout)
+    if proc.returncode != 0 or address is None:
+        raise NodeToolError(
+            f"mpremote could not read the BLE address on {port} (exit {proc.returncode}): is MicroPython "
+            "flashed and the port free? A deployed node ignores Ctrl-C: tap RESET, then hold BOOT for 2 s."
+        )
+    return address

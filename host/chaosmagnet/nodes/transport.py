@@ -21,6 +21,7 @@ class TransportState(str, enum.Enum):
 
     IDLE = "idle"  # not started
     WAITING = "waiting"  # the device or port is not there
+    SCANNING = "scanning"  # looking for the device's advertisements (BLE)
     CONNECTING = "connecting"  # opening it
     LINKED = "linked"  # bytes flow
     LOST = "lost"  # it went away; trying again
@@ -66,3 +67,20 @@ class TransportFactory(Protocol):
     ) -> Transport:
         """A transport for address that calls back into the node connection."""
         ...
+
+
+def open_link(
+    address: str,
+    on_bytes: BytesCallback,
+    *,
+    on_connect: EventCallback | None = None,
+    on_disconnect: EventCallback | None = None,
+) -> Transport:
+    """The transport a registry link names: ``ble:ADDRESS`` a BLE link, else a serial port path."""
+    if address.startswith("ble:"):
+        from chaosmagnet.nodes.ble import BleLink
+
+        return BleLink(address, on_bytes, on_connect=on_connect, on_disconnect=on_disconnect)
+    from chaosmagnet.nodes.link import SerialLink
+
+    return SerialLink(address, on_bytes, on_connect=on_connect, on_disconnect=on_disconnect)
