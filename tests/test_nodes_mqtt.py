@@ -441,3 +441,137 @@ def test_firmware_mqtt_link_under_micropython_and_cpython(tmp_path: Path) -> Non
         assert not [e for e in events if isinstance(e, Drop)]
         assert [e for e in events if not isinstance(e, Drop)][0].type is FrameType.HANDSHAKE
     assert results["micropython"]["first_sizes"] == results["cpython"]["first_sizes"]
+
+
+def _cli(args: list[str], env: dict[str, str], timeout: float = 90) -> subprocess.CompletedProcess:
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "chaosmagnet", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_cli_simulate_link_mqtt_and_run_node_through_the_broker(broker: Broker, tmp_path: Path) -> None:
+    """`nodes simulate --link mqtt` in one process and `run --node LABEL` in another: the
+    host's mesh folder and the node's folder under one CHAOS_HOME, the broker by --mesh."""
+    import os
+    import shutil
+    import signal
+    import sys
+    import json
+
+    home = tmp_path / "home"
+    (home / "mesh" / "clients").mkdir(parents=True)
+    shutil.copytree(broker.setup.clients_dir / "alice", home / "mesh" / "client")
+    shutil.copytree(broker.setup.clients_dir / "wifi2", home / "mesh" / "clients" / "wifi2")
+    env = dict(os.environ, CHAOS_HOME=str(home))
+    env.pop("CHAOS_NODES", None)
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "chaosmagnet", "nodes", "simulate", "--link", "mqtt", "--label", "wifi2",
+         "--mesh-url", broker.url],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert sim.stdout is not None
+        lines = [sim.stdout.readline() for _ in range(3)]
+        assert "owner host alice" in "".join(lines), lines
+        listed = json.loads(_cli(["nodes", "list", "--json"], env).stdout)
+        assert [(n["link"], n["present"]) for n in listed["nodes"]] == [("mqtt:wifi2", None)]
+        run = _cli(["run", "--node", "wifi2", "--source", "os-rng", "--seconds", "5", "--json"], env)
+        assert run.returncode == 0, run.stderr
+        summary = json.loads(run.stdout.strip().splitlines()[-1])
+        credited = {src["name"]: src["credited_bits"] for src in summary["sources"]}
+        assert credited["node:wifi2:adc"] > 0 and credited["node:wifi2:jitter"] > 0
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        _, err = sim.communicate(timeout=20)
+    assert "Traceback" not in err and "stopped" in err
+
+
+def test_cli_refusals_are_one_line(broker: Broker, tmp_path: Path) -> None:
+    import os
+
+    env = dict(os.environ, CHAOS_HOME=str(tmp_path))
+    env.pop("CHAOS_NODES", None)
+    key_file = tmp_path / "key"
+    key_file.write_text("ab" * 32)
+    add = ["nodes", "add", "--label", "w9", "--node-id", "01" * 8, "--board", "um_feathers3", "--key-file", str(key_file)]
+    ok = _cli([*add, "--wifi"], env)
+    assert ok.returncode == 0, ok.stderr
+    run = _cli(["run", "--node", "w9", "--source", "os-rng", "--seconds", "1"], env)  # no mesh folder here
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and "client.json" in run.stderr, run.stderr
+    sim = _cli(["nodes", "simulate", "--link", "mqtt", "--label", "w9"], env)
+    assert sim.returncode == 2 and sim.stderr.count("\n") == 1 and "Traceback" not in sim.stderr
+    node_folder = str(broker.setup.clients_dir / "wifi1")
+    wrong = _cli(["nodes", "simulate", "--link", "mqtt", "--label", "w9", "--mesh-client", node_folder], env)
+    assert wrong.returncode == 2 and "not node 'w9'" in wrong.stderr
+    host_folder = str(broker.setup.clients_dir / "alice")
+    dry = ["nodes", "deploy", "--port", "/dev/null", "--board", "um_feathers3", "--dry-run", "--link", "wifi"]
+    nossid = _cli([*dry, "--label", "wifi1", "--mesh-client", node_folder], env)
+    assert nossid.returncode == 2 and "--ssid" in nossid.stderr
+    notnode = _cli([*dry, "--label", "alice", "--ssid", "lab", "--mesh-client", host_folder], env)
+    assert notnode.returncode == 2 and "not a node's" in notnode.stderr
+    plan = _cli([*dry, "--label", "wifi1", "--ssid", "lab", "--mesh-client", node_folder], env)
+    assert plan.returncode == 0, plan.stderr
+    assert "mip install umqtt.simple" in plan.stdout and "chaosnode_ca.pem" in plan.stdout
+    assert f"broker mqtts://localhost:{broker.port}" in plan.stdout
+    assert broker.client("wifi1").password not in plan.stdout + plan.stderr
+    mesh = ["mesh", "add", "--dir", str(broker.setup.root)]
+    orphan = _cli([*mesh, "w10", "--node"], env)
+    assert orphan.returncode == 2 and "--host" in orphan.stderr
+    unknown = _cli([*mesh, "w10", "--node", "--host", "nobody"], env)
+    assert unknown.returncode == 2 and "alice" in unknown.stderr
+
+
+PROVISION_MAIN = """
+import sys, json
+sys.path.append('/lib')
+sys.path.append('/mp')
+from fake_board import FakeNVS, install_esp32
+nvs = FakeNVS()
+install_esp32(nvs)
+exec(open('/stage/chaosnode_provision.py').read())
+from chaosnode.mqtt import nvs_secret
+from chaosnode.app import nvs_key
+out = {n: nvs_secret(nvs, n).decode() for n in ('wifi_psk', 'mqtt_pw', 'tls_key')}
+out['key'] = ''.join('%02x' % b for b in nvs_key(nvs))
+out['missing'] = nvs_secret(FakeNVS(), 'wifi_psk')
+print(json.dumps(out))
+"""
+
+
+def test_wifi_secrets_go_to_nvs_with_the_key(broker: Broker, tmp_path: Path) -> None:
+    """deploy --link wifi: the provisioning script (run once, never copied) stores the Wi-Fi
+    passphrase, MQTT password and TLS key in NVS next to the node key; the firmware reads them
+    back under the MicroPython VM; the staged config and files hold none of them; mpy-cross
+    compiles the script for the S3."""
+    import json
+
+    from chaosmagnet.nodes.mqtt import wifi_node_settings
+    from chaosmagnet.nodes.tools import mpremote_deploy_command, stage_firmware
+    from nodes_helpers import FIRMWARE_LIB, MP_DIR, mpy_cross, run_micropython
+
+    client = broker.client("wifi1")
+    config_extra, secrets, files = wifi_node_settings(client, parse_broker_url(broker.url), "lab-net", "correct horse battery")
+    key = bytes(range(32))
+    config = node_config(bytes(8), None, load_board("um_feathers3"), "wifi1") | config_extra
+    with stage_firmware(config, key, secrets, files) as stage:
+        staged = {p.name: p.read_bytes() for p in stage.iterdir() if p.is_file()}
+        modes = {p.name: p.stat().st_mode & 0o777 for p in stage.iterdir() if p.is_file()}
+        out = run_micropython(PROVISION_MAIN, tmp_path, {FIRMWARE_LIB: "/lib", MP_DIR: "/mp", stage: "/stage"})
+        compiled = subprocess.run(
+            [mpy_cross(), "-march=xtensawin", "-o", str(tmp_path / "p.mpy"), str(stage / "chaosnode_provision.py")],
+            capture_output=True, text=True,
+        )  # fmt: skip
+    assert compiled.returncode == 0, compiled.stderr
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    assert result["wifi_psk"] == "correct horse battery" and result["mqtt_pw"] == client.password
+    assert result["tls_key"].startswith("-----BEGIN") and result["key"] == key.hex() and result["missing"] is None
+    assert modes["chaosnode_provision.py"] == 0o600 and modes["chaosnode.json"] == 0o600
+    public = staged["chaosnode.json"] + staged["chaosnode_ca.pem"] + staged["chaosnode_cert.pem"]
+    for secret in (b"correct horse battery", client.password.encode(), b"PRIVATE KEY"):
+        assert secret not in public
+    assert json.loads(staged["chaosnode.json"])["link"] == "wifi"
+    argv = " ".join(mpremote_deploy_command("/dev/ttyACM0", True, wifi=True))
+    assert "mip install umqtt.simple" in argv and "fs cp chaosnode_cert.pem :chaosnode_cert.pem" in argv
+    assert "chaosnode_provision.py :" not in argv  # run, never copied

@@ -29,6 +29,16 @@ OFFLINE = "offline"
 ONLINE = "online"
 
 
+def nvs_secret(nvs, name, size=4096):
+    """A secret blob deploy stored in NVS (wifi_psk, mqtt_pw, tls_key) as bytes, or None."""
+    buf = bytearray(size)
+    try:
+        n = nvs.get_blob(name, buf)
+    except OSError:
+        return None
+    return bytes(buf[0:n])
+
+
 def node_topic(mesh, label, channel):
     """``chaosmagnet/<mesh>/node/<label>/<channel>`` (channel: frames, cmd or state)."""
     return ROOT + "/" + mesh + "/node/" + label + "/" + channel

@@ -21,21 +21,11 @@ import network
 import ssl
 from umqtt.simple import MQTTClient
 
-from chaosnode.mqtt import KEEPALIVE_S, MqttLink
+from chaosnode.mqtt import KEEPALIVE_S, MqttLink, nvs_secret
 
 CA_PATH = "/chaosnode_ca.pem"
 CERT_PATH = "/chaosnode_cert.pem"
 WIFI_TIMEOUT_MS = 20000
-
-
-def nvs_secret(nvs, name, size=4096):
-    """A secret blob from NVS as bytes, or None when deploy stored none."""
-    buf = bytearray(size)
-    try:
-        n = nvs.get_blob(name, buf)
-    except OSError:
-        return None
-    return bytes(buf[0:n])
 
 
 def connect_wifi(ssid, psk):

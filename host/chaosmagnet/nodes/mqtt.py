@@ -337,3 +337,41 @@ class MqttLink:
             self._closed.set()
         else:
             self.state = TransportState.CLOSED.value
+
+
+def wifi_node_settings(
+    credentials: ClientCredentials, url: BrokerURL, ssid: str, psk: str | None
+) -> tuple[dict[str, Any], dict[str, bytes], dict[str, bytes]]:
+    """What `nodes deploy --link wifi` adds for a node: (config fields, NVS secrets, public files).
+
+    The config names the Wi-Fi network, the mesh, the broker and the MQTT user; the
+    secrets (Wi-Fi passphrase, MQTT password, TLS client key) go to NVS with the node
+    key; the files are the mesh CA and the node's certificate."""
+    if credentials.role != "node":
+        raise UsageError(f"{credentials.folder} is a {credentials.role}'s folder, not a node's (mesh add LABEL --node)")
+    if not ssid or len(ssid.encode()) > 32:
+        raise UsageError("--ssid must be 1-32 bytes")
+    if credentials.cert_file is None or credentials.key_file is None:
+        raise UsageError(f"{credentials.folder}: the node needs client.pem and client.key (the broker asks for them)")
+    config = {
+        "link": "wifi",
+        "wifi_ssid": ssid,
+        "mesh": credentials.mesh,
+        "broker_host": url.host,
+        "broker_port": url.port,
+        "mqtt_user": credentials.username,
+    }
+    secrets: dict[str, bytes] = {}
+    if psk is not None:
+        if not 8 <= len(psk.encode()) <= 63:
+            raise UsageError("the Wi-Fi passphrase (WPA2/WPA3) must be 8-63 characters")
+        secrets = {
+            "wifi_psk": psk.encode(),
+            "mqtt_pw": credentials.password.encode(),
+            "tls_key": credentials.key_file.read_bytes(),
+        }
+    files = {
+        "chaosnode_ca.pem": credentials.ca_file.read_bytes(),
+        "chaosnode_cert.pem": credentials.cert_file.read_bytes(),
+    }
+    return config, secrets, files
