@@ -12,7 +12,7 @@ from fake_hal import FakeHal
 
 
 def _hex(data):
-    return "".join("%02x" % b for b in data)
+    return "".join(f"{b:02x}" for b in data)
 
 
 class FakeUmqtt:
@@ -71,7 +71,7 @@ def main(config_text, hello_hex, hello2_hex):
     cmd = node_topic("m1", "n1", "cmd")
     frames = node_topic("m1", "n1", "frames")
     client.inbox.append((b"chaosmagnet/m1/node/other/cmd", b"hello 00\n"))  # another node's: ignored
-    client.inbox.append((cmd.encode(), bytes(int(hello_hex[i:i + 2], 16) for i in range(0, len(hello_hex), 2))))
+    client.inbox.append((cmd.encode(), bytes(int(hello_hex[i : i + 2], 16) for i in range(0, len(hello_hex), 2))))
     for _ in range(150):
         hal.now += 20
         node.step()
@@ -90,7 +90,7 @@ def main(config_text, hello_hex, hello2_hex):
     result["first_state"] = [[m[0], m[1].decode(), m[2]] for m in client.published if m[0] != frames]
     client.published = []
     result["reconnected"] = link.connect()
-    client.inbox.append((cmd, bytes(int(hello2_hex[i:i + 2], 16) for i in range(0, len(hello2_hex), 2))))
+    client.inbox.append((cmd, bytes(int(hello2_hex[i : i + 2], 16) for i in range(0, len(hello2_hex), 2))))
     for _ in range(50):
         hal.now += 20
         node.step()

@@ -9,7 +9,8 @@ and read its memory through the REPL.
 
 With ``"link": "ble"`` in the config the node is served over Bluetooth LE
 instead (chaosnode.ble_app), with ``"link": "wifi"`` over Wi-Fi and MQTT
-(chaosnode.mqtt_app); otherwise frames go out through sys.stdout.buffer.write only (sys.stdout.write would turn
+(chaosnode.mqtt_app); otherwise frames go out through
+sys.stdout.buffer.write only (sys.stdout.write would turn
 newline bytes into CR LF); short writes are finished by the node, and a frame
 that cannot be written whole counts as dropped and is reported in STATUS.
 (The stock ESP32_GENERIC_S3 image also mirrors stdout to UART0 in its C code;

@@ -69,7 +69,9 @@ def mesh_add(
     label: str = typer.Argument(..., help="The new client's label."),
     collector: bool = typer.Option(False, "--collector", help="A collector (reads everything) instead of a host."),
     node: bool = typer.Option(False, "--node", help="A Wi-Fi node (publishes only its own frames) instead of a host."),
-    host: Optional[str] = typer.Option(None, "--host", help="With --node: the host that holds the node's key and reads it."),
+    host: Optional[str] = typer.Option(
+        None, "--host", help="With --node: the host that holds the node's key and reads it."
+    ),
     folder: Optional[Path] = MeshDirOpt,
 ) -> None:
     """Add a host, collector or Wi-Fi node to an existing mesh (a running broker reloads on SIGHUP)."""

@@ -305,7 +305,9 @@ def deploy_node(
         None, "--wifi-psk-file", help="With --link wifi: file holding the Wi-Fi passphrase ('-': stdin; default: ask)."
     ),
     mesh_client: Path | None = typer.Option(
-        None, "--mesh-client", help="With --link wifi: the node's mesh folder (default: $CHAOS_HOME/mesh/clients/LABEL)."
+        None,
+        "--mesh-client",
+        help="With --link wifi: the node's mesh folder (default: $CHAOS_HOME/mesh/clients/LABEL).",
     ),
     mesh_url: str | None = typer.Option(
         None, "--mesh-url", help="With --link wifi: the broker, mqtts://HOST:PORT (default: the folder's)."
@@ -349,7 +351,8 @@ def deploy_node(
     wifi_parts: tuple[dict[str, Any], dict[str, bytes], dict[str, bytes]] | None = None
     if link == "wifi":
         wifi_parts = _wifi_parts(label, ssid or "", mesh_client, mesh_url, wifi_psk_file, send_key and not dry_run)
-        key_note = key_note.replace("the node key is sent", "the node key, Wi-Fi passphrase, MQTT password and TLS key are sent").replace(
+        sent = "the node key, Wi-Fi passphrase, MQTT password and TLS key are sent"
+        key_note = key_note.replace("the node key is sent", sent).replace(
             "the node key is not sent", "the node key and Wi-Fi secrets are not sent"
         )
     if dry_run:
@@ -448,7 +451,9 @@ def simulate_node(
         None, "--mesh-url", help="With --link mqtt: the broker, mqtts://HOST:PORT (default: the folder's)."
     ),
     mesh_client: Path | None = typer.Option(
-        None, "--mesh-client", help="With --link mqtt: the node's mesh folder (default: $CHAOS_HOME/mesh/clients/LABEL)."
+        None,
+        "--mesh-client",
+        help="With --link mqtt: the node's mesh folder (default: $CHAOS_HOME/mesh/clients/LABEL).",
     ),
 ) -> None:
     """Run the real firmware under CPython with a noise HAL on a pty, registered as a node.
@@ -587,7 +592,9 @@ def _simulate_mqtt(
 
     credentials = load_client(folder if folder is not None else mesh_dir() / "clients" / label)
     if credentials.role != "node" or credentials.label != label:
-        raise UsageError(f"{credentials.folder} is not node {label!r}'s folder (chaos-host mesh add {label} --node --host HOST)")
+        raise UsageError(
+            f"{credentials.folder} is not node {label!r}'s folder (chaos-host mesh add {label} --node --host HOST)"
+        )
     url = broker_of(credentials, url_text)
     node_id, key = new_node_id(), new_key()
     sim = MqttNodeSim(node_config(node_id, key, profile, label), credentials, url, fault=fault)
@@ -612,7 +619,10 @@ def _simulate_mqtt(
             current = registry.find(label)
             if current is not None and current.node_id == node_id:
                 registry.remove(label)
-    print(f"simulator {label} stopped (MQTT connections {sim.link.connections}, errors {sim.link.errors})", file=sys.stderr)
+    print(
+        f"simulator {label} stopped (MQTT connections {sim.link.connections}, errors {sim.link.errors})",
+        file=sys.stderr,
+    )
 
 
 def _now() -> float:

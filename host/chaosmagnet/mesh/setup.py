@@ -225,7 +225,7 @@ def acl_text(mesh: str, clients: list[ClientCredentials]) -> str:
                     lines += [f"topic read {prefix}/frames", f"topic read {prefix}/state", f"topic write {prefix}/cmd"]
         elif client.role == "node":
             prefix = node_prefix(mesh, client.label)
-            lines += [f"topic write {prefix}/frames", f"topic readwrite {prefix}/state", f"topic read {prefix}/cmd"]
+            lines += [f"topic write {prefix}/frames", f"topic write {prefix}/state", f"topic read {prefix}/cmd"]
         else:
             lines.append(f"topic read {ROOT}/{mesh}/#")
     return "\n".join(lines) + "\n"

@@ -169,7 +169,9 @@ class MqttNodeBus:
                     writer = asyncio.create_task(self._writer(client), name="mqtt-node-bus-writer")
                     async for message in client.messages:
                         payload = message.payload
-                        self.dispatch(str(message.topic), bytes(payload) if isinstance(payload, (bytes, bytearray)) else b"")
+                        self.dispatch(
+                            str(message.topic), bytes(payload) if isinstance(payload, (bytes, bytearray)) else b""
+                        )
             except aiomqtt.MqttError as exc:
                 error = escape_device_text(str(exc))
                 if error != self.last_error:
@@ -237,7 +239,7 @@ class MqttLink:
         bus: MqttNodeBus | None = None,
     ) -> None:
         self.label = mqtt_label(address)
-        self._bus = bus
+        self._bus = bus if bus is not None else shared_bus()  # a missing mesh folder: one line, now
         self._on_bytes = on_bytes
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect

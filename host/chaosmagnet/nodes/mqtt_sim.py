@@ -198,7 +198,9 @@ class MqttNodeSim:
                 self.node, self.client, self.credentials.mesh, self.config["label"], lambda: os.urandom(8)
             )
         self.link.node = self.node
-        self.node.write = _FaultyWrite(self.link.outbox.write, self.fault if self.fault in ("garbage", "replay") else None, self.seed)
+        self.node.write = _FaultyWrite(
+            self.link.outbox.write, self.fault if self.fault in ("garbage", "replay") else None, self.seed
+        )
 
     @property
     def online(self) -> bool:
