@@ -515,6 +515,8 @@ def test_cli_refusals_are_one_line(broker: Broker, tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stderr
     run = _cli(["run", "--node", "w9", "--source", "os-rng", "--seconds", "1"], env)  # no mesh folder here
     assert run.returncode == 2 and run.stderr.count("\n") == 1 and "client.json" in run.stderr, run.stderr
+    status = _cli(["nodes", "status", "w9"], env)
+    assert status.returncode == 2 and status.stderr.count("\n") == 1 and "client.json" in status.stderr, status.stderr
     sim = _cli(["nodes", "simulate", "--link", "mqtt", "--label", "w9"], env)
     assert sim.returncode == 2 and sim.stderr.count("\n") == 1 and "Traceback" not in sim.stderr
     node_folder = str(broker.setup.clients_dir / "wifi1")

@@ -342,7 +342,9 @@ def deploy_node(
     node_id = existing.node_id if existing else new_node_id()
     key = existing.key if existing and not rotate_key else new_key()
     action = "new node" if existing is None else ("rotated key" if rotate_key else "kept key")
-    send_key = existing is None or rotate_key or resend_key
+    # a node turning into a Wi-Fi node needs its Wi-Fi secrets, which travel with the key
+    becomes_wifi = link == "wifi" and existing is not None and not existing.link.startswith("mqtt:")
+    send_key = existing is None or rotate_key or resend_key or becomes_wifi
     key_note = (
         "the node key is sent once over USB into the board's NVS (not its file system)"
         if send_key
