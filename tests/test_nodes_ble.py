@@ -373,3 +373,127 @@ def test_garbage_on_the_ble_stream_is_dropped_with_reasons_and_credit_continues(
             await task
 
     asyncio.run(main())
+
+
+def test_without_an_adapter_a_ble_node_waits_and_says_why() -> None:
+    """A scanner backend that finds no adapter (as BlueZ does without one): the link waits,
+    retries, and the node's details say why in one line; nothing is credited."""
+    from bleak.backends.scanner import BaseBleakScanner
+    from bleak.exc import BleakBluetoothNotAvailableError, BleakBluetoothNotAvailableReason
+
+    class NoAdapter(BaseBleakScanner):
+        def __init__(self, detection_callback: Any, service_uuids: Any, *args: Any, **kwargs: Any) -> None:
+            super().__init__(detection_callback, service_uuids)
+
+        async def start(self) -> None:
+            raise BleakBluetoothNotAvailableError(
+                "No Bluetooth adapters found.", BleakBluetoothNotAvailableReason.NO_BLUETOOTH
+            )
+
+        async def stop(self) -> None:
+            return None
+
+    async def main() -> None:
+        radio = VirtualRadio()
+        _peripheral, record = _node(radio, "blue6")
+        factory = functools.partial(BleLink, client_backend=None, scanner_backend=NoAdapter, use_env=False)
+        sources = build_node_sources(record, link_factory=factory, boot_store=None)
+        engine = Engine(sources, Config(assessment_enabled=False, min_samples=512))
+        await engine.start()
+        try:
+            conn = sources[0].connection  # type: ignore[attr-defined]
+            await _until(lambda: conn.summary()["link_error"] != "", what="link error")
+            summary = conn.summary()
+            assert summary["link"] == "waiting" and conn.link_state == "waiting"
+            assert summary["link_error"].startswith("Bluetooth LE is not available here")
+            assert "\n" not in summary["link_error"]
+            assert engine.source_states()["node:blue6:adc"]["samples"] == 0
+        finally:
+            await engine.stop()
+
+    asyncio.run(main())
+
+
+def test_outbox_chunks_are_the_stream_whatever_the_writes_and_failures() -> None:
+    """Property: any writes, any MTU changes, any notification failures: the notified
+    chunks concatenate to exactly the bytes the outbox accepted, none over MTU - 3."""
+    from chaosmagnet.nodes.simulator import firmware_modules
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    firmware_modules()
+    import chaosnode.ble as fw
+
+    steps = st.lists(
+        st.one_of(
+            st.tuples(st.just("write"), st.binary(min_size=1, max_size=600)),
+            st.tuples(st.just("mtu"), st.integers(0, 600)),
+            st.tuples(st.just("pump"), st.lists(st.booleans(), min_size=1, max_size=20)),
+        ),
+        max_size=60,
+    )
+
+    @settings(max_examples=300, deadline=None)
+    @given(steps, st.integers(64, 2048))
+    def check(script: list, capacity: int) -> None:
+        outbox = fw.Outbox(capacity)
+        accepted = bytearray()
+        sent: list[bytes] = []
+        for op, arg in script:
+            if op == "write":
+                n = outbox.write(arg)
+                assert 0 <= n <= len(arg)
+                accepted += arg[:n]
+            elif op == "mtu":
+                outbox.chunk = min(max(arg, fw.DEFAULT_MTU), fw.MAX_MTU) - 3
+            else:
+                for ok in arg:
+                    chunk = outbox.peek()
+                    if not chunk:
+                        break
+                    assert len(chunk) <= outbox.chunk
+                    if ok:
+                        sent.append(chunk)
+                        outbox.sent(len(chunk))
+            assert outbox.pending() <= capacity and len(outbox.buf) <= capacity
+        while outbox.pending():
+            chunk = outbox.peek()
+            sent.append(chunk)
+            outbox.sent(len(chunk))
+        assert b"".join(sent) == bytes(accepted)
+
+    check()
+
+
+def test_a_node_that_drops_the_first_connections_is_linked_after_backoff() -> None:
+    """The peripheral hangs up on the first two connections at once; the link backs off,
+    tries again and links on the third; credit follows."""
+
+    async def main() -> None:
+        radio = VirtualRadio()
+        peripheral, record = _node(radio, "blue7")
+        refused = [0]
+
+        def hang_up(connection: Any) -> None:
+            if refused[0] < 2:
+                refused[0] += 1
+                asyncio.get_running_loop().create_task(connection.disconnect())
+
+        peripheral.device.on(peripheral.device.EVENT_CONNECTION, hang_up)
+        task = asyncio.create_task(peripheral.run())
+        sources = build_node_sources(record, link_factory=_link_factory(radio.central()), boot_store=None)
+        engine = Engine(sources, Config(assessment_enabled=False, min_samples=512))
+        await engine.start()
+        try:
+            conn = sources[0].connection  # type: ignore[attr-defined]
+            await _until(
+                lambda: engine.source_states()["node:blue7:adc"]["credited_bits"] > 0, what="credit"
+            )
+            assert refused[0] == 2 and conn.link_state == "linked"
+            print(f"linked after {refused[0]} refused connections; link connects {conn.link.connects}")
+        finally:
+            await engine.stop()
+            peripheral.stop()
+            await task
+
+    asyncio.run(main())

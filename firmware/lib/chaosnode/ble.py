@@ -82,38 +82,48 @@ class Outbox:
 
     ``write(buf)`` is the node's write callable: it takes what fits and returns
     that count (the node finishes short writes or counts the frame dropped).
+    Sent bytes are skipped by an offset and compacted away in bulk, so the
+    board does not copy the buffer for every notification.
     """
 
     def __init__(self, capacity=OUTBOX_BYTES):
         self.capacity = capacity
         self.buf = bytearray()
+        self.start = 0
         self.chunk = DEFAULT_MTU - 3
         self.chunks_sent = 0
         self.bytes_sent = 0
 
     def write(self, data):
-        room = self.capacity - len(self.buf)
+        room = self.capacity - self.pending()
         if room <= 0:
             return 0
         n = len(data) if len(data) <= room else room
+        if self.start and len(self.buf) + n > self.capacity:
+            self.buf = self.buf[self.start:]  # compact only when the new bytes need the space
+            self.start = 0
         self.buf.extend(data[0:n] if n < len(data) else data)
         return n
 
     def pending(self):
-        return len(self.buf)
+        return len(self.buf) - self.start
 
     def peek(self):
         """The next chunk to notify (empty when nothing waits)."""
-        return bytes(self.buf[0:self.chunk])
+        return bytes(self.buf[self.start:self.start + self.chunk])
 
     def sent(self, n):
-        """The first n bytes went out."""
-        self.buf = self.buf[n:]
+        """The first n waiting bytes went out."""
+        self.start += n
+        if self.start >= len(self.buf):
+            self.buf = bytearray()
+            self.start = 0
         self.chunks_sent += 1
         self.bytes_sent += n
 
     def clear(self):
         self.buf = bytearray()
+        self.start = 0
 
 
 class BleService:

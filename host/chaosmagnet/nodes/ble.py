@@ -248,6 +248,7 @@ class BleLink:
             self._client = client
             writer = asyncio.create_task(self._writer(client), name=f"ble-writer:{self.address}")
             self.state = TransportState.LINKED.value
+            self.last_error = ""
             self.connects += 1
             if self._on_connect is not None:
                 self._on_connect()

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.client import BaseBleakClient, NotifyCallback
@@ -42,6 +42,7 @@ from bumble.transport.common import AsyncPipeSink
 logging.getLogger("bumble").setLevel(logging.ERROR)  # the virtual controller warns on every teardown
 
 MTU = 247
+_T = TypeVar("_T")
 _PROPERTY_NAMES = {
     gatt.Characteristic.Properties.BROADCAST: "broadcast",
     gatt.Characteristic.Properties.READ: "read",
@@ -63,6 +64,25 @@ def uuid_text(uuid: UUID) -> str:
 def address_text(address: Address) -> str:
     """AA:BB:CC:DD:EE:FF, without bumble's type suffix."""
     return address.to_string(with_type_qualifier=False).upper()
+
+
+async def _as_bleak(awaitable: Awaitable[_T], what: str) -> _T:
+    """Await a bumble operation; its failures become BleakError, as a bleak backend's must.
+
+    bumble cancels a pending GATT request when the link drops (CancelledError):
+    that is a lost connection, unless this task itself is being cancelled."""
+    try:
+        return await awaitable
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        cancelling = getattr(task, "cancelling", None)  # Python 3.11+
+        if cancelling is None or cancelling():
+            raise
+        raise BleakError(f"{what}: the connection went away") from None
+    except BleakError:
+        raise
+    except Exception as exc:
+        raise BleakError(f"{what} failed: {type(exc).__name__}") from exc
 
 
 class BumbleCentral:
@@ -232,15 +252,17 @@ class BumbleBleakClient(BaseBleakClient):
         peer = Peer(connection)
         self._peer = peer
         try:
-            await peer.request_mtu(MTU)
-            await peer.discover_services()
+            await _as_bleak(peer.request_mtu(MTU), "MTU exchange")
+            await _as_bleak(peer.discover_services(), "service discovery")
             for service in peer.services:
-                await peer.discover_characteristics(service=service)
+                await _as_bleak(peer.discover_characteristics(service=service), "service discovery")
                 for characteristic in service.characteristics:
-                    await peer.discover_descriptors(characteristic=characteristic)
-        except Exception as exc:
+                    await _as_bleak(
+                        peer.discover_descriptors(characteristic=characteristic), "service discovery"
+                    )
+        except BleakError:
             await self.disconnect()
-            raise BleakError(f"service discovery failed: {type(exc).__name__}") from exc
+            raise
         self.services = self._collection(peer, connection)
 
     @staticmethod
@@ -300,28 +322,25 @@ class BumbleBleakClient(BaseBleakClient):
         self, characteristic: BleakGATTCharacteristic, *, use_cached: bool = False, **kwargs: Any
     ) -> bytearray:
         """Read a characteristic's value."""
-        return bytearray(await self._need_peer().read_value(characteristic.obj))
+        return bytearray(await _as_bleak(self._need_peer().read_value(characteristic.obj), "read"))
 
     async def read_gatt_descriptor(
         self, descriptor: BleakGATTDescriptor, *, use_cached: bool = False, **kwargs: Any
     ) -> bytearray:
         """Read a descriptor's value."""
-        return bytearray(await self._need_peer().read_value(descriptor.obj))
+        return bytearray(await _as_bleak(self._need_peer().read_value(descriptor.obj), "read"))
 
     async def write_gatt_char(
         self, characteristic: BleakGATTCharacteristic, data: Any, response: bool
     ) -> None:
         """Write a characteristic (with or without response)."""
-        try:
-            await self._need_peer().write_value(characteristic.obj, bytes(data), with_response=response)
-        except BleakError:
-            raise
-        except Exception as exc:
-            raise BleakError(f"write failed: {type(exc).__name__}") from exc
+        await _as_bleak(
+            self._need_peer().write_value(characteristic.obj, bytes(data), with_response=response), "write"
+        )
 
     async def write_gatt_descriptor(self, descriptor: BleakGATTDescriptor, data: Any) -> None:
         """Write a descriptor."""
-        await self._need_peer().write_value(descriptor.obj, bytes(data), with_response=True)
+        await _as_bleak(self._need_peer().write_value(descriptor.obj, bytes(data), with_response=True), "write")
 
     async def start_notify(
         self, characteristic: BleakGATTCharacteristic, callback: NotifyCallback, **kwargs: Any
@@ -332,12 +351,12 @@ class BumbleBleakClient(BaseBleakClient):
             callback(bytearray(value))
 
         self._subscribers[characteristic.handle] = deliver
-        await self._need_peer().subscribe(characteristic.obj, deliver)
+        await _as_bleak(self._need_peer().subscribe(characteristic.obj, deliver), "subscribe")
 
     async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
         """Unsubscribe."""
         deliver = self._subscribers.pop(characteristic.handle, None)
-        await self._need_peer().unsubscribe(characteristic.obj, deliver)
+        await _as_bleak(self._need_peer().unsubscribe(characteristic.obj, deliver), "unsubscribe")
 
 
 _HCI_CENTRALS: dict[str, BumbleCentral] = {}
@@ -369,6 +388,7 @@ class VirtualRadio:
         self.link = LocalLink()
         self._count = 0
         self._transports: list[Any] = []
+        self._controllers: dict[str, Controller] = {}
 
     def next_address(self) -> str:
         """A fresh static random address (C0:..., distinct per device on this radio)."""
@@ -380,6 +400,7 @@ class VirtualRadio:
         """A bumble Device with its own virtual controller on this radio."""
         address = address or self.next_address()
         controller = Controller(name, link=self.link, public_address=address)
+        self._controllers[address] = controller
         return Device(name=name, address=Address(address), host=Host(controller, AsyncPipeSink(controller)))
 
     def central(self) -> BumbleCentral:
@@ -389,6 +410,12 @@ class VirtualRadio:
             return self.device("chaos-host")
 
         return BumbleCentral(make)
+
+    def power_off(self, address: str) -> None:
+        """Take a device's controller off this radio (its address may then be used again)."""
+        controller = self._controllers.pop(address, None)
+        if controller is not None and controller in self.link.controllers:
+            self.link.remove_controller(controller)
 
     async def serve_hci(self, spec: str) -> None:
         """Serve one more controller on this radio through an HCI transport (tcp-server:HOST:PORT)."""
@@ -440,6 +467,7 @@ class BlePeripheral:
         self.node = self._node_class(self.hal, config, self._node_write)
         self.service = self.ble.BleService(self.node, self._notify, self.outbox)
         self.address = address or radio.next_address()
+        self.radio = radio
         self.device = radio.device(self.label, self.address)
         self.stream = gatt.Characteristic(
             self.ble.STREAM_UUID, gatt.Characteristic.Properties.NOTIFY, gatt.Characteristic.READABLE, b""
@@ -456,6 +484,7 @@ class BlePeripheral:
         self._connection: Connection | None = None
         self.present = True
         self._running = False
+        self._readvertise: asyncio.Task[None] | None = None
 
     # -- radio side ---------------------------------------------------------
     def _on_connection(self, connection: Connection) -> None:
@@ -469,8 +498,8 @@ class BlePeripheral:
     def _on_disconnection(self, connection: Connection) -> None:
         if self._connection is connection:
             self._connection = None
-        if self.service.on_disconnect(connection) and self.present:
-            asyncio.get_running_loop().create_task(self._advertise())
+        if self.service.on_disconnect(connection) and self.present and self._running:
+            self._readvertise = asyncio.get_running_loop().create_task(self._advertise())
 
     def _on_write(self, connection: Connection, value: bytes) -> None:
         if connection is self._connection:
@@ -550,7 +579,13 @@ class BlePeripheral:
             sender.cancel()
             with contextlib.suppress(BaseException):
                 await sender
+            self._running = False
+            if self._readvertise is not None:
+                with contextlib.suppress(BaseException):
+                    await self._readvertise
             await self.set_present(False)
+            await asyncio.sleep(0.05)  # let the controller answer the last commands
+            self.radio.power_off(self.address)  # off the air for good
 
     async def _reboot(self) -> None:
         """machine.reset(): the connection drops, a new boot with the counter plus one."""

@@ -1,6 +1,6 @@
 """Node frames become pipeline sources: ``node:<label>:<adc|rng|jitter>``.
 
-One NodeConnection per node owns its transport (a serial link by default), the
+One NodeConnection per node owns its transport (serial, or BLE for a ``ble:`` link), the
 handshake and session of each connection and the frame parser above it, and
 hands each DATA frame's samples to the matching NodeSource.  Nothing reaches
 a source before the connection's handshake verified: frames that are not
@@ -245,6 +245,7 @@ class NodeConnection:
             "link": self.link.state,
             "link_state": self.link_state,
             "connects": self.link.connects,
+            "link_error": str(getattr(self.link, "last_error", "")),  # e.g. no Bluetooth adapter
             "verified": self.verified,
             "handshakes": self.session.handshakes,
             "boot_counter": self.session.boot_counter,
