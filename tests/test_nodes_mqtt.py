@@ -606,3 +606,29 @@ def test_bench_mesh_nodes_runs_and_reports(tmp_path: Path) -> None:
     assert result["drops"] == 0 and len(result["host_cpu_percent_of_one_core"]) == 2
     for name in ("latency_p50_ms", "latency_p99_ms", "broker_cpu_percent_of_one_core"):
         assert isinstance(result[name], float)
+
+
+def test_broker_away_leaves_the_link_connecting_with_a_reason(broker: Broker) -> None:
+    """No broker on the port: the Wi-Fi node's link stays `connecting` with the reason, retries,
+    never crashes; the other sources of the engine are unaffected."""
+    from chaosmagnet.mesh.url import BrokerURL
+    from mesh_helpers import free_port
+
+    bus = MqttNodeBus(broker.client("alice"), BrokerURL("localhost", free_port()))
+    board = load_board("um_feathers3")
+    record = NodeRecord("wifi1", bytes(8), bytes(32), board.name, "mqtt:wifi1", True, board.node_sources_config())
+
+    async def main() -> None:
+        engine = _engine(record, _factory(bus))
+        await engine.start()
+        try:
+            connection = _connection(engine)
+            await _until(lambda: bus.last_error != "", "the connection error")
+            await asyncio.sleep(1.0)
+            summary = connection.summary()
+            assert summary["link"] == "connecting" and summary["link_state"] == "connecting"
+            assert summary["link_error"] and not summary["verified"]
+        finally:
+            await engine.stop()
+
+    asyncio.run(main())

@@ -164,6 +164,7 @@ class MqttNodeBus:
                     self._client = client
                     self.connects += 1
                     self.state = "linked"
+                    self.last_error = ""
                     delay = RETRY_MIN_S
                     await self._subscribe(client, list(self.links))
                     writer = asyncio.create_task(self._writer(client), name="mqtt-node-bus-writer")
@@ -249,7 +250,12 @@ class MqttLink:
         self.connects = 0
         self.messages = 0
         self.bytes_received = 0
-        self.last_error = ""
+
+    @property
+    def last_error(self) -> str:
+        """Why the broker connection is not up (empty while it is)."""
+        bus = self._bus
+        return "" if bus is None or bus.state == "linked" else bus.last_error
 
     @property
     def bus(self) -> MqttNodeBus:
