@@ -187,7 +187,7 @@ class _Latency:
 
     def wrap(self, source: Any) -> None:
         connection = source.connection
-        stamps: deque[float] = deque()
+        stamps: deque[int] = deque()
         if not hasattr(connection, "_bench_stamps"):
             connection._bench_stamps = {}
             on_frame = connection._on_frame
@@ -239,7 +239,7 @@ async def _host(spec: dict[str, Any]) -> dict[str, Any]:
         for source in build_node_sources(record, link_factory=factory, boot_store=None):
             latency.wrap(source)
             sources.append(source)
-    connections = list({id(s.connection): s.connection for s in sources}.values())
+    connections = list({id(s.connection): s.connection for s in sources}.values())  # type: ignore[attr-defined]
     engine = Engine(sources, Config(assessment_enabled=False))
     await engine.start()
     try:
