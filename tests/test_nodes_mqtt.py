@@ -481,6 +481,10 @@ def test_cli_simulate_link_mqtt_and_run_node_through_the_broker(broker: Broker, 
         assert "owner host alice" in "".join(lines), lines
         listed = json.loads(_cli(["nodes", "list", "--json"], env).stdout)
         assert [(n["link"], n["present"]) for n in listed["nodes"]] == [("mqtt:wifi2", None)]
+        status = _cli(["nodes", "status", "wifi2"], env)
+        # (probe_node's link summary is taken after it closed the link: the STATUS shows it worked)
+        assert status.returncode == 0 and "on mqtt:wifi2" in status.stdout, status
+        assert "board um_feathers3" in status.stdout and "drops none" in status.stdout, status
         run = _cli(["run", "--node", "wifi2", "--source", "os-rng", "--seconds", "5", "--json"], env)
         assert run.returncode == 0, run.stderr
         summary = json.loads(run.stdout.strip().splitlines()[-1])
