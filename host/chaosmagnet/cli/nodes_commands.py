@@ -94,8 +94,9 @@ def list_nodes(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
     registry = NodeRegistry()
     nodes = []
     for record in registry.nodes():
-        if record.link.startswith("ble:"):  # no port to check: `nodes scan` shows whether it advertises
-            nodes.append(record.public() | {"present": None, "port_check": "Bluetooth LE: see `chaos-host nodes scan`"})
+        if record.link.startswith(("ble:", "mqtt:")):  # no port to check
+            where = "Bluetooth LE: see `chaos-host nodes scan`" if record.link.startswith("ble:") else "Wi-Fi (MQTT)"
+            nodes.append(record.public() | {"present": None, "port_check": where})
             continue
         check = PortGuard(record).check()  # what `run` would find now (nothing is opened)
         nodes.append(record.public() | {"present": check.ok, "port_check": check.reason})
@@ -111,10 +112,12 @@ def list_nodes(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
     for n in nodes:
         kind = "simulated" if n["simulated"] else n["board"]
         ident = (
-            "pty of its simulator"
-            if n["simulated"]
-            else "Bluetooth LE"
+            "Bluetooth LE"
             if str(n["link"]).startswith("ble:")
+            else "Wi-Fi (MQTT)"
+            if str(n["link"]).startswith("mqtt:")
+            else "pty of its simulator"
+            if n["simulated"]
             else f"serial {n['serial_number']}"
             if n.get("serial_number")
             else "by path"
@@ -174,12 +177,15 @@ def add_node(
     ble: str | None = typer.Option(
         None, "--ble", metavar="ADDRESS", help="The node's Bluetooth LE address (see `nodes scan`)."
     ),
+    wifi: bool = typer.Option(False, "--wifi", help="A Wi-Fi node, read through the mesh's broker (mqtt:LABEL)."),
 ) -> None:
     """Register a node that was deployed elsewhere (its key is read from a file, never argv),
-    on a serial port (--port) or over Bluetooth LE (--ble ADDRESS)."""
+    on a serial port (--port), over Bluetooth LE (--ble ADDRESS) or Wi-Fi (--wifi)."""
     check_label(label)
-    if (port is None) == (ble is None):
-        raise UsageError("give exactly one of --port PORT and --ble ADDRESS")
+    if [port is not None, ble is not None, wifi].count(True) != 1:
+        raise UsageError("give exactly one of --port PORT, --ble ADDRESS and --wifi")
+    if wifi:
+        port = f"mqtt:{label}"
     if ble is not None:
         from chaosmagnet.nodes.ble import LINK_PREFIX, check_ble_address
 
@@ -373,12 +379,26 @@ def deploy_node(
         False, "--dry-run", help="Print what would be done; change nothing."
     ),
     link: str = typer.Option(
-        "usb", "--link", help="How the node talks to the host: usb (serial) or ble (Bluetooth LE)."
+        "usb", "--link", help="How the node talks to the host: usb (serial), ble (Bluetooth LE) or wifi (MQTT)."
+    ),
+    ssid: str | None = typer.Option(None, "--ssid", help="With --link wifi: the Wi-Fi network's name."),
+    wifi_psk_file: Path | None = typer.Option(
+        None, "--wifi-psk-file", help="With --link wifi: file holding the Wi-Fi passphrase ('-': stdin; default: ask)."
+    ),
+    mesh_client: Path | None = typer.Option(
+        None,
+        "--mesh-client",
+        help="With --link wifi: the node's mesh folder (default: $CHAOS_HOME/mesh/clients/LABEL).",
+    ),
+    mesh_url: str | None = typer.Option(
+        None, "--mesh-url", help="With --link wifi: the broker, mqtts://HOST:PORT (default: the folder's)."
     ),
 ) -> None:
     """Copy firmware/ and the node config with mpremote, store a new node's key in the
     board's NVS (sent once), register the node.  With --link ble the node serves
-    its frames over Bluetooth LE and is registered by its BLE address."""
+    its frames over Bluetooth LE and is registered by its BLE address; with --link
+    wifi it publishes them to the mesh's broker over MQTT (TLS), its Wi-Fi
+    passphrase, MQTT password and TLS key going to NVS with the node key."""
     from chaosmagnet.nodes.simulator import node_config
     from chaosmagnet.nodes.tools import (
         deploy,
@@ -388,8 +408,12 @@ def deploy_node(
     )
 
     check_label(label)
-    if link not in ("usb", "ble"):
-        raise UsageError("--link must be usb or ble")
+    if link not in ("usb", "ble", "wifi"):
+        raise UsageError("--link must be usb, ble or wifi")
+    if link != "wifi" and (ssid or wifi_psk_file or mesh_client or mesh_url):
+        raise UsageError("--ssid, --wifi-psk-file, --mesh-client and --mesh-url go with --link wifi")
+    if link == "wifi" and not ssid:
+        raise UsageError("--link wifi needs --ssid")
     profile = load_board(board)
     existing = NodeRegistry().find(label)
     if existing is not None and existing.label != label:
@@ -399,19 +423,31 @@ def deploy_node(
     node_id = existing.node_id if existing else new_node_id()
     key = existing.key if existing and not rotate_key else new_key()
     action = "new node" if existing is None else ("rotated key" if rotate_key else "kept key")
-    send_key = existing is None or rotate_key or resend_key
+    # a node turning into a Wi-Fi node needs its Wi-Fi secrets, which travel with the key
+    becomes_wifi = link == "wifi" and existing is not None and not existing.link.startswith("mqtt:")
+    send_key = existing is None or rotate_key or resend_key or becomes_wifi
     key_note = (
         "the node key is sent once over USB into the board's NVS (not its file system)"
         if send_key
         else "the node key is not sent (the board's NVS keeps it; --resend-key after an erase)"
     )
+    wifi_parts: tuple[dict[str, Any], dict[str, bytes], dict[str, bytes]] | None = None
+    if link == "wifi":
+        wifi_parts = _wifi_parts(label, ssid or "", mesh_client, mesh_url, wifi_psk_file, send_key and not dry_run)
+        sent = "the node key, Wi-Fi passphrase, MQTT password and TLS key are sent"
+        key_note = key_note.replace("the node key is sent", sent).replace(
+            "the node key is not sent", "the node key and Wi-Fi secrets are not sent"
+        )
     if dry_run:
         print(f"{label}: {action}, node id {node_id.hex()}, board {profile.name}, link {link}")
         if link == "ble":
             print("(read the board's BLE address first)")
             print(" ".join(repr(a) if "\n" in a else a for a in mpremote_ble_address_command(port)))
         print("(in a private staging folder holding firmware/ and chaosnode.json, mode 0600)")
-        print(" ".join(mpremote_deploy_command(port, send_key)))
+        print(" ".join(mpremote_deploy_command(port, send_key, wifi=link == "wifi")))
+        if wifi_parts is not None:
+            w = wifi_parts[0]
+            print(f"Wi-Fi {w['wifi_ssid']!r}, broker mqtts://{w['broker_host']}:{w['broker_port']}, mesh {w['mesh']}")
         print(key_note)
         return
     identity = _port_identity(port)  # before deploy: the board resets and re-enumerates after it
@@ -423,7 +459,14 @@ def deploy_node(
         config["link"] = "ble"
         registered_link = LINK_PREFIX + read_ble_address(port)
         identity = {}  # a BLE node is found by its address, not by a serial port
-    deploy(port, config, key if send_key else None)
+    secrets: dict[str, bytes] | None = None
+    files: dict[str, bytes] | None = None
+    if wifi_parts is not None:
+        config |= wifi_parts[0]
+        secrets, files = wifi_parts[1] or None, wifi_parts[2]
+        registered_link = f"mqtt:{label}"
+        identity = {}  # a Wi-Fi node is found through the broker, not by a serial port
+    deploy(port, config, key if send_key else None, secrets if send_key else None, files)
     with registry_transaction() as registry:
         # The boot counter floor stays while the board's NVS (key and counter) stays; a key
         # sent now goes with a fresh or erased NVS, whose counter starts again from 1.
@@ -450,6 +493,32 @@ def deploy_node(
     print(f"see it: chaos-host nodes status {label}   harvest: chaos-host run")
 
 
+def _wifi_parts(
+    label: str, ssid: str, folder: Path | None, url_text: str | None, psk_file: Path | None, need_psk: bool
+) -> tuple[dict[str, Any], dict[str, bytes], dict[str, bytes]]:
+    """The Wi-Fi node's config fields, NVS secrets and files (the passphrase only when sent)."""
+    from chaosmagnet.mesh.credentials import load_client
+    from chaosmagnet.mesh.setup import mesh_dir
+    from chaosmagnet.nodes.mqtt import broker_of, wifi_node_settings
+
+    credentials = load_client(folder if folder is not None else mesh_dir() / "clients" / label)
+    if credentials.label != label:
+        raise UsageError(f"{credentials.folder} is node {credentials.label!r}'s folder, not {label!r}'s")
+    psk = _read_psk(psk_file) if need_psk else None
+    return wifi_node_settings(credentials, broker_of(credentials, url_text), ssid, psk)
+
+
+def _read_psk(path: Path | None) -> str:
+    """The Wi-Fi passphrase: from a file, stdin ('-') or a hidden prompt (never echoed)."""
+    if path is None:
+        return str(typer.prompt("Wi-Fi passphrase", hide_input=True))
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--wifi-psk-file {path}: cannot read it ({type(exc).__name__})") from None
+    return text.rstrip("\r\n")
+
+
 @nodes_app.command("simulate")
 def simulate_node(
     board: str = typer.Option(
@@ -465,12 +534,22 @@ def simulate_node(
         0, "--hci-port", min=0, max=65535,
         help="With --link ble: TCP port of the virtual adapter served to hosts (0: any free port).",
     ),
+    mesh_url: str | None = typer.Option(
+        None, "--mesh-url", help="With --link mqtt: the broker, mqtts://HOST:PORT (default: the folder's)."
+    ),
+    mesh_client: Path | None = typer.Option(
+        None,
+        "--mesh-client",
+        help="With --link mqtt: the node's mesh folder (default: $CHAOS_HOME/mesh/clients/LABEL).",
+    ),
 ) -> None:
     """Run the real firmware under CPython with a noise HAL on a pty, registered as a node.
 
     With --link ble the node is a Bluetooth LE peripheral on bumble's virtual
     radio instead, which serves one virtual adapter to hosts over TCP: run
-    chaos-host with the CHAOS_BLE_HCI=tcp-client:... it prints.
+    chaos-host with the CHAOS_BLE_HCI=tcp-client:... it prints.  With --link
+    mqtt it is a Wi-Fi node publishing to the mesh's broker with the node's
+    mesh credentials (chaos-host mesh add LABEL --node --host HOST).
 
     SIGHUP closes and reopens the pty (like unplugging the board).  The node is
     unregistered when the simulator stops.
@@ -485,6 +564,11 @@ def simulate_node(
     if link is not None and str(link) == "ble":
         _simulate_ble(profile, label, fault, seconds, hci_port)
         return
+    if link is not None and str(link) == "mqtt":
+        _simulate_mqtt(profile, label, fault, seconds, mesh_url, mesh_client)
+        return
+    if mesh_url or mesh_client:
+        raise UsageError("--mesh-url and --mesh-client go with --link mqtt")
     link_path = link or default_link_path(label)
     busy = live_link_target(link_path)
     if busy is not None:
@@ -592,6 +676,51 @@ def _simulate_ble(
     print(f"simulator {label} stopped", file=sys.stderr)
 
 
+def _simulate_mqtt(
+    profile: Any, label: str, fault: str | None, seconds: float | None, url_text: str | None, folder: Path | None
+) -> None:
+    """`nodes simulate --link mqtt`: the firmware's node and MQTT link over a paho client."""
+    from chaosmagnet.mesh.credentials import load_client
+    from chaosmagnet.mesh.setup import mesh_dir
+    from chaosmagnet.nodes.mqtt import LINK_PREFIX, broker_of
+    from chaosmagnet.nodes.mqtt_sim import MqttNodeSim, run_sims
+    from chaosmagnet.nodes.simulator import node_config
+
+    credentials = load_client(folder if folder is not None else mesh_dir() / "clients" / label)
+    if credentials.role != "node" or credentials.label != label:
+        raise UsageError(
+            f"{credentials.folder} is not node {label!r}'s folder (chaos-host mesh add {label} --node --host HOST)"
+        )
+    url = broker_of(credentials, url_text)
+    node_id, key = new_node_id(), new_key()
+    sim = MqttNodeSim(node_config(node_id, key, profile, label), credentials, url, fault=fault)
+    with registry_transaction() as registry:
+        existing = registry.find(label)
+        if existing is not None and existing.label == label and not existing.simulated:
+            raise UsageError(f"{label!r} is a real node; pick another label")
+        registry.put(
+            NodeRecord(label, node_id, key, profile.name, LINK_PREFIX + label, True, profile.node_sources_config())
+        )
+    stop = [False]
+    try:
+        signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__(0, True))
+        print(f"simulated Wi-Fi node {label} ({profile.title}{', fault ' + fault if fault else ''})")
+        print(f"broker: {url}   mesh {credentials.mesh}   owner host {credentials.owner}")
+        print(f"harvest it on host {credentials.owner}: chaos-host run --node {label}", flush=True)
+        stop_at = None if seconds is None else _now() + seconds
+        with contextlib.suppress(KeyboardInterrupt):
+            run_sims([sim], lambda: stop[0] or (stop_at is not None and _now() >= stop_at))
+    finally:
+        with registry_transaction() as registry:
+            current = registry.find(label)
+            if current is not None and current.node_id == node_id:
+                registry.remove(label)
+    print(
+        f"simulator {label} stopped (MQTT connections {sim.link.connections}, errors {sim.link.errors})",
+        file=sys.stderr,
+    )
+
+
 def _now() -> float:
     import time
 
@@ -617,10 +746,38 @@ async def node_run_hook(engine: Any, options: dict[str, Any]) -> None:
     specs = options.get("nodes")
     if not specs and options.get("sources"):
         return None
-    for record in resolve_nodes(specs or None):
-        for source in build_node_sources(record):
+    records = resolve_nodes(specs or None)
+    factory = _link_factory(records, options)
+    for record in records:
+        for source in build_node_sources(record, link_factory=factory):
             await engine.add_source(source)
     return None
+
+
+def _link_factory(records: list[Any], options: dict[str, Any]) -> Any:
+    """open_link, with Wi-Fi nodes on one broker connection: the host's mesh credentials
+    (--mesh-client, default $CHAOS_HOME/mesh/client) and broker (--mesh, default the folder's),
+    resolved now so a missing folder is one line, not a failure later."""
+    from chaosmagnet.nodes.transport import open_link
+
+    if not any(r.link.startswith("mqtt:") for r in records):
+        return open_link
+    from chaosmagnet.mesh.credentials import load_client
+    from chaosmagnet.mesh.setup import mesh_dir
+    from chaosmagnet.nodes.mqtt import MqttLink, broker_of, shared_bus
+
+    folder = options.get("mesh_client") or mesh_dir() / "client"
+    credentials = load_client(folder)
+    if credentials.role != "host":
+        raise UsageError(f"{credentials.folder} is a {credentials.role}'s folder, not a host's")
+    bus = shared_bus(credentials, broker_of(credentials, options.get("mesh")))
+
+    def factory(address: str, on_bytes: Any, **kw: Any) -> Any:
+        if address.startswith("mqtt:"):
+            return MqttLink(address, on_bytes, bus=bus, **kw)
+        return open_link(address, on_bytes, **kw)
+
+    return factory
 
 
 def _register_run_hook() -> None:
