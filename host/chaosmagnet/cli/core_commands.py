@@ -130,7 +130,7 @@ async def _run(engine: Engine, seconds: float | None, as_json: bool, options: di
         deadline = None if seconds is None else loop.time() + seconds
         live = None
         if not as_json and console.is_terminal:
-            live = Live(render(engine.snapshot()), console=console, auto_refresh=False, transient=False)
+            live = Live(render(engine.snapshot(), console.width), console=console, auto_refresh=False, transient=False)
             live.start()
         try:
             while not stop.is_set():
@@ -146,7 +146,7 @@ async def _run(engine: Engine, seconds: float | None, as_json: bool, options: di
                 if as_json:
                     print(_json_interval(snapshot), flush=True)
                 elif live is not None:
-                    live.update(render(snapshot), refresh=True)
+                    live.update(render(snapshot, console.width), refresh=True)
                 else:  # not a terminal (a pipe, a log file): one plain line per interval
                     print(status_line(snapshot), flush=True)
                 if watchdog is not None and loop.time() - last_ping >= watchdog:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -43,7 +44,11 @@ def node_links(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+    if value is None:
+        return "-"
+    if abs(value) < 0.5 * 10**-digits:
+        value = 0.0  # a stuck source's estimate of -0.0 reads 0.000, not -0.000
+    return f"{value:.{digits}f}"
 
 
 def _assessed(s: dict[str, Any]) -> str:
@@ -62,48 +67,83 @@ def _human_bytes(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
-def render(snapshot: dict[str, Any]) -> Group:
-    """A table of sources and a pool panel."""
+def _compact(n: float) -> str:
+    """A count in at most 6 characters: 999,999 / 1.23M / 45.6G (a narrow terminal's samples)."""
+    if n < 1_000_000:
+        return f"{n:,.0f}"
+    for unit, size in (("M", 1e6), ("G", 1e9), ("T", 1e12)):
+        if n < size * 1000:
+            return f"{n / size:.3g}{unit}"
+    return f"{n:.2e}"
+
+
+# Layouts of the sources table by terminal width: every column of each is fixed-width
+# except the source name, which folds; a number is never cut.
+_WIDE = 150  # all columns
+_MEDIUM = 110  # no rate, Shannon or collision; RCT/APT together
+
+
+def render(snapshot: dict[str, Any], width: int | None = None) -> Group:
+    """A table of sources and a pool panel, laid out for a terminal ``width`` columns wide
+    (all columns from 150, a compact table from 110, the key columns below that)."""
+    width = width or 200
+    wide = width >= _WIDE
+    medium = _MEDIUM <= width < _WIDE
     table = Table(title="sources", title_justify="left", expand=False)
-    for column, justify in (
-        ("source", "left"),
-        ("state", "left"),
-        ("samples", "right"),
-        ("rate/s", "right"),
-        ("Shannon", "right"),
-        ("min (MCV)", "right"),
-        ("collision", "right"),
-        ("assessed", "right"),
-        ("credit/sample", "right"),
-        ("credited bits", "right"),
-        ("RCT", "right"),
-        ("APT", "right"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    if width < _MEDIUM:
+        table.box = None  # no borders: every column counts at 80
+    elif not wide:
+        table.box = box.SIMPLE_HEAD  # a rule under the header only
+    columns: list[tuple[str, str]] = [("source", "left"), ("state", "left"), ("samples", "right")]
+    if wide:
+        columns.append(("rate/s", "right"))
+    if wide:
+        columns.append(("Shannon", "right"))
+    columns.append(("min (MCV)" if width >= _MEDIUM else "min H", "right"))
+    if wide:
+        columns.append(("collision", "right"))
+    if width >= _MEDIUM:
+        columns += [("assessed", "right"), ("credit/sample", "right")]
+    columns.append(("credited bits" if width >= _MEDIUM else "credited", "right"))
+    columns += [("RCT", "right"), ("APT", "right")] if wide else [("RCT/APT", "right")]
+    for column, justify in columns:
+        if column == "source":
+            table.add_column(column, justify="left", overflow="fold", ratio=1)
+        else:
+            table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    notes: list[str] = []
     for s in snapshot["sources"]:
         state = Text(s["state"], style=_STATE_STYLE.get(s["state"], ""))
         if s["state"] in ("unavailable", "error", "waiting") and s["reason"]:
-            state.append(f" ({s['reason']})", style="dim")
-        table.add_row(
-            s["name"],
-            state,
-            f"{s['samples']:,}",
-            f"{s['rate']:,.0f}",
-            _fmt(s["h_shannon"]),
-            _fmt(s["h_min"]),
-            _fmt(s["h_collision"]),
-            _assessed(s),
-            _fmt(s["credit_h"]),
-            f"{s['credited_bits']:,.0f}",
-            str(s["rct_failures"]),
-            str(s["apt_failures"]),
-        )
+            notes.append(f"{s['name']}: {s['reason']}")
+        row: list[Any] = [s["name"], state]
+        row.append(f"{s['samples']:,}" if width >= _MEDIUM else _compact(s["samples"]))
+        if wide:
+            row.append(f"{s['rate']:,.0f}")
+        if wide:
+            row.append(_fmt(s["h_shannon"]))
+        row.append(_fmt(s["h_min"]))
+        if wide:
+            row.append(_fmt(s["h_collision"]))
+        if width >= _MEDIUM:
+            row += [_assessed(s), _fmt(s["credit_h"])]
+        row.append(f"{s['credited_bits']:,.0f}" if width >= _MEDIUM else _compact(s["credited_bits"]))
+        if wide:
+            row += [str(s["rct_failures"]), str(s["apt_failures"])]
+        else:
+            row.append(f"{s['rct_failures']}/{s['apt_failures']}")
+        table.add_row(*row)
     parts: list[Any] = [table]
+    if notes:
+        parts.append(Text("\n".join(notes), style="dim", overflow="fold"))
     links = node_links(snapshot)
     if links:
-        nodes = Table(title="nodes", title_justify="left", expand=False)
+        nodes = Table(title="nodes", title_justify="left", expand=False, box=table.box)
         for column in ("node", "link", "port", "frames", "why"):
-            nodes.add_column(column, justify="right" if column == "frames" else "left")
+            if column == "frames":
+                nodes.add_column(column, justify="right", no_wrap=True)
+            else:
+                nodes.add_column(column, justify="left", overflow="fold")
         for n in links:
             nodes.add_row(
                 n["label"],
@@ -115,9 +155,9 @@ def render(snapshot: dict[str, Any]) -> Group:
         parts.append(nodes)
     p = snapshot["pool"]
     pool = Table.grid(padding=(0, 2))
-    pool.add_column(style="bold")
-    pool.add_column()
-    bar_width = 30
+    pool.add_column(style="bold", no_wrap=True)
+    pool.add_column(overflow="fold")
+    bar_width = 30 if width >= 100 else 20
     filled = int(round(p["fill"] * bar_width))
     pool.add_row(
         "pool fill",
@@ -127,7 +167,7 @@ def render(snapshot: dict[str, Any]) -> Group:
     pool.add_row("raw absorbed", f"{_human_bytes(p['raw_bytes'])}  ({p['raw_bits']:,} raw bits)")
     pool.add_row("extraction ratio", f"{p['extraction_ratio']:.4f} credited bits per raw bit")
     pool.add_row("drawn", f"{p['drawn_bits']:,.0f} bits")
-    pool.add_row("fingerprint", f"{p['fingerprint']}  (of the state, never the state)")
+    pool.add_row("fingerprint", f"{p['fingerprint']}  (of the state, never the state)" if width >= 100 else p["fingerprint"])
     feed = snapshot.get("outputs", {}).get("kernel_feed")
     if feed is not None:
         pool.add_row("kernel feed", kernel_feed_text(feed))
