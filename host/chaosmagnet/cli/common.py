@@ -58,3 +58,16 @@ def output_console() -> Console:
     if sys.stdout is not None and sys.stdout.isatty():
         return Console()
     return Console(width=1000, no_color=True)
+
+
+def credit_rate_column() -> object:
+    """A rich progress column with the rate credit arrives at (bits/s), '-' before it is known."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class CreditRateColumn(ProgressColumn):
+        def render(self, task: object) -> Text:
+            speed = getattr(task, "speed", None)
+            return Text("- bits/s" if speed is None else f"{speed:,.0f} bits/s", style="progress.data.speed")
+
+    return CreditRateColumn()

@@ -291,17 +291,16 @@ def sources(
     )
 
 
-def _progress(console: Console) -> Progress:
+def _progress(console: Console, credit: bool = False) -> Progress:
+    """A progress bar on stderr; ``credit`` adds the rate credit arrives at (waits for credit)."""
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    )
+    from chaosmagnet.cli.common import credit_rate_column
+
+    columns = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn()]
+    if credit:
+        columns.append(credit_rate_column())
+    return Progress(*columns, TimeRemainingColumn(), console=console, transient=True)
 
 
 async def _collect(source_name: str, count: int, options, console: Console) -> np.ndarray:
@@ -392,7 +391,7 @@ async def _random(
     quorum = quorum_from_config(engine.config.extra) if full_entropy else None
     await engine.start()
     try:
-        with _progress(console) as progress:
+        with _progress(console, credit=True) as progress:
             task = progress.add_task(f"waiting for {seed_bits} credited bits", total=seed_bits)
             await engine.wait_for_credit(
                 seed_bits,

@@ -81,12 +81,16 @@ class _CreditBar:
     """A progress bar per key being waited for (on stderr; disappears when done)."""
 
     def __init__(self, console: Console) -> None:
-        from rich.progress import BarColumn, Progress, TextColumn
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        from chaosmagnet.cli.common import credit_rate_column
 
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             TextColumn("{task.completed:.0f}/{task.total:.0f} credited bits"),
+            credit_rate_column(),
+            TimeRemainingColumn(),
             console=console,
             transient=True,
         )
