@@ -131,7 +131,7 @@ def bench_assessment(n: int = 1_000_000) -> dict[str, float]:
         "peak_rss_MB": peak_kib * 1024 / 1e6 if peak_kib > before else float("nan"),
         "h_assessed": json.loads(result.stdout)["h_assessed"],
         "target_wall_s": 3,
-        "target_peak_MB": 1000,
+        "target_peak_rss_MB": 1000,
     }
 
 
@@ -157,3 +157,69 @@ def run_benchmarks(size_mib: int = 64, progress: Progress | None = None) -> dict
 
 # Other modules (assessment, minting, nodes) append (section name, callable) here.
 EXTRA_BENCHMARKS: list[tuple[str, Callable[[], dict[str, Any]]]] = []
+
+
+# -- the table `chaos-host bench` prints ------------------------------------------
+# Key suffixes -> (unit, whether lower is better).  A key "target_X" is the target of "X".
+_UNITS = (
+    ("_Msamples_per_s", "M samples/s", False),
+    ("_MB_per_s", "MB/s", False),
+    ("_mb_per_s", "MB/s", False),
+    ("_per_s", "/s", False),
+    ("_MiB", "MiB", True),
+    ("_MB", "MB", True),
+    ("_ms", "ms", True),
+    ("_s", "s", True),
+)
+
+
+def _split_unit(key: str) -> tuple[str, str, bool | None]:
+    """('peak_rss_MB') -> ('peak rss', 'MB', lower is better)."""
+    base = key.split(" (", 1)[0]
+    for suffix, unit, lower in _UNITS:
+        if base.endswith(suffix):
+            return key[: len(base) - len(suffix)].replace("_", " ") + key[len(base) :], unit, lower
+    return key.replace("_", " "), "", None
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, float) and value != value:  # NaN
+        return "n/a"
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return f"{value:,.3f}" if abs(value) < 1000 else f"{value:,.1f}"
+
+
+def results_rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str, str, str]]:
+    """(section, figure, value, unit, target, mark) per figure; targets paired with their figure."""
+    rows = []
+    for section, figures in results.items():
+        targets = {k.removeprefix("target_"): v for k, v in figures.items() if k.startswith("target_")}
+        for key, value in figures.items():
+            if key.startswith("target_"):
+                continue
+            name, unit, lower = _split_unit(key)
+            target, mark = "", ""
+            if key in targets and isinstance(value, (int, float)) and value == value:
+                goal = targets[key]
+                passed = value <= goal if lower is not False else value >= goal
+                target = f"{'≤' if lower is not False else '≥'} {_value_text(goal)}"
+                mark = "PASS" if passed else "FAIL"
+            rows.append((section, name, _value_text(value), unit, target, mark))
+    return rows
+
+
+def format_results(results: dict[str, dict[str, Any]]) -> str:
+    """The figures as a plain table: section, figure, value, unit, target, PASS/FAIL."""
+    rows = results_rows(results)
+    head = ("section", "figure", "value", "unit", "target", "mark")
+    widths = [max(len(head[i]), *(len(r[i]) for r in rows)) for i in range(6)] if rows else [len(h) for h in head]
+    widths[1] = min(widths[1], 48)
+    lines = []
+    for row in (head, *rows):
+        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1]), row[2].rjust(widths[2])]
+        cells += [row[3].ljust(widths[3]), row[4].ljust(widths[4]), row[5]]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)

@@ -507,15 +507,9 @@ def bench(
     if as_json:
         print(json.dumps({**results, "targets": figures_json(rows)}, indent=2, sort_keys=True))
         return
-    for section, figures in results.items():
-        print(section)
-        for key, value in figures.items():
-            if isinstance(value, float):
-                print(f"  {key:<40} {value:,.3f}")
-            elif isinstance(value, int):
-                print(f"  {key:<40} {value:,}")
-            else:
-                print(f"  {key:<40} {value}")
+    from chaosmagnet.bench import format_results
+
+    print(format_results(results))
     print()
     print("targets (issue 17), measured now on this machine:")
     print(format_figures(rows))
