@@ -46,8 +46,18 @@ def _env(home: Path, crash_at: int | None = None) -> dict[str, str]:
     return env
 
 
+def _one_source_quorum(home: Path) -> None:
+    """These tests kill writes, not draws: let one source fund keys (the k-of-n quorum of
+    issue 19 would make every identity wait for the slow `system` source)."""
+    config = home / "chaos.toml"
+    if not config.exists():
+        with contextlib.suppress(OSError):  # a full tmpfs home: the default quorum then
+            config.write_text("[mint]\nquorum = 1\n")
+
+
 def chaos_process(home: Path, *args: str, crash_at: int | None = None) -> subprocess.CompletedProcess:
     """`chaos-host ARGS` in its own process (the only way to kill it mid-way)."""
+    _one_source_quorum(home)
     return subprocess.run(
         [sys.executable, "-m", "chaosmagnet", *args],
         env=_env(home, crash_at),
@@ -60,6 +70,8 @@ def chaos_process(home: Path, *args: str, crash_at: int | None = None) -> subpro
 
 def chaos(home: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str, str]:
     """`chaos-host ARGS` in this process (faster); (exit status, stdout, stderr)."""
+    _one_source_quorum(home)
+    monkeypatch.chdir(home)  # where chaos.toml is read
     monkeypatch.setenv("CHAOS_HOME", str(home))
     monkeypatch.setenv("CHAOS_PASSPHRASE", PASS)
     monkeypatch.delenv(CRASH_AT_ENV, raising=False)
