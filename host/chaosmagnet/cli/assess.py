@@ -114,7 +114,9 @@ def _iid_table(iid: Any) -> Table:
             test = chi[key]
             detail = ""
             if test.get("p_value") is not None:
-                detail = f"χ² = {test['statistic']:.2f}, df = {test['df']}, p = {test['p_value']:.3g}"
+                p = test["p_value"]
+                shown_p = f"p = {p:.3g}" if p > 0 else "p < 1e-300"
+                detail = f"χ² = {test['statistic']:.2f}, df = {test['df']}, {shown_p}"
             row(f"chi-square {key.replace('_', ' ')}", test, detail)
     if "lrs" in data:
         lrs = data["lrs"]
