@@ -943,10 +943,12 @@ def _permutation_not_applicable(data: _Data, permutations: int) -> dict[int, str
     return reasons
 
 
-def _failed_names(names: list[str]) -> str:
-    """'a', 'a and b', 'a, b and c' for the names of failed tests."""
+def _failed_names(names: list[str], limit: int = 0) -> str:
+    """'a', 'a and b', 'a, b and c' for test names; past ``limit`` names (if set), 'a, b and 5 more'."""
     if len(names) == 1:
         return names[0]
+    if limit and len(names) > limit:
+        return ", ".join(names[:limit]) + f" and {len(names) - limit} more"
     return ", ".join(names[:-1]) + " and " + names[-1]
 
 
@@ -1027,7 +1029,7 @@ def assess_iid(
         if progress is not None and shuffles < permutations:
             progress(permutations, permutations, _PROGRESS_LABEL)
         if any(d is None for i, d in enumerate(decided) if i not in not_applicable):
-            failed = _failed_names([TEST_NAMES[i] for i, d in enumerate(decided) if d is False])
+            failed = _failed_names([TEST_NAMES[i] for i, d in enumerate(decided) if d is False], limit=2)
             reason = f"undecided: shuffling stopped after {shuffles:,} shuffles because {failed} had failed"
             undecided_note = {i: reason for i, d in enumerate(decided) if d is None}
             notes.append(f"shuffling stopped after {shuffles:,} shuffles because {failed} had failed")

@@ -264,8 +264,9 @@ def assess(
             )
         elif verdict == "not_proven":
             missing = len(iid_result.not_applicable)
+            tests = "test" if missing == 1 else "tests"
             console.print(
-                f"[yellow]IID not proven[/]: {missing} {'test' if missing == 1 else 'tests'} not applicable to this data "
+                f"[yellow]IID not proven[/]: {missing} {tests} not applicable to this data "
                 "(too few samples); a test not run is not a pass, so use the non-IID estimate above",
                 highlight=False,
             )
