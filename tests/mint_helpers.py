@@ -31,15 +31,20 @@ PASSPHRASE = "correct horse battery staple"
 
 
 class FullPool(PoolSeedSource):
-    """A real pool that the test credits fully before every draw."""
+    """A real pool that the test credits fully before every draw, half from each of
+    two independent sources (so the default key quorum of 2 is met)."""
 
-    def __init__(self, source_name: str = "test-source") -> None:
-        super().__init__(EntropyPool(), {source_name: {"state": "ok", "h_assessed": 6.5}})
+    def __init__(self, source_name: str = "test-source", second_source: str = "test-source-b") -> None:
+        states = {name: {"state": "ok", "h_assessed": 6.5} for name in (source_name, second_source)}
+        super().__init__(EntropyPool(), states)
         self.source_name = source_name
+        self.second_source = second_source
         self.draws = 0
 
     async def draw(self, n_bytes: int, **kwargs) -> SeedDraw:  # type: ignore[override]
-        self.pool.absorb(self.source_name, os.urandom(64), float(self.pool.capacity_bits))
+        half = self.pool.capacity_bits / 2
+        self.pool.absorb(self.source_name, os.urandom(64), half)
+        self.pool.absorb(self.second_source, os.urandom(64), half)
         self.draws += 1
         return await super().draw(n_bytes, **kwargs)
 

@@ -134,6 +134,9 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path: Path, args: list[str], fr
 
 
 def test_random_refuses_unseeded_output_on_timeout(tmp_path: Path) -> None:
+    # os-rng alone (credit 0) is now refused at once (test_hopeless_waits); granted a credit
+    # too small to reach 256 bits within the timeout, the wait is hopeful and times out
+    (tmp_path / "chaos.toml").write_text("[sources.os-rng]\ncredit_h = 1e-12\n")
     out = tmp_path / "r.bin"
     # a source that could earn credit, but not within the timeout (too slow for the estimator's minimum)
     (tmp_path / "chaos.toml").write_text("[sources.cpu-jitter]\nrate = 100\n[estimates]\nmin_samples = 60000\n")

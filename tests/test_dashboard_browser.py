@@ -138,6 +138,9 @@ def test_dashboard_in_chromium(tmp_path: Path) -> None:
         )
         assert not await page.is_checked('tr[data-source="system"] input.switch')
         await page.wait_for_function(TAIL_HAS, arg=["#log-tail li", "stopped"], timeout=30_000)
+        # and on again: keys need credit from two independent sources (the key quorum)
+        await page.click('tr[data-source="system"] input.switch')
+        await until(lambda: engine.source_states()["system"]["state"] == "ok")
 
         # the Mint button mints a bundle, which is listed with a link to its public part
         await page.select_option("#mint-kem", "ML-KEM-768")
@@ -188,3 +191,54 @@ def test_dashboard_in_chromium(tmp_path: Path) -> None:
     if keep:  # e.g. CI: keep the screenshot where a person can look at it
         Path(keep).mkdir(parents=True, exist_ok=True)
         shutil.copy(screenshot, Path(keep) / "dashboard-browser.png")
+
+
+def test_nodes_panel_shows_link_states_in_chromium(tmp_path: Path) -> None:
+    """A node whose port is a pty it may not open: the page shows its link `waiting` with
+    the reason and its sources `waiting`, never `ok`; the pty receives nothing."""
+    import pty
+    import select
+
+    from chaosmagnet.nodes.boards import load_board
+    from chaosmagnet.nodes.registry import NodeRecord
+    from chaosmagnet.nodes.sources import build_node_sources
+    from dashboard_helpers import local_sources
+
+    master, slave = pty.openpty()
+    board = load_board("um_feathers3")
+    record = NodeRecord(
+        "stray", bytes(range(8)), bytes(32), board.name, os.ttyname(slave), False,
+        board.node_sources_config(), serial_number="SN-DESK",
+    )  # fmt: skip
+
+    async def scenario() -> None:
+        sources = [*local_sources(), *build_node_sources(record)]
+        async with (
+            running_dashboard(tmp_path / "home", sources=sources) as (engine, server),
+            playwright_api.async_playwright() as pw,
+        ):
+            browser = await pw.chromium.launch(
+                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+            )
+            try:
+                page = await browser.new_page()
+                await page.goto(server.url)
+                link = 'tr[data-node="stray"] .pill.link'
+                await page.wait_for_selector(link, timeout=30_000)
+                assert await page.text_content(link) == "waiting"
+                assert await page.get_attribute(link, "data-link") == "waiting"
+                row = await page.text_content('tr[data-node="stray"]')
+                assert row is not None and "port now belongs to another device" in row
+                pills = await page.locator('tr[data-node="stray"] .pill.state').all_text_contents()
+                assert pills == ["adc waiting", "rng waiting", "jitter waiting"]
+                state = await page.text_content('tr[data-source="node:stray:adc"] .state')
+                assert state == "waiting"
+            finally:
+                await browser.close()
+
+    try:
+        asyncio.run(scenario())
+        assert select.select([master], [], [], 0.2)[0] == []  # nothing was written to the pty
+    finally:
+        os.close(master)
+        os.close(slave)

@@ -127,6 +127,7 @@ def test_run_dashboard_with_a_simulated_node(tmp_path: Path) -> None:
         )
         (node,) = status["nodes"]
         assert node["label"] == "sim1" and node["link"] == "linked" and node["connected"] is True
+        assert node["link_state"] == "linked" and node["link_reason"] == ""
         assert {s["name"] for s in node["sources"]} == {
             "node:sim1:adc",
             "node:sim1:rng",
@@ -149,6 +150,9 @@ def test_run_dashboard_with_a_simulated_node(tmp_path: Path) -> None:
             re.M,
         )
         assert re.search(r"^chaosmagnet_nodes_connected 1$", metrics, re.M)
+        assert re.search(
+            r'^chaosmagnet_node_link_state\{node="sim1",state="linked"\} 1$', metrics, re.M
+        )
         # a switch with the token from the printed link, on one of the node's sources:
         # a state change that lands in logs/, while the node's other sources go on
         request = urllib.request.Request(

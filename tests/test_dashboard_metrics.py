@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from chaosmagnet.dashboard.metrics import SOURCE_STATES, render_metrics
+from chaosmagnet.dashboard.metrics import LINK_STATES, SOURCE_STATES, render_metrics
 from dashboard_helpers import running_dashboard
 
 parser = pytest.importorskip(
@@ -132,3 +132,32 @@ def test_node_rows_and_hostile_labels_round_trip(tmp_path: Path) -> None:
         for s in samples(fams["chaosmagnet_node_frames_dropped"], node=hostile)
     }
     assert dropped == {"bad_tag": 3, "replay": 2}
+
+
+def test_node_link_states_and_waiting_sources_parse(tmp_path: Path) -> None:
+    """Each node's link state (waiting, handshake, linked, lost) is a 0/1 gauge per state;
+    a waiting node's sources report state waiting, never ok."""
+
+    async def scenario() -> dict[str, Any]:
+        async with running_dashboard(tmp_path) as (engine, server):
+            await asyncio.sleep(1.2)
+            return server.live.status()
+
+    status = copy.deepcopy(asyncio.run(scenario()))
+    status["sources"][0]["state"] = "waiting"
+    status["nodes"] = [
+        {"label": "desk", "link": "open", "link_state": "linked", "connected": True, "sources": []},
+        {"label": "far", "link": "waiting", "link_state": "waiting", "connected": False,
+         "link_reason": "port now belongs to another device", "sources": []},
+    ]  # fmt: skip
+    fams = families(render_metrics(status))
+    link = fams["chaosmagnet_node_link_state"]
+    assert link.type == "gauge"
+    for label, current in (("desk", "linked"), ("far", "waiting")):
+        got = {s.labels["state"]: s.value for s in samples(link, node=label)}
+        assert got == {state: int(state == current) for state in LINK_STATES}
+    name = status["sources"][0]["name"]
+    states = samples(fams["chaosmagnet_source_state"], source=name)
+    assert [s.labels["state"] for s in states if s.value == 1] == ["waiting"]
+    (connected,) = fams["chaosmagnet_nodes_connected"].samples
+    assert connected.value == 1

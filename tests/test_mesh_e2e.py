@@ -1,6 +1,7 @@
 """End to end, all real: mosquitto, two `chaos-host run --mesh` processes with their own
-CHAOS_HOME, and `chaos-host collector` serving the fleet page, checked over HTTP and in
-headless Chromium.  Killing a host makes the broker publish its last will: offline."""
+CHAOS_HOME, a Wi-Fi node (`nodes simulate --link mqtt`) read by alice, and `chaos-host
+collector` serving the fleet page, checked over HTTP and in headless Chromium.  Killing a
+host makes the broker publish its last will: offline."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ import pytest
 from mesh_helpers import Broker, env_for, free_port, make_host_home, start_broker
 
 HOSTS = ("alice", "bob")
+WIFI_NODE = "wifi1"
+NODE_SOURCES = {f"node:{WIFI_NODE}:{s}" for s in ("adc", "rng", "jitter")}
 FAST_MESH = "[mesh]\nstatus_interval = 0.5\nseed_interval = 0.5\nseed_bytes = 40\n"
 
 
@@ -39,6 +42,7 @@ class Fleet:
     web: str
     hosts: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     token: str = ""
+    node: subprocess.Popen[bytes] | None = None
 
     def get(self, path: str) -> Any:
         with urllib.request.urlopen(self.web + path, timeout=10) as response:
@@ -70,6 +74,11 @@ def _chaos(*args: str) -> list[str]:
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     root = tmp_path_factory.mktemp("fleet")
     broker = start_broker(root, list(HOSTS), ["collector"])
+    from chaosmagnet.mesh.setup import add_client
+
+    add_client(broker.setup, WIFI_NODE, "node", owner="alice")
+    broker.process.send_signal(signal.SIGHUP)  # mosquitto rereads passwd and acl
+    time.sleep(0.5)
     processes: list[subprocess.Popen[bytes]] = []
     try:
         collector_home = root / "collector-home"
@@ -104,9 +113,27 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             (home / "chaos.toml").write_text(FAST_MESH)
             env = env_for(home)
             env["CHAOS_CONTROL_SOCKET"] = str(home / "control.sock")
+            node_args: list[str] = []
+            if label == "alice":  # alice holds the Wi-Fi node's key: the simulator registers it in her home
+                shutil.copytree(broker.client(WIFI_NODE).folder, home / "mesh" / "clients" / WIFI_NODE)
+                with open(home / "node.log", "wb") as out:
+                    running.node = subprocess.Popen(
+                        _chaos("nodes", "simulate", "--link", "mqtt", "--label", WIFI_NODE, "--mesh-url", broker.url),
+                        env=env,
+                        cwd=home,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                processes.append(running.node)
+                node_log = home / "node.log"
+                wait_for(lambda log=node_log: "harvest it" in log.read_text(), 30, "the Wi-Fi node")
+                node_args = ["--node", WIFI_NODE]
             with open(home / "run.log", "wb") as out:
                 process = subprocess.Popen(
-                    _chaos("run", "--mesh", broker.url, "--source", "os-rng", "--source", "cpu-jitter", "--json"),
+                    _chaos(
+                        "run", "--mesh", broker.url, "--source", "os-rng", "--source", "cpu-jitter",
+                        *node_args, "--json",
+                    ),  # fmt: skip
                     env=env,
                     cwd=home,
                     stdout=subprocess.DEVNULL,
@@ -138,7 +165,8 @@ def test_collector_shows_both_hosts_with_verified_status(fleet: Fleet) -> None:
     wait_for(both_online, 60, "both hosts online")
     data = fleet.fleet()
     for host in data["hosts"]:
-        assert {s["name"] for s in host["sources"]} == {"os-rng", "cpu-jitter"}
+        extra = NODE_SOURCES if host["label"] == "alice" else set()
+        assert {s["name"] for s in host["sources"]} == {"os-rng", "cpu-jitter"} | extra
         assert 0 <= host["pool"]["fill"] <= 1
         assert "state" not in host["pool"] and "fingerprint" not in host["pool"]  # never the pool state
         own = json.loads((fleet.root / host["label"] / "keys" / "identity" / "identity.pub.json").read_text())
@@ -149,7 +177,23 @@ def test_collector_shows_both_hosts_with_verified_status(fleet: Fleet) -> None:
     assert set(rows) == set(HOSTS) and min(rows.values()) >= 1
     assert db.execute("SELECT count(*) FROM source_status").fetchone()[0] >= 2
     history = fleet.get("/api/hosts/alice/history?seconds=600")
-    assert history["pool"] and set(history["sources"]) == {"os-rng", "cpu-jitter"}
+    assert history["pool"] and set(history["sources"]) >= {"os-rng", "cpu-jitter"}
+
+
+def test_wifi_node_is_credited_by_its_host_and_shown_by_the_collector(fleet: Fleet) -> None:
+    """The simulated Wi-Fi node publishes through mosquitto; alice (holding its key and the
+    ACL) credits it; bob never reads it; the collector shows its sources under alice."""
+
+    def node_credited() -> bool:
+        hosts = {h["label"]: h for h in fleet.fleet()["hosts"]}
+        sources = {s["name"]: s for s in hosts["alice"]["sources"]}
+        credited = NODE_SOURCES - {f"node:{WIFI_NODE}:rng"}  # rng is conditioned: credit 0 by default
+        return all(sources.get(name, {}).get("credited_bits", 0) > 0 for name in credited)
+
+    wait_for(node_credited, 90, "alice crediting the Wi-Fi node")
+    bob = {h["label"]: h for h in fleet.fleet()["hosts"]}["bob"]
+    assert not [s for s in bob["sources"] if s["name"].startswith("node:")]
+    assert fleet.node is not None and fleet.node.poll() is None
 
 
 def test_peer_shares_arrive_with_credit_zero(fleet: Fleet) -> None:

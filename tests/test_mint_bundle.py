@@ -50,7 +50,14 @@ def test_provenance_records_sources_fill_and_commitment(minted) -> None:
     assert draw["bytes"] == 64 and draw["pool_fill_before"] == 1.0
     assert draw["credited_bits_drawn"] == 512.0
     assert draw["sources"] == {
-        "test-source": {"credited_bits": 512.0, "h_assessed": 6.5, "state": "ok"}
+        "test-source": {"credited_bits": 256.0, "h_assessed": 6.5, "state": "ok"},
+        "test-source-b": {"credited_bits": 256.0, "h_assessed": 6.5, "state": "ok"},
+    }
+    assert draw["quorum"] == {
+        "k": 2,
+        "share_bits": 192.0,
+        "met_by": {"test-source": ["test-source"], "test-source-b": ["test-source-b"]},
+        "groups": {"test-source": 256.0, "test-source-b": 256.0},
     }
     assert len(bytes.fromhex(draw["pool_commitment"])) == 32
     assert prov["keys"]["signing_key"]["draw"]["required_bits"] == 384.0

@@ -28,11 +28,14 @@ def socket_path() -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def _engine(bits_per_sample: float = 2.0, samples: int = 65536) -> Engine:
+def _engine(bits_per_sample: float = 2.0, samples: int = 65536, names=("good", "good-b")) -> Engine:
+    """An engine whose independent sources (two by default: the key quorum) are credited."""
     engine = Engine(
-        [ScriptedSource("good", [], declared_h=bits_per_sample)], Config(min_samples=1024)
+        [ScriptedSource(name, [], declared_h=bits_per_sample) for name in names],
+        Config(min_samples=1024),
     )
-    engine.ingest("good", uniform(samples))
+    for i, name in enumerate(names):
+        engine.ingest(name, uniform(samples, seed=i))
     return engine
 
 
@@ -52,7 +55,10 @@ def test_status_and_draw(socket_path: Path) -> None:
                 64, required_bits=384.0, purpose=b"test", timeout=5.0
             )
             assert len(draw.data) == 64 and draw.via == "control-socket"
-            assert draw.debited == {"good": pytest.approx(512.0)} and draw.fill_before == 1.0
+            assert set(draw.debited) == {"good", "good-b"}  # shares of the capped ledger
+            assert sum(draw.debited.values()) == pytest.approx(512.0)
+            assert draw.fill_before == 1.0
+            assert draw.quorum is not None and sorted(draw.quorum["met_by"]) == ["good", "good-b"]
             assert draw.sources["good"]["state"] == "ok" and len(draw.commitment) == 64
             assert draw.data.hex() not in repr(draw)
             assert engine.pool.credited_bits == pytest.approx(0.0)  # debited in the serving process
@@ -91,6 +97,7 @@ def test_progress_then_draw_when_credit_arrives(socket_path: Path) -> None:
             async def top_up() -> None:
                 await asyncio.sleep(0.4)
                 engine.ingest("good", uniform(65536, seed=1))
+                engine.ingest("good-b", uniform(65536, seed=2))
 
             task = asyncio.create_task(top_up())
             draw = await ControlSeedSource(socket_path).draw(
@@ -188,3 +195,20 @@ def test_default_socket_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     assert default_socket_path() == Path("/tmp") / f"chaosmagnet-{os.getuid()}" / key / "control.sock"
     monkeypatch.setenv("CHAOS_HOME", str(tmp_path / "home-b"))
     assert home_key() != key  # one pool per home
+
+
+def test_the_quorum_reason_crosses_the_socket(socket_path: Path) -> None:
+    async def scenario() -> None:
+        server = ControlServer(_engine(names=("alone",)), socket_path)
+        await server.start()
+        said: list[str] = []
+        try:
+            source = ControlSeedSource(socket_path)
+            source.on_waiting = said.append
+            with pytest.raises(PoolError, match="quorum: keys need 2 independent"):
+                await source.draw(64, required_bits=384.0, purpose=b"t", timeout=0.5)
+        finally:
+            await server.stop()
+        assert said and "1 did (alone)" in said[0]
+
+    asyncio.run(scenario())

@@ -224,8 +224,6 @@ def test_the_largest_allowed_scrypt_is_one_gib() -> None:
 
 
 def test_out_of_memory_in_scrypt_is_a_seal_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from chaosmagnet.minting import sealing
-
     class Exhausted:
         def __init__(self, **_: object) -> None:
             pass
@@ -233,7 +231,9 @@ def test_out_of_memory_in_scrypt_is_a_seal_error(monkeypatch: pytest.MonkeyPatch
         def derive(self, _: bytes) -> bytes:
             raise MemoryError
 
-    monkeypatch.setattr(sealing, "Scrypt", Exhausted)
+    import cryptography.hazmat.primitives.kdf.scrypt as scrypt_module  # sealing imports it when it stretches
+
+    monkeypatch.setattr(scrypt_module, "Scrypt", Exhausted)
     with pytest.raises(SealError, match="not enough memory for scrypt"):
         Sealer(PASSPHRASE, FAST_SCRYPT)
 

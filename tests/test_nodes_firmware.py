@@ -245,7 +245,7 @@ def test_portable_firmware_compiles_and_imports_under_micropython(tmp_path) -> N
     code += (
         "for name in sorted(src):\n"
         "    compile(src[name], name, 'exec')\n"
-        "import chaosnode.node, chaosnode.config, chaosnode.session, chaosnode.app\n"
+        "import chaosnode.node, chaosnode.config, chaosnode.session, chaosnode.app, chaosnode.mqtt\n"
         "print(len(src))\n"
     )
     out = run_micropython(code, tmp_path, {FIRMWARE_LIB: "/lib"})

@@ -9,6 +9,7 @@ the registry this shell sees (CHAOS_HOME / CHAOS_NODES).
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 from chaosmagnet.config import Config
@@ -26,9 +27,7 @@ def node_record(node_port: str, request: pytest.FixtureRequest) -> NodeRecord:
     record = registry.get(label) if label else registry.find(node_port)
     if record is None:
         pytest.fail(f"no registered node on {node_port}: deploy it first (chaos-host nodes deploy)")
-    return NodeRecord(
-        record.label, record.node_id, record.key, record.board, node_port, False, record.declared
-    )
+    return replace(record, link=node_port)  # keeps its USB serial number: checked before opening
 
 
 def test_real_node_answers_hello_with_verified_status(node_record: NodeRecord) -> None:

@@ -27,6 +27,7 @@ import pytest
 from chaosmagnet.config import Config
 from chaosmagnet.engine import Engine
 from chaosmagnet.nodes.link import SerialLink
+from chaosmagnet.nodes.ports import process_start
 from chaosmagnet.nodes.registry import NodeRecord, NodeRegistry
 from chaosmagnet.nodes.simulator import PtyEndpoint
 from chaosmagnet.nodes.sources import NodeConnection, NodeSource, build_node_sources
@@ -50,6 +51,13 @@ def sim(home: Path) -> Iterator[SimProcess]:
     yield process
     if process.proc.poll() is None:
         process.stop()
+
+
+def _held_here(record: NodeRecord, link: Path) -> NodeRecord:
+    """The node on a pty this test process holds (as its simulator would: the port guard
+    opens a simulated node's pty only while the process registered with it holds it)."""
+    pid = os.getpid()
+    return replace(record, link=str(link), simulator_pid=pid, simulator_started=process_start(pid))
 
 
 def _engine(record: NodeRecord, factory: Callable[..., Any] = SerialLink) -> Engine:
@@ -185,7 +193,7 @@ def test_recorded_stream_earns_nothing_fresh_or_live(home: Path, sim: SimProcess
     endpoint = PtyEndpoint(port)
 
     async def fresh_host() -> None:
-        engine = _engine(replace(record, link=str(port)))
+        engine = _engine(_held_here(record, port))
         await engine.start()
         try:
             connection = _connection(engine)
@@ -218,7 +226,7 @@ def test_recorded_stream_earns_nothing_fresh_or_live(home: Path, sim: SimProcess
     relay.start()
 
     async def live_host() -> None:
-        engine = _engine(replace(record, link=str(home / "spliced")))
+        engine = _engine(_held_here(record, home / "spliced"))
         await engine.start()
         try:
             connection = _connection(engine)

@@ -50,8 +50,10 @@ def test_two_homes_run_at_once_and_mint_from_their_own_pool(tmp_path: Path) -> N
     homes = {"a": tmp_path / "a", "b": tmp_path / "b"}
     for home in homes.values():
         home.mkdir()
-    # home a credits cpu-jitter only; home b credits the OS RNG only (configured)
-    (homes["b"] / "chaos.toml").write_text("[sources.os-rng]\ncredit_h = 8\n")
+    # home a credits cpu-jitter only; home b credits the OS RNG only (configured); one source
+    # each, so the key quorum is lowered to 1 (this test is about whose pool, not how many sources)
+    (homes["a"] / "chaos.toml").write_text("[mint]\nquorum = 1\n")
+    (homes["b"] / "chaos.toml").write_text("[mint]\nquorum = 1\n[sources.os-rng]\ncredit_h = 8\n")
     only = {"a": "cpu-jitter", "b": "os-rng"}
     runs = {}
     try:

@@ -26,6 +26,10 @@ location, never silently ignored.  Example::
     [pool]
     capacity_bits = 512
 
+    [mint]                # keys: k-of-n quorum of independent sources (chaosmagnet.quorum)
+    quorum = 2
+    dependence_groups = [["cpu-jitter", "system"]]
+
     [assessment]          # full SP 800-90B assessment of each source during `run`
     enabled = true
     samples = 1000000     # collected per assessment (the standard asks for 10^6)
@@ -132,6 +136,13 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         if not isinstance(data[section], dict):
             raise ConfigError(f"{label}: [{section}] must be a table")
         cfg.extra[section] = data[section]
+    if "mint" in cfg.extra:
+        from chaosmagnet.quorum import quorum_from_config
+
+        try:
+            quorum_from_config(cfg.extra)
+        except ConfigError as exc:
+            raise ConfigError(f"{label}: {exc}") from None
 
     sources = data.get("sources", {})
     if not isinstance(sources, dict):

@@ -16,6 +16,7 @@ request per connection (docs/control-channel.md):
         "sources": {...}}
     -> {"op": "draw", "n_bytes": 64, "required_bits": 384, "purpose": "...", "timeout": 300}
     <- {"progress": {"have": 120.5, "need": 384}}            (zero or more)
+    <- {"waiting": "quorum: keys need 2 independent ..."}   (when the quorum holds it up)
     <- {"ok": true, "seed": "<hex>", "debited": {...}, ...}
        or {"ok": false, "error": ..., "message": ...}
 
@@ -38,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chaosmagnet.errors import ChaosError, ControlError, PoolError
+from chaosmagnet.errors import ChaosError, ControlError, PoolError, escape_device_text
 from chaosmagnet.eventlog import data_dir
 from chaosmagnet.minting.seeds import ProgressCallback, SeedDraw, SeedSource, draw_from_engine
 
@@ -254,10 +255,20 @@ class ControlServer:
                     _encode({"progress": {"have": round(have, 3), "need": round(need, 3)}})
                 )
 
+        def waiting(reason: str) -> None:
+            writer.write(_encode({"waiting": reason}))
+
         try:
             async with self._draw_lock:
                 draw = await draw_from_engine(
-                    self.engine, n_bytes, required, purpose, timeout, progress, "control-socket"
+                    self.engine,
+                    n_bytes,
+                    required,
+                    purpose,
+                    timeout,
+                    progress,
+                    "control-socket",
+                    on_waiting=waiting,
                 )
         except PoolError as exc:
             await self._reply(writer, {"ok": False, "error": "pool", "message": str(exc)})
@@ -277,6 +288,7 @@ class ControlServer:
                 "fill_before": draw.fill_before,
                 "commitment": draw.commitment,
                 "sources": draw.sources,
+                "quorum": draw.quorum,
             },
         )
 
@@ -309,6 +321,9 @@ async def _exchange(
                 raise ControlError("malformed answer on the control socket") from None
             if isinstance(message, dict) and "progress" in message:
                 on_message(message["progress"])
+                continue
+            if isinstance(message, dict) and "waiting" in message:
+                on_message({"waiting": message["waiting"]})
                 continue
             if not isinstance(message, dict):
                 raise ControlError("malformed answer on the control socket")
@@ -361,6 +376,10 @@ class ControlSeedSource(SeedSource):
         }
 
         def progress(update: Any) -> None:
+            if isinstance(update, dict) and "waiting" in update:
+                if self.on_waiting is not None:
+                    self.on_waiting(escape_device_text(str(update["waiting"]), 300))
+                return
             if on_progress is not None and isinstance(update, dict):
                 with contextlib.suppress(KeyError, TypeError, ValueError):
                     on_progress(float(update["have"]), float(update["need"]))
@@ -384,6 +403,7 @@ class ControlSeedSource(SeedSource):
                 commitment=str(answer["commitment"]),
                 sources={str(k): dict(v) for k, v in answer["sources"].items()},
                 via=self.via,
+                quorum=dict(answer["quorum"]) if answer.get("quorum") is not None else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             raise ControlError("malformed draw answer on the control socket") from None

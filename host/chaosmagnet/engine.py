@@ -31,6 +31,7 @@ from chaosmagnet.eventlog import JsonLineLog
 from chaosmagnet.health import HealthMonitor, HealthPolicy, PolicySettings, SourceState
 from chaosmagnet.ingest import ingest_batch
 from chaosmagnet.pool import EntropyPool
+from chaosmagnet.quorum import Quorum, QuorumStatus
 from chaosmagnet.sources.base import Source
 
 EventListener = Callable[[str, dict[str, Any]], None]
@@ -40,6 +41,7 @@ UNAVAILABLE = "unavailable"
 STOPPED = "stopped"  # switched off by the user
 ERROR = "error"  # the source raised while running
 ENDED = "ended"  # the source finished by itself (end of a file)
+WAITING = "waiting"  # started, but its device link is down (a node not linked): no credit
 
 
 @dataclass
@@ -53,7 +55,7 @@ class SourceRuntime:
     policy: HealthPolicy
     estimator: OnlineEstimator
     enabled: bool = True
-    status: str = "starting"  # ok / quarantined / failed / unavailable / stopped / error
+    status: str = "starting"  # ok / quarantined / failed / unavailable / stopped / error / waiting
     reason: str = ""
     samples: int = 0
     credited_bits: float = 0.0  # all credit ever given to this source
@@ -203,6 +205,17 @@ class Engine:
             return
         self._set_status(runtime, runtime.policy.state.value)
         runtime.task = asyncio.create_task(self._pump(runtime), name=f"source:{runtime.name}")
+        self._sync_waiting(runtime)
+
+    def _sync_waiting(self, runtime: SourceRuntime) -> None:
+        """A healthy running source whose link is down is ``waiting``; back to ok once it is up."""
+        if runtime.task is None or runtime.status not in (SourceState.OK.value, WAITING):
+            return
+        reason = runtime.source.waiting_reason()
+        if reason is not None:
+            self._set_status(runtime, WAITING, reason)
+        elif runtime.status == WAITING:
+            self._set_status(runtime, runtime.policy.state.value)
 
     async def _pump(self, runtime: SourceRuntime) -> None:
         try:
@@ -292,6 +305,7 @@ class Engine:
         samples = np.ascontiguousarray(batch, dtype=np.uint8)
         if samples.ndim != 1 or samples.size == 0:
             return 0.0
+        self._sync_waiting(runtime)
         info = runtime.source.info
         # Mask, RCT/APT, window counts and absorb in one C call (chaosmagnet.ingest).
         failures = ingest_batch(self.pool, name, samples, info.bits_per_sample, runtime.monitor, runtime.estimator)
@@ -310,14 +324,15 @@ class Engine:
             SourceState.QUARANTINED.value,
             SourceState.FAILED.value,
             "starting",
-        ):
+        ) or (runtime.status == WAITING and state is not SourceState.OK):
             self._set_status(runtime, state.value)
         runtime.samples += samples.size
         if self.assessor is not None:
             if info.bits_per_sample < 8:
                 samples = samples & ((1 << info.bits_per_sample) - 1)
             self.assessor.feed(name, samples, info.bits_per_sample)
-        runtime.credit_h = self._credit_rate(runtime) if state is SourceState.OK else 0.0
+        creditable = state is SourceState.OK and runtime.status != WAITING
+        runtime.credit_h = self._credit_rate(runtime) if creditable else 0.0
         credit = runtime.credit_h * samples.size
         self.pool.credit(name, credit)
         runtime.credited_bits += credit
@@ -345,12 +360,16 @@ class Engine:
     # -- credit for consumers -------------------------------------------
     def healthy_credited_bits(self) -> float:
         """Credited bits in the pool from sources whose state is ok."""
-        ledger = self.pool.credited_by_source()
-        return sum(
-            bits
+        return sum(self.healthy_credit_by_source().values())
+
+    def healthy_credit_by_source(self, *, fresh: bool = False) -> dict[str, float]:
+        """Credited bits in the pool per source whose state is ok (fresh: absorbed since the last draw)."""
+        ledger = self.pool.fresh_credit_by_source() if fresh else self.pool.credited_by_source()
+        return {
+            name: bits
             for name, bits in ledger.items()
             if name in self._runtimes and self._runtimes[name].status == SourceState.OK.value
-        )
+        }
 
     def any_source_can_credit(self) -> bool:
         """False when every source is quarantined, failed, stopped or unavailable."""
@@ -397,26 +416,43 @@ class Engine:
         bits: float,
         timeout: float,
         on_progress: Callable[[float, float], None] | None = None,
-    ) -> None:
-        """Wait until at least ``bits`` credited bits from healthy sources are pooled."""
+        *,
+        quorum: Quorum | None = None,
+        on_waiting: Callable[[str], None] | None = None,
+    ) -> QuorumStatus | None:
+        """Wait until at least ``bits`` credited bits from healthy sources are pooled.
+
+        With a quorum, also until k independent healthy sources hold their
+        share of them (on_waiting(reason) is called each time the reason
+        changes); returns the quorum's status when met.
+        """
         if bits > self.pool.capacity_bits:
             raise PoolError(f"{bits:.0f} credited bits requested but the pool holds at most {self.pool.capacity_bits}")
         deadline = self._clock() + timeout
+        said = ""
         while True:
-            have = self.healthy_credited_bits()
+            pooled = self.healthy_credited_bits()
+            status = quorum.status(self.healthy_credit_by_source(fresh=True), bits) if quorum is not None else None
+            have = pooled if status is None or status.met else min(pooled, status.progress_bits)
             if on_progress is not None:
                 on_progress(min(have, bits), bits)
-            if have >= bits:
-                return
-            starting = any(r.status == "starting" for r in self._runtimes.values())
-            if not starting and not self.sources_that_can_credit():
-                raise PoolError(self._hopeless_wait_message())
+            if pooled >= bits and (status is None or status.met):
+                return status
+            if status is not None and pooled >= bits and status.reason != said:
+                said = status.reason  # enough credit, but not from enough independent sources
+                if on_waiting is not None:
+                    on_waiting(said)
+            starting = any(r.status in ("starting", WAITING) for r in self._runtimes.values())
             if not starting and not self.any_source_can_credit():
                 raise PoolError("no healthy source: every source is quarantined, failed, stopped or unavailable")
+            if not starting and not self.sources_that_can_credit():
+                raise PoolError(self._hopeless_wait_message())
             remaining = deadline - self._clock()
             if remaining <= 0:
+                why = f"; {status.reason}" if status is not None and not status.met else ""
                 raise PoolError(
-                    f"timed out after {timeout:g} s with {have:.0f} of {bits:.0f} credited bits{self._no_credit_hint()}"
+                    f"timed out after {timeout:g} s with {have:.0f} of {bits:.0f} credited bits"
+                    f"{self._no_credit_hint()}{why}"
                 )
             await asyncio.sleep(min(0.1, remaining))
 
@@ -433,6 +469,7 @@ class Engine:
         """Once a second: rates and the chart history."""
         now = time.time()
         for runtime in self._runtimes.values():
+            self._sync_waiting(runtime)
             delta = runtime.samples - runtime._tick_samples
             runtime._tick_samples = runtime.samples
             runtime.rate = delta / elapsed if elapsed > 0 else 0.0
@@ -458,6 +495,7 @@ class Engine:
         ledger = self.pool.credited_by_source()
         sources = []
         for runtime in self._runtimes.values():
+            self._sync_waiting(runtime)
             info = runtime.source.info
             est = runtime.estimator.estimates()
             sources.append(

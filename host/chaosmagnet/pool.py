@@ -6,6 +6,10 @@
   exceeds the capacity.  When new credit would overflow it, every entry is
   scaled down so the total equals the capacity and recent sources stay
   represented.
+* Beside the (scaled) ledger, the pool counts each source's credit absorbed
+  since the last draw, unscaled: a slow source's ledger share shrinks as a
+  fast one fills the pool, but what it put in since the last ratchet is still
+  in the state.  The key quorum (chaosmagnet.quorum) looks at this.
 * draw() squeezes output for a purpose, debits credit, and ratchets: the
   sponge is replaced by a fresh one keyed from a further squeeze, so a later
   compromise of the state does not expose earlier outputs.
@@ -80,6 +84,7 @@ class EntropyPool:
         self._sequence = 0
         self._ledger: dict[str, float] = {}
         self._prefixes: dict[str, bytes] = {}  # absorb header up to the sequence number, per source
+        self._fresh: dict[str, float] = {}  # credit absorbed since the last draw, unscaled
         self.stats = PoolStats()
 
     def __repr__(self) -> str:
@@ -101,6 +106,11 @@ class EntropyPool:
         """Credited bits currently attributed to each source."""
         with self._lock:
             return dict(self._ledger)
+
+    def fresh_credit_by_source(self) -> dict[str, float]:
+        """Credited bits each source absorbed since the last draw (not scaled to the capacity)."""
+        with self._lock:
+            return dict(self._fresh)
 
     @property
     def extraction_ratio(self) -> float:
@@ -132,13 +142,7 @@ class EntropyPool:
             self.stats.raw_bits += length * bits_per_sample
             self.stats.per_source_raw_bytes[source] = self.stats.per_source_raw_bytes.get(source, 0) + length
             if credited_bits > 0:
-                self.stats.credited_total += credited_bits
-                self._ledger[source] = self._ledger.get(source, 0.0) + credited_bits
-                total = sum(self._ledger.values())
-                if total > self.capacity_bits:
-                    scale = self.capacity_bits / total
-                    for key in self._ledger:
-                        self._ledger[key] *= scale
+                self._credit_locked(source, credited_bits)
 
     def absorb_through(
         self,
@@ -171,13 +175,18 @@ class EntropyPool:
         if credited_bits == 0:
             return
         with self._lock:
-            self.stats.credited_total += credited_bits
-            self._ledger[source] = self._ledger.get(source, 0.0) + credited_bits
-            total = sum(self._ledger.values())
-            if total > self.capacity_bits:
-                scale = self.capacity_bits / total
-                for key in self._ledger:
-                    self._ledger[key] *= scale
+            self._credit_locked(source, credited_bits)
+
+    def _credit_locked(self, source: str, credited_bits: float) -> None:
+        """Add credit to the ledger, capped at the capacity by scaling every share (lock held)."""
+        self.stats.credited_total += credited_bits
+        self._ledger[source] = self._ledger.get(source, 0.0) + credited_bits
+        self._fresh[source] = self._fresh.get(source, 0.0) + credited_bits  # the quorum's unscaled count
+        total = sum(self._ledger.values())
+        if total > self.capacity_bits:
+            scale = self.capacity_bits / total
+            for key in self._ledger:
+                self._ledger[key] *= scale
 
     def _absorb_prefix(self, source: str) -> bytes:
         prefix = self._prefixes.get(source)
@@ -209,6 +218,7 @@ class EntropyPool:
             fresh = Sponge()
             fresh.absorb(_framed(_DOMAIN_RATCHET) + out[n_bytes:])
             self._sponge = fresh
+            self._fresh = {}
             self.stats.draws += 1
             self.stats.drawn_bits += debit_total
             self.stats.output_bytes += n_bytes

@@ -8,7 +8,9 @@ stays reachable for mpremote), the REPL interrupt is disabled
 and read its memory through the REPL.
 
 With ``"link": "ble"`` in the config the node is served over Bluetooth LE
-instead (chaosnode.ble_app); otherwise frames go out through sys.stdout.buffer.write only (sys.stdout.write would turn
+instead (chaosnode.ble_app), with ``"link": "wifi"`` over Wi-Fi and MQTT
+(chaosnode.mqtt_app); otherwise frames go out through
+sys.stdout.buffer.write only (sys.stdout.write would turn
 newline bytes into CR LF); short writes are finished by the node, and a frame
 that cannot be written whole counts as dropped and is reported in STATUS.
 (The stock ESP32_GENERIC_S3 image also mirrors stdout to UART0 in its C code;
@@ -120,6 +122,13 @@ def run(config_path="/chaosnode.json"):
         from chaosnode.ble_app import run_ble
 
         run_ble(node, str(config.get("label", "chaosnode")))
+        return
+    if config.get("link") == "wifi":
+        import os
+
+        from chaosnode.mqtt_app import run_mqtt
+
+        run_mqtt(node, config, esp32.NVS(NVS_NAMESPACE), lambda: os.urandom(8))
         return
     stdin = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin
     poller = select.poll()

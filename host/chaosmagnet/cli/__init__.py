@@ -42,6 +42,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "chaosmagnet.cli.keys_commands",  # backends, mint, verify, export, identity, audit
     "chaosmagnet.cli.mesh_commands",  # mesh ..., collector, run --mesh
     "chaosmagnet.cli.nodes_commands",  # nodes ..., run --node
+    "chaosmagnet.cli.restart_commands",  # assess-restart, assess-conditioning, restart-campaign
     "chaosmagnet.cli.service_commands",  # service ..., run --feed-kernel
 )
 
@@ -52,13 +53,19 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("run", "Harvest entropy: live view of every source and the pool (Ctrl-C stops with a summary)."),
     ("sources", "List every source this program knows, and whether it can run here."),
     ("sample", "Write raw samples for offline SP 800-90B assessment (the NIST tools' format)."),
-    ("random", "Write N conditioned random bytes (seeded only from >= 256 credited bits)."),
+    ("random", "Write N conditioned random bytes (seeded from >= 256 credited bits: a 255-bit min-entropy seed)."),
     ("bench", "Print throughput figures: Keccak vs hashlib, RCT+APT, pool ingest, and more."),
     ("backends", "List PQC algorithms, the backend serving each, and whether keygen is seeded from the pool."),
     ("mint", "Mint key bundles from credited pool entropy, signed by the host identity."),
     ("verify", "Verify bundles: format, every signature, the audit-chain entry.  Exit 0 only if all hold."),
     ("export", "Export a bundle's public key, or with --secret its secret key (verified first), for other tools."),
     ("collector", "Collect every host's signed status and events into SQLite and serve the fleet page (docs/mesh.md)."),
+    ("assess-restart", "SP 800-90B §3.1.4 restart tests: sanity check, h_r, h_c, min(H_I, h_r, h_c)."),
+    ("assess-conditioning", "SP 800-90B §3.1.5 output entropy h_out of a conditioning component."),
+    (
+        "restart-campaign",
+        "Collect a restart matrix unattended: restart SOURCE, keep its first samples, repeat (resumable).",
+    ),
     ("identity", "The host identity that signs bundles and the audit trail."),
     ("audit", "The signed audit trail (logs/audit.jsonl)."),
     ("mesh", "Many hosts through an MQTT broker: set up a broker, its certificates and clients (docs/mesh.md)."),
@@ -83,6 +90,9 @@ _MODULE_OF: dict[str, str] = {
     "mesh": "chaosmagnet.cli.mesh_commands",
     "collector": "chaosmagnet.cli.mesh_commands",
     "service": "chaosmagnet.cli.service_commands",
+    "assess-restart": "chaosmagnet.cli.restart_commands",
+    "assess-conditioning": "chaosmagnet.cli.restart_commands",
+    "restart-campaign": "chaosmagnet.cli.restart_commands",
 }
 
 

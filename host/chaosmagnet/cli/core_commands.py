@@ -69,12 +69,15 @@ def _json_interval(snapshot: dict[str, Any]) -> str:
         "rct_failures",
         "apt_failures",
     )
+    from chaosmagnet.cli.view import node_links
+
     sources = [{k: s[k] for k in keep} for s in snapshot["sources"]]
     pool_keys = ("credited_bits", "capacity_bits", "fill", "raw_bytes", "extraction_ratio", "drawn_bits", "fingerprint")
     interval = {
         "time": snapshot["time"],
         "uptime": snapshot["uptime"],
         "sources": sources,
+        "nodes": node_links(snapshot),
         "pool": {k: snapshot["pool"][k] for k in pool_keys},
     }
     if snapshot.get("outputs"):
@@ -158,10 +161,11 @@ async def _run(engine: Engine, seconds: float | None, as_json: bool, options: di
         sd_notify("STOPPING=1")
         for cleanup in reversed(cleanups):
             await cleanup()
+        final = engine.snapshot()  # before stopping: the summary shows the links as they were
         await engine.stop()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
-    return engine.snapshot()
+    return final
 
 
 @app.command()
@@ -375,18 +379,41 @@ def sample(
     console.print(f"wrote {count:,} samples of {width} bits from {source_name} to {out}")
 
 
-async def _random(engine: Engine, n_bytes: int, handle, timeout: float, console: Console) -> None:
+async def _random(
+    engine: Engine, n_bytes: int, handle, timeout: float, console: Console, full_entropy: bool = False
+) -> None:
     import asyncio
 
-    from chaosmagnet.output import SEED_BITS, OutputGenerator
+    from chaosmagnet.assessment.conditioning import pool_output_entropy
+    from chaosmagnet.output import FULL_ENTROPY_SEED_BITS, SEED_BITS, OutputGenerator
+    from chaosmagnet.quorum import quorum_from_config
 
+    seed_bits = FULL_ENTROPY_SEED_BITS if full_entropy else SEED_BITS
+    quorum = quorum_from_config(engine.config.extra) if full_entropy else None
     await engine.start()
     try:
         with _progress(console) as progress:
-            task = progress.add_task(f"waiting for {SEED_BITS} credited bits", total=SEED_BITS)
-            await engine.wait_for_credit(SEED_BITS, timeout, lambda have, need: progress.update(task, completed=have))
-        generator = OutputGenerator(engine.pool)
+            task = progress.add_task(f"waiting for {seed_bits} credited bits", total=seed_bits)
+            await engine.wait_for_credit(
+                seed_bits,
+                timeout,
+                lambda have, need: progress.update(task, completed=have),
+                quorum=quorum,
+                on_waiting=lambda reason: console.print(f"waiting: {reason}", highlight=False),
+            )
+
+        def quorum_met() -> bool:
+            return quorum is None or quorum.status(engine.healthy_credit_by_source(fresh=True), seed_bits).met
+
+        generator = OutputGenerator(engine.pool, seed_bits=seed_bits, can_seed=quorum_met)
         generator.seed()
+        carried = pool_output_entropy(generator.seed_credit, 8 * 32)
+        console.print(
+            f"seeded from a pool holding {generator.seed_credit:.0f} credited bits: the 256-bit seed carries "
+            f"{carried:.1f} bits of min-entropy (SP 800-90B §3.1.5)"
+            + ("; full entropy" if full_entropy else ""),
+            highlight=False,
+        )
         chunk = bytearray(1 << 20)
         remaining = n_bytes
         while remaining > 0:
@@ -403,10 +430,16 @@ def random_bytes(
     n_bytes: int = typer.Option(..., "--bytes", "-n", min=0, help="Number of bytes to write."),
     out: str = typer.Option("-", "--out", "-o", help="Output file, or - for standard output."),
     timeout: float = typer.Option(120.0, "--timeout", min=0.0, help="Seconds to wait for the first 256 credited bits."),
+    full_entropy: bool = typer.Option(
+        False,
+        "--full-entropy",
+        help="Seed only from 320 credited bits (256 + 64, SP 800-90B §3.1.5) from at least k "
+        "independent healthy sources ([mint] quorum), so the seed has full entropy.",
+    ),
     source: Optional[list[str]] = SourceOpt,
     config: Optional[Path] = ConfigOpt,
 ) -> None:
-    """Write N conditioned random bytes (seeded only from >= 256 credited bits)."""
+    """Write N conditioned random bytes (seeded from >= 256 credited bits: a 255-bit min-entropy seed)."""
     import asyncio
 
     from rich.console import Console
@@ -421,7 +454,7 @@ def random_bytes(
         if sys.stdout.isatty():
             raise UsageError("refusing to write binary data to a terminal: use --out FILE or a pipe")
         try:
-            asyncio.run(_random(engine, n_bytes, sys.stdout.buffer, timeout, console))
+            asyncio.run(_random(engine, n_bytes, sys.stdout.buffer, timeout, console, full_entropy))
             sys.stdout.buffer.flush()
         except OSError as exc:  # reader gone, disk full, I/O error on the file stdout goes to
             from chaosmagnet.cli import _exit_for_stdout
@@ -431,7 +464,7 @@ def random_bytes(
     path = Path(out)
     check_writable(path)
     with atomic_output(path) as handle:
-        asyncio.run(_random(engine, n_bytes, handle, timeout, console))
+        asyncio.run(_random(engine, n_bytes, handle, timeout, console, full_entropy))
     console.print(f"wrote {n_bytes:,} conditioned bytes to {path}")
 
 

@@ -166,7 +166,6 @@ def backends(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) 
     from rich.table import Table
 
     from chaosmagnet.cli.common import output_console
-
     from chaosmagnet.pqc.registry import backend_status, backend_table
 
     rows = backend_table()
@@ -289,6 +288,7 @@ async def _mint(
     from chaosmagnet.minting.host import host_seed_source
 
     async with host_seed_source(config) as source:
+        source.on_waiting = lambda reason: console.print(f"waiting: {reason}", highlight=False)
         if source.via == "control-socket":
             console.print("drawing from the running `chaos-host run` pool")
         with _CreditBar(console) as bar:
@@ -469,6 +469,7 @@ def identity_init(
         from chaosmagnet.minting.host import host_seed_source
 
         async with host_seed_source(config) as source:
+            source.on_waiting = lambda reason: console.print(f"waiting: {reason}", highlight=False)
             with _CreditBar(console) as bar:
                 return await _ensure_identity(
                     folder, source, passphrase, timeout, credit_factor, bar, console

@@ -68,13 +68,39 @@ def mesh_init(
 def mesh_add(
     label: str = typer.Argument(..., help="The new client's label."),
     collector: bool = typer.Option(False, "--collector", help="A collector (reads everything) instead of a host."),
+    node: bool = typer.Option(False, "--node", help="A Wi-Fi node (publishes only its own frames) instead of a host."),
+    host: Optional[str] = typer.Option(
+        None, "--host", help="With --node: the host that holds the node's key and reads it."
+    ),
     folder: Optional[Path] = MeshDirOpt,
 ) -> None:
-    """Add a host or collector to an existing mesh (a running broker reloads on SIGHUP)."""
+    """Add a host, collector or Wi-Fi node to an existing mesh (a running broker reloads on SIGHUP)."""
     from chaosmagnet.mesh.setup import add_client
 
-    client = add_client(_setup(folder), label, "collector" if collector else "host")
-    print(f"{client.role} {client.label}: {client.folder}")
+    if collector and node:
+        raise UsageError("--collector and --node exclude each other")
+    if host is not None and not node:
+        raise UsageError("--host goes with --node")
+    role = "collector" if collector else "node" if node else "host"
+    client = add_client(_setup(folder), label, role, owner=host)
+    owner = f" (read by host {client.owner})" if client.owner else ""
+    print(f"{client.role} {client.label}: {client.folder}{owner}")
+    if node:
+        print(f"deploy it: chaos-host nodes deploy --link wifi --label {label} --ssid SSID --port PORT --board BOARD")
+
+
+@mesh_app.command("move-node")
+def mesh_move_node(
+    label: str = typer.Argument(..., help="The Wi-Fi node's label."),
+    host: str = typer.Option(..., "--host", help="The host that reads the node from now on."),
+    folder: Optional[Path] = MeshDirOpt,
+) -> None:
+    """Give a Wi-Fi node to another host: the ACL lets only that host read and command it
+    (a running broker reloads on SIGHUP).  Move the node's key too (docs/mesh.md)."""
+    from chaosmagnet.mesh.setup import assign_node
+
+    client = assign_node(_setup(folder), label, host)
+    print(f"node {client.label} is now read by host {client.owner}; reload the broker (SIGHUP)")
 
 
 @mesh_app.command("broker")
@@ -129,10 +155,10 @@ def collector(
     import asyncio
 
     from chaosmagnet.cli.common import check_writable
-    from chaosmagnet.websecurity import check_listen, parse_listen
     from chaosmagnet.mesh.collector.store import FleetStore
     from chaosmagnet.mesh.credentials import load_client
     from chaosmagnet.mesh.url import parse_broker_url
+    from chaosmagnet.websecurity import check_listen, parse_listen
 
     url = parse_broker_url(mesh)
     keep = _retention_seconds(retention)

@@ -17,7 +17,29 @@ _STATE_STYLE = {
     "error": "red",
     "ended": "dim",
     "starting": "cyan",
+    "waiting": "yellow",
 }
+_LINK_STYLE = {"linked": "green", "handshake": "cyan", "waiting": "yellow", "lost": "red"}
+
+
+def node_links(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
+    """One entry per node (sources ``node:<label>:<source>``): its link state, reason, port
+    and frame counters, from the details its sources report (chaosmagnet.nodes.sources)."""
+    nodes: dict[str, dict[str, Any]] = {}
+    for s in snapshot["sources"]:
+        parts = s["name"].split(":")
+        if s.get("kind") != "node" or len(parts) < 3 or parts[1] in nodes:
+            continue
+        details = s.get("details") or {}
+        nodes[parts[1]] = {
+            "label": parts[1],
+            "link_state": details.get("link_state", "waiting"),
+            "link_reason": details.get("link_reason", ""),
+            "port": details.get("port", ""),
+            "frames": details.get("frames", 0),
+            "connects": details.get("connects", 0),
+        }
+    return list(nodes.values())
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -60,7 +82,7 @@ def render(snapshot: dict[str, Any]) -> Group:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for s in snapshot["sources"]:
         state = Text(s["state"], style=_STATE_STYLE.get(s["state"], ""))
-        if s["state"] in ("unavailable", "error") and s["reason"]:
+        if s["state"] in ("unavailable", "error", "waiting") and s["reason"]:
             state.append(f" ({s['reason']})", style="dim")
         table.add_row(
             s["name"],
@@ -76,6 +98,21 @@ def render(snapshot: dict[str, Any]) -> Group:
             str(s["rct_failures"]),
             str(s["apt_failures"]),
         )
+    parts: list[Any] = [table]
+    links = node_links(snapshot)
+    if links:
+        nodes = Table(title="nodes", title_justify="left", expand=False)
+        for column in ("node", "link", "port", "frames", "why"):
+            nodes.add_column(column, justify="right" if column == "frames" else "left")
+        for n in links:
+            nodes.add_row(
+                n["label"],
+                Text(n["link_state"], style=_LINK_STYLE.get(n["link_state"], "")),
+                str(n["port"]),
+                f"{n['frames']:,}",
+                Text(str(n["link_reason"]), style="dim"),
+            )
+        parts.append(nodes)
     p = snapshot["pool"]
     pool = Table.grid(padding=(0, 2))
     pool.add_column(style="bold")
@@ -95,7 +132,7 @@ def render(snapshot: dict[str, Any]) -> Group:
     if feed is not None:
         pool.add_row("kernel feed", kernel_feed_text(feed))
     pool.add_row("uptime", f"{snapshot['uptime']:.0f} s")
-    return Group(table, Text("pool", style="bold underline"), pool)
+    return Group(*parts, Text("pool", style="bold underline"), pool)
 
 
 def kernel_feed_text(feed: dict[str, Any]) -> str:
@@ -117,10 +154,11 @@ def status_line(snapshot: dict[str, Any]) -> str:
     for s in snapshot["sources"]:
         states[s["state"]] = states.get(s["state"], 0) + 1
     counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+    links = "".join(f"; node {n['label']} {n['link_state']}" for n in node_links(snapshot))
     return (
         f"{snapshot['uptime']:7.1f} s  pool {p['credited_bits']:.0f}/{p['capacity_bits']} credited bits "
         f"({p['fill'] * 100:.0f}%), {p['raw_bytes']:,} raw bytes, ratio {p['extraction_ratio']:.4f}; "
-        f"sources: {counts}"
+        f"sources: {counts}{links}"
         + (
             f"; kernel fed {snapshot['outputs']['kernel_feed']['bits_credited']:,} bits"
             if snapshot.get("outputs", {}).get("kernel_feed")
@@ -143,6 +181,12 @@ def summary_lines(snapshot: dict[str, Any]) -> list[str]:
             f"  {s['name']:<{width}} {s['state']:<12} samples {s['samples']:>10,}  "
             f"min-entropy {max(0.0, s['h_min']):.3f}  credited {s['credited_bits']:,.0f} bits  "
             f"RCT/APT failures {s['rct_failures']}/{s['apt_failures']}{extra}"
+        )
+    for n in node_links(snapshot):
+        why = f" ({n['link_reason']})" if n["link_reason"] else ""
+        lines.append(
+            f"  node {n['label']}: link {n['link_state']}{why}, port {n['port']}, "
+            f"{n['frames']:,} frames"
         )
     feed = snapshot.get("outputs", {}).get("kernel_feed")
     if feed is not None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from chaosmagnet.dashboard.server import DashboardServer
+from chaosmagnet.minting.sealing import DEFAULT_SCRYPT, ScryptParams
 from chaosmagnet.websecurity import (
     DEFAULT_LISTEN,
     TOKEN_HEADER,
@@ -18,8 +20,6 @@ from chaosmagnet.websecurity import (
     new_token,
     parse_listen,
 )
-from chaosmagnet.dashboard.server import DashboardServer
-from chaosmagnet.minting.sealing import DEFAULT_SCRYPT, ScryptParams
 
 __all__ = [
     "DEFAULT_LISTEN",

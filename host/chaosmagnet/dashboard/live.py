@@ -30,6 +30,8 @@ AUDIT_LINES = 200
 # (key in a node source's details(), key in the node row) -- see chaosmagnet.nodes.sources
 _NODE_FACTS = (
     ("port", "port"),
+    ("link_state", "link_state"),
+    ("link_reason", "link_reason"),
     ("verified", "verified"),
     ("connects", "connects"),
     ("frames", "frames_accepted"),
@@ -239,7 +241,8 @@ class LiveState:
         for label, group in sorted(members.items()):
             details = group[0]["details"]  # the sources of a node share one connection
             link = details.get("link")
-            node: dict[str, Any] = {"label": label, "link": link, "connected": link == "linked"}
+            linked = details.get("link_state", "linked" if link == "linked" else "waiting")
+            node: dict[str, Any] = {"label": label, "link": link, "connected": linked == "linked"}
             for key, as_key in _NODE_FACTS:
                 if key in details:
                     node[as_key] = details[key]

@@ -3,8 +3,8 @@
 Written by hand (the format is a few lines of text per family); the tests
 parse it with prometheus-client's own parser.  Per source: samples, credited
 bits, entropy estimates, health failures and state; the pool: fill, credited,
-drawn, raw and output bytes; nodes: connected, frames accepted and dropped by
-reason when the node layer reports them.  Never the pool state or its
+drawn, raw and output bytes; nodes: connected, link state, frames accepted and
+dropped by reason when the node layer reports them.  Never the pool state or its
 fingerprint.
 """
 
@@ -15,7 +15,17 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-SOURCE_STATES = ("starting", "ok", "quarantined", "failed", "unavailable", "stopped", "error")
+SOURCE_STATES = (
+    "starting",
+    "ok",
+    "waiting",
+    "quarantined",
+    "failed",
+    "unavailable",
+    "stopped",
+    "error",
+)
+LINK_STATES = ("waiting", "handshake", "linked", "lost")  # chaosmagnet.nodes.sources
 
 
 def _escape(value: str) -> str:
@@ -183,7 +193,7 @@ def render_metrics(status: Mapping[str, Any]) -> str:
         fam("kernel_feed_error", "gauge", "1 when the last feed attempt failed.").add(bool(feed.get("last_error")))
 
     nodes = status["nodes"]
-    connected = fam("nodes_connected", "gauge", "Nodes whose link is up.")
+    connected = fam("nodes_connected", "gauge", "Nodes whose link is up (state linked).")
     connected.add(sum(1 for n in nodes if n.get("connected")))
     for node in nodes:
         label = str(node["label"])
@@ -191,6 +201,16 @@ def render_metrics(status: Mapping[str, Any]) -> str:
             fam("node_connected", "gauge", "1 when the node's link is up.").add(
                 bool(node["connected"]), node=label
             )
+        current = node.get("link_state")
+        if isinstance(current, str):
+            family = fam(
+                "node_link_state",
+                "gauge",
+                "1 for the node's link state (waiting, handshake, linked, lost), 0 for the others.",
+            )
+            known = LINK_STATES if current in LINK_STATES else (*LINK_STATES, current)
+            for candidate in known:
+                family.add(1 if candidate == current else 0, node=label, state=candidate)
         if "frames_accepted" in node:
             fam("node_frames_accepted", "counter", "Frames accepted from the node.").add(
                 node["frames_accepted"], node=label

@@ -60,6 +60,7 @@ class MintProgress:
     have: float = 0.0
     need: float = 0.0
     phase: str = "idle"  # idle / unsealing / waiting / writing
+    reason: str = ""  # why the draw still waits when the credit is there (the key quorum)
 
 
 @dataclass
@@ -127,6 +128,7 @@ class MintService:
                 "what": self.progress.what,
                 "have": round(self.progress.have, 1),
                 "need": round(self.progress.need, 1),
+                "reason": self.progress.reason,
             },
             "algorithms": algorithms,
             "default_kem": DEFAULT_KEM,
@@ -152,6 +154,9 @@ class MintService:
                 f"or start chaos-host run with ${PASSPHRASE_ENV} set"
             )
         return server
+
+    def _on_waiting(self, reason: str) -> None:
+        self.progress.reason = reason
 
     def _on_progress(self, what: str, have: float, need: float) -> None:
         self.progress.phase, self.progress.what = "waiting", what
@@ -200,6 +205,7 @@ class MintService:
                     passphrase, passphrase_confirm, not identity_exists(self.keys_dir)
                 )
                 source = EngineSeedSource(self.engine)
+                source.on_waiting = self._on_waiting
                 identity = await self._identity(secret, source)
                 sealer = await asyncio.to_thread(Sealer, secret, self.scrypt)
                 minted = await mint_bundle(

@@ -36,13 +36,13 @@ from chaosmagnet.dashboard.live import LiveState
 from chaosmagnet.dashboard.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from chaosmagnet.dashboard.metrics import render_metrics
 from chaosmagnet.dashboard.minting import MintService
+from chaosmagnet.errors import BundleError, ChaosError, DashboardError, PoolError
 from chaosmagnet.websecurity import (
     SECURITY_HEADERS,
     ListenAddress,
     RequestGuard,
     may_send_passphrase,
 )
-from chaosmagnet.errors import BundleError, ChaosError, DashboardError, PoolError
 
 STATIC_FILES = {
     "index.html": "text/html",

@@ -24,7 +24,7 @@ from chaosmagnet.minting.canonical import file_json
 from chaosmagnet.securefile import write_private_file
 
 CLIENT_FORMAT = "chaosmagnet.mesh-client/1"
-ROLES = ("host", "collector")
+ROLES = ("host", "collector", "node")
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class ClientCredentials:
     username: str
     password: str = field(repr=False)
     broker: str | None = None
+    owner: str | None = None  # a node's host: the one holding its key, the only one reading it
 
     @property
     def ca_file(self) -> Path:
@@ -79,6 +80,7 @@ def write_client(
     cert_pem: bytes | None,
     key_pem: bytes | None,
     broker: str | None,
+    owner: str | None = None,
 ) -> ClientCredentials:
     """Write a credentials folder (all files 0600); returns what was written."""
     doc = {
@@ -90,6 +92,8 @@ def write_client(
         "password": password,
         "broker": broker,
     }
+    if owner is not None:
+        doc["owner"] = owner
     write_private_file(folder / "ca.pem", ca_pem)
     if cert_pem is not None and key_pem is not None:
         write_private_file(folder / "client.key", key_pem)
@@ -122,6 +126,9 @@ def load_client(folder: Path) -> ClientCredentials:
     if not (folder / "ca.pem").exists():
         raise MeshError(f"{folder / 'ca.pem'} not found")
     broker = doc.get("broker")
+    owner = doc.get("owner")
+    if fields["role"] == "node" and not (isinstance(owner, str) and valid_name(owner)):
+        raise MeshError(f"{path}: a node's folder names its host (owner)")
     return ClientCredentials(
         folder,
         fields["mesh"],
@@ -130,4 +137,5 @@ def load_client(folder: Path) -> ClientCredentials:
         fields["username"],
         fields["password"],
         broker if isinstance(broker, str) else None,
+        owner if isinstance(owner, str) else None,
     )

@@ -8,7 +8,7 @@ Under ``<home>/mesh/`` (home: $CHAOS_HOME, else the current directory)::
     broker/passwd                 mosquitto password file ($7$ PBKDF2-SHA512)
     broker/acl                    per-client topic rules
     broker/mosquitto.conf         TLS only, client certificate and password required
-    clients/<label>/              one credentials folder per host or collector
+    clients/<label>/              one credentials folder per host, collector or Wi-Fi node
 
 passwd and acl are derived from clients/ every time a client is added, so
 the folder of client credentials is the one source of truth.
@@ -28,7 +28,7 @@ from chaosmagnet.eventlog import data_dir
 from chaosmagnet.mesh import pki
 from chaosmagnet.mesh.credentials import ClientCredentials, load_client, write_client
 from chaosmagnet.mesh.passwd import password_line
-from chaosmagnet.mesh.topics import ROOT, host_prefix, subscription, valid_name
+from chaosmagnet.mesh.topics import ROOT, host_prefix, node_prefix, subscription, valid_name
 from chaosmagnet.mesh.url import DEFAULT_PORT
 from chaosmagnet.minting.canonical import file_json
 from chaosmagnet.securefile import ensure_private_dir, write_private_file
@@ -138,13 +138,18 @@ def init_mesh(
     return setup
 
 
-def add_client(setup: MeshSetup, label: str, role: str, *, rewrite: bool = True) -> ClientCredentials:
-    """Issue a certificate and password for a new client and write its folder."""
+def add_client(
+    setup: MeshSetup, label: str, role: str, *, rewrite: bool = True, owner: str | None = None
+) -> ClientCredentials:
+    """Issue a certificate and password for a new client and write its folder (a node names
+    its owner: the host that holds its key and alone may read it)."""
     _check_label(label, "client label")
     settings = setup.settings()
     folder = setup.clients_dir / label
     if folder.exists():
         raise UsageError(f"client {label!r} already exists in {setup.clients_dir}")
+    if role == "node":
+        _check_owner(setup, owner)
     ca = pki.Issued((setup.broker_dir / "ca.pem").read_bytes(), (setup.broker_dir / "ca.key").read_bytes())
     mesh = str(settings["mesh"])
     issued = pki.issue(ca, mesh, label)
@@ -160,17 +165,51 @@ def add_client(setup: MeshSetup, label: str, role: str, *, rewrite: bool = True)
         cert_pem=issued.certificate_pem,
         key_pem=issued.key_pem,
         broker=broker,
+        owner=owner if role == "node" else None,
     )
     if rewrite:
         write_broker_files(setup)
     return client
 
 
+def _check_owner(setup: MeshSetup, owner: str | None) -> None:
+    hosts = [c.label for c in setup.clients() if c.role == "host"]
+    if owner is None or owner not in hosts:
+        known = ", ".join(hosts) or "none yet"
+        raise UsageError(f"a node needs --host naming one of the mesh's hosts ({known})")
+
+
+def assign_node(setup: MeshSetup, label: str, owner: str) -> ClientCredentials:
+    """Move a Wi-Fi node to another host: its folder names the new owner and the ACL follows
+    (a running broker reloads on SIGHUP).  The node keeps its MQTT password and certificate."""
+    client = setup.client(label)
+    if client.role != "node":
+        raise UsageError(f"{label!r} is a {client.role}, not a node")
+    _check_owner(setup, owner)
+    write_client(
+        client.folder,
+        mesh=client.mesh,
+        label=client.label,
+        role="node",
+        password=client.password,
+        ca_pem=client.ca_file.read_bytes(),
+        cert_pem=None,
+        key_pem=None,
+        broker=client.broker,
+        owner=owner,
+    )
+    write_broker_files(setup)
+    return setup.client(label)
+
+
 def acl_text(mesh: str, clients: list[ClientCredentials]) -> str:
-    """The mosquitto ACL: a host writes only under its own prefix; a collector only reads."""
+    """The mosquitto ACL: a host writes only under its own prefix and commands only its own
+    nodes; a node writes only its own frames and state and reads only its own commands; a
+    collector only reads."""
     lines = [
         "# written by chaos-host mesh init / mesh add: regenerated from clients/, do not edit",
         "# a host publishes only under its own prefix; a collector reads everything, writes nothing",
+        "# a node publishes only under its own prefix; only its host reads it and commands it",
     ]
     for client in clients:
         lines.append("")
@@ -180,6 +219,13 @@ def acl_text(mesh: str, clients: list[ClientCredentials]) -> str:
             for channel in ("identity", "status"):
                 lines.append(f"topic read {subscription(mesh, channel)}")
             lines.append(f"topic read {subscription(mesh, 'peer', client.label)}")
+            for node in clients:
+                if node.role == "node" and node.owner == client.label:
+                    prefix = node_prefix(mesh, node.label)
+                    lines += [f"topic read {prefix}/frames", f"topic read {prefix}/state", f"topic write {prefix}/cmd"]
+        elif client.role == "node":
+            prefix = node_prefix(mesh, client.label)
+            lines += [f"topic write {prefix}/frames", f"topic write {prefix}/state", f"topic read {prefix}/cmd"]
         else:
             lines.append(f"topic read {ROOT}/{mesh}/#")
     return "\n".join(lines) + "\n"

@@ -5,6 +5,10 @@
     chaosmagnet/<mesh>/host/<label>/events            health events as they happen
     chaosmagnet/<mesh>/host/<label>/peer/<receiver>   sealed peer seeds for one receiver
 
+    chaosmagnet/<mesh>/node/<label>/frames            a Wi-Fi node's frames (chaosmagnet.nodes.mqtt)
+    chaosmagnet/<mesh>/node/<label>/cmd               its host's hello and commands
+    chaosmagnet/<mesh>/node/<label>/state             retained "online <nonce>", last will "offline"
+
 A host publishes only under its own ``host/<label>/`` prefix (the broker's ACL
 enforces it, and every signed message names its topic).
 """
@@ -27,6 +31,11 @@ def valid_name(name: str) -> bool:
 def host_prefix(mesh: str, label: str) -> str:
     """The prefix under which host ``label`` may publish."""
     return f"{ROOT}/{mesh}/host/{label}"
+
+
+def node_prefix(mesh: str, label: str) -> str:
+    """The prefix under which Wi-Fi node ``label`` may publish (frames, state)."""
+    return f"{ROOT}/{mesh}/node/{label}"
 
 
 def host_topic(mesh: str, label: str, channel: str) -> str:

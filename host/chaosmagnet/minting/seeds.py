@@ -7,7 +7,8 @@
 * ``PoolSeedSource``: a bare EntropyPool (benchmarks, tests, embedding).
 
 Each waits until the pool holds the required credited bits from healthy
-sources, then draws, and returns the seed with its provenance: credit drawn
+sources, and until the key quorum (chaosmagnet.quorum: k independent
+sources, [mint] quorum in chaos.toml) is met, then draws, and returns the seed with its provenance: credit drawn
 per source, each source's state and assessed entropy, the pool fill and a
 pool commitment (its own domain; never the state).
 """
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from chaosmagnet.errors import PoolError
+from chaosmagnet.quorum import Quorum, QuorumStatus, quorum_from_config
 
 if TYPE_CHECKING:
     from chaosmagnet.engine import Engine
@@ -41,6 +43,7 @@ class SeedDraw:
     commitment: str  # pool commitment (hex), separate domain
     sources: dict[str, dict[str, Any]]  # per source: state, h_assessed
     via: str  # "engine", "control-socket" or "pool"
+    quorum: dict[str, Any] | None = None  # which independent sources met the quorum
 
     def __repr__(self) -> str:
         return (
@@ -69,6 +72,7 @@ class SeedDraw:
             "pool_fill_before": _r(self.fill_before),
             "pool_commitment": self.commitment,
             "via": self.via,
+            **({"quorum": self.quorum} if self.quorum is not None else {}),
             "sources": {
                 name: {
                     "credited_bits": _r(self.debited.get(name, 0.0)),
@@ -89,7 +93,11 @@ def _r_opt(value: float | None) -> float | None:
 
 
 def seed_draw_from_pool(
-    draw: PoolDraw, required_bits: float, states: Mapping[str, Mapping[str, Any]], via: str
+    draw: PoolDraw,
+    required_bits: float,
+    states: Mapping[str, Mapping[str, Any]],
+    via: str,
+    quorum: QuorumStatus | None = None,
 ) -> SeedDraw:
     """Wrap a PoolDraw with the per-source states taken at draw time."""
     sources = {
@@ -105,6 +113,7 @@ def seed_draw_from_pool(
         commitment=draw.commitment,
         sources=sources,
         via=via,
+        quorum=quorum.to_json() if quorum is not None else None,
     )
 
 
@@ -112,6 +121,8 @@ class SeedSource(ABC):
     """Something that can hand out pool seeds once enough credit is there."""
 
     via: str = ""
+    #: Called with a one-line reason while a draw waits on the quorum (the CLI prints it).
+    on_waiting: Callable[[str], None] | None = None
 
     @abstractmethod
     async def draw(
@@ -145,7 +156,14 @@ class EngineSeedSource(SeedSource):
         on_progress: ProgressCallback | None = None,
     ) -> SeedDraw:
         return await draw_from_engine(
-            self.engine, n_bytes, required_bits, purpose, timeout, on_progress, self.via
+            self.engine,
+            n_bytes,
+            required_bits,
+            purpose,
+            timeout,
+            on_progress,
+            self.via,
+            on_waiting=self.on_waiting,
         )
 
 
@@ -157,24 +175,32 @@ async def draw_from_engine(
     timeout: float,
     on_progress: ProgressCallback | None,
     via: str,
+    *,
+    on_waiting: Callable[[str], None] | None = None,
 ) -> SeedDraw:
-    """Wait on ``engine`` for credit, then draw (the local path and the control server)."""
+    """Wait on ``engine`` for credit and the quorum of the engine's config, then draw
+    (the local path and the control server)."""
+    quorum = quorum_from_config(engine.config.extra)
     deadline = time.monotonic() + timeout
     while True:
         remaining = max(0.0, deadline - time.monotonic())
-        await engine.wait_for_credit(required_bits, remaining, on_progress)
+        await engine.wait_for_credit(
+            required_bits, remaining, on_progress, quorum=quorum, on_waiting=on_waiting
+        )
         # No await between the check and the draw: nothing else runs on this loop meanwhile.
-        if engine.healthy_credited_bits() >= required_bits:
+        status = quorum.status(engine.healthy_credit_by_source(fresh=True), required_bits)
+        if engine.healthy_credited_bits() >= required_bits and status.met:
             states = engine.source_states()
             draw = engine.pool.draw(n_bytes, purpose=purpose)
-            return seed_draw_from_pool(draw, required_bits, states, via)
+            return seed_draw_from_pool(draw, required_bits, states, via, status)
 
 
 class PoolSeedSource(SeedSource):
     """Seeds from a bare EntropyPool; ``states`` gives each source's state (default ok).
 
     Credit from a source whose state is not ``ok`` does not count towards the
-    threshold, as in the engine.
+    threshold, as in the engine; the quorum (default: 2 independent sources)
+    applies as there.
     """
 
     via = "pool"
@@ -185,8 +211,10 @@ class PoolSeedSource(SeedSource):
         states: Mapping[str, Mapping[str, Any]] | None = None,
         *,
         poll_interval: float = 0.05,
+        quorum: Quorum | None = None,
     ) -> None:
         self.pool = pool
+        self.quorum = quorum if quorum is not None else Quorum()
         self.states: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (states or {}).items()}
         self.poll_interval = poll_interval
 
@@ -196,6 +224,11 @@ class PoolSeedSource(SeedSource):
     def healthy_credited_bits(self) -> float:
         """Credited bits from sources whose state is ok."""
         return sum(b for n, b in self.pool.credited_by_source().items() if self._state(n) == "ok")
+
+    def quorum_status(self, required_bits: float) -> QuorumStatus:
+        """The quorum's verdict on the healthy credit absorbed since the last draw."""
+        fresh = {n: b for n, b in self.pool.fresh_credit_by_source().items() if self._state(n) == "ok"}
+        return self.quorum.status(fresh, required_bits)
 
     async def draw(
         self,
@@ -212,21 +245,29 @@ class PoolSeedSource(SeedSource):
                 f"at most {self.pool.capacity_bits}"
             )
         deadline = time.monotonic() + timeout
+        said = ""
         while True:
-            have = self.healthy_credited_bits()
+            pooled = self.healthy_credited_bits()
+            status = self.quorum_status(required_bits)
+            have = pooled if status.met else min(pooled, status.progress_bits)
             if on_progress is not None:
                 on_progress(min(have, required_bits), required_bits)
-            if have >= required_bits:
+            if pooled >= required_bits and status.met:
                 break
+            if pooled >= required_bits and status.reason != said:
+                said = status.reason
+                if self.on_waiting is not None:
+                    self.on_waiting(said)
             if self.states and all(self._state(n) != "ok" for n in self.states):
                 raise PoolError(
                     "no healthy source: every source is quarantined, failed, stopped or unavailable"
                 )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                why = "" if status.met else f"; {status.reason}"
                 raise PoolError(
                     f"timed out after {timeout:g} s with {have:.0f} of "
-                    f"{required_bits:.0f} credited bits"
+                    f"{required_bits:.0f} credited bits{why}"
                 )
             import asyncio  # loaded with the event loop that runs this, not on import
 
@@ -237,4 +278,4 @@ class PoolSeedSource(SeedSource):
             for n in names
         }
         draw = self.pool.draw(n_bytes, purpose=purpose)
-        return seed_draw_from_pool(draw, required_bits, states, self.via)
+        return seed_draw_from_pool(draw, required_bits, states, self.via, status)

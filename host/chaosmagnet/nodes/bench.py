@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ import psutil
 from chaosmagnet.config import Config
 from chaosmagnet.engine import Engine
 from chaosmagnet.nodes.parser import FrameParser
+from chaosmagnet.nodes.ports import process_start
 from chaosmagnet.nodes.protocol import derive_session, encode_frame, encode_handshake
 from chaosmagnet.nodes.registry import NodeRecord, new_key, new_node_id
 from chaosmagnet.nodes.simulator import PtyEndpoint
@@ -229,6 +231,10 @@ def aggregator_benchmark(
         feeder.stdin = None  # communicate() must not flush it again
         if feeder.stdout.readline().strip() != "ready":
             raise RuntimeError("frame pump did not start")
+        started = process_start(feeder.pid)  # the feeder holds the ptys: the port guard checks it
+        records = [
+            replace(r, simulator_pid=feeder.pid, simulator_started=started) for r in records
+        ]
         try:
             result = asyncio.run(_aggregate(records, seconds, warmup))
         finally:

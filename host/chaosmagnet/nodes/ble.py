@@ -135,6 +135,7 @@ class BleLink:
         scanner_backend: Any = None,
         scan_timeout: float = 1.0,
         use_env: bool = True,
+        check_port: Any = None,  # the transport interface's port check: a BLE link has no port
     ) -> None:
         self.address = ble_address(address)
         if client_backend is None and scanner_backend is None and use_env:

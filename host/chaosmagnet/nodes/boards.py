@@ -73,6 +73,7 @@ class BoardProfile:
     heartbeat_ms: int
     sources: dict[str, SourceRate]
     notes: list[str] = field(default_factory=list)
+    usb_ids: tuple[tuple[int, int], ...] = ()  # (VID, PID) the board's MicroPython port shows
 
     def node_sources_config(self) -> dict[str, dict[str, Any]]:
         """The ``sources`` table of the node config file."""
@@ -108,9 +109,18 @@ def _profile(path: Path) -> BoardProfile:
             heartbeat_ms=int(data.get("heartbeat_ms", 1000)),
             sources=sources,
             notes=[str(n) for n in data.get("notes", [])],
+            usb_ids=tuple(_usb_id(str(text)) for text in data.get("usb_ids", [])),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise UsageError(f"board profile {path.name}: bad or missing field: {exc}") from None
+
+
+def _usb_id(text: str) -> tuple[int, int]:
+    """'303a:80d1' -> (0x303A, 0x80D1)."""
+    vid, sep, pid = text.partition(":")
+    if not sep or len(vid) != 4 or len(pid) != 4:
+        raise ValueError(f"usb_ids entry {text!r} is not VID:PID in hex (303a:1001)")
+    return int(vid, 16), int(pid, 16)
 
 
 def list_boards() -> list[BoardProfile]:

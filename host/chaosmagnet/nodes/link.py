@@ -11,6 +11,11 @@ buffer and reads arrive as callbacks: a slow or vanished port never blocks the
 event loop or the other sources.  While the port is missing the link polls for
 it every ``retry_interval`` seconds (0.2 s), so it reopens well within 2 s of
 the port reappearing.
+
+Before every open a ``check_port`` callable (chaosmagnet.nodes.ports.PortGuard)
+may say which path to open, or why to wait: a port that now belongs to
+another device is never opened, so nothing is written to it.  After opening,
+the device is compared with the one that was checked.
 """
 
 from __future__ import annotations
@@ -18,11 +23,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Callable
 
 import serial
 import serial_asyncio
 
+from chaosmagnet.nodes.ports import PortCheck, fd_device_id
 from chaosmagnet.nodes.transport import BytesCallback, EventCallback, TransportState
+
+PortChecker = Callable[[], PortCheck]
 
 
 class _Protocol(asyncio.Protocol):
@@ -73,8 +82,11 @@ class SerialLink:
         on_disconnect: EventCallback | None = None,
         baudrate: int = 115200,
         retry_interval: float = 0.2,
+        check_port: PortChecker | None = None,
     ) -> None:
         self.port = port
+        self.opened_port = ""  # the path actually opened (a USB node may have moved)
+        self._check_port = check_port
         self.baudrate = baudrate
         self.retry_interval = retry_interval
         self._on_bytes = on_bytes
@@ -86,6 +98,8 @@ class SerialLink:
         self.state: str = TransportState.IDLE.value
         self.connects = 0
         self.last_error = ""
+        self.refusal = ""  # why the last port check did not allow an open ("" when it did)
+        self.wrong_device = False  # ...because another device is behind the path
 
     @property
     def is_open(self) -> bool:
@@ -105,21 +119,35 @@ class SerialLink:
         loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         while not self._closing:
-            if not os.path.exists(self.port):
+            check = (  # the check lists ports (sysfs reads): off the event loop
+                await asyncio.to_thread(self._check_port)
+                if self._check_port is not None
+                else PortCheck(self.port)
+            )
+            self.refusal, self.wrong_device = check.reason, check.wrong_device
+            path = check.path
+            if path is None or not os.path.exists(path):
                 self.state = TransportState.WAITING.value
                 await self._sleep(self.retry_interval)
                 continue
             self.state = TransportState.CONNECTING.value
             try:
-                ser = await asyncio.to_thread(open_serial, self.port, self.baudrate)
+                ser = await asyncio.to_thread(open_serial, path, self.baudrate)
             except (serial.SerialException, OSError, ValueError) as exc:
                 self.state = TransportState.WAITING.value
                 self.last_error = type(exc).__name__
                 await self._sleep(self.retry_interval)
                 continue
+            if check.device is not None and fd_device_id(ser.fileno()) != check.device:
+                ser.close()  # the device changed between the check and the open
+                self.state = TransportState.WAITING.value
+                self.refusal, self.wrong_device = "port now belongs to another device", True
+                await self._sleep(self.retry_interval)
+                continue
             if self._closing:
                 ser.close()
                 break
+            self.opened_port = path
             lost = asyncio.Event()
             transport, _ = await serial_asyncio.connection_for_serial(
                 loop, lambda lost=lost: _Protocol(self._on_bytes, lost), ser

@@ -46,7 +46,14 @@ def check_label(label: str) -> str:
 class NodeRecord:
     """One registered node.  ``link`` is a serial port path (or a simulator's pty link);
     ``boot_counter`` the highest boot counter a handshake of this node was accepted with
-    (an answer from an earlier boot is refused, across host restarts)."""
+    (an answer from an earlier boot is refused, across host restarts).
+
+    The port identity (see chaosmagnet.nodes.ports) is the USB ``serial_number``,
+    ``usb_vid``/``usb_pid`` and ``by_id`` link of a board, or, for a simulated
+    node, the ``simulator_pid`` and ``simulator_started`` time of the process
+    holding its pty.  Entries written before these fields (or ``boot_counter``)
+    existed load with them empty (a path-bound node) and 0.
+    """
 
     label: str
     node_id: bytes
@@ -56,9 +63,15 @@ class NodeRecord:
     simulated: bool = False
     declared: dict[str, dict[str, float]] = field(default_factory=dict)
     boot_counter: int = 0
+    serial_number: str = ""
+    usb_vid: int | None = None
+    usb_pid: int | None = None
+    by_id: str = ""
+    simulator_pid: int | None = None
+    simulator_started: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "label": self.label,
             "node_id": self.node_id.hex(),
             "key": self.key.hex(),
@@ -68,6 +81,11 @@ class NodeRecord:
             "declared": self.declared,
             "boot_counter": self.boot_counter,
         }
+        for name in _IDENTITY_FIELDS:
+            value = getattr(self, name)
+            if value not in ("", None):
+                data[name] = value
+        return data
 
     def public(self) -> dict[str, Any]:
         """Everything but the key, for listings."""
@@ -95,7 +113,34 @@ class NodeRecord:
             simulated=bool(data.get("simulated", False)),
             declared=_declared(data.get("declared", {})),
             boot_counter=boot_counter,
+            **_identity(data),
         )
+
+
+_IDENTITY_FIELDS = (
+    "serial_number",
+    "usb_vid",
+    "usb_pid",
+    "by_id",
+    "simulator_pid",
+    "simulator_started",
+)
+
+
+def _identity(data: dict[str, Any]) -> dict[str, Any]:
+    """The port identity fields of a registry entry (absent in older files: left empty)."""
+    out: dict[str, Any] = {}
+    for name in _IDENTITY_FIELDS:
+        if name not in data:
+            continue
+        value = data[name]
+        if name in ("serial_number", "by_id"):
+            if not isinstance(value, str):
+                raise TypeError(f"{name} must be a string")
+        elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise TypeError(f"{name} must be a non-negative integer")
+        out[name] = value
+    return out
 
 
 def _declared(value: object) -> dict[str, dict[str, float]]:

@@ -60,6 +60,7 @@ def firmware_modules() -> dict[str, ModuleType]:
         "chaosnode.session",
         "chaosnode.node",
         "chaosnode.config",
+        "chaosnode.mqtt",
     )
     modules = {name: importlib.import_module(name) for name in names}
     origin = Path(modules["chaosnode"].__file__ or "").resolve()

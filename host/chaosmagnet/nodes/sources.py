@@ -11,6 +11,15 @@ counters and flags) is shown in ``details()`` and never relied on.
 
 ADC frames carry 12-bit readings as 16-bit words; the pipeline takes their
 low 8 bits, where the noise is (the high bits are the DC level).
+
+Each connection reports a link state (``link_state``, with ``link_reason``):
+``waiting`` (no port, not found, or the device behind the path is not this
+node's: chaosmagnet.nodes.ports), ``handshake`` (port open, hello sent, no
+verified answer yet), ``linked`` (this connection's handshake verified and
+frames arriving), ``lost`` (was linked; the port went away or frames stopped,
+until a new handshake verifies).  While a node is not linked its sources say
+so (``waiting_reason``) and the engine shows them as ``waiting``, uncredited,
+never as ``ok``.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import numpy as np
 from chaosmagnet.errors import UsageError, escape_device_text
 from chaosmagnet.nodes.boards import SOURCE_NAMES
 from chaosmagnet.nodes.parser import Drop, FrameParser
+from chaosmagnet.nodes.ports import PortGuard, PortLister, list_serial_ports
 from chaosmagnet.nodes.protocol import Frame, FrameType, SourceId, decode_heartbeat
 from chaosmagnet.nodes.registry import NodeRecord, NodeRegistry, remember_boot_counter
 from chaosmagnet.nodes.transport import Transport, open_link
@@ -37,12 +47,14 @@ from chaosmagnet.sources.base import Source, SourceInfo
 QUEUE_BATCHES = 512  # frames buffered per source before the oldest is dropped
 _SOURCE_IDS = {"adc": SourceId.ADC, "rng": SourceId.RNG, "jitter": SourceId.JITTER}
 _DEFAULT_H = {"adc": 1.0, "rng": 7.0, "jitter": 0.2}
+LINK_STATES = ("waiting", "handshake", "linked", "lost")
 
 LinkFactory = Callable[..., Transport]
 BootStore = Callable[[NodeRecord, int], None]
 HANDSHAKE_RETRY_S = 2.0  # no answer to hello within this long: a new hello, a new challenge
 _BEFORE_FIRST_LINK = ("waiting", "scanning", "connecting")
-SILENCE_S = 5.0  # no verified frame for this long while linked: handshake again
+SILENCE_S = 5.0  # no verified frame for this long while linked: lost, handshake again
+STALE_SECONDS = SILENCE_S  # the default of NodeConnection.stale_seconds (heartbeats are 1 s)
 
 
 def device_scalar(value: Any) -> bool | int | float | str | None:
@@ -78,10 +90,13 @@ def samples_from_frame(frame: Frame) -> np.ndarray:
 class NodeConnection:
     """One node's transport, handshake, parser, per-source queues and last reported state.
 
-    ``link_state`` is ``waiting`` (no connection yet; a BLE link refines it to
-    ``scanning`` or ``connecting``), ``handshake`` (hello sent,
-    no verified answer), ``linked`` (this connection's handshake verified) or
-    ``lost`` (the connection went away).  ``boot_store`` remembers a newly
+    ``link_state`` is ``waiting`` (no connection yet, or the port check refused
+    it; a BLE link refines it to ``scanning`` or ``connecting``), ``handshake``
+    (hello sent, no verified answer), ``linked`` (this connection's handshake
+    verified, verified frames within ``stale_seconds``) or ``lost`` (was
+    linked; the connection went away or fell silent, until a new handshake
+    verifies); ``link_reason`` says why it is not linked.  ``linked`` is only
+    ever set by a verified handshake.  ``boot_store`` remembers a newly
     accepted boot counter (by default in the node registry).
     """
 
@@ -91,17 +106,25 @@ class NodeConnection:
         *,
         link_factory: LinkFactory = open_link,
         boot_store: BootStore | None = remember_boot_counter,
+        port_lister: PortLister = list_serial_ports,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.record = record
         self.parser = FrameParser({record.node_id: record.key}, {record.node_id: record.boot_counter})
         self.session = self.parser.session(record.node_id)
+        self.port_guard = PortGuard(record, port_lister)
         self.link = link_factory(
             record.link,
             self._on_bytes,
             on_connect=self._on_connect,
             on_disconnect=self._on_disconnect,
+            check_port=self.port_guard.check,
         )
-        self.link_state = "waiting"
+        self.link_state = "waiting"  # LINK_STATES
+        self.link_reason = "not started"
+        self.stale_seconds = STALE_SECONDS
+        self._clock = clock
+        self._ever_linked = False
         self.queues: dict[SourceId, asyncio.Queue[np.ndarray | None]] = {}
         self.node_health: dict[SourceId, dict[str, Any]] = {}
         self.status: dict[str, Any] | None = None
@@ -151,7 +174,8 @@ class NodeConnection:
             await task
 
     async def _watch(self) -> None:
-        """Repeat an unanswered hello; handshake again when a linked node falls silent."""
+        """Repeat an unanswered hello; handshake again when a linked node falls silent
+        (for ``stale_seconds``: it is ``lost`` until the new handshake verifies)."""
         while True:
             await asyncio.sleep(0.25)
             if not self.link.is_open:
@@ -159,26 +183,56 @@ class NodeConnection:
                     state = getattr(self.link, "state", "")
                     self.link_state = state if state in _BEFORE_FIRST_LINK else "waiting"
                 continue
-            now = time.monotonic()
-            if self.link_state == "handshake" and now - self._hello_at > HANDSHAKE_RETRY_S:
-                self._send_hello()
-            elif self.link_state == "linked" and now - self._frame_at > SILENCE_S:
+            self.refresh_link_state()  # linked -> lost after stale_seconds of silence
+            if (
+                self.link_state in ("handshake", "lost")
+                and self._clock() - self._hello_at > HANDSHAKE_RETRY_S
+            ):
                 self._send_hello()  # e.g. the node rebooted without dropping the port
 
     # -- link callbacks -----------------------------------------------------
+    def refresh_link_state(self) -> str:
+        """Bring ``link_state``/``link_reason`` up to date with the link and the frames seen.
+
+        Never sets ``linked`` (only a verified handshake does) and leaves
+        ``handshake`` alone while the link is open."""
+        if self.link.is_open:
+            if self.link_state == "linked":
+                if self._clock() - self._frame_at > self.stale_seconds:
+                    self.link_state = "lost"
+                    self.link_reason = f"no frames for {self.stale_seconds:g} s"
+                else:
+                    self.link_reason = ""
+            elif self.link_state == "waiting":
+                self.link_reason = "port open, no handshake yet"
+            return self.link_state
+        refusal = getattr(self.link, "refusal", "")
+        if getattr(self.link, "wrong_device", False):
+            self.link_state, self.link_reason = "waiting", refusal
+        elif self._ever_linked:
+            self.link_state, self.link_reason = "lost", refusal or "port closed"
+        elif self.link.state == "idle":
+            self.link_state, self.link_reason = "waiting", "not started"
+        else:
+            state = getattr(self.link, "state", "")  # a BLE link says how far it got
+            self.link_state = state if state in _BEFORE_FIRST_LINK else "waiting"
+            self.link_reason = refusal or getattr(self.link, "last_error", "") or "no port"
+        return self.link_state
+
     def _send_hello(self) -> None:
-        self.link_state = "handshake"
-        self._hello_at = time.monotonic()
+        self._hello_at = self._clock()
         self.hellos += 1
         self.link.write(self.session.hello())
 
     def _on_connect(self) -> None:
         self.parser.reset_stream()
+        self.link_state, self.link_reason = "handshake", "hello sent, no verified answer yet"
         self._send_hello()
 
     def _on_disconnect(self) -> None:
         self.parser.reset_stream()
-        self.link_state = "lost"
+        self.link_state = "lost" if self._ever_linked else "waiting"
+        self.link_reason = "port closed"
 
     def send_command(self, line: str) -> bool:
         """Send one command (start/stop SRC, rate SRC N, status, ping, quiet, reboot),
@@ -194,7 +248,8 @@ class NodeConnection:
             self._on_frame(event)
 
     def _on_handshake(self) -> None:
-        self.link_state = "linked"
+        self.link_state, self.link_reason = "linked", ""
+        self._ever_linked = True
         counter = self.session.boot_counter
         if counter is not None and counter > self.record.boot_counter:
             self.record = replace(self.record, boot_counter=counter)
@@ -209,7 +264,7 @@ class NodeConnection:
                     loop.run_in_executor(None, store, record, counter)
 
     def _on_frame(self, frame: Frame) -> None:
-        self._frame_at = time.monotonic()
+        self._frame_at = self._clock()
         if frame.type is FrameType.HANDSHAKE:
             self._on_handshake()
         elif frame.type is FrameType.DATA:
@@ -240,10 +295,13 @@ class NodeConnection:
 
     def summary(self) -> dict[str, Any]:
         """Link and parser state for details() and `nodes status`."""
+        self.refresh_link_state()
         return {
-            "port": self.record.link,
+            "port": getattr(self.link, "opened_port", "") or self.record.link,
             "link": self.link.state,
             "link_state": self.link_state,
+            "link_reason": self.link_reason,
+            "serial_number": self.record.serial_number,
             "connects": self.link.connects,
             "link_error": str(getattr(self.link, "last_error", "")),  # e.g. no Bluetooth adapter
             "verified": self.verified,
@@ -299,6 +357,14 @@ class NodeSource(Source):
         self._running = True
         await self.connection.acquire(self)
 
+    def waiting_reason(self) -> str | None:
+        """None while the node is linked; otherwise its link state and why."""
+        conn = self.connection
+        state = conn.refresh_link_state()
+        if state == "linked":
+            return None
+        return f"link {state}: {conn.link_reason}" if conn.link_reason else f"link {state}"
+
     async def stop(self) -> None:
         if not self._running:
             return
@@ -350,7 +416,7 @@ def resolve_nodes(
     for spec in specs:
         label, at, port = spec.partition("@")
         if at:
-            record = replace(registry.get(label), link=port)
+            record = replace(registry.get(label), link=port)  # keeps its port identity
         else:
             found = registry.find(spec)
             if found is None:
@@ -381,10 +447,11 @@ async def probe_node(
         deadline = loop.time() + timeout
         while loop.time() < deadline and not (connection.verified and connection.status):
             await asyncio.sleep(0.05)
+        link = connection.summary()  # the link as the probe found it, before closing it
     finally:
         await connection.release(token)
     return {
-        "link": connection.summary(),
+        "link": link,
         "status": connection.status,
         "replies": list(connection.replies),
     }

@@ -25,7 +25,7 @@ from chaosmagnet.errors import ChaosError, UsageError
 from chaosmagnet.nodes.boards import BoardProfile, firmware_dir
 
 CHIP = "esp32s3"
-FLASH_OFFSET = 0  # ESP32-S3 MicroPython images include the bootloader: written at 0x0
+FLASH_OFFSET = 0  # ESP32-S3 MicroPython images include the bootloader: written at 0x0 by default
 CONFIG_NAME = "chaosnode.json"
 PROVISION_NAME = "chaosnode_provision.py"  # staged only; run once, never copied to the board
 NVS_NAMESPACE = "chaosnode"
@@ -46,23 +46,40 @@ def esptool_commands(
     ]
 
 
-def provision_script(key: bytes) -> str:
-    """MicroPython code that stores the node key in NVS (run on the board, never saved there)."""
+WIFI_SECRETS = ("wifi_psk", "mqtt_pw", "tls_key")  # NVS blobs of a Wi-Fi node (firmware chaosnode.mqtt)
+WIFI_FILES = ("chaosnode_ca.pem", "chaosnode_cert.pem")  # public: the mesh CA, the node's certificate
+MQTT_PACKAGE = "umqtt.simple"  # micropython-lib, installed by mpremote mip
+
+
+def provision_script(key: bytes, secrets: dict[str, bytes] | None = None) -> str:
+    """MicroPython code that stores the node key (and a Wi-Fi node's Wi-Fi passphrase, MQTT
+    password and TLS key) in NVS; run on the board, never saved there."""
     if len(key) != 32:
         raise ValueError("a node key is 32 bytes")
-    return (
-        "import binascii, esp32\n"
-        f"_nvs = esp32.NVS({NVS_NAMESPACE!r})\n"
-        f"_nvs.set_blob('key', binascii.unhexlify({key.hex()!r}))\n"
-        "_nvs.commit()\n"
-        "print('chaosnode: node key stored in NVS')\n"
-    )
+    lines = [
+        "import binascii, esp32",
+        f"_nvs = esp32.NVS({NVS_NAMESPACE!r})",
+        f"_nvs.set_blob('key', binascii.unhexlify({key.hex()!r}))",
+    ]
+    for name, value in (secrets or {}).items():
+        if name not in WIFI_SECRETS or not value or len(value) > 4000:
+            raise ValueError(f"unknown or oversized node secret {name!r}")
+        lines.append(f"_nvs.set_blob({name!r}, binascii.unhexlify({value.hex()!r}))")
+    lines += ["_nvs.commit()", "print('chaosnode: node key stored in NVS')"]
+    return "\n".join(lines) + "\n"
 
 
-def mpremote_deploy_command(port: str, send_key: bool = True) -> list[str]:
+def mpremote_deploy_command(port: str, send_key: bool = True, wifi: bool = False) -> list[str]:
     """The mpremote invocation run inside a staging folder (see stage_firmware); with
-    send_key it also runs the provisioning script, which stores the key in NVS."""
+    send_key it also runs the provisioning script, which stores the key in NVS; with
+    wifi it installs umqtt.simple (mpremote mip) and copies the mesh CA and the node's
+    certificate."""
     provision = ["+", "run", PROVISION_NAME] if send_key else []
+    extra: list[str] = []
+    if wifi:
+        extra += ["+", "mip", "install", MQTT_PACKAGE]
+        for name in WIFI_FILES:
+            extra += ["+", "fs", "cp", name, ":" + name]
     return [
         sys.executable,
         "-m",
@@ -89,6 +106,7 @@ def mpremote_deploy_command(port: str, send_key: bool = True) -> list[str]:
         "cp",
         CONFIG_NAME,
         ":" + CONFIG_NAME,
+        *extra,
         *provision,
         "+",
         "reset",
@@ -96,9 +114,15 @@ def mpremote_deploy_command(port: str, send_key: bool = True) -> list[str]:
 
 
 @contextmanager
-def stage_firmware(config: dict[str, Any], key: bytes | None = None) -> Iterator[Path]:
-    """A private folder holding firmware/ (sources only), the node config and, when key is
-    given, the provisioning script that carries it (both mode 0600)."""
+def stage_firmware(
+    config: dict[str, Any],
+    key: bytes | None = None,
+    secrets: dict[str, bytes] | None = None,
+    files: dict[str, bytes] | None = None,
+) -> Iterator[Path]:
+    """A private folder holding firmware/ (sources only), the node config, public ``files``
+    (a Wi-Fi node's CA and certificate) and, when key is given, the provisioning script that
+    carries it and ``secrets`` (all mode 0600)."""
     if "key" in config:
         raise ValueError("the node config must not hold the key: it goes to NVS")
     source = firmware_dir()
@@ -116,10 +140,14 @@ def stage_firmware(config: dict[str, Any], key: bytes | None = None) -> Iterator
         fd = os.open(stage / CONFIG_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(config, f, separators=(",", ":"))
+        for name, content in (files or {}).items():
+            fd = os.open(stage / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fb:
+                fb.write(content)
         if key is not None:
             fd = os.open(stage / PROVISION_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
-                f.write(provision_script(key))
+                f.write(provision_script(key, secrets))
         yield stage
 
 
@@ -140,16 +168,30 @@ def run_tool(argv: list[str], cwd: Path | None = None) -> int:
         raise NodeToolError(f"cannot run {argv[0]}") from None
 
 
+def check_image(firmware: Path) -> None:
+    """UsageError unless firmware is a readable ESP32 flash image of plausible size."""
+    try:
+        if not firmware.is_file():
+            raise UsageError(f"{firmware}: no such firmware file")
+        if firmware.stat().st_size < 64 * 1024:
+            raise UsageError(f"{firmware}: too small to be a MicroPython image")
+        with firmware.open("rb") as f:
+            if f.read(1) != b"\xe9":
+                raise UsageError(f"{firmware}: not an ESP32 flash image (no 0xE9 header byte)")
+    except OSError as exc:
+        raise UsageError(f"{firmware}: cannot read the firmware file ({exc.strerror})") from None
+
+
+def flash_offset(board: BoardProfile | None) -> int:
+    """Where the image goes: the board profile's flash_offset, else 0x0."""
+    return board.flash_offset if board is not None else FLASH_OFFSET
+
+
 def flash(port: str, firmware: Path, board: BoardProfile | None, baud: int = 460800) -> None:
-    """Erase and write a MicroPython image with esptool; NodeToolError with guidance on failure."""
-    if not firmware.is_file():
-        raise UsageError(f"{firmware}: no such firmware file")
-    if firmware.stat().st_size < 64 * 1024:
-        raise UsageError(f"{firmware}: too small to be a MicroPython image")
-    with firmware.open("rb") as f:
-        if f.read(1) != b"\xe9":
-            raise UsageError(f"{firmware}: not an ESP32 flash image (no 0xE9 header byte)")
-    for argv in esptool_commands(port, firmware, baud):
+    """Erase and write a MicroPython image at the profile's offset with esptool;
+    NodeToolError with guidance on failure."""
+    check_image(firmware)
+    for argv in esptool_commands(port, firmware, baud, flash_offset(board)):
         status = run_tool(argv)
         if status != 0:
             raise NodeToolError(
@@ -158,13 +200,21 @@ def flash(port: str, firmware: Path, board: BoardProfile | None, baud: int = 460
             )
 
 
-def deploy(port: str, config: dict[str, Any], key: bytes | None = None) -> None:
+def deploy(
+    port: str,
+    config: dict[str, Any],
+    key: bytes | None = None,
+    secrets: dict[str, bytes] | None = None,
+    files: dict[str, bytes] | None = None,
+) -> None:
     """Copy firmware/ and the node config to the board with mpremote; when key is given,
-    store it in the board's NVS (sent this once); then reset the board."""
+    store it (and a Wi-Fi node's secrets) in the board's NVS (sent this once); then reset."""
     if port.startswith("/") and not os.path.exists(port):
         raise NodeToolError(f"{port}: no such port (`chaos-host nodes list` shows the serial ports here)")
-    with stage_firmware(config, key) as stage:
-        status = run_tool(mpremote_deploy_command(port, key is not None), cwd=stage)
+    if secrets and key is None:
+        raise ValueError("a Wi-Fi node's secrets go to NVS together with its key")
+    with stage_firmware(config, key, secrets, files) as stage:
+        status = run_tool(mpremote_deploy_command(port, key is not None, bool(files)), cwd=stage)
     if status != 0:
         raise NodeToolError(
             f"mpremote failed (exit {status}) on {port}: is MicroPython flashed "

@@ -1,4 +1,4 @@
-"""The transport interface: what every node link (serial today; BLE, MQTT next) provides.
+"""The transport interface: what every node link (serial, BLE, MQTT) provides.
 
 A transport moves bytes and reports its state; it knows nothing of frames,
 handshakes or keys.  The node connection (chaosmagnet.nodes.sources) owns
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 BytesCallback = Callable[[bytes], None]
 EventCallback = Callable[[], None]
@@ -75,12 +75,21 @@ def open_link(
     *,
     on_connect: EventCallback | None = None,
     on_disconnect: EventCallback | None = None,
+    check_port: Callable[[], Any] | None = None,
 ) -> Transport:
-    """The transport a registry link names: ``ble:ADDRESS`` a BLE link, else a serial port path."""
+    """The transport a registry link names: ``ble:ADDRESS`` a BLE link, ``mqtt:LABEL`` a Wi-Fi
+    node through the mesh's broker, else a serial port path (opened only when ``check_port``,
+    chaosmagnet.nodes.ports.PortGuard, says it is still the node's)."""
+    if address.startswith("mqtt:"):
+        from chaosmagnet.nodes.mqtt import MqttLink
+
+        return MqttLink(address, on_bytes, on_connect=on_connect, on_disconnect=on_disconnect)
     if address.startswith("ble:"):
         from chaosmagnet.nodes.ble import BleLink
 
-        return BleLink(address, on_bytes, on_connect=on_connect, on_disconnect=on_disconnect)
+        return BleLink(address, on_bytes, on_connect=on_connect, on_disconnect=on_disconnect, check_port=check_port)
     from chaosmagnet.nodes.link import SerialLink
 
-    return SerialLink(address, on_bytes, on_connect=on_connect, on_disconnect=on_disconnect)
+    return SerialLink(
+        address, on_bytes, on_connect=on_connect, on_disconnect=on_disconnect, check_port=check_port
+    )

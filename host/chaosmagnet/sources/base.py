@@ -65,6 +65,14 @@ class Source(ABC):
         """Say whether this source can run on this machine; cheap, no side effects."""
         return AVAILABLE
 
+    def waiting_reason(self) -> str | None:
+        """Why a started source cannot deliver now (its device link is down), or None.
+
+        While it is not None the engine shows the source as ``waiting`` and
+        credits nothing from it (a node that is not linked).
+        """
+        return None
+
     async def start(self) -> None:  # noqa: B027 - a hook: most sources need nothing here
         """Acquire the device or library; raise SourceUnavailable when it cannot."""
 

@@ -348,10 +348,11 @@ function renderNodes(nodes) {
       sources.append(el("span", { class: "pill state", dataset: { state: s.state }, text: `${s.name.split(":").pop()} ${s.state}` }),
         el("small", { text: ` ${own}  ` }));
     }
-    const link = el("span", { class: "pill link", dataset: { state: n.connected ? "ok" : "stopped" }, text: n.link || "?" });
+    const linkState = n.link_state || (n.connected ? "linked" : "waiting");
+    const link = el("span", { class: "pill link", dataset: { link: linkState }, text: linkState, title: n.link_reason || "" });
     return el("tr", { dataset: { node: n.label } },
       el("td", { text: n.label }),
-      el("td", {}, link, el("small", { text: n.verified ? " verified" : "" })),
+      el("td", {}, link, el("small", { text: (n.verified ? " verified" : "") + (n.link_reason ? ` ${n.link_reason}` : "") })),
       el("td", { class: "mono", text: n.port || "–" }),
       el("td", { class: "num", text: count(n.frames_accepted ?? null) }),
       el("td", { text: drops }),
@@ -411,7 +412,8 @@ function renderMint(mint) {
   let progress = "";
   if (mint.busy) {
     progress = p.phase === "waiting" && p.need
-      ? `waiting for entropy: ${p.what} — ${fmt(p.have, 0)}/${fmt(p.need, 0)} credited bits`
+      ? `waiting for entropy: ${p.what} — ${fmt(p.have, 0)}/${fmt(p.need, 0)} credited bits` +
+        (p.reason ? ` (${p.reason})` : "")
       : p.phase === "unsealing" ? "stretching the passphrase (scrypt)…" : "minting…";
   }
   setText($("#mint-progress"), progress);

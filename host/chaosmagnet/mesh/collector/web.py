@@ -25,10 +25,10 @@ from typing import Any
 
 from aiohttp import web
 
-from chaosmagnet.websecurity import SECURITY_HEADERS, ListenAddress, RequestGuard, new_token
 from chaosmagnet.errors import DashboardError
 from chaosmagnet.mesh.collector.service import Collector
 from chaosmagnet.mesh.topics import valid_name
+from chaosmagnet.websecurity import SECURITY_HEADERS, ListenAddress, RequestGuard, new_token
 
 OWN_STATIC = {"fleet.html": "text/html", "fleet.js": "text/javascript", "fleet.css": "text/css"}
 DASHBOARD_STATIC = {"style.css": "text/css", "chart.js": "text/javascript"}

@@ -1,0 +1,8 @@
+"""Restart campaigns (SP 800-90B §3.1.4): restart a source many times, keep its first samples.
+
+``runner`` drives a campaign and makes it resumable; a ``Restarter`` knows how
+to restart one kind of source and hand back the samples taken right after:
+``local.LocalRestarter`` starts a host source in a fresh process each time
+(``child`` is that process).  A node restarter (authenticated reboot, wait for
+boot counter + 1, first samples) plugs in behind the same interface.
+"""

@@ -1,0 +1,170 @@
+"""Link states through a real simulated node on a pty: waiting before the first frame,
+linked while frames arrive, lost when they stop (the simulator frozen), linked again when
+they resume, lost when the port goes away; the node's sources are waiting (uncredited)
+whenever it is not linked, and the live view, summary and status line say so.  (Unplug
+and replug is test_nodes_e2e's reconnect test.)"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from chaosmagnet.cli.view import node_links, render, status_line, summary_lines
+from chaosmagnet.config import Config
+from chaosmagnet.engine import Engine
+from chaosmagnet.nodes.protocol import FrameType, derive_session, encode_frame, encode_handshake
+from chaosmagnet.nodes.registry import NodeRecord
+from chaosmagnet.nodes.sources import NodeConnection, NodeSource, build_node_sources, resolve_nodes
+from rich.console import Console
+from nodes_helpers import SimProcess
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CHAOS_HOME", str(tmp_path))
+    monkeypatch.delenv("CHAOS_NODES", raising=False)
+    return tmp_path
+
+
+async def _until(engine: Engine, predicate, timeout: float = 20.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        snapshot = engine.snapshot()
+        if predicate(snapshot):
+            return snapshot
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached: {node_links(snapshot)}")
+        await asyncio.sleep(0.1)
+
+
+def _link(snapshot: dict) -> dict:
+    (node,) = node_links(snapshot)
+    return node
+
+
+def _adc(snapshot: dict) -> dict:
+    return next(s for s in snapshot["sources"] if s["name"] == "node:ls:adc")
+
+
+def test_link_states_follow_the_node(home: Path) -> None:
+    sim = SimProcess(home, "ls", None)
+    try:
+
+        async def main() -> None:
+            sources = build_node_sources(resolve_nodes(["ls"])[0])
+            connection = sources[0].connection  # type: ignore[attr-defined]
+            assert isinstance(sources[0], NodeSource)
+            connection.stale_seconds = 1.5
+            engine = Engine(sources, Config(assessment_enabled=False, min_samples=512))
+            assert _link(engine.snapshot())["link_state"] == "waiting"  # not started
+            await engine.start()
+            try:
+                linked = await _until(engine, lambda s: _link(s)["link_state"] == "linked")
+                assert _adc(linked)["state"] == "ok"
+                await _until(engine, lambda s: _adc(s)["credited_bits"] > 0)
+                text = _render(linked)
+                assert "linked" in text and "nodes" in text
+                assert "node ls linked" in status_line(linked)
+
+                os.kill(sim.proc.pid, signal.SIGSTOP)  # frames stop, the pty stays open
+                try:
+                    lost = await _until(engine, lambda s: _link(s)["link_state"] == "lost")
+                finally:
+                    os.kill(sim.proc.pid, signal.SIGCONT)
+                assert "no frames" in _link(lost)["link_reason"]
+                adc = _adc(lost)
+                assert adc["state"] == "waiting" and "link lost" in adc["reason"]
+                assert all(s["state"] == "waiting" for s in lost["sources"])
+                assert engine.healthy_credited_bits() == 0  # its earlier credit is not "healthy"
+                assert any("node ls: link lost" in line for line in summary_lines(lost))
+
+                back = await _until(engine, lambda s: _link(s)["link_state"] == "linked")
+                assert _adc(back)["state"] == "ok"
+
+                sim.stop()  # unplugged for good: the pty and its link are gone
+                gone = await _until(
+                    engine,
+                    lambda s: _link(s)["link_state"] == "lost"
+                    and _link(s)["link_reason"].startswith("not found"),
+                )
+                assert _adc(gone)["state"] == "waiting"
+            finally:
+                await engine.stop()
+
+        asyncio.run(main())
+    finally:
+        sim.stop()
+
+
+def _render(snapshot: dict) -> str:
+    console = Console(width=200, record=True)
+    console.print(render(snapshot))
+    return console.export_text()
+
+
+class _ToggleLink:
+    """A transport whose openness the test sets; it records what the host writes."""
+
+    def __init__(self, port: str, on_bytes, **callbacks) -> None:  # type: ignore[no-untyped-def]
+        self.state = "idle"
+        self.connects = 0
+        self.is_open = False
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> bool:
+        self.written.append(data)
+        return self.is_open
+
+
+def test_only_a_verified_handshake_links_and_refresh_leaves_handshake_alone() -> None:
+    """Merged trust + ports rule: ``linked`` comes only from this connection's verified
+    handshake (an accepted frame of an earlier session does not bring it back after the
+    node was lost to silence), and refreshing the link state never changes ``handshake``."""
+    key, node_id = bytes(range(32)), b"\x0a" * 8
+    record = NodeRecord("tog", node_id, key, "um_feathers3", "/dev/null")
+    now = [100.0]
+    connection = NodeConnection(
+        record, link_factory=_ToggleLink, boot_store=None, clock=lambda: now[0]
+    )
+    link = connection.link
+    assert connection.refresh_link_state() == "waiting" and connection.link_reason == "not started"
+
+    link.is_open, link.state, link.connects = True, "linked", 1
+    connection._on_connect()
+    assert connection.link_state == "handshake" and connection.hellos == 1
+    assert link.written and link.written[-1].startswith(b"hello ")
+    now[0] += 60  # long silence while the handshake is pending: still handshake
+    assert connection.refresh_link_state() == "handshake" and not connection.verified
+    forged = encode_frame(key, node_id, b"\x01" * 8, 1, FrameType.STATUS, 0, 0, 0, 0, 0, 0, 0, b"{}")
+    connection._on_bytes(forged)  # tagged with the node key, not a session key: dropped
+    assert connection.parser.frames_accepted == 0 and connection.link_state == "handshake"
+
+    challenge, boot_nonce, link_nonce = b"\x09" * 16, b"\x06" * 8, b"\x08" * 8
+    connection.session.hello(challenge)
+    connection._on_bytes(encode_handshake(key, node_id, challenge, boot_nonce, link_nonce, 1))
+    assert connection.refresh_link_state() == "linked" and connection.verified
+    assert connection.link_reason == ""
+
+    now[0] += connection.stale_seconds + 0.5  # silent while linked: lost
+    assert connection.refresh_link_state() == "lost" and not connection.verified
+    assert "no frames" in connection.link_reason
+    session_key, session_id = derive_session(key, node_id, challenge, boot_nonce, link_nonce, 1)
+    late = encode_frame(session_key, node_id, session_id, 1, FrameType.STATUS, 0, 0, 0, 0, 0, 0, 0, b"{}")
+    connection._on_bytes(late)  # a frame of the old session is accepted...
+    assert connection.parser.frames_accepted == 2
+    assert connection.refresh_link_state() == "lost"  # ...but does not link the node again
+
+    challenge2, link_nonce2 = b"\x07" * 16, b"\x05" * 8
+    connection.session.hello(challenge2)
+    connection._on_bytes(encode_handshake(key, node_id, challenge2, boot_nonce, link_nonce2, 1))
+    assert connection.refresh_link_state() == "linked"
+
+    link.is_open, link.state = False, "lost"
+    connection._on_disconnect()
+    assert connection.refresh_link_state() == "lost" and connection.link_reason == "port closed"
