@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -15,9 +16,27 @@ CHAOS = [sys.executable, "-m", "chaosmagnet"]
 VECTORS = Path(__file__).resolve().parent / "data" / "sp800-90b"  # NIST ea_non_iid / ea_iid 1.1.7 outputs
 
 
-def chaos(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+def chaos(
+    *args: str, cwd: Path, timeout: float = 300, stdin: bytes | None = None
+) -> subprocess.CompletedProcess:
     env = dict(os.environ, CHAOS_HOME=str(cwd), COLUMNS="160")
-    return subprocess.run([*CHAOS, *args], cwd=cwd, env=env, capture_output=True, timeout=timeout)
+    return subprocess.run(
+        [*CHAOS, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        timeout=timeout,
+        input=stdin if stdin is not None else b"",
+    )
+
+
+def strict_json(text: bytes) -> dict:
+    """The output parsed as JSON, refusing NaN and infinities."""
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} in JSON output")
+
+    return json.loads(text, parse_constant=refuse)
 
 
 @pytest.fixture()
@@ -116,3 +135,131 @@ def test_bad_input_is_one_line_and_exit_2(
     assert len(err.strip().splitlines()) == 1
     assert result.stdout == b""
     assert not list(tmp_path.glob("**/*.html"))
+
+
+# --------------------------------------------------------------------------
+# Standard input and the SHA-256 of the data
+# --------------------------------------------------------------------------
+
+
+def test_stdin_json_carries_sha256_and_count(tmp_path: Path, sample_file: Path) -> None:
+    data = sample_file.read_bytes()
+    result = chaos("assess", "-", "--json", cwd=tmp_path, stdin=data)
+    assert result.returncode == 0, result.stderr
+    obj = strict_json(result.stdout)
+    assert obj["file"] == "-" and obj["samples"] == 30_000 and obj["bits"] == 4
+    assert obj["sha256"] == hashlib.sha256(data).hexdigest()
+    from_file = strict_json(chaos("assess", str(sample_file), "--json", cwd=tmp_path).stdout)
+    assert from_file["sha256"] == obj["sha256"]
+    assert from_file["estimators"] == obj["estimators"]  # same data, same numbers
+
+
+def test_text_and_report_carry_sha256_and_count(tmp_path: Path, sample_file: Path) -> None:
+    digest = hashlib.sha256(sample_file.read_bytes()).hexdigest()
+    report = tmp_path / "r.html"
+    result = chaos("assess", "-", "--report", str(report), cwd=tmp_path, stdin=sample_file.read_bytes())
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.decode().splitlines()
+    assert lines[0].startswith("standard input: 30,000 samples of 4 bits")
+    assert lines[1] == f"SHA-256: {digest}"
+    page = report.read_text()
+    assert f'<code class="sha256">{digest}</code> · 30,000 samples' in page
+    named = chaos("assess", str(sample_file), cwd=tmp_path).stdout.decode().splitlines()
+    assert named[0].startswith(f"{sample_file}: 30,000 samples") and named[1] == f"SHA-256: {digest}"
+
+
+def test_empty_stdin_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    result = chaos("assess", "-", "--iid", cwd=tmp_path, stdin=b"", timeout=60)
+    err = result.stderr.decode()
+    assert result.returncode == 2 and result.stdout == b""
+    assert "standard input: is empty" in err and len(err.strip().splitlines()) == 1
+
+
+def test_terminal_stdin_is_refused(tmp_path: Path) -> None:
+    """`assess -` with the terminal as standard input would wait forever: refused at once."""
+    import pty
+
+    controller, terminal = pty.openpty()
+    try:
+        env = dict(os.environ, CHAOS_HOME=str(tmp_path), COLUMNS="160")
+        result = subprocess.run(
+            [*CHAOS, "assess", "-"], cwd=tmp_path, env=env, stdin=terminal, capture_output=True, timeout=60
+        )
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    err = result.stderr.decode()
+    assert result.returncode == 2 and "standard input is a terminal" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------
+# IID: the reasons, --iid-full, degenerate inputs
+# --------------------------------------------------------------------------
+
+
+def test_iid_undecided_tests_say_why(tmp_path: Path) -> None:
+    path = VECTORS / "markov4-4bit.bin"
+    text = chaos("assess", str(path), "--iid", cwd=tmp_path)
+    assert text.returncode == 0, text.stderr
+    out = text.stdout.decode()
+    assert "undecided" in out and "so no shuffles were made" in out
+    assert "stopped early because the verdict was already certain; --iid-full" in out
+    assert "(stopped early)" not in out
+    obj = strict_json(chaos("assess", str(path), "--iid", "--json", cwd=tmp_path).stdout)["iid"]
+    assert obj["verdict"] == "not_iid"
+    for test in obj["permutation"]["tests"].values():
+        assert test["status"] == "undecided" and test["passed"] is None
+        assert test["note"].startswith("not run: the chi-square independence")
+
+
+def test_iid_full_runs_every_permutation_test_to_its_verdict(tmp_path: Path) -> None:
+    ramp = tmp_path / "ramp.bin"
+    ramp.write_bytes((np.arange(600) % 200).astype(np.uint8).tobytes())
+    quick = strict_json(chaos("assess", str(ramp), "--iid", "--json", cwd=tmp_path).stdout)["iid"]
+    assert quick["permutation"]["shuffles"] == 0
+    result = chaos("assess", str(ramp), "--iid-full", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    full = strict_json(result.stdout)["iid"]
+    statuses = {name: t["status"] for name, t in full["permutation"]["tests"].items()}
+    assert set(statuses.values()) <= {"passed", "failed"}, statuses
+    assert all(t["note"] is None for t in full["permutation"]["tests"].values())
+    assert full["verdict"] == "not_iid" and full["permutation"]["shuffles"] > 0
+
+
+def test_ten_two_bit_samples_are_not_iid_proven(tmp_path: Path) -> None:
+    data = bytes([0, 1, 2, 3, 0, 1, 2, 3, 1, 2])
+    text = chaos("assess", "-", "--iid", cwd=tmp_path, stdin=data)
+    assert text.returncode == 0, text.stderr
+    out = text.stdout.decode()
+    assert "IID not proven" in out and "df = -3" in out and "not applicable" in out
+    assert "IID: entropy estimate" not in out
+    result = chaos("assess", "-", "--iid", "--json", cwd=tmp_path, stdin=data)
+    obj = strict_json(result.stdout)["iid"]
+    assert obj["iid"] is False and obj["verdict"] == "not_proven" and obj["h_iid"] is None
+    independence = obj["chi_square"]["independence"]
+    assert independence["df"] == -3 and independence["status"] == "not_applicable"
+    assert independence["passed"] is None and independence["p_value"] is None
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_ten_eight_bit_samples_do_not_crash(tmp_path: Path, as_json: bool) -> None:
+    data = bytes([10, 200, 33, 47, 95, 128, 255, 3, 77, 160])
+    args = ["assess", "-", "--iid"] + (["--json"] if as_json else [])
+    result = chaos(*args, cwd=tmp_path, stdin=data, timeout=120)
+    err = result.stderr.decode()
+    assert result.returncode == 0 and "Traceback" not in err, err
+    if as_json:
+        obj = strict_json(result.stdout)["iid"]
+        assert obj["lrs"]["status"] == "not_applicable" and obj["verdict"] == "not_proven"
+    else:
+        assert "no value repeats" in result.stdout.decode()
+
+
+def test_report_shows_iid_reasons(tmp_path: Path) -> None:
+    report = tmp_path / "r.html"
+    data = bytes([0, 1, 2, 3, 0, 1, 2, 3, 1, 2])
+    result = chaos("assess", "-", "--iid", "--report", str(report), cwd=tmp_path, stdin=data)
+    assert result.returncode == 0, result.stderr
+    page = report.read_text()
+    assert "IID not proven" in page and "not applicable" in page and "df = -3" in page

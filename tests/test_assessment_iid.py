@@ -183,7 +183,22 @@ def test_dependent_files_are_rejected_without_shuffling(name: str) -> None:
     assert result.shuffles == 0
     assert all(t.passed is None and t.shuffles == 0 for t in result.permutation_tests)
     assert result.permutation_passed is None
+    assert result.verdict == "not_iid"
     assert result.notes
+    # Each undecided statistic says why: the failed test named, no shuffles made.
+    failed = [
+        label
+        for label, test in (
+            ("chi-square independence", result.independence),
+            ("chi-square goodness-of-fit", result.goodness_of_fit),
+            ("longest-repeated-substring", result.lrs),
+        )
+        if test.passed is False
+    ]
+    for test in result.permutation_tests:
+        assert test.status == "undecided"
+        assert test.note.startswith("not run: the ") and test.note.endswith("so no shuffles were made")
+        assert all(label in test.note for label in failed)
 
 
 def test_rare_symbol_file_passes_the_deterministic_tests() -> None:
@@ -209,7 +224,10 @@ def test_json_object(reference_runs: dict) -> None:
     assert obj["lrs"]["passed"] is True
     assert obj["permutation"]["passed"] is True
     for row in obj["permutation"]["tests"].values():
-        assert set(row) == {"statistic", "c0", "c1", "c2", "passed"}
+        assert set(row) == {"statistic", "c0", "c1", "c2", "passed", "status", "note"}
+        assert row["status"] == "passed" and row["note"] is None
+    assert obj["verdict"] == "iid"
+    assert obj["chi_square"]["independence"]["status"] == "passed"
 
 
 # --------------------------------------------------------------------------
@@ -626,3 +644,112 @@ def test_c_permutation_run_equals_python_driver(name: str, limit: int | None, pe
 def test_compression_work_factor_out_of_range() -> None:
     with pytest.raises(UsageError):
         iid.compression_statistic(np.arange(100, dtype=np.uint8), 251)
+
+
+def test_undecided_after_a_permutation_failure_names_the_failed_statistic() -> None:
+    x = sorted_pair_chunks(3)
+    result = iid.assess_iid(x, 4, rng_seed=1, permutations=60)
+    assert result.permutation_passed is False
+    failed = [t.name for t in result.permutation_tests if t.status == "failed"]
+    undecided = [t for t in result.permutation_tests if t.status == "undecided"]
+    assert undecided, "the data should leave some statistic undecided at the stop"
+    for test in undecided:
+        assert test.note.startswith(f"undecided: shuffling stopped after {result.shuffles:,} shuffles")
+        named = failed if len(failed) <= 2 else [*failed[:2], f"and {len(failed) - 2} more had failed"]
+        assert all(name in test.note for name in named), test.note
+    full = iid.assess_iid(x, 4, rng_seed=1, permutations=60, stop_early=False)
+    assert all(t.status in ("passed", "failed") and t.note is None for t in full.permutation_tests)
+    # Same shuffles, same counts: the statistics both runs decided agree.
+    for quick_test, full_test in zip(result.permutation_tests, full.permutation_tests, strict=True):
+        if quick_test.passed is not None:
+            assert quick_test.passed == full_test.passed
+
+
+# --------------------------------------------------------------------------
+# Degenerate inputs: not applicable, never passed, never a traceback
+# --------------------------------------------------------------------------
+
+
+def strict_json(obj: Any) -> Any:
+    """The object through JSON with NaN and infinities refused."""
+    return json.loads(json.dumps(obj, allow_nan=False))
+
+
+def test_ten_two_bit_samples_are_not_iid_proven() -> None:
+    x = np.array([0, 1, 2, 3, 0, 1, 2, 3, 1, 2], dtype=np.uint8)
+    result = iid.assess_iid(x, 2, rng_seed=1)
+    assert result.independence.df == -3
+    assert result.independence.status == "not_applicable" and result.independence.passed is None
+    assert "df = -3" in result.independence.note
+    assert result.goodness_of_fit.status == "not_applicable"
+    assert result.chi_square_passed is None
+    assert result.verdict == "not_proven" and result.iid is False and result.h_iid is None
+    by_name = {t.name: t for t in result.permutation_tests}
+    for lag in (16, 32):
+        for kind in ("periodicity", "covariance"):
+            test = by_name[f"{kind}_{lag}"]
+            assert test.status == "not_applicable" and test.passed is None
+            assert f"lag {lag} needs more than {lag} samples, there are 10" in test.note
+    assert by_name["periodicity_8"].applicable
+    assert any(note.startswith("IID not proven: 6 tests") for note in result.notes)
+    obj = strict_json(result.to_json())
+    assert obj["iid"] is False and obj["verdict"] == "not_proven"
+    assert obj["chi_square"]["independence"]["p_value"] is None
+    assert obj["chi_square"]["independence"]["status"] == "not_applicable"
+
+
+def test_ten_distinct_eight_bit_samples_have_no_lrs_test() -> None:
+    x = np.array([10, 200, 33, 47, 95, 128, 255, 3, 77, 160], dtype=np.uint8)
+    result = iid.assess_iid(x, 8, rng_seed=1)  # used to raise ValueError: math domain error
+    assert result.lrs.status == "not_applicable" and result.lrs.passed is None
+    assert "no value repeats" in result.lrs.note
+    assert result.verdict == "not_proven" and result.iid is False
+    assert strict_json(result.to_json())["lrs"]["probability"] is None
+
+
+def test_short_binary_data_has_no_chi_square_tests() -> None:
+    x = np.array([0, 1, 1, 0, 1, 0, 0, 1, 1, 0] * 2, dtype=np.uint8)
+    result = iid.assess_iid(x, 1, rng_seed=1)
+    assert result.binary
+    assert result.independence.status == "not_applicable" and result.independence.df == 0
+    assert result.goodness_of_fit.status == "not_applicable"
+    assert "fewer than the 5 a chi-square cell needs" in result.goodness_of_fit.note
+    # Conversion I leaves three blocks of 8 bits: lags 1 and 2 have pairs, 8 and up none.
+    by_name = {t.name: t for t in result.permutation_tests}
+    assert by_name["periodicity_2"].applicable and by_name["covariance_1"].applicable
+    assert "lag 8 needs more than 8 blocks of 8 bits, there are 3" in by_name["periodicity_8"].note
+    assert result.verdict == "not_proven"
+    strict_json(result.to_json())
+
+
+def test_too_few_orderings_make_every_permutation_test_not_applicable() -> None:
+    x = np.array([0] * 11 + [1, 2], dtype=np.uint8)  # 13 * 12 = 156 distinct orderings
+    result = iid.assess_iid(x, 2, rng_seed=1)
+    assert result.shuffles == 0
+    for test in result.permutation_tests:
+        assert test.status == "not_applicable"
+        assert "only 156 distinct orderings, fewer than the 10,000 shuffles" in test.note
+    assert result.permutation_passed is None and result.verdict == "not_proven"
+
+
+def test_a_failure_outweighs_not_applicable_tests() -> None:
+    x = np.arange(0, 240, 8, dtype=np.uint8)  # 30 distinct values in increasing order
+    result = iid.assess_iid(x, 8, rng_seed=1, permutations=100)
+    assert "lrs" in result.not_applicable and "periodicity_32" in result.not_applicable
+    assert {t.name: t.status for t in result.permutation_tests}["num_directional_runs"] == "failed"
+    assert result.verdict == "not_iid" and result.iid is False
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 255), min_size=10, max_size=40))
+def test_small_inputs_never_pass_a_test_that_could_not_run(values: list[int]) -> None:
+    x = np.array(values, dtype=np.uint8)
+    if len(set(values)) < 2:
+        return
+    result = iid.assess_iid(x, 8, rng_seed=1, permutations=100)
+    strict_json(result.to_json())
+    for test in (result.independence, result.goodness_of_fit):
+        if test.df < 1:
+            assert test.status == "not_applicable" and test.passed is None
+    if result.verdict == "iid":
+        assert not result.not_applicable

@@ -208,6 +208,7 @@ def test_json_shape(assessed) -> None:
     multi = assessed("markov4-4bit").to_json()
     assert list(multi) == [
         "file",
+        "sha256",
         "bits",
         "samples",
         "h_original",

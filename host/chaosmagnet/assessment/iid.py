@@ -144,6 +144,20 @@ _PROGRESS_LABEL = "permutation tests"
 # --------------------------------------------------------------------------
 
 
+#: Overall verdicts of the IID track: every test passed, one failed, or none
+#: failed but some could not be run on this data (so IID is not proven).
+VERDICTS = ("iid", "not_iid", "not_proven")
+
+
+def _status(passed: bool | None, applicable: bool) -> str:
+    """A test's status word from its verdict and applicability."""
+    if not applicable:
+        return "not_applicable"
+    if passed is None:
+        return "undecided"
+    return "passed" if passed else "failed"
+
+
 @dataclass(frozen=True)
 class McvEstimate:
     """Most common value estimate (§6.3.1): mode count, p-hat, its upper bound p_u, -log2(p_u)."""
@@ -165,19 +179,34 @@ class ChiSquareResult:
     statistic: float
     df: int
     p_value: float
+    note: str | None = None
 
     @property
-    def passed(self) -> bool:
-        """True unless the p-value is below 0.001."""
+    def applicable(self) -> bool:
+        """False when the data cannot support the test (the note says why)."""
+        return self.note is None
+
+    @property
+    def passed(self) -> bool | None:
+        """True unless the p-value is below 0.001; None when the test is not applicable."""
+        if not self.applicable:
+            return None
         return self.p_value >= ALPHA
+
+    @property
+    def status(self) -> str:
+        """"passed", "failed" or "not_applicable"."""
+        return _status(self.passed, self.applicable)
 
     def to_json(self) -> dict[str, Any]:
         """The test as a JSON-ready dict."""
         return {
             "statistic": self.statistic,
             "df": self.df,
-            "p_value": self.p_value,
+            "p_value": self.p_value if self.applicable else None,
             "passed": self.passed,
+            "status": self.status,
+            "note": self.note,
         }
 
 
@@ -191,8 +220,19 @@ class LrsResult:
 
     length: int
     p_col: float
-    probability: float
-    passed: bool
+    probability: float | None
+    passed: bool | None
+    note: str | None = None
+
+    @property
+    def applicable(self) -> bool:
+        """False when the data cannot support the test (the note says why)."""
+        return self.note is None
+
+    @property
+    def status(self) -> str:
+        """"passed", "failed" or "not_applicable"."""
+        return _status(self.passed, self.applicable)
 
     def to_json(self) -> dict[str, Any]:
         """The test as a JSON-ready dict."""
@@ -201,6 +241,8 @@ class LrsResult:
             "p_col": self.p_col,
             "probability": self.probability,
             "passed": self.passed,
+            "status": self.status,
+            "note": self.note,
         }
 
 
@@ -210,7 +252,9 @@ class PermutationTestResult:
 
     c0 counts shuffles whose statistic is larger than the original's, c1 ties,
     c2 smaller ones (ea_iid's C[i][0..2]).  ``passed`` is None when the run
-    stopped before this statistic's outcome was certain.
+    stopped before this statistic's outcome was certain (``note`` says why)
+    or when the data cannot support it (``applicable`` is False, ``note``
+    says why).
     """
 
     name: str
@@ -219,11 +263,18 @@ class PermutationTestResult:
     c1: int
     c2: int
     passed: bool | None
+    note: str | None = None
+    applicable: bool = True
 
     @property
     def shuffles(self) -> int:
         """Number of shuffles this statistic was ranked against."""
         return self.c0 + self.c1 + self.c2
+
+    @property
+    def status(self) -> str:
+        """"passed", "failed", "undecided" or "not_applicable"."""
+        return _status(self.passed, self.applicable)
 
     def to_json(self) -> dict[str, Any]:
         """The statistic as a JSON-ready dict."""
@@ -233,6 +284,8 @@ class PermutationTestResult:
             "c1": self.c1,
             "c2": self.c2,
             "passed": self.passed,
+            "status": self.status,
+            "note": self.note,
         }
 
 
@@ -258,24 +311,41 @@ class IidResult:
     notes: list[str] = field(default_factory=list)
 
     @property
-    def chi_square_passed(self) -> bool:
-        """Both chi-square tests passed."""
-        return self.independence.passed and self.goodness_of_fit.passed
+    def chi_square_passed(self) -> bool | None:
+        """Both chi-square tests passed (True), one failed (False), or one was not applicable (None)."""
+        return _all_passed([self.independence.passed, self.goodness_of_fit.passed])
 
     @property
     def permutation_passed(self) -> bool | None:
-        """All permutation tests passed (True), one failed (False), or undecided (None)."""
-        verdicts = [t.passed for t in self.permutation_tests]
-        if any(v is False for v in verdicts):
-            return False
-        if all(v is True for v in verdicts):
-            return True
-        return None
+        """All permutation tests passed (True), one failed (False), or some undecided or not applicable (None)."""
+        return _all_passed([t.passed for t in self.permutation_tests])
+
+    @property
+    def verdict(self) -> str:
+        """"iid" (every test of §5 passed), "not_iid" (one failed) or "not_proven" (none failed, some not run)."""
+        overall = _all_passed([self.chi_square_passed, self.lrs.passed, self.permutation_passed])
+        if overall is None:
+            return "not_proven"
+        return "iid" if overall else "not_iid"
 
     @property
     def iid(self) -> bool:
-        """True only when every test of §5 passed."""
-        return self.chi_square_passed and self.lrs.passed and self.permutation_passed is True
+        """True only when every test of §5 passed (a test that was not applicable is not a pass)."""
+        return self.verdict == "iid"
+
+    @property
+    def not_applicable(self) -> list[str]:
+        """Names of the tests the data could not support."""
+        names = [
+            name
+            for name, test in (
+                ("chi_square_independence", self.independence),
+                ("chi_square_goodness_of_fit", self.goodness_of_fit),
+                ("lrs", self.lrs),
+            )
+            if not test.applicable
+        ]
+        return names + [t.name for t in self.permutation_tests if not t.applicable]
 
     @property
     def h_original(self) -> float:
@@ -303,6 +373,7 @@ class IidResult:
         """The result as a JSON-ready dict: the ``iid`` object of ``chaos-host assess --json``."""
         return {
             "iid": self.iid,
+            "verdict": self.verdict,
             "h_iid": self.h_iid,
             "h_original": self.h_original,
             "h_bitstring": self.h_bitstring,
@@ -330,6 +401,15 @@ class IidResult:
             "seconds": self.seconds,
             "notes": list(self.notes),
         }
+
+
+def _all_passed(verdicts: list[bool | None]) -> bool | None:
+    """False if any verdict is False, True if all are True, else None."""
+    if any(v is False for v in verdicts):
+        return False
+    if all(v is True for v in verdicts):
+        return True
+    return None
 
 
 # --------------------------------------------------------------------------
@@ -474,6 +554,11 @@ def _proportions(counts: np.ndarray, n: int) -> np.ndarray:
     return running[counts - 1]
 
 
+def _plural(count: int, word: str) -> str:
+    """'1 bin', '3 bins'."""
+    return f"{count:,} {word}" + ("" if count == 1 else "s")
+
+
 def _allocate_bins(expected: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Group cells, smallest expectation first, into bins expecting at least 5 each.
 
@@ -521,7 +606,13 @@ def chi_square_independence(symbols: np.ndarray, k: int) -> ChiSquareResult:
     observed = np.bincount(bin_of, weights=pair_counts, minlength=len(bin_expected))
     statistic = _chi_square_statistic(observed, bin_expected)
     df = len(bin_expected) - k
-    return ChiSquareResult(statistic, df, chi_square_p_value(statistic, df))
+    note = None
+    if df < 1:
+        note = (
+            f"not applicable: too few samples: the {n // 2:,} pairs fill only {_plural(len(bin_expected), 'bin')} "
+            f"of expected count >= 5 for {k} symbols, so df = {df} (a chi-square test needs df >= 1)"
+        )
+    return ChiSquareResult(statistic, df, chi_square_p_value(statistic, df), note)
 
 
 def _binary_independence(bits: np.ndarray) -> ChiSquareResult:
@@ -533,7 +624,13 @@ def _binary_independence(bits: np.ndarray) -> ChiSquareResult:
     while m > 1 and not smaller**m * (n // m) >= 5:
         m -= 1
     if m < 2:
-        return ChiSquareResult(0.0, 0, 1.0)
+        return ChiSquareResult(
+            0.0,
+            0,
+            1.0,
+            "not applicable: too few samples: no block length m >= 2 expects every m-bit "
+            "pattern at least 5 times, so there is nothing to bin (df = 0)",
+        )
     blocks = n // m
     tuples = bits[: blocks * m].astype(np.int64).reshape(blocks, m)
     values = tuples @ (1 << np.arange(m - 1, -1, -1, dtype=np.int64))
@@ -562,7 +659,14 @@ def chi_square_goodness_of_fit(symbols: np.ndarray, k: int) -> ChiSquareResult:
         observed = np.bincount(bin_of, weights=part_counts, minlength=len(bin_expected))
         statistic += _chi_square_statistic(observed, bin_expected)
     df = 9 * (len(bin_expected) - 1)
-    return ChiSquareResult(statistic, df, chi_square_p_value(statistic, df))
+    note = None
+    if df < 1:
+        note = (
+            f"not applicable: too few samples: each tenth of the data ({_plural(block, 'sample')}) fills "
+            f"only {_plural(len(bin_expected), 'bin')} of expected count >= 5, so df = {df} "
+            "(a chi-square test needs df >= 1)"
+        )
+    return ChiSquareResult(statistic, df, chi_square_p_value(statistic, df), note)
 
 
 def _binary_goodness_of_fit(bits: np.ndarray) -> ChiSquareResult:
@@ -576,7 +680,13 @@ def _binary_goodness_of_fit(bits: np.ndarray) -> ChiSquareResult:
         o1 = int(np.count_nonzero(bits[part * block : (part + 1) * block]))
         o0 = block - o1
         statistic += (o0 - e0) ** 2 / e0 + (o1 - e1) ** 2 / e1
-    return ChiSquareResult(statistic, 9, chi_square_p_value(statistic, 9))
+    note = None
+    if min(e0, e1) < 5.0:
+        note = (
+            f"not applicable: too few samples: each tenth of the data ({_plural(block, 'bit')}) expects "
+            f"{min(e0, e1):.2f} of the rarer value, fewer than the 5 a chi-square cell needs"
+        )
+    return ChiSquareResult(statistic, 9, chi_square_p_value(statistic, 9), note)
 
 
 # --------------------------------------------------------------------------
@@ -603,6 +713,14 @@ def lrs_test(symbols: np.ndarray, k: int) -> LrsResult:
     if p_col >= 1.0:
         return LrsResult(length=n - 1, p_col=1.0, probability=1.0, passed=True)
     length = _longest_repeated_substring(symbols)
+    if length < 1:
+        return LrsResult(
+            length=0,
+            p_col=p_col,
+            probability=None,
+            passed=None,
+            note="not applicable: too few samples: no value repeats, so there is no repeated substring to test",
+        )
     pairs = (n - length + 1) * (n - length) // 2
     log_no_collision = pairs * math.log1p(-(p_col**length))
     probability = -math.expm1(log_no_collision)
@@ -792,6 +910,47 @@ def _report_progress(run: Any, reported: int, permutations: int, progress: Progr
 # The IID track
 # --------------------------------------------------------------------------
 
+_LAGS = (1, 2, 8, 16, 32)
+
+
+def _distinct_orderings_log(counts: np.ndarray) -> float:
+    """Natural log of the number of distinct orderings of the samples: n! / prod(count_i!)."""
+    n = int(counts.sum())
+    return math.lgamma(n + 1) - sum(math.lgamma(int(c) + 1) for c in counts)
+
+
+def _permutation_not_applicable(data: _Data, permutations: int) -> dict[int, str]:
+    """Statistics (by index) the data cannot support, with the reason for each."""
+    log_orderings = _distinct_orderings_log(data.counts)
+    if log_orderings < math.log(permutations):
+        orderings = round(math.exp(log_orderings))
+        reason = (
+            f"not applicable: too few samples: they have only {orderings:,} distinct orderings, "
+            f"fewer than the {permutations:,} shuffles the statistic is ranked against"
+        )
+        return dict.fromkeys(range(_N), reason)
+    reasons: dict[int, str] = {}
+    length = (data.n + 7) // 8 if data.k == 2 else data.n
+    unit = "blocks of 8 bits" if data.k == 2 else "samples"
+    for lag in _LAGS:
+        if length <= lag:
+            reason = (
+                f"not applicable: too few samples: lag {lag} needs more than {lag} {unit}, "
+                f"there are {length:,}"
+            )
+            reasons[TEST_NAMES.index(f"periodicity_{lag}")] = reason
+            reasons[TEST_NAMES.index(f"covariance_{lag}")] = reason
+    return reasons
+
+
+def _failed_names(names: list[str], limit: int = 0) -> str:
+    """'a', 'a and b', 'a, b and c' for test names; past ``limit`` names (if set), 'a, b and 5 more'."""
+    if len(names) == 1:
+        return names[0]
+    if limit and len(names) > limit:
+        return ", ".join(names[:limit]) + f" and {len(names) - limit} more"
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
 
 def assess_iid(
     samples: np.ndarray,
@@ -835,13 +994,28 @@ def assess_iid(
     params = _params(data, mean, median)
     original = _cheap_statistics(data, params)
 
-    failed_already = not (independence.passed and goodness_of_fit.passed and lrs.passed)
-    if stop_early and failed_already:
+    failed_before = [
+        label
+        for label, test in (
+            ("chi-square independence", independence),
+            ("chi-square goodness-of-fit", goodness_of_fit),
+            ("longest-repeated-substring", lrs),
+        )
+        if test.passed is False
+    ]
+    not_applicable = _permutation_not_applicable(data, permutations)
+    undecided_note: dict[int, str] = {}
+    if (stop_early and failed_before) or len(not_applicable) == _N:
         original[_COMPRESSION] = compression_statistic(data.raw)
         counts = np.zeros((_N, 3), dtype=np.int64)
         decided: list[bool | None] = [None] * _N
         shuffles = 0
-        notes.append("permutation tests skipped: a chi-square or LRS test already rejected IID")
+        if len(not_applicable) < _N:
+            which = _failed_names(failed_before)
+            test_word = "test" if len(failed_before) == 1 else "tests"
+            reason = f"not run: the {which} {test_word} failed, so no shuffles were made"
+            undecided_note = dict.fromkeys(range(_N), reason)
+            notes.append(f"permutation tests not run: the {which} {test_word} already rejected IID")
         if progress is not None:
             progress(permutations, permutations, _PROGRESS_LABEL)
     else:
@@ -854,8 +1028,11 @@ def assess_iid(
         )
         if progress is not None and shuffles < permutations:
             progress(permutations, permutations, _PROGRESS_LABEL)
-        if any(d is None for d in decided):
-            notes.append("shuffling stopped once a permutation test had failed")
+        if any(d is None for i, d in enumerate(decided) if i not in not_applicable):
+            failed = _failed_names([TEST_NAMES[i] for i, d in enumerate(decided) if d is False], limit=2)
+            reason = f"undecided: shuffling stopped after {shuffles:,} shuffles because {failed} had failed"
+            undecided_note = {i: reason for i, d in enumerate(decided) if d is None}
+            notes.append(f"shuffling stopped after {shuffles:,} shuffles because {failed} had failed")
 
     tests = [
         PermutationTestResult(
@@ -864,11 +1041,13 @@ def assess_iid(
             c0=int(counts[i, 0]),
             c1=int(counts[i, 1]),
             c2=int(counts[i, 2]),
-            passed=decided[i],
+            passed=None if i in not_applicable else decided[i],
+            note=not_applicable.get(i, undecided_note.get(i)),
+            applicable=i not in not_applicable,
         )
         for i, name in enumerate(TEST_NAMES)
     ]
-    return IidResult(
+    result = IidResult(
         bits=int(bits),
         samples=n,
         symbols=k,
@@ -886,3 +1065,11 @@ def assess_iid(
         seconds=time.perf_counter() - started,
         notes=notes,
     )
+    missing = result.not_applicable
+    if missing and result.verdict == "not_proven":
+        notes.append(
+            f"IID not proven: {_plural(len(missing), 'test')} could not be run on this data "
+            f"({_failed_names(missing)}); a test that was not applicable is not a pass, "
+            "so there is no IID estimate"
+        )
+    return result

@@ -118,6 +118,7 @@ class NonIidResult:
     estimators: dict[str, EstimatorResult]
     file: str | None = None
     warnings: tuple[str, ...] = ()
+    sha256: str | None = None
 
     @property
     def binary(self) -> bool:
@@ -128,6 +129,7 @@ class NonIidResult:
         """The JSON object of `chaos-host assess --json`."""
         return {
             "file": self.file,
+            "sha256": self.sha256,
             "bits": self.bits,
             "samples": self.samples,
             "h_original": self.h_original,

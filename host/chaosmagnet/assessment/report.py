@@ -130,30 +130,33 @@ def _bars_svg(rows: Sequence[tuple[str, float | None]], scale: float, unit: str)
 
 def _iid_section(iid: Any) -> str:
     data = iid.to_json()
-    verdict = (
-        '<span class="pass">IID</span>' if data.get("iid") else '<span class="fail">not IID</span>'
-    )
+    verdict = {
+        "iid": '<span class="pass">IID</span>',
+        "not_proven": "<span>IID not proven</span> (some tests were not applicable to this data; "
+        "a test not run is not a pass)",
+    }.get(str(data.get("verdict")), '<span class="fail">not IID</span>')
     rows = []
 
-    def verdict_cell(passed: bool | None) -> str:
-        if passed is None:
-            return "<td>undecided (stopped early)</td>"
-        return '<td class="pass">pass</td>' if passed else '<td class="fail">fail</td>'
+    def verdict_cells(test: dict[str, Any]) -> str:
+        status = test.get("status", "undecided")
+        word, cls = {
+            "passed": ("pass", "pass"),
+            "failed": ("fail", "fail"),
+            "not_applicable": ("not applicable", ""),
+        }.get(status, ("undecided", ""))
+        note = html.escape(str(test.get("note") or ""))
+        return f'<td class="{cls}">{word}</td><td>{note}</td>'
 
     chi = data.get("chi_square", {})
     for key in ("independence", "goodness_of_fit"):
         if key in chi:
             rows.append(
-                f"<tr><td>chi-square {key.replace('_', ' ')}</td>{verdict_cell(chi[key].get('passed'))}</tr>"
+                f"<tr><td>chi-square {key.replace('_', ' ')}</td>{verdict_cells(chi[key])}</tr>"
             )
     if "lrs" in data:
-        rows.append(
-            f"<tr><td>longest repeated substring</td>{verdict_cell(data['lrs'].get('passed'))}</tr>"
-        )
+        rows.append(f"<tr><td>longest repeated substring</td>{verdict_cells(data['lrs'])}</tr>")
     for name, test in data.get("permutation", {}).get("tests", {}).items():
-        rows.append(
-            f"<tr><td>permutation: {html.escape(str(name))}</td>{verdict_cell(test.get('passed'))}</tr>"
-        )
+        rows.append(f"<tr><td>permutation: {html.escape(str(name))}</td>{verdict_cells(test)}</tr>")
     h_iid = data.get("h_iid")
     extra = (
         f"<p>IID entropy estimate (most common value): <b>{h_iid:.6f}</b> bits per sample.</p>"
@@ -162,7 +165,7 @@ def _iid_section(iid: Any) -> str:
     )
     return (
         f"<h2>IID track (§5)</h2><p>Verdict: {verdict}</p>{extra}"
-        f"<table><tr><th>Test</th><th>Result</th></tr>{''.join(rows)}</table>"
+        f"<table><tr><th>Test</th><th>Result</th><th>Why</th></tr>{''.join(rows)}</table>"
     )
 
 
@@ -237,6 +240,12 @@ def render_html(
         else f"H_assessed = min(H_original, {bits} × H_bitstring)"
     )
     iid_html = _iid_section(iid) if iid is not None else ""
+    sha_html = (
+        f'<p class="sub">SHA-256 <code class="sha256">{html.escape(result.sha256)}</code> · '
+        f"{result.samples:,} samples</p>"
+        if result.sha256
+        else ""
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -245,6 +254,7 @@ def render_html(
 <body>
 <h1>SP 800-90B entropy assessment</h1>
 <p class="sub">{html.escape(name)} · {stamp} · ChaosMagnet <code>chaos-host assess</code></p>
+{sha_html}
 {warnings}
 <div class="cards">{card_html}</div>
 <p>{html.escape(formula)}; every estimate is min-entropy at 99&nbsp;% confidence (SP 800-90B §6.3).</p>

@@ -2,12 +2,15 @@
 bits being the symbol (the format of `chaos-host sample` and of NIST's
 ea_non_iid / ea_iid tools).
 
-``load_samples`` reads and validates a file; bad input raises InputFileError
-(the file) or UsageError (the bit width) with a one-line message.
+``load_samples`` reads and validates a file, ``samples_from_bytes`` the bytes
+read elsewhere (standard input); bad input raises InputFileError (the data) or
+UsageError (the bit width) with a one-line message.  Every SampleFile carries
+the SHA-256 of the bytes it was read from, so a result can be tied to its data.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from dataclasses import dataclass, field
@@ -23,6 +26,7 @@ __all__ = [
     "check_bits",
     "infer_bits",
     "load_samples",
+    "samples_from_bytes",
     "short_input_warning",
 ]
 
@@ -32,12 +36,13 @@ MIN_SAMPLES = 1_000_000
 
 @dataclass(frozen=True)
 class SampleFile:
-    """A loaded sample file: the samples, their width in bits and any warnings."""
+    """A loaded sample file: the samples, their width in bits, any warnings and the data's SHA-256."""
 
     path: Path
     samples: np.ndarray
     bits: int
     warnings: tuple[str, ...] = field(default=())
+    sha256: str = ""
 
 
 def infer_bits(samples: np.ndarray) -> int:
@@ -102,6 +107,24 @@ def load_samples(path: str | os.PathLike[str], bits: int | None = None) -> Sampl
         raise InputFileError(f"{p}: cannot read: {exc.strerror or exc}") from None
     if not data:
         raise InputFileError(f"{p}: is empty; expected one sample per byte")
+    return samples_from_bytes(data, bits, p)
+
+
+def samples_from_bytes(data: bytes, bits: int | None = None, path: str | os.PathLike[str] = "-") -> SampleFile:
+    """Validate samples already read (one per byte, e.g. from standard input) against bits.
+
+    ``path`` only names the data in messages and results ("-" for standard
+    input).  Raises InputFileError for empty data or a value wider than bits,
+    UsageError for bits outside 1..8.
+    """
+    p = Path(path)
+    if bits is not None and (
+        isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 8
+    ):
+        raise UsageError(f"bits per sample must be between 1 and 8, got {bits!r}")
+    if not data:
+        where = "standard input" if str(path) == "-" else str(p)
+        raise InputFileError(f"{where}: is empty; expected one sample per byte")
     samples = np.frombuffer(data, dtype=np.uint8)
     warnings: list[str] = []
     if bits is None:
@@ -117,4 +140,10 @@ def load_samples(path: str | os.PathLike[str], bits: int | None = None) -> Sampl
     short = short_input_warning(samples.size)
     if short:
         warnings.append(short)
-    return SampleFile(path=p, samples=samples, bits=int(bits), warnings=tuple(warnings))
+    return SampleFile(
+        path=p,
+        samples=samples,
+        bits=int(bits),
+        warnings=tuple(warnings),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )

@@ -1,8 +1,10 @@
 """`chaos-host assess`: the SP 800-90B entropy assessment of a sample file.
 
-A thin layer over chaosmagnet.assessment: load and validate the file, run the
-non-IID estimators (and, with --iid, the IID track) with a progress bar on
-stderr, then print a table, one JSON object, and/or write an HTML report.
+A thin layer over chaosmagnet.assessment: load and validate the file (or
+standard input, "-"), run the non-IID estimators (and, with --iid, the IID
+track) with a progress bar on stderr, then print a table, one JSON object,
+and/or write an HTML report.  Every output names the data's SHA-256 and
+sample count, so that a result can be tied to the data it came from.
 """
 
 from __future__ import annotations
@@ -89,26 +91,72 @@ def _iid_table(iid: Any) -> Table:
     table.add_column("IID test (§5)")
     table.add_column("Result")
 
-    def verdict(passed: bool | None) -> str:
-        if passed is None:
-            return "[dim]undecided (stopped early)[/]"
-        return "[green]pass[/]" if passed else "[red]fail[/]"
+    table.add_column("Why", overflow="fold")
+
+    previous = [""]
+
+    def row(label: str, test: dict[str, Any], detail: str = "") -> None:
+        from rich.markup import escape
+
+        status = test.get("status", "undecided")
+        note = test.get("note") or ""
+        # The note repeats the status word ("not applicable: ...", "undecided: ..."); keep the reason.
+        for prefix in ("not applicable: ", "undecided: "):
+            if note.startswith(prefix):
+                note = note[len(prefix) :]
+        shown = "[dim]same as above[/]" if note and note == previous[0] else escape(note or detail)
+        previous[0] = note
+        table.add_row(label, _STATUS_TEXT.get(status, status), shown)
 
     chi = data.get("chi_square", {})
     for key in ("independence", "goodness_of_fit"):
         if key in chi:
-            table.add_row(f"chi-square {key.replace('_', ' ')}", verdict(chi[key].get("passed")))
+            test = chi[key]
+            detail = ""
+            if test.get("p_value") is not None:
+                p = test["p_value"]
+                shown_p = f"p = {p:.3g}" if p > 0 else "p < 1e-300"
+                detail = f"χ² = {test['statistic']:.2f}, df = {test['df']}, {shown_p}"
+            row(f"chi-square {key.replace('_', ' ')}", test, detail)
     if "lrs" in data:
-        table.add_row("longest repeated substring", verdict(data["lrs"].get("passed")))
+        lrs = data["lrs"]
+        detail = ""
+        if lrs.get("probability") is not None:
+            detail = f"longest repeat {lrs['length']}, Pr(X ≥ 1) = {lrs['probability']:.3g}"
+        row("longest repeated substring", lrs, detail)
     for name, test in data.get("permutation", {}).get("tests", {}).items():
-        table.add_row(f"permutation: {name}", verdict(test.get("passed")))
+        row(f"permutation: {name}", test)
     return table
+
+
+_STATUS_TEXT = {
+    "passed": "[green]pass[/]",
+    "failed": "[red]fail[/]",
+    "undecided": "[yellow]undecided[/]",
+    "not_applicable": "[yellow]not applicable[/]",
+}
+
+
+def _read_input(file: Path, bits: int | None) -> Any:
+    """The samples of FILE, or of standard input when FILE is "-"."""
+    from chaosmagnet.assessment.samples import load_samples, samples_from_bytes
+
+    if str(file) != "-":
+        return load_samples(file, bits)
+    if sys.stdin is None or sys.stdin.isatty():
+        raise UsageError(
+            "standard input is a terminal; pipe the samples in "
+            "(e.g. chaos-host sample cpu-jitter -n 1000000 -o - | chaos-host assess -)"
+        )
+    return samples_from_bytes(sys.stdin.buffer.read(), bits, "-")
 
 
 @app.command()
 def assess(
     file: Path = typer.Argument(
-        ..., metavar="FILE", help="Sample file: one sample per byte, each value fitting in B bits."
+        ...,
+        metavar="FILE",
+        help="Sample file: one sample per byte, each value fitting in B bits; - reads standard input.",
     ),
     bits: int | None = typer.Option(
         None,
@@ -120,6 +168,12 @@ def assess(
     iid: bool = typer.Option(
         False, "--iid", help="Also run the IID track (§5): permutation, chi-square, LRS tests."
     ),
+    iid_full: bool = typer.Option(
+        False,
+        "--iid-full",
+        help="Run the IID track with no early stop: every permutation test to its own verdict "
+        "(implies --iid; up to 10,000 shuffles).",
+    ),
     report: Path | None = typer.Option(
         None,
         "--report",
@@ -130,8 +184,9 @@ def assess(
     from rich.console import Console
 
     from chaosmagnet.assessment.noniid import assess_noniid
-    from chaosmagnet.assessment.samples import load_samples
     from chaosmagnet.cli.common import atomic_output, check_writable
+
+    iid = iid or iid_full
 
     if report is not None:
         check_writable(report)
@@ -143,18 +198,20 @@ def assess(
             raise UsageError(
                 "the IID track (chaosmagnet.assessment.iid) is not available in this build"
             ) from None
-    loaded = load_samples(file, bits)
+    loaded = _read_input(file, bits)
     for warning in loaded.warnings:
         print(f"chaos-host assess: warning: {warning}", file=sys.stderr)
     err = Console(stderr=True)
 
     with _progress_bar(err, "non-IID estimators") as update:
         result = assess_noniid(loaded.samples, loaded.bits, progress=update)
-    result = replace(result, file=str(file), warnings=tuple(loaded.warnings))
+    result = replace(result, file=str(file), warnings=tuple(loaded.warnings), sha256=loaded.sha256)
     iid_result = None
     if iid_module is not None:
         with _progress_bar(err, "IID tests") as update:
-            iid_result = iid_module.assess_iid(loaded.samples, loaded.bits, progress=update)
+            iid_result = iid_module.assess_iid(
+                loaded.samples, loaded.bits, progress=update, stop_early=not iid_full
+            )
 
     if report is not None:
         from chaosmagnet.assessment.report import render_html
@@ -170,12 +227,16 @@ def assess(
         sys.stdout.write(json.dumps(obj, indent=2) + "\n")
         return
 
+    from rich.markup import escape
+
     console = Console()
+    name = "standard input" if str(file) == "-" else str(file)
     console.print(
-        f"[bold]{file}[/]: {result.samples:,} samples of {result.bits} bits, "
+        f"[bold]{escape(name)}[/]: {result.samples:,} samples of {result.bits} bits, "
         f"{result.alphabet} distinct values",
         highlight=False,
     )
+    console.print(f"SHA-256: {loaded.sha256}", highlight=False)
     console.print(_estimator_table(result))
     console.print(f"H_original  = {result.h_original:.6f} bits per sample", highlight=False)
     if result.h_bitstring is not None:
@@ -194,13 +255,28 @@ def assess(
     if iid_result is not None:
         console.print(_iid_table(iid_result))
         data = iid_result.to_json()
-        if data.get("iid"):
+        verdict = data.get("verdict")
+        if verdict == "iid":
             console.print(
                 f"[green]IID[/]: entropy estimate (most common value) = {data['h_iid']:.6f} "
                 "bits per sample",
                 highlight=False,
             )
+        elif verdict == "not_proven":
+            missing = len(iid_result.not_applicable)
+            tests = "test" if missing == 1 else "tests"
+            console.print(
+                f"[yellow]IID not proven[/]: {missing} {tests} not applicable to this data "
+                "(too few samples); a test not run is not a pass, so use the non-IID estimate above",
+                highlight=False,
+            )
         else:
             console.print("[red]not IID[/]: use the non-IID estimate above", highlight=False)
+        if any(t.status == "undecided" for t in iid_result.permutation_tests):
+            console.print(
+                "undecided tests stopped early because the verdict was already certain; "
+                "--iid-full runs each to its own verdict",
+                highlight=False,
+            )
     if report is not None:
         console.print(f"report written to {report}", highlight=False)
