@@ -103,3 +103,11 @@ def test_wide_terminals_show_every_column() -> None:
         assert column in wide
     narrow = _screen(80)
     assert "Shannon" not in narrow and "RCT/APT" in narrow and "12/3" in narrow
+
+
+def test_a_stuck_source_reads_zero_not_minus_zero() -> None:
+    stuck = dict(SNAPSHOT, sources=[_source("stuck", h_min=-0.0, h_shannon=-1e-12, h_collision=-0.0)])
+    console = Console(width=160, file=io.StringIO(), color_system=None)
+    console.print(render(stuck, 160))
+    screen = console.file.getvalue()
+    assert "-0.000" not in screen and "0.000" in screen
