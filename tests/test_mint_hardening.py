@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from chaosmagnet.quorum import Quorum
 from chaosmagnet.errors import BundleError, SealError
 from chaosmagnet.eventlog import JsonLineLog
 from chaosmagnet.minting.bundle import verify_bundle
@@ -257,7 +258,8 @@ def test_headline_bits_count_only_healthy_sources(minted: Minted, tmp_path: Path
     pool = EntropyPool()
     pool.absorb("healthy", os.urandom(64), 400.0)
     pool.absorb("sick", os.urandom(64), 112.0)
-    source = PoolSeedSource(pool, {"healthy": {"state": "ok"}, "sick": {"state": "quarantined"}})
+    # one healthy source: the key quorum is lowered to 1 (this test is about the headline figure)
+    source = PoolSeedSource(pool, {"healthy": {"state": "ok"}, "sick": {"state": "quarantined"}}, quorum=Quorum(k=1))
     options = MintOptions(out_dir=tmp_path / "out", timeout=5.0)
     options.validate()
     bundle = asyncio.run(
