@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from chaosmagnet.quorum import Quorum
 from chaosmagnet.errors import BundleError, SealError
 from chaosmagnet.eventlog import JsonLineLog
 from chaosmagnet.minting.bundle import verify_bundle
@@ -34,6 +33,7 @@ from chaosmagnet.minting.sealing import (
 )
 from chaosmagnet.minting.seeds import PoolSeedSource
 from chaosmagnet.pool import EntropyPool
+from chaosmagnet.quorum import Quorum
 from mint_helpers import FAST_SCRYPT, PASSPHRASE, Minted, make_minted
 
 
