@@ -91,7 +91,7 @@ def test_local_campaign_of_100_restarts_survives_an_interruption(tmp_path: Path)
     "extra, message",
     [
         (["nope"], b"unknown source"),
-        (["node:n1:adc"], b"reboot command"),
+        (["node:n1:adc"], b"no node labelled"),
         (["os-rng", "--restarts", "0"], b"--restarts"),
         (["os-rng", "--bits", "9"], b"--bits"),
     ],
