@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -221,3 +222,35 @@ def test_node_campaign_bad_input_is_one_line_and_exit_2(tmp_path: Path, extra: l
     )
     assert result.returncode == 2 and message in result.stderr and result.stderr.count(b"\n") == 1, result.stderr
     assert not (tmp_path / "m.bin").exists() and not (tmp_path / "m.bin.restarts.jsonl").exists()
+
+
+def test_node_campaign_over_ble_takes_the_same_path(tmp_path: Path) -> None:
+    """The same campaign over a BLE link: `nodes simulate --link ble` (the firmware as a
+    peripheral on bumble's virtual radio), reached through the adapter it serves."""
+    pytest.importorskip("bumble")
+    env = dict(os.environ, CHAOS_HOME=str(tmp_path))
+    env.pop("CHAOS_NODES", None)
+    env.pop("CHAOS_BLE_HCI", None)
+    simulator = subprocess.Popen(
+        [*CHAOS, "nodes", "simulate", "--link", "ble", "--label", "bsim"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert simulator.stdout is not None
+        lines = "".join(simulator.stdout.readline() for _ in range(3))
+        spec = re.search(r"tcp-client:[0-9.]+:\d+", lines)
+        assert spec, lines
+        out = tmp_path / "ble.bin"
+        result = subprocess.run(
+            [*CHAOS, "restart-campaign", "node:bsim:jitter", "--restarts", "10", "--samples", "600",
+             "--out", str(out)],
+            cwd=tmp_path, env=dict(env, CHAOS_BLE_HCI=spec.group(0)), capture_output=True, timeout=300,
+        )
+    finally:
+        simulator.send_signal(signal.SIGTERM)
+        simulator.communicate(timeout=20)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in campaign_files(out).log.read_text().splitlines()[1:]]
+    assert [r["boot_counter"] for r in records] == list(range(2, 12))
+    assert all(r["details"]["from_boot"] == r["boot_counter"] - 1 for r in records)
+    assert out.stat().st_size == 10 * 600
