@@ -99,9 +99,11 @@ class NodeRestarter(Restarter):
         self._opened = False
 
     @classmethod
-    def for_record(cls, record: NodeRecord, source: str, **options: object) -> NodeRestarter:
+    def for_record(
+        cls, record: NodeRecord, source: str, *, timeout: float = 120.0, notice: Notice | None = None
+    ) -> NodeRestarter:
         """A restarter over a new connection to the registered node (its link names the transport)."""
-        return cls(NodeConnection(record), source, **options)  # type: ignore[arg-type]
+        return cls(NodeConnection(record), source, timeout=timeout, notice=notice)
 
     @property
     def label(self) -> str:
@@ -195,6 +197,7 @@ class NodeRestarter(Restarter):
                         f"no boot {base + 1} within {wait:g} s"
                         if attempt.session_id is None
                         else f"boot {base + 1} sent {attempt.got} of {samples} {self.source} samples in {wait:g} s"
+                        + (f" (is {self.source} on? see `chaos-host nodes status`)" if not attempt.got else "")
                     )
             finally:
                 self._attempt = None
