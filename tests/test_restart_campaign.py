@@ -91,7 +91,7 @@ def test_local_campaign_of_100_restarts_survives_an_interruption(tmp_path: Path)
     "extra, message",
     [
         (["nope"], b"unknown source"),
-        (["node:n1:adc"], b"reboot command"),
+        (["node:n1:adc"], b"no node labelled"),
         (["os-rng", "--restarts", "0"], b"--restarts"),
         (["os-rng", "--bits", "9"], b"--bits"),
     ],
@@ -168,3 +168,18 @@ def test_runner_masks_to_the_bit_width(tmp_path: Path) -> None:
     plan = CampaignPlan(source="test", kind="test", restarts=300, samples=2, bits=3)
     asyncio.run(run_campaign(plan, CountingRestarter(), out))
     assert int(np.fromfile(out, dtype=np.uint8).max()) == 7
+
+
+def test_a_second_campaign_on_the_same_matrix_is_refused(tmp_path: Path) -> None:
+    import fcntl
+
+    out = tmp_path / "m.bin"
+    files = campaign_files(out)
+    with open(files.lock, "w") as held:  # another campaign is writing out
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        restarter = CountingRestarter()
+        with pytest.raises(UsageError, match="another restart-campaign is writing"):
+            asyncio.run(run_campaign(PLAN, restarter, out))
+        assert restarter.calls == [] and not files.log.exists() and not files.partial.exists()
+    result = asyncio.run(run_campaign(PLAN, CountingRestarter(), out))
+    assert result.finished and not files.lock.exists()  # the lock goes with the campaign

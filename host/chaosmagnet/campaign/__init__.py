@@ -3,6 +3,7 @@
 ``runner`` drives a campaign and makes it resumable; a ``Restarter`` knows how
 to restart one kind of source and hand back the samples taken right after:
 ``local.LocalRestarter`` starts a host source in a fresh process each time
-(``child`` is that process).  A node restarter (authenticated reboot, wait for
-boot counter + 1, first samples) plugs in behind the same interface.
+(``child`` is that process); ``node.NodeRestarter`` reboots a node by its
+authenticated command, waits for boot counter + 1 and takes that boot's
+first samples, over whichever transport the registry names.
 """

@@ -10,6 +10,9 @@ Files, for ``--out MATRIX``:
   after its row: index, UTC time, seconds taken, the boot counter (nodes) and
   the restarter's details.  It stays next to the matrix as its record.
 
+* ``MATRIX.lock``: held (flock) while a campaign writes these files, so a
+  second campaign on the same MATRIX is refused instead of interleaving rows.
+
 A campaign interrupted at any point resumes from the side file: rows beyond
 the last recorded restart (a crash between the two writes) are cut off, and
 the next restart follows.  Resuming with other parameters is refused.
@@ -17,11 +20,13 @@ the next restart follows.  Resuming with other parameters is refused.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -77,8 +82,8 @@ class RestartRecord:
 class Restarter(ABC):
     """Restarts one source and returns the first samples it delivers afterwards.
 
-    Implementations: ``LocalRestarter`` (a host source in a fresh process); a
-    node restarter sends the authenticated reboot command, waits for the
+    Implementations: ``LocalRestarter`` (a host source in a fresh process);
+    ``NodeRestarter`` sends the authenticated reboot command, waits for the
     handshake with boot counter + 1 and takes the first samples of that boot.
     """
 
@@ -94,11 +99,12 @@ class Restarter(ABC):
 
 @dataclass(frozen=True)
 class CampaignFiles:
-    """The matrix, its partial file and its side file."""
+    """The matrix, its partial file, its side file and its lock."""
 
     matrix: Path
     partial: Path
     log: Path
+    lock: Path
 
 
 def campaign_files(out: Path) -> CampaignFiles:
@@ -107,7 +113,31 @@ def campaign_files(out: Path) -> CampaignFiles:
         matrix=out,
         partial=out.with_name(out.name + ".partial"),
         log=out.with_name(out.name + ".restarts.jsonl"),
+        lock=out.with_name(out.name + ".lock"),
     )
+
+
+@contextlib.contextmanager
+def _exclusive(files: CampaignFiles) -> Iterator[None]:
+    """Hold the campaign's lock; UsageError when another campaign holds it."""
+    try:
+        fd = os.open(files.lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise UsageError(f"{files.lock}: cannot create the campaign lock: {exc.strerror}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(
+                f"another restart-campaign is writing {files.matrix} (it holds {files.lock.name})"
+            ) from None
+        try:
+            yield
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                files.lock.unlink()
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -226,41 +256,42 @@ async def run_campaign(
     """
     plan.check()
     files = campaign_files(out)
-    if files.matrix.exists():
-        raise UsageError(f"{files.matrix} already exists: remove it (and {files.log.name}) to collect again")
-    started = clock()
-    done = completed_restarts(files, plan)
-    resumed_at = done
-    if not files.log.exists():
-        files.log.write_text(json.dumps(_header(plan)) + "\n", encoding="utf-8")
-    if progress is not None:
-        progress(done, plan.restarts)
-    mask = np.uint8((1 << plan.bits) - 1)
-    new = 0
-    try:
-        while done < plan.restarts and (stop_after is None or new < stop_after):
-            began = clock()
-            record = await restarter.restart_and_collect(done, plan.samples)
-            row = np.asarray(record.samples, dtype=np.uint8)
-            if row.size != plan.samples:
-                raise InputFileError(f"restart {done}: got {row.size} samples, expected {plan.samples}")
-            if plan.bits < 8:
-                row = row & mask
-            _fsync_append(files.partial, row.tobytes())
-            entry = {
-                "restart": done,
-                "time": datetime.fromtimestamp(began, timezone.utc).isoformat(timespec="milliseconds"),
-                "seconds": round(clock() - began, 3),
-                "boot_counter": record.boot_counter,
-                **({"details": record.details} if record.details else {}),
-            }
-            _fsync_append(files.log, (json.dumps(entry) + "\n").encode("utf-8"))
-            done += 1
-            new += 1
-            if progress is not None:
-                progress(done, plan.restarts)
-    finally:
-        await restarter.close()
-    if done >= plan.restarts:
-        os.replace(files.partial, files.matrix)
+    with _exclusive(files):
+        if files.matrix.exists():
+            raise UsageError(f"{files.matrix} already exists: remove it (and {files.log.name}) to collect again")
+        started = clock()
+        done = completed_restarts(files, plan)
+        resumed_at = done
+        if not files.log.exists():
+            files.log.write_text(json.dumps(_header(plan)) + "\n", encoding="utf-8")
+        if progress is not None:
+            progress(done, plan.restarts)
+        mask = np.uint8((1 << plan.bits) - 1)
+        new = 0
+        try:
+            while done < plan.restarts and (stop_after is None or new < stop_after):
+                began = clock()
+                record = await restarter.restart_and_collect(done, plan.samples)
+                row = np.asarray(record.samples, dtype=np.uint8)
+                if row.size != plan.samples:
+                    raise InputFileError(f"restart {done}: got {row.size} samples, expected {plan.samples}")
+                if plan.bits < 8:
+                    row = row & mask
+                _fsync_append(files.partial, row.tobytes())
+                entry = {
+                    "restart": done,
+                    "time": datetime.fromtimestamp(began, timezone.utc).isoformat(timespec="milliseconds"),
+                    "seconds": round(clock() - began, 3),
+                    "boot_counter": record.boot_counter,
+                    **({"details": record.details} if record.details else {}),
+                }
+                _fsync_append(files.log, (json.dumps(entry) + "\n").encode("utf-8"))
+                done += 1
+                new += 1
+                if progress is not None:
+                    progress(done, plan.restarts)
+        finally:
+            await restarter.close()
+        if done >= plan.restarts:
+            os.replace(files.partial, files.matrix)
     return CampaignResult(files, plan, resumed_at, done, clock() - started)

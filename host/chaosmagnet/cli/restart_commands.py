@@ -144,13 +144,17 @@ def assess_conditioning_command(
 
 @app.command("restart-campaign")
 def restart_campaign_command(
-    source: str = typer.Argument(..., metavar="SOURCE", help="A local source (see `chaos-host sources`)."),
+    source: str = typer.Argument(
+        ..., metavar="SOURCE", help="A local source (see `chaos-host sources`) or node:LABEL:adc|rng|jitter."
+    ),
     restarts: int = typer.Option(RESTARTS, "--restarts", help="Number of restarts (the standard: 1,000)."),
     samples: int = typer.Option(1000, "--samples", help="Samples kept after each restart (the standard: 1,000)."),
     out: Path = typer.Option(..., "--out", "-o", help="The matrix file (one restart per row)."),
     bits: int | None = typer.Option(None, "--bits", "-b", help="Keep the low B bits (default: the source's width)."),
     restart_timeout: float = typer.Option(
-        120.0, "--restart-timeout", help="Seconds one restart may take before the campaign stops."
+        120.0,
+        "--restart-timeout",
+        help="Seconds one restart may take (a node: its reboots, redone ones included) before the campaign stops.",
     ),
     config: Path | None = typer.Option(None, "--config", "-c", help="chaos.toml (default: ./chaos.toml if present)."),
 ) -> int:
@@ -160,30 +164,43 @@ def restart_campaign_command(
     from rich.progress import MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
     from chaosmagnet.campaign.local import LocalRestarter
-    from chaosmagnet.campaign.runner import CampaignPlan, campaign_files, completed_restarts, run_campaign
+    from chaosmagnet.campaign.node import NodeRestarter, parse_node_source
+    from chaosmagnet.campaign.runner import (
+        CampaignPlan,
+        Restarter,
+        campaign_files,
+        completed_restarts,
+        run_campaign,
+    )
     from chaosmagnet.cli.common import check_writable, load, source_options
-    from chaosmagnet.errors import UsageError
+    from chaosmagnet.errors import UsageError, escape_device_text
+    from chaosmagnet.nodes.registry import NodeRegistry
     from chaosmagnet.sources.registry import build_source, known_sources
 
-    if source.startswith("node:"):
-        raise UsageError(
-            "node campaigns need the authenticated reboot command and boot counters, "
-            "which this build does not have yet; see docs/assessment-restart.md"
-        )
-    if source not in known_sources():
-        raise UsageError(f"unknown source {source!r} (known: {', '.join(known_sources())})")
-    cfg = load(config)
-    width = bits or build_source(source, source_options(cfg)).info.bits_per_sample
-    plan = CampaignPlan(source=source, kind="local", restarts=restarts, samples=samples, bits=width)
-    plan.check()
     if not restart_timeout > 0:
         raise UsageError("--restart-timeout must be positive")
-    check_writable(out)
+    restarter: Restarter
+    if source.startswith("node:"):
+        label, node_source = parse_node_source(source)
+        width = bits or 8  # node samples are the low 8 bits (ADC: of each 12-bit reading)
+        plan = CampaignPlan(source=source, kind="node", restarts=restarts, samples=samples, bits=width)
+        plan.check()
+        check_writable(out)
+        record = NodeRegistry().get(label)
+        restarter = NodeRestarter.for_record(record, node_source, timeout=restart_timeout)
+    else:
+        if source not in known_sources():
+            raise UsageError(f"unknown source {source!r} (known: {', '.join(known_sources())}, or node:LABEL:SRC)")
+        cfg = load(config)
+        width = bits or build_source(source, source_options(cfg)).info.bits_per_sample
+        plan = CampaignPlan(source=source, kind="local", restarts=restarts, samples=samples, bits=width)
+        plan.check()
+        check_writable(out)
+        restarter = LocalRestarter(source, width, config=cfg.path, timeout=restart_timeout)
     files = campaign_files(out)
     err = Console(stderr=True)
     if files.log.exists() and not out.exists():
         err.print(f"resuming the campaign recorded in {files.log}", highlight=False)
-    restarter = LocalRestarter(source, width, config=cfg.path, timeout=restart_timeout)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -195,6 +212,10 @@ def restart_campaign_command(
         transient=True,
     ) as bar:
         task = bar.add_task(f"restarting {source}", total=restarts)
+        if isinstance(restarter, NodeRestarter):
+            restarter.notice = lambda text: bar.console.print(
+                f"chaos-host restart-campaign: {escape_device_text(text)}", highlight=False, markup=False
+            )
         first: list[int] = []
 
         def progress(done: int, total: int) -> None:

@@ -50,6 +50,7 @@ _DEFAULT_H = {"adc": 1.0, "rng": 7.0, "jitter": 0.2}
 LINK_STATES = ("waiting", "handshake", "linked", "lost")
 
 LinkFactory = Callable[..., Transport]
+FrameListener = Callable[[Frame], None]
 BootStore = Callable[[NodeRecord, int], None]
 HANDSHAKE_RETRY_S = 2.0  # no answer to hello within this long: a new hello, a new challenge
 _BEFORE_FIRST_LINK = ("waiting", "scanning", "connecting")
@@ -136,6 +137,7 @@ class NodeConnection:
         self._hello_at = 0.0
         self._frame_at = 0.0
         self._users: set[object] = set()
+        self._frame_listeners: list[FrameListener] = []
         self._task: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
 
@@ -241,11 +243,23 @@ class NodeConnection:
             return False
         return self.link.write(self.session.command(line.strip()))
 
+    def add_frame_listener(self, listener: FrameListener) -> None:
+        """Call listener with every verified frame of this connection, in order, after the
+        connection handled it (a restart campaign watches handshakes and DATA frames)."""
+        self._frame_listeners.append(listener)
+
+    def remove_frame_listener(self, listener: FrameListener) -> None:
+        """Stop calling listener."""
+        with contextlib.suppress(ValueError):
+            self._frame_listeners.remove(listener)
+
     def _on_bytes(self, data: bytes) -> None:
         for event in self.parser.feed(data):
             if isinstance(event, Drop):
                 continue  # counted by the parser
             self._on_frame(event)
+            for listener in self._frame_listeners:
+                listener(event)
 
     def _on_handshake(self) -> None:
         self.link_state, self.link_reason = "linked", ""
