@@ -54,7 +54,7 @@ class Broker:
     @property
     def url(self) -> str:
         """The broker URL clients connect to."""
-        return f"mqtts://localhost:{self.port}"
+        return f"mqtts://127.0.0.1:{self.port}"  # no name lookup: a bare root may have no /etc/hosts
 
     def client(self, label: str) -> ClientCredentials:
         """A client's credentials folder."""
@@ -78,7 +78,10 @@ class Broker:
 def start_broker(root: Path, hosts: list[str], collectors: list[str]) -> Broker:
     """init_mesh under root on a free port, then mosquitto in the background, ready for TLS."""
     port = free_port()
-    setup = init_mesh(root / "mesh", mesh=MESH, hosts=hosts, collectors=collectors, port=port, bind="127.0.0.1")
+    setup = init_mesh(
+        root / "mesh", mesh=MESH, hosts=hosts, collectors=collectors, port=port, bind="127.0.0.1",
+        broker_names=["127.0.0.1"],
+    )
     log = root / "mosquitto.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(mosquitto_command(setup), stdout=out, stderr=subprocess.STDOUT)

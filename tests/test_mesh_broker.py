@@ -69,7 +69,7 @@ def test_broker_accepts_the_password_file_we_wrote(broker: Broker) -> None:
 
 def test_wrong_password_and_missing_certificate_are_refused(broker: Broker, tmp_path: Path) -> None:
     alice = broker.client("alice")
-    base = ["mosquitto_pub", "-h", "localhost", "-p", str(broker.port), "--cafile", str(alice.ca_file)]
+    base = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "--cafile", str(alice.ca_file)]
     cert = ["--cert", str(alice.cert_file), "--key", str(alice.key_file)]
     message = ["-t", host_topic(MESH, "alice", "events"), "-m", "x"]
     ok = subprocess.run(base + cert + ["-u", "alice", "-P", alice.password] + message, capture_output=True)
@@ -81,7 +81,7 @@ def test_wrong_password_and_missing_certificate_are_refused(broker: Broker, tmp_
     assert nocert.returncode != 0
     assert bob.password != alice.password
     plain = subprocess.run(
-        ["mosquitto_pub", "-h", "localhost", "-p", str(broker.port), "-u", "alice", "-P", alice.password] + message,
+        ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-u", "alice", "-P", alice.password] + message,
         capture_output=True,
         timeout=20,
     )
@@ -94,7 +94,7 @@ def test_acl_refuses_a_host_publishing_as_another(broker: Broker) -> None:
     base = [
         "mosquitto_pub",
         "-h",
-        "localhost",
+        "127.0.0.1",
         "-p",
         str(broker.port),
         "--cafile",

@@ -227,7 +227,7 @@ def test_mesh_broker_command_runs_mosquitto_in_the_foreground(tmp_path: Path) ->
             [
                 "mosquitto_pub",
                 "-h",
-                "localhost",
+                "127.0.0.1",
                 "-p",
                 str(port),
                 "--cafile",

@@ -300,7 +300,7 @@ def _mosquitto(broker: Broker, label: str, *args: str) -> list[str]:
     client = broker.client(label)
     return [
         *args,
-        "-h", "localhost", "-p", str(broker.port), "--cafile", str(client.ca_file),
+        "-h", "127.0.0.1", "-p", str(broker.port), "--cafile", str(client.ca_file),
         "--cert", str(client.cert_file), "--key", str(client.key_file),
         "-u", label, "-P", client.password, "-V", "mqttv5",
     ]  # fmt: skip
@@ -535,7 +535,7 @@ def test_cli_refusals_are_one_line(broker: Broker, tmp_path: Path) -> None:
     plan = _cli([*dry, "--label", "wifi1", "--ssid", "lab", "--mesh-client", node_folder], env)
     assert plan.returncode == 0, plan.stderr
     assert "mip install umqtt.simple" in plan.stdout and "chaosnode_ca.pem" in plan.stdout
-    assert f"broker mqtts://localhost:{broker.port}" in plan.stdout
+    assert f"broker mqtts://127.0.0.1:{broker.port}" in plan.stdout
     assert broker.client("wifi1").password not in plan.stdout + plan.stderr
     mesh = ["mesh", "add", "--dir", str(broker.setup.root)]
     orphan = _cli([*mesh, "w10", "--node"], env)
@@ -618,7 +618,7 @@ def test_broker_away_leaves_the_link_connecting_with_a_reason(broker: Broker) ->
     from chaosmagnet.mesh.url import BrokerURL
     from mesh_helpers import free_port
 
-    bus = MqttNodeBus(broker.client("alice"), BrokerURL("localhost", free_port()))
+    bus = MqttNodeBus(broker.client("alice"), BrokerURL("127.0.0.1", free_port()))
     board = load_board("um_feathers3")
     record = NodeRecord("wifi1", bytes(8), bytes(32), board.name, "mqtt:wifi1", True, board.node_sources_config())
 
