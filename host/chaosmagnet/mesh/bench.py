@@ -194,7 +194,7 @@ async def _broker_benchmark(
             port=port,
             bind="127.0.0.1",
         )
-        url = f"mqtts://localhost:{port}"
+        url = f"mqtts://127.0.0.1:{port}"  # loopback by address: no name lookup
         log = open(tmp / "mosquitto.log", "wb")  # noqa: SIM115 (closed in finally)
         processes["broker"] = subprocess.Popen(mosquitto_command(setup), stdout=log, stderr=subprocess.STDOUT)
         progress("identities")

@@ -333,7 +333,7 @@ def nodes_benchmark(
         log = open(tmp / "mosquitto.log", "wb")  # noqa: SIM115 (closed with the process)
         broker = subprocess.Popen(mosquitto_command(setup), stdout=log, stderr=subprocess.STDOUT)
         time.sleep(0.5)
-        url = f"mqtts://localhost:{port}"
+        url = f"mqtts://127.0.0.1:{port}"  # loopback by address: no name lookup
         progress(f"{hosts} host processes")
         for label in host_labels:
             spec = {"folder": str(setup.clients_dir / label), "url": url, "seconds": seconds, "warmup": warmup,
@@ -342,7 +342,7 @@ def nodes_benchmark(
         time.sleep(1.0)
         progress(f"{feeders} feeder processes, {nodes} nodes at {rate} B/s each")
         for f in range(feeders):
-            spec = {"host": "localhost", "port": port, "rate": rate, "nodes": node_specs[f::feeders]}
+            spec = {"host": "127.0.0.1", "port": port, "rate": rate, "nodes": node_specs[f::feeders]}
             proc = _child("feeder", spec)
             assert proc.stdout is not None
             if proc.stdout.readline().strip() != "ready":
