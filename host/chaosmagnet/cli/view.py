@@ -88,7 +88,6 @@ def render(snapshot: dict[str, Any], width: int | None = None) -> Group:
     (all columns from 150, a compact table from 110, the key columns below that)."""
     width = width or 200
     wide = width >= _WIDE
-    medium = _MEDIUM <= width < _WIDE
     table = Table(title="sources", title_justify="left", expand=False)
     if width < _MEDIUM:
         table.box = None  # no borders: every column counts at 80
