@@ -85,8 +85,8 @@ def test_run_with_all_three_devices(tmp_path: Path) -> None:
     sources = _by_name(snapshot)
     assert set(sources) == {"audio", "video", "hid"}
     for name in ("audio", "video", "hid"):
-        assert sources[name]["samples"] > 0, sources[name]
-        assert sources[name]["rct_failures"] == 0, sources[name]
+        assert sources[name]["samples"] > 0, f"{name}: {sources[name]}"
+        assert sources[name]["rct_failures"] == 0, f"{name}: {sources[name]}"
         # the clip is read to its end once, and then the source says so
         assert sources[name]["state"] == ("ended" if name == "video" else "ok"), sources[name]
     assert sources["video"]["samples"] == 60 * 2 * 64 * 64 - 64 * 64  # the whole clip, once
