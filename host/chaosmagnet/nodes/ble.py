@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chaosmagnet.errors import ChaosError, escape_device_text
-from chaosmagnet.nodes.transport import BytesCallback, EventCallback, TransportState
+from chaosmagnet.nodes.transport import BytesCallback, EventCallback, RetryLoop, TransportState
 
 SERVICE_UUID = "c4a05e10-7d1b-4b8e-9a6f-3f2d8c0e5a01"  # the same as firmware chaosnode.ble
 STREAM_UUID = "c4a05e10-7d1b-4b8e-9a6f-3f2d8c0e5a02"  # notify: frames, node -> host
@@ -117,7 +117,7 @@ async def scan_nodes(
     return sorted(result, key=lambda a: (-a.rssi, a.address))
 
 
-class BleLink:
+class BleLink(RetryLoop):
     """Feeds the notifications of one BLE node to ``on_bytes`` while connected; reconnects.
 
     ``on_connect`` runs after every connection (the node connection sends hello
@@ -147,8 +147,7 @@ class BleLink:
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
         self._client: Any = None
-        self._closing = False
-        self._wake: asyncio.Event | None = None
+        super().__init__()
         self._lost: asyncio.Event | None = None
         self._outgoing = bytearray()
         self._write_ready: asyncio.Event | None = None
@@ -275,15 +274,8 @@ class BleLink:
             if not self._closing:
                 self.state = TransportState.LOST.value
 
-    async def _sleep(self, seconds: float) -> None:
-        assert self._wake is not None
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
-
     def close(self) -> None:
         """Ask run() to finish: disconnects if connected."""
-        self._closing = True
-        if self._wake is not None:
-            self._wake.set()
+        self._stop_waiting()
         if self._lost is not None:
             self._lost.set()

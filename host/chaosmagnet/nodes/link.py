@@ -21,7 +21,6 @@ the device is compared with the one that was checked.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import Callable
 
@@ -29,7 +28,7 @@ import serial
 import serial_asyncio
 
 from chaosmagnet.nodes.ports import PortCheck, fd_device_id
-from chaosmagnet.nodes.transport import BytesCallback, EventCallback, TransportState
+from chaosmagnet.nodes.transport import BytesCallback, EventCallback, RetryLoop, TransportState
 
 PortChecker = Callable[[], PortCheck]
 
@@ -65,7 +64,7 @@ def open_serial(port: str, baudrate: int = 115200) -> serial.Serial:
     return ser
 
 
-class SerialLink:
+class SerialLink(RetryLoop):
     """Feeds the bytes of one serial port to ``on_bytes`` while the port exists.
 
     ``on_connect`` runs after every (re)open (the node connection sends hello
@@ -93,8 +92,7 @@ class SerialLink:
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
         self._transport: asyncio.Transport | None = None
-        self._closing = False
-        self._wake: asyncio.Event | None = None
+        super().__init__()
         self.state: str = TransportState.IDLE.value
         self.connects = 0
         self.last_error = ""
@@ -170,16 +168,9 @@ class SerialLink:
                 await self._sleep(self.retry_interval)
         self.state = TransportState.CLOSED.value
 
-    async def _sleep(self, seconds: float) -> None:
-        assert self._wake is not None
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
-
     def close(self) -> None:
         """Ask run() to finish: closes the port if open."""
-        self._closing = True
-        if self._wake is not None:
-            self._wake.set()
+        self._stop_waiting()
         transport = self._transport
         if transport is not None:
             transport.close()

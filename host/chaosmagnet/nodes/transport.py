@@ -8,6 +8,8 @@ parser above it, once for every kind of transport.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -67,6 +69,27 @@ class TransportFactory(Protocol):
     ) -> Transport:
         """A transport for address that calls back into the node connection."""
         ...
+
+
+class RetryLoop:
+    """What the reconnecting transports share: a run() loop that waits between tries and
+    wakes at once when close() is asked for (serial and BLE links derive from it)."""
+
+    def __init__(self) -> None:
+        self._closing = False
+        self._wake: asyncio.Event | None = None  # made inside run(), on the running loop
+
+    async def _sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, or less if close() is called meanwhile."""
+        assert self._wake is not None
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    def _stop_waiting(self) -> None:
+        """Mark the loop closing and wake any wait in progress."""
+        self._closing = True
+        if self._wake is not None:
+            self._wake.set()
 
 
 def open_link(
