@@ -54,7 +54,7 @@ def is_wildcard(host: str) -> bool:
 
 @dataclass(frozen=True)
 class ListenAddress:
-    """Where the dashboard listens: a host (name or address) and a port (0: any free one)."""
+    """Where a page (dashboard, fleet page) listens: a host (name or address) and a port (0: any free one)."""
 
     host: str
     port: int
@@ -67,6 +67,11 @@ class ListenAddress:
     def url_host(self) -> str:
         """The host as it appears in a URL (IPv6 in brackets)."""
         return f"[{self.host}]" if ":" in self.host else self.host
+
+    def page_url(self, bound_port: int) -> str:
+        """The page's base URL once listening on ``bound_port`` (a wildcard host shown as 127.0.0.1)."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.url_host()
+        return f"http://{host}:{bound_port}/"
 
 
 def parse_listen(text: str) -> ListenAddress:

@@ -94,8 +94,7 @@ class FleetServer:
     @property
     def url(self) -> str:
         """The base URL (with the port actually bound)."""
-        host = "127.0.0.1" if self.address.host in ("0.0.0.0", "::") else self.address.url_host()
-        return f"http://{host}:{self.port}/"
+        return self.address.page_url(self.port)
 
     @property
     def control_url(self) -> str:
