@@ -286,7 +286,10 @@ def test_fleet_page_in_chromium(fleet: Fleet, tmp_path: Path) -> None:
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
             await page.goto(f"{fleet.web}/?token={fleet.token}")
-            await page.wait_for_function("document.body.dataset.ready === '1'", timeout=30_000)
+            # Waits are selectors or functions, never bare expressions: Playwright evals a bare
+            # expression again on every poll, which the page's CSP (no 'unsafe-eval') refuses
+            # whenever the first look is not yet true (a slow machine).
+            await page.wait_for_selector('body[data-ready="1"]', timeout=30_000)
             await page.wait_for_selector('#hosts-table tr[data-host="alice"][data-state="online"]', timeout=30_000)
             await page.wait_for_selector('#hosts-table tr[data-host="bob"]', timeout=30_000)
             bob_state = await page.text_content('#hosts-table tr[data-host="bob"] .pill')
@@ -297,7 +300,7 @@ def test_fleet_page_in_chromium(fleet: Fleet, tmp_path: Path) -> None:
                 'section.host-card[data-host="alice"] tr[data-source="cpu-jitter"] .timeline span'
             )
             await page.wait_for_function(
-                "document.querySelectorAll('section.host-card[data-host=\"alice\"] canvas')[0].width > 0"
+                "() => document.querySelectorAll('section.host-card[data-host=\"alice\"] canvas')[0].width > 0"
             )
             await asyncio.sleep(2.5)  # a second poll so the charts hold a line
             assert await painted_pixels(page, 'section.host-card[data-host="alice"] canvas') > 100
