@@ -76,7 +76,9 @@ def test_run_with_all_three_devices(tmp_path: Path) -> None:
         try:
             snapshot, _ = _run_json(
                 ["--source", "audio", "--source", "video", "--source", "hid",
-                 "--camera", str(clip), "--seconds", "4"],
+                 # 8 s, not 4: on a loaded machine the HID listeners alone may take
+                 # seconds to connect to the X server before the first event counts
+                 "--camera", str(clip), "--seconds", "8"],
                 env,
             )
         finally:
