@@ -103,6 +103,30 @@ def test_origin_and_token_rules() -> None:
         RequestGuard("short", ListenAddress("127.0.0.1", 1))
 
 
+def test_one_refusal_rule_for_every_page() -> None:
+    """The dashboard and the fleet page apply the same rules, in this order."""
+    token = new_token()
+    guard = RequestGuard(token, ListenAddress("127.0.0.1", 8765), printed_by="the collector")
+    ok = {"Host": "127.0.0.1:8765"}
+    signed = {**ok, TOKEN_HEADER: token}
+    json_type = "application/json"
+    assert guard.refusal("GET", "/", ok, "") is None
+    assert guard.refusal("GET", "/api/fleet", ok, "") is None
+    assert guard.refusal("POST", "/api/x", signed, json_type) is None
+    assert guard.refusal("GET", "/", {"Host": "evil.example:8765"}, "") == (403, "unexpected Host header")
+    assert guard.refusal("DELETE", "/api/x", signed, json_type) == (405, "method not allowed")
+    # cross-origin reads of the API are refused, the page itself may be linked to
+    assert guard.refusal("GET", "/", {**ok, "Sec-Fetch-Site": "cross-site"}, "") is None
+    assert guard.refusal("GET", "/metrics", {**ok, "Sec-Fetch-Site": "cross-site"}, "") == (
+        403, "cross-origin request"
+    )
+    status, reason = guard.refusal("POST", "/api/x", ok, json_type) or (0, "")
+    assert status == 403 and reason.endswith("open the link that the collector printed)")
+    assert guard.refusal("POST", "/api/x", signed, "text/plain") == (
+        415, "send JSON (Content-Type: application/json)"
+    )
+
+
 def test_typed_passphrases_only_over_loopback() -> None:
     for peer in ("127.0.0.1", "127.9.9.9", "::1", "localhost"):
         assert may_send_passphrase(peer), peer

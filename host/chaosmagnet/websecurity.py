@@ -1,7 +1,8 @@
 """Who may talk to our web pages (the dashboard, the fleet page): listen address, control token, Host and Origin checks.
 
 Sans-IO: these functions look at a method, a path and a header mapping and
-say whether a request is refused and why; the aiohttp server applies them.
+say whether a request is refused and why; `guard_middleware` is the one aiohttp
+middleware (the dashboard's and the fleet page's) that applies them.
 
 * Listening is on loopback unless ``--allow-remote`` is given.
 * Reads need no token (nothing secret is ever served); every state-changing
@@ -18,8 +19,9 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from chaosmagnet.errors import UsageError
 
@@ -124,12 +126,13 @@ def may_send_passphrase(peer: str | None) -> bool:
 class RequestGuard:
     """Decides, per request, whether it is refused (see the module docstring)."""
 
-    def __init__(self, token: str, address: ListenAddress) -> None:
+    def __init__(self, token: str, address: ListenAddress, printed_by: str = "chaos-host run") -> None:
         if len(token) < 16:
             raise UsageError("the control token is too short")
         self._token = token.encode()
         self.address = address
         self.port = address.port
+        self.printed_by = printed_by  # who printed the link with the token (for the refusal)
 
     def set_port(self, port: int) -> None:
         """Record the port actually bound (when 0 was asked for)."""
@@ -170,6 +173,26 @@ class RequestGuard:
         given = headers.get(TOKEN_HEADER, "")
         return hmac.compare_digest(given.encode(), self._token)
 
+    def refusal(
+        self, method: str, path: str, headers: Mapping[str, str], content_type: str
+    ) -> tuple[int, str] | None:
+        """(HTTP status, reason) when a request is refused before its handler; None to serve it."""
+        refused = self.host_refusal(headers)
+        if refused is not None:
+            return 403, refused
+        if method not in ("GET", "HEAD", "POST"):
+            return 405, "method not allowed"
+        if path.startswith("/api/") or path == "/metrics":
+            refused = self.origin_refusal(headers)
+            if refused is not None:
+                return 403, refused
+        if method == "POST":
+            if not self.token_valid(headers):
+                return 403, f"missing or wrong control token (open the link that {self.printed_by} printed)"
+            if content_type != "application/json":
+                return 415, "send JSON (Content-Type: application/json)"
+        return None
+
 
 SECURITY_HEADERS = {
     # everything from this server only; no inline script or style
@@ -183,3 +206,31 @@ SECURITY_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+
+
+def guard_middleware(guard_key: Any, error: Callable[[int, str], Any]) -> Any:
+    """The aiohttp middleware that applies ``app[guard_key]`` (a RequestGuard) to every request.
+
+    Refusals and handlers' HTTP exceptions become ``error(status, reason)``
+    (the server's JSON error); every response gets the security headers.
+    """
+    from aiohttp import web  # only the servers need aiohttp
+
+    @web.middleware
+    async def guarded(request: Any, handler: Callable[[Any], Awaitable[Any]]) -> Any:
+        refused = request.app[guard_key].refusal(
+            request.method, request.path, request.headers, request.content_type
+        )
+        if refused is not None:
+            response = error(*refused)
+        else:
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:
+                response = error(exc.status, exc.reason)
+        if not response.prepared:
+            for key, value in SECURITY_HEADERS.items():
+                response.headers.setdefault(key, value)
+        return response
+
+    return guarded

@@ -41,6 +41,7 @@ from chaosmagnet.websecurity import (
     SECURITY_HEADERS,
     ListenAddress,
     RequestGuard,
+    guard_middleware,
     may_send_passphrase,
 )
 
@@ -77,36 +78,6 @@ def _finite(data: Any) -> Any:
 
 def _error(status: int, message: str) -> web.Response:
     return _json({"error": message}, status=status)
-
-
-@web.middleware
-async def _guard_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    guard: RequestGuard = request.app[_GUARD]
-    refusal = guard.host_refusal(request.headers)
-    if refusal is not None:
-        response: web.StreamResponse = _error(403, refusal)
-    elif request.method not in ("GET", "HEAD", "POST"):
-        response = _error(405, "method not allowed")
-    else:
-        api = request.path.startswith("/api/") or request.path == "/metrics"
-        refusal = guard.origin_refusal(request.headers) if api else None
-        if refusal is not None:
-            response = _error(403, refusal)
-        elif request.method == "POST" and not guard.token_valid(request.headers):
-            response = _error(
-                403, "missing or wrong control token (open the link that chaos-host run printed)"
-            )
-        elif request.method == "POST" and request.content_type != "application/json":
-            response = _error(415, "send JSON (Content-Type: application/json)")
-        else:
-            try:
-                response = await handler(request)
-            except web.HTTPException as exc:
-                response = _error(exc.status, exc.reason)
-    if not response.prepared:
-        for key, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(key, value)
-    return response
 
 
 class DashboardServer:
@@ -157,7 +128,7 @@ class DashboardServer:
     # -- life cycle ---------------------------------------------------------
     def make_app(self) -> web.Application:
         """The aiohttp application with every route."""
-        app = web.Application(middlewares=[_guard_middleware], client_max_size=MAX_BODY)
+        app = web.Application(middlewares=[guard_middleware(_GUARD, _error)], client_max_size=MAX_BODY)
         app[_GUARD] = self.guard
         app.router.add_get("/", self._index)
         app.router.add_get("/static/{name}", self._static_file)

@@ -28,7 +28,7 @@ from aiohttp import web
 from chaosmagnet.errors import DashboardError
 from chaosmagnet.mesh.collector.service import Collector
 from chaosmagnet.mesh.topics import valid_name
-from chaosmagnet.websecurity import SECURITY_HEADERS, ListenAddress, RequestGuard, new_token
+from chaosmagnet.websecurity import ListenAddress, RequestGuard, guard_middleware, new_token
 
 OWN_STATIC = {"fleet.html": "text/html", "fleet.js": "text/javascript", "fleet.css": "text/css"}
 DASHBOARD_STATIC = {"style.css": "text/css", "chart.js": "text/javascript"}
@@ -50,28 +50,8 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(_finite(data), status=status, dumps=lambda d: json.dumps(d, allow_nan=False, default=str))
 
 
-@web.middleware
-async def _guard_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    guard: RequestGuard = request.app[_GUARD]
-    refusal = guard.host_refusal(request.headers)
-    api = request.path.startswith("/api/") or request.path == "/metrics"
-    if refusal is None and api:
-        refusal = guard.origin_refusal(request.headers)
-    if refusal is not None:
-        response: web.StreamResponse = _json({"error": refusal}, 403)
-    elif request.method not in ("GET", "HEAD", "POST"):
-        response = _json({"error": "method not allowed"}, 405)
-    elif request.method == "POST" and not guard.token_valid(request.headers):
-        response = _json({"error": "missing or wrong control token (open the link the collector printed)"}, 403)
-    else:
-        try:
-            response = await handler(request)
-        except web.HTTPException as exc:
-            response = _json({"error": exc.reason}, exc.status)
-    if not response.prepared:
-        for key, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(key, value)
-    return response
+def _error(status: int, message: str) -> web.Response:
+    return _json({"error": message}, status)
 
 
 class FleetServer:
@@ -81,7 +61,7 @@ class FleetServer:
         self.collector = collector
         self.address = address
         self.token = token or new_token()
-        self.guard = RequestGuard(self.token, address)
+        self.guard = RequestGuard(self.token, address, printed_by="the collector")
         self.port = address.port
         self._runner: web.AppRunner | None = None
         self._static = {name: (resources.files(__package__) / "static" / name).read_bytes() for name in OWN_STATIC}
@@ -103,7 +83,7 @@ class FleetServer:
 
     def make_app(self) -> web.Application:
         """The aiohttp application with every route."""
-        app = web.Application(middlewares=[_guard_middleware], client_max_size=4096)
+        app = web.Application(middlewares=[guard_middleware(_GUARD, _error)], client_max_size=4096)
         app[_GUARD] = self.guard
         app.router.add_get("/", self._index)
         app.router.add_get("/static/{name}", self._static_file)
