@@ -8,6 +8,8 @@ BLE node through BlueZ.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 
@@ -64,3 +66,11 @@ def _private_control_socket(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHAOS_CONTROL_SOCKET", f"{folder}/control.sock")
     yield
     shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private CHAOS_HOME, with no CHAOS_NODES from the caller's environment."""
+    monkeypatch.setenv("CHAOS_HOME", str(tmp_path))
+    monkeypatch.delenv("CHAOS_NODES", raising=False)
+    return tmp_path

@@ -9,7 +9,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -110,3 +112,16 @@ def _registered(label: str) -> bool:
     from chaosmagnet.nodes.registry import NodeRegistry
 
     return NodeRegistry().find(label) is not None
+
+
+def simulator_fixture(label: str) -> Any:
+    """A pytest fixture ``sim``: `nodes simulate` for ``label`` in the test's home, stopped after."""
+
+    @pytest.fixture
+    def sim(home: Path) -> Iterator[SimProcess]:
+        process = SimProcess(home, label, None)
+        yield process
+        if process.proc.poll() is None:
+            process.stop()
+
+    return sim

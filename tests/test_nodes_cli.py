@@ -20,11 +20,7 @@ from typer.testing import CliRunner
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("CHAOS_HOME", str(tmp_path))
-    monkeypatch.delenv("CHAOS_NODES", raising=False)
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("home")  # every test in a private CHAOS_HOME
 
 
 def _record(label: str = "n1", link: str = "/dev/ttyACM0") -> NodeRecord:

@@ -28,13 +28,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("CHAOS_HOME", str(tmp_path))
-    monkeypatch.delenv("CHAOS_NODES", raising=False)
-    return tmp_path
-
-
-@pytest.fixture
 def simulate(home: Path) -> Iterator:
     started: list[SimProcess] = []
 

@@ -25,13 +25,6 @@ from nodes_helpers import SimProcess
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("CHAOS_HOME", str(tmp_path))
-    monkeypatch.delenv("CHAOS_NODES", raising=False)
-    return tmp_path
-
-
 async def _until(engine: Engine, predicate, timeout: float = 20.0) -> dict:
     deadline = time.monotonic() + timeout
     while True:

@@ -24,11 +24,7 @@ runner = CliRunner()
 KEY = bytes(range(100, 132))
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("CHAOS_HOME", str(tmp_path))
-    monkeypatch.delenv("CHAOS_NODES", raising=False)
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("home")  # every test in a private CHAOS_HOME
 
 
 PORTS = [

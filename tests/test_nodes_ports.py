@@ -38,11 +38,7 @@ from chaosmagnet.nodes.sources import NodeConnection, build_node_sources
 KEY = bytes(range(100, 132))
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("CHAOS_HOME", str(tmp_path))
-    monkeypatch.delenv("CHAOS_NODES", raising=False)
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("home")  # every test in a private CHAOS_HOME
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import select
 import threading
 import time
 import tty
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,26 +31,14 @@ from chaosmagnet.nodes.ports import process_start
 from chaosmagnet.nodes.registry import NodeRecord, NodeRegistry
 from chaosmagnet.nodes.simulator import PtyEndpoint
 from chaosmagnet.nodes.sources import NodeConnection, NodeSource, build_node_sources
-from nodes_helpers import SimProcess
+from nodes_helpers import SimProcess, simulator_fixture
 
 pytestmark = pytest.mark.slow
 
 REPLAY_REASONS = {"stale_handshake", "other_session", "no_session"}
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("CHAOS_HOME", str(tmp_path))
-    monkeypatch.delenv("CHAOS_NODES", raising=False)
-    return tmp_path
-
-
-@pytest.fixture
-def sim(home: Path) -> Iterator[SimProcess]:
-    process = SimProcess(home, "victim", None)
-    yield process
-    if process.proc.poll() is None:
-        process.stop()
+sim = simulator_fixture("victim")
 
 
 def _held_here(record: NodeRecord, link: Path) -> NodeRecord:

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,7 @@ from chaosmagnet.nodes.protocol import HEADER, FrameType, SourceId
 from chaosmagnet.nodes.registry import NodeRecord, NodeRegistry
 from chaosmagnet.nodes.simulator import Simulator, node_config
 from chaosmagnet.nodes.sources import NodeConnection
-from nodes_helpers import SimProcess
+from nodes_helpers import SimProcess, simulator_fixture
 
 pytestmark = pytest.mark.slow
 
@@ -42,19 +41,7 @@ RESTARTS = 100
 SAMPLES = 300  # two ADC frames of 256 samples, the second cut: the row is the boot's first 300
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("CHAOS_HOME", str(tmp_path))
-    monkeypatch.delenv("CHAOS_NODES", raising=False)
-    return tmp_path
-
-
-@pytest.fixture
-def sim(home: Path) -> Iterator[SimProcess]:
-    process = SimProcess(home, "sim", None)
-    yield process
-    if process.proc.poll() is None:
-        process.stop()
+sim = simulator_fixture("sim")
 
 
 def _records(log: Path) -> list[dict]:
