@@ -56,10 +56,17 @@ def test_link_states_follow_the_node(home: Path) -> None:
             connection.stale_seconds = 1.5
             engine = Engine(sources, Config(assessment_enabled=False, min_samples=512))
             assert _link(engine.snapshot())["link_state"] == "waiting"  # not started
+            changes: list[tuple[str, str]] = []
+            engine.add_listener(
+                lambda event, f: changes.append((f["previous"], f["state"]))
+                if event == "source_state" and f["source"] == "node:ls:adc" else None
+            )
             await engine.start()
             try:
                 linked = await _until(engine, lambda s: _link(s)["link_state"] == "linked")
                 assert _adc(linked)["state"] == "ok"
+                # a node source starts out waiting for its link, never "ok" before it is linked
+                assert changes[:2] == [("starting", "waiting"), ("waiting", "ok")], changes
                 await _until(engine, lambda s: _adc(s)["credited_bits"] > 0)
                 text = _render(linked)
                 assert "linked" in text and "nodes" in text
@@ -126,7 +133,7 @@ def test_only_a_verified_handshake_links_and_refresh_leaves_handshake_alone() ->
         record, link_factory=_ToggleLink, boot_store=None, clock=lambda: now[0]
     )
     link = connection.link
-    assert connection.refresh_link_state() == "waiting" and connection.link_reason == "not started"
+    assert connection.refresh_link_state() == "waiting" and connection.link_reason == "opening the link"
 
     link.is_open, link.state, link.connects = True, "linked", 1
     connection._on_connect()

@@ -203,9 +203,12 @@ class Engine:
         except OSError as exc:
             self._set_status(runtime, UNAVAILABLE, f"{type(exc).__name__}: {exc}")
             return
-        self._set_status(runtime, runtime.policy.state.value)
         runtime.task = asyncio.create_task(self._pump(runtime), name=f"source:{runtime.name}")
-        self._sync_waiting(runtime)
+        waiting = runtime.source.waiting_reason()
+        if waiting is not None and runtime.policy.state is SourceState.OK:
+            self._set_status(runtime, WAITING, waiting)  # not "ok" first: it is not linked yet
+        else:
+            self._set_status(runtime, runtime.policy.state.value)
 
     def _sync_waiting(self, runtime: SourceRuntime) -> None:
         """A healthy running source whose link is down is ``waiting``; back to ok once it is up."""

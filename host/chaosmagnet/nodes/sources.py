@@ -122,7 +122,7 @@ class NodeConnection:
             check_port=self.port_guard.check,
         )
         self.link_state = "waiting"  # LINK_STATES
-        self.link_reason = "not started"
+        self.link_reason = "opening the link"
         self.stale_seconds = STALE_SECONDS
         self._clock = clock
         self._ever_linked = False
@@ -214,7 +214,7 @@ class NodeConnection:
         elif self._ever_linked:
             self.link_state, self.link_reason = "lost", refusal or "port closed"
         elif self.link.state == "idle":
-            self.link_state, self.link_reason = "waiting", "not started"
+            self.link_state, self.link_reason = "waiting", "opening the link"
         else:
             state = getattr(self.link, "state", "")  # a BLE link says how far it got
             self.link_state = state if state in _BEFORE_FIRST_LINK else "waiting"
