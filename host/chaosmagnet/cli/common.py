@@ -16,6 +16,8 @@ from chaosmagnet.securefile import atomic_file
 from chaosmagnet.sources.selection import build_sources, load, selected_source_names, source_options
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from rich.console import Console
 
 __all__ = [
@@ -58,6 +60,16 @@ def output_console() -> Console:
     if sys.stdout is not None and sys.stdout.isatty():
         return Console()
     return Console(width=1000, no_color=True)
+
+
+def waiting_printer(console: Console) -> Callable[[str], None]:
+    """Prints why a command still waits for entropy: one plain line (no markup, so a
+    "[mint]" in the reason stays; no hard wrap, so a pipe gets one line per reason)."""
+
+    def say(reason: str) -> None:
+        console.print(f"waiting: {reason}", highlight=False, markup=False, soft_wrap=True)
+
+    return say
 
 
 def credit_rate_column() -> object:

@@ -384,6 +384,7 @@ async def _random(
     import asyncio
 
     from chaosmagnet.assessment.conditioning import pool_output_entropy
+    from chaosmagnet.cli.common import waiting_printer
     from chaosmagnet.output import FULL_ENTROPY_SEED_BITS, SEED_BITS, OutputGenerator
     from chaosmagnet.quorum import quorum_from_config
 
@@ -398,7 +399,7 @@ async def _random(
                 timeout,
                 lambda have, need: progress.update(task, completed=have),
                 quorum=quorum,
-                on_waiting=lambda reason: console.print(f"waiting: {reason}", highlight=False),
+                on_waiting=waiting_printer(console),
             )
 
         def quorum_met() -> bool:

@@ -289,10 +289,11 @@ async def _mint(
     config: Path | None,
     console: Console,
 ) -> list[MintedBundle]:
+    from chaosmagnet.cli.common import waiting_printer
     from chaosmagnet.minting.host import host_seed_source
 
     async with host_seed_source(config) as source:
-        source.on_waiting = lambda reason: console.print(f"waiting: {reason}", highlight=False)
+        source.on_waiting = waiting_printer(console)
         if source.via == "control-socket":
             console.print("drawing from the running `chaos-host run` pool")
         with _CreditBar(console) as bar:
@@ -470,10 +471,11 @@ def identity_init(
     _prepare_writes(folder, None, console)
 
     async def create() -> HostIdentity:
+        from chaosmagnet.cli.common import waiting_printer
         from chaosmagnet.minting.host import host_seed_source
 
         async with host_seed_source(config) as source:
-            source.on_waiting = lambda reason: console.print(f"waiting: {reason}", highlight=False)
+            source.on_waiting = waiting_printer(console)
             with _CreditBar(console) as bar:
                 return await _ensure_identity(
                     folder, source, passphrase, timeout, credit_factor, bar, console
