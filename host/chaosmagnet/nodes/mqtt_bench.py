@@ -183,11 +183,13 @@ class _Latency:
 
     def __init__(self) -> None:
         self.samples: list[float] = []
+        self.arrivals: list[float] = []  # node stamp -> the host's parser verified the frame
         self.record = False
 
     def wrap(self, source: Any) -> None:
         connection = source.connection
         stamps: deque[int] = deque()
+        latency = self
         if not hasattr(connection, "_bench_stamps"):
             connection._bench_stamps = {}
             on_frame = connection._on_frame
@@ -196,12 +198,14 @@ class _Latency:
                 queue = connection._bench_stamps.get(frame.source)
                 if queue is not None and frame.type.name == "DATA":
                     queue.append(frame.timestamp_ms)
+                    if latency.record:
+                        now = int(time.monotonic() * 1000) & 0xFFFFFFFF
+                        latency.arrivals.append(((now - frame.timestamp_ms) & 0xFFFFFFFF) / 1000)
                 on_frame(frame)
 
             connection._on_frame = tapped
         connection._bench_stamps[source.source_id] = stamps
         batches = source.batches
-        latency = self
 
         async def timed() -> AsyncIterator[Any]:
             async for batch in batches():
@@ -258,12 +262,14 @@ async def _host(spec: dict[str, Any]) -> dict[str, Any]:
         frames = sum(c.parser.frames_accepted for c in connections) - frames0
         cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
         lat = sorted(latency.samples)
+        arr = sorted(latency.arrivals)
         return {
             "nodes": len(connections),
             "verified": sum(c.verified for c in connections),
             "frames_per_s": round(frames / (t1 - t0), 1),
             "cpu_percent_of_one_core": round(100 * cpu / (t1 - t0), 1),
             "latency_ms": [round(1000 * x, 2) for x in lat[:: max(1, len(lat) // 2000)]],
+            "arrival_ms": [round(1000 * x, 2) for x in arr[:: max(1, len(arr) // 2000)]],
             "drops": sum(sum(c.parser.drops.values()) for c in connections),
             "lost_frames": sum(c.parser.lost_frames for c in connections),
             "queue_overflows": sum(c.queue_overflows for c in connections),
@@ -373,6 +379,7 @@ def nodes_benchmark(
                     feeder_disconnects += json.loads(line).get("disconnects", 0)
                     feeder_published += json.loads(line).get("published_messages", 0)
         latencies = [x for h in hosts_out for x in h["latency_ms"]]
+        arrivals = [x for h in hosts_out for x in h["arrival_ms"]]
         return {
             "nodes": nodes,
             "hosts": hosts,
@@ -385,6 +392,8 @@ def nodes_benchmark(
             "latency_p50_ms": round(_percentile(latencies, 0.5), 1),
             "latency_p90_ms": round(_percentile(latencies, 0.9), 1),
             "latency_p99_ms": round(_percentile(latencies, 0.99), 1),
+            "arrival_p50_ms": round(_percentile(arrivals, 0.5), 1),
+            "arrival_p99_ms": round(_percentile(arrivals, 0.99), 1),
             "host_cpu_percent_of_one_core": [h["cpu_percent_of_one_core"] for h in hosts_out],
             "broker_cpu_percent_of_one_core": round(100 * cpu_b / elapsed, 1),
             "feeders_cpu_percent_of_one_core": round(100 * cpu_f / elapsed, 1),
