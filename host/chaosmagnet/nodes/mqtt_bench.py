@@ -188,7 +188,7 @@ class _Latency:
 
     def wrap(self, source: Any) -> None:
         connection = source.connection
-        stamps: deque[int] = deque()
+        stamps: deque[tuple[int, int]] = deque()  # (node timestamp, samples) per DATA frame
         latency = self
         if not hasattr(connection, "_bench_stamps"):
             connection._bench_stamps = {}
@@ -197,7 +197,7 @@ class _Latency:
             def tapped(frame: Any) -> None:
                 queue = connection._bench_stamps.get(frame.source)
                 if queue is not None and frame.type.name == "DATA":
-                    queue.append(frame.timestamp_ms)
+                    queue.append((frame.timestamp_ms, len(frame.payload) // frame.sample_width))
                     if latency.record:
                         now = int(time.monotonic() * 1000) & 0xFFFFFFFF
                         latency.arrivals.append(((now - frame.timestamp_ms) & 0xFFFFFFFF) / 1000)
@@ -209,11 +209,16 @@ class _Latency:
 
         async def timed() -> AsyncIterator[Any]:
             async for batch in batches():
-                stamp = stamps.popleft() if stamps else None
+                frames = []  # the frames this batch holds (queued frames come merged)
+                samples = 0
+                while stamps and samples < len(batch):
+                    stamp, n = stamps.popleft()
+                    frames.append(stamp)
+                    samples += n
                 yield batch  # the engine health-tests, estimates, credits and pools it, then resumes us
-                if stamp is not None and latency.record:
+                if latency.record:
                     now = int(time.monotonic() * 1000) & 0xFFFFFFFF
-                    latency.samples.append(((now - stamp) & 0xFFFFFFFF) / 1000)
+                    latency.samples.extend(((now - stamp) & 0xFFFFFFFF) / 1000 for stamp in frames)
 
         source.batches = timed
 

@@ -45,6 +45,7 @@ from chaosmagnet.nodes.transport import Transport, open_link
 from chaosmagnet.sources.base import Source, SourceInfo
 
 QUEUE_BATCHES = 512  # frames buffered per source before the oldest is dropped
+MERGE_SAMPLES = 64 * 1024  # queued frames handed to the engine as one batch, up to this many samples
 _SOURCE_IDS = {"adc": SourceId.ADC, "rng": SourceId.RNG, "jitter": SourceId.JITTER}
 _DEFAULT_H = {"adc": 1.0, "rng": 7.0, "jitter": 0.2}
 LINK_STATES = ("waiting", "handshake", "linked", "lost")
@@ -389,11 +390,27 @@ class NodeSource(Source):
         await self.connection.release(self)
 
     async def batches(self) -> AsyncIterator[np.ndarray]:
+        """Each frame's samples as they come; frames that queued up meanwhile as one batch
+        (in order, at most MERGE_SAMPLES): a host that fell behind catches up with fewer calls."""
+        queue = self._queue
         while self._running:
-            batch = await self._queue.get()
+            batch = await queue.get()
             if batch is None:
                 break
+            ended = False
+            if not queue.empty():
+                parts, size = [batch], batch.size
+                while not queue.empty() and size < MERGE_SAMPLES:
+                    more = queue.get_nowait()
+                    if more is None:
+                        ended = True
+                        break
+                    parts.append(more)
+                    size += more.size
+                batch = np.concatenate(parts)
             yield batch
+            if ended:
+                break
 
     def details(self) -> dict[str, object]:
         conn = self.connection
