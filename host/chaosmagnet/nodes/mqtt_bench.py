@@ -257,6 +257,7 @@ async def _host(spec: dict[str, Any]) -> dict[str, Any]:
             await asyncio.sleep(0.2)
         await asyncio.sleep(spec["warmup"])
         frames0 = sum(c.parser.frames_accepted for c in connections)
+        sched0 = _schedstat()
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.monotonic()
         latency.record = True
@@ -264,6 +265,7 @@ async def _host(spec: dict[str, Any]) -> dict[str, Any]:
         latency.record = False
         t1 = time.monotonic()
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        sched1 = _schedstat()
         frames = sum(c.parser.frames_accepted for c in connections) - frames0
         cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
         lat = sorted(latency.samples)
@@ -273,6 +275,8 @@ async def _host(spec: dict[str, Any]) -> dict[str, Any]:
             "verified": sum(c.verified for c in connections),
             "frames_per_s": round(frames / (t1 - t0), 1),
             "cpu_percent_of_one_core": round(100 * cpu / (t1 - t0), 1),
+            # time the host was ready to run but waited for a CPU (the machine is shared)
+            "runqueue_wait_percent": round(100 * (sched1 - sched0) / (t1 - t0), 1) if sched0 >= 0 else None,
             "latency_ms": [round(1000 * x, 2) for x in lat[:: max(1, len(lat) // 2000)]],
             "arrival_ms": [round(1000 * x, 2) for x in arr[:: max(1, len(arr) // 2000)]],
             "drops": sum(sum(c.parser.drops.values()) for c in connections),
@@ -283,6 +287,14 @@ async def _host(spec: dict[str, Any]) -> dict[str, Any]:
         }
     finally:
         await engine.stop()
+
+
+def _schedstat() -> float:
+    """Seconds this process's main thread has waited on a run queue (Linux), or -1."""
+    try:
+        return int(Path("/proc/self/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return -1.0
 
 
 def run_host(spec: dict[str, Any]) -> None:
@@ -400,6 +412,9 @@ def nodes_benchmark(
             "arrival_p50_ms": round(_percentile(arrivals, 0.5), 1),
             "arrival_p99_ms": round(_percentile(arrivals, 0.99), 1),
             "host_cpu_percent_of_one_core": [h["cpu_percent_of_one_core"] for h in hosts_out],
+            "host_runqueue_wait_percent": [h["runqueue_wait_percent"] for h in hosts_out],
+            "target_latency_p99_ms": 100.0,
+            "target_host_cpu_percent": 50.0,
             "broker_cpu_percent_of_one_core": round(100 * cpu_b / elapsed, 1),
             "feeders_cpu_percent_of_one_core": round(100 * cpu_f / elapsed, 1),
             "drops": sum(h["drops"] for h in hosts_out),
