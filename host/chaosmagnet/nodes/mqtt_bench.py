@@ -68,6 +68,7 @@ def run_feeder(spec: dict[str, Any]) -> None:
     }
     nodes: list[dict[str, Any]] = []
     stop = False
+    refresh = {"sockets": True}
     for i, n in enumerate(spec["nodes"]):
         creds = load_client(Path(n["folder"]))
         client = paho.Client(
@@ -108,6 +109,7 @@ def run_feeder(spec: dict[str, Any]) -> None:
         def on_disconnect(_c: Any, node: dict[str, Any], _f: Any, reason: Any, _p: Any) -> None:
             node["session"] = None
             node["disconnects"] += 0 if stop else 1
+            refresh["sockets"] = True
             node["retry"] = time.monotonic() + 1.0
             if not stop and sum(n["disconnects"] for n in nodes) <= 3:
                 print(f"feeder: {node['label']} disconnected ({reason})", file=sys.stderr, flush=True)
@@ -128,6 +130,9 @@ def run_feeder(spec: dict[str, Any]) -> None:
     signal.signal(signal.SIGTERM, on_term)
     print("ready", flush=True)
     published = 0
+    misc_at = 0.0
+    by_sock: dict[Any, dict[str, Any]] = {}
+    socks: list[Any] = []
     while not stop:
         now = time.monotonic()
         soonest = now + TICK
@@ -150,24 +155,30 @@ def run_feeder(spec: dict[str, Any]) -> None:
                 if n["next"] < now:
                     n["next"] = now + TICK
             soonest = min(soonest, n["next"])
-        by_sock = {}
-        for n in nodes:
-            sock = n["client"].socket()
-            if sock is not None and sock.fileno() >= 0:
-                by_sock[sock] = n
-            elif now >= n["retry"]:
-                n["retry"] = now + 2.0
-                with contextlib.suppress(OSError):
-                    n["client"].reconnect()
-        socks = list(by_sock)
+        if now >= misc_at or refresh["sockets"]:  # keepalives and reconnects: once a second is plenty
+            refresh["sockets"] = False
+            misc_at = now + 1.0
+            by_sock = {}
+            for n in nodes:
+                n["client"].loop_misc()
+                sock = n["client"].socket()
+                if sock is not None and sock.fileno() >= 0:
+                    by_sock[sock] = n
+                elif now >= n["retry"]:
+                    n["retry"] = now + 2.0
+                    with contextlib.suppress(OSError):
+                        n["client"].reconnect()
+            socks = list(by_sock)
         writers = [s for s in socks if by_sock[s]["client"].want_write()]
-        readable, writable, _ = select.select(socks, writers, [], max(0.0, min(0.02, soonest - time.monotonic())))
+        try:
+            readable, writable, _ = select.select(socks, writers, [], max(0.0, min(0.02, soonest - time.monotonic())))
+        except (OSError, ValueError):  # a connection closed since the last refresh
+            misc_at = 0.0
+            continue
         for s in readable:
             by_sock[s]["client"].loop_read()
         for s in writable:
             by_sock[s]["client"].loop_write()
-        for n in nodes:
-            n["client"].loop_misc()
     for n in nodes:
         n["client"].publish(node_topic(MESH, n["label"], "state"), b"offline", 0, True)
         n["client"].loop_write()
