@@ -288,6 +288,14 @@ def _cpu(process: psutil.Process) -> float:
         return float("nan")
 
 
+def _cpu_tree(process: psutil.Process) -> float:
+    """CPU seconds of a process and its children (the collector's verify workers)."""
+    try:
+        return _cpu(process) + sum(_cpu(child) for child in process.children(recursive=True))
+    except psutil.Error:
+        return float("nan")
+
+
 def _percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -406,7 +414,7 @@ async def _broker_benchmark(
             await asyncio.sleep(0.1)
         procs = {name: psutil.Process(p.pid) for name, p in processes.items()}
         me = psutil.Process()
-        cpu0 = {name: _cpu(p) for name, p in procs.items()}
+        cpu0 = {name: _cpu_tree(p) for name, p in procs.items()}
         me0 = _cpu(me)
         reader = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         rows0 = reader.execute("SELECT count(*) FROM status").fetchone()[0]
@@ -416,7 +424,7 @@ async def _broker_benchmark(
         await asyncio.sleep(seconds)
         t1 = time.time()
         sent1 = sent["count"]
-        cpu1 = {name: _cpu(p) for name, p in procs.items()}
+        cpu1 = {name: _cpu_tree(p) for name, p in procs.items()}
         me1 = _cpu(me)
         await asyncio.sleep(1.0)  # the collector flushes every 0.2 s
         rows1 = reader.execute("SELECT count(*) FROM status WHERE received <= ?", (t1,)).fetchone()[0]
