@@ -82,11 +82,7 @@ class EntropyPool:
         self._sponge = Sponge()
         self._sponge.absorb(_framed(b"chaosmagnet.pool/1"))
         self._sequence = 0
-        # credited bits of source k = _ledger[k] * _scale: capping at the capacity scales
-        # every share, and scaling one factor keeps a credit O(1) with hundreds of sources
         self._ledger: dict[str, float] = {}
-        self._scale = 1.0
-        self._ledger_total = 0.0  # sum of _ledger's values
         self._prefixes: dict[str, bytes] = {}  # absorb header up to the sequence number, per source
         self._fresh: dict[str, float] = {}  # credit absorbed since the last draw, unscaled
         self.stats = PoolStats()
@@ -99,7 +95,7 @@ class EntropyPool:
     def credited_bits(self) -> float:
         """Credited bits currently in the pool (<= capacity)."""
         with self._lock:
-            return self._ledger_total * self._scale
+            return sum(self._ledger.values())
 
     @property
     def fill(self) -> float:
@@ -109,8 +105,7 @@ class EntropyPool:
     def credited_by_source(self) -> dict[str, float]:
         """Credited bits currently attributed to each source."""
         with self._lock:
-            scale = self._scale
-            return {k: v * scale for k, v in self._ledger.items()}
+            return dict(self._ledger)
 
     def fresh_credit_by_source(self) -> dict[str, float]:
         """Credited bits each source absorbed since the last draw (not scaled to the capacity)."""
@@ -185,21 +180,13 @@ class EntropyPool:
     def _credit_locked(self, source: str, credited_bits: float) -> None:
         """Add credit to the ledger, capped at the capacity by scaling every share (lock held)."""
         self.stats.credited_total += credited_bits
-        share = credited_bits / self._scale
-        self._ledger[source] = self._ledger.get(source, 0.0) + share
-        self._ledger_total += share
+        self._ledger[source] = self._ledger.get(source, 0.0) + credited_bits
         self._fresh[source] = self._fresh.get(source, 0.0) + credited_bits  # the quorum's unscaled count
-        if self._ledger_total * self._scale > self.capacity_bits:
-            self._scale = self.capacity_bits / self._ledger_total
-            if self._scale < 1e-6:  # fold the factor in now and then (no underflow, no drift)
-                self._normalize_locked()
-
-    def _normalize_locked(self) -> None:
-        """Make _scale 1 again: the ledger holds credited bits as they are (lock held)."""
-        scale = self._scale
-        self._ledger = {k: v * scale for k, v in self._ledger.items()}
-        self._ledger_total = sum(self._ledger.values())
-        self._scale = 1.0
+        total = sum(self._ledger.values())
+        if total > self.capacity_bits:
+            scale = self.capacity_bits / total
+            for key in self._ledger:
+                self._ledger[key] *= scale
 
     def _absorb_prefix(self, source: str) -> bytes:
         prefix = self._prefixes.get(source)
@@ -213,8 +200,7 @@ class EntropyPool:
         if n_bytes <= 0:
             raise UsageError("draw size must be positive")
         with self._lock:
-            self._normalize_locked()
-            total = self._ledger_total
+            total = sum(self._ledger.values())
             fill_before = total / self.capacity_bits
             commitment = self._derive(_DOMAIN_COMMITMENT, 32).hex()
             debit_total = min(total, 8.0 * n_bytes)
@@ -225,7 +211,6 @@ class EntropyPool:
                     debited[key] = value * share
                     self._ledger[key] = value - value * share
                 self._ledger = {k: v for k, v in self._ledger.items() if v > 1e-9}
-                self._ledger_total = sum(self._ledger.values())
             self._sequence += 1
             self._sponge.absorb(_framed(_DOMAIN_DRAW) + _framed(purpose) + struct.pack("<QQ", self._sequence, n_bytes))
             out = self._sponge.squeeze(n_bytes + _RATCHET_BYTES)
