@@ -304,3 +304,14 @@ def test_no_seed_pool_state_or_secret_crosses_the_broker(broker: Broker, keys: d
     for topic, payload in seen:
         for secret in secrets:
             assert secret not in payload, topic
+
+
+def test_bench_mesh_collector_capacity_runs_and_reports() -> None:
+    """scripts/bench-mesh's capacity run, tiny: every signed status goes through mosquitto and a
+    `chaos-host collector` with a verify worker into SQLite (figures present, no wall-clock assertion)."""
+    from chaosmagnet.mesh.bench import collector_benchmark
+
+    result = collector_benchmark(publishers=2, per_publisher=3, verify_workers=1)
+    assert result["statuses"] == 6 and result["stored"] == 6 and result["dropped_by_broker"] == 0
+    assert result["verify_workers"] == 1 and result["status_rows_per_s"] > 0
+    assert set(result["cpu_percent_of_one_core"]) == {"broker", "collector (main)", "collector (verify workers)"}

@@ -92,6 +92,57 @@ def test_stores_verified_status_and_raises_alerts(keys: dict[str, MeshKeys], tmp
     collector.store.close()
 
 
+def test_verify_workers_give_the_same_verdicts_in_arrival_order(keys: dict[str, MeshKeys], tmp_path: Path) -> None:
+    """Signatures checked in a worker process: forged, replayed, early and changed-identity messages
+    are dropped exactly as when checked in the collector, and rows are stored in arrival order."""
+    import asyncio
+
+    credentials = ClientCredentials(tmp_path, MESH, "collector", "collector", "collector", "unused")
+    collector = Collector(
+        credentials, parse_broker_url("mqtts://127.0.0.1:1"), FleetStore(tmp_path / "fleet.db"), verify_workers=1
+    )
+    alice = MessageSigner(MESH, "alice", keys["alice"])
+    impostor = MessageSigner(MESH, "alice", keys["mallory"])  # mallory's key under alice's label
+    topic = host_topic(MESH, "alice", "status")
+    identity_topic = host_topic(MESH, "alice", "identity")
+    early = alice.sign(topic, "status", status([("a", "ok")]))
+    messages = [(topic, early), (identity_topic, alice.sign(identity_topic, "identity", alice.identity_body()))]
+    signed = [alice.sign(topic, "status", status([("a", "ok")], state=f"s{i}")) for i in range(40)]
+    forged = json.loads(signed[5])
+    forged["body"]["health"] = "perfect"
+    messages += [(topic, m) for m in signed[:20]]
+    messages += [(topic, json.dumps(forged).encode()), (topic, signed[3])]  # forged, replayed
+    messages += [(identity_topic, impostor.sign(identity_topic, "identity", impostor.identity_body()))]
+    messages += [(topic, impostor.sign(topic, "status", status([("a", "ok")])))]
+    messages += [(topic, m) for m in signed[20:]]
+
+    async def run() -> None:
+        await collector.start(connect=False)
+        for i, (t, payload) in enumerate(messages):
+            collector._on_message(t, payload)  # what the MQTT connection calls per message
+            if i % 7 == 0:
+                await asyncio.sleep(0)
+        for _ in range(600):
+            if collector.received == len(messages):
+                break
+            await asyncio.sleep(0.05)
+        assert collector.received == len(messages)  # ... before stop(), which checks the rest itself
+        collector.store.flush()
+        await collector.stop()
+
+    asyncio.run(run())
+    assert collector.received == len(messages)
+    assert collector.verifier.drops == {
+        "unknown-sender": 1,
+        "bad-signature": 2,  # the forgery, and the impostor's status (signed by another key)
+        "replay": 1,
+        "identity-changed": 1,
+    }
+    db = sqlite3.connect(tmp_path / "fleet.db")
+    states = [row[0] for row in db.execute("SELECT state FROM status ORDER BY rowid")]
+    assert states == [f"s{i}" for i in range(40)]
+
+
 def test_retention_purges_old_rows(keys: dict[str, MeshKeys], tmp_path: Path) -> None:
     collector = collector_for(tmp_path / "fleet.db", retention=100.0)
     alice = MessageSigner(MESH, "alice", keys["alice"])

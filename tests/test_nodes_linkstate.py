@@ -122,6 +122,40 @@ class _ToggleLink:
         return self.is_open
 
 
+def test_unanswered_hellos_back_off_and_an_answer_resets_the_interval() -> None:
+    """A host that is behind on its input must not restart, every 2 s, sessions whose answer it
+    has not read yet: each unanswered hello doubles the wait (2, 4, 8, ... up to 30 s)."""
+    from chaosmagnet.nodes.sources import HANDSHAKE_RETRY_MAX_S, HANDSHAKE_RETRY_S
+
+    key, node_id = bytes(range(32)), b"\x0a" * 8
+    record = NodeRecord("slow", node_id, key, "um_feathers3", "/dev/null")
+    now = [100.0]
+    connection = NodeConnection(record, link_factory=_ToggleLink, boot_store=None, clock=lambda: now[0])
+    link = connection.link
+    link.is_open, link.state, link.connects = True, "linked", 1
+    connection._on_connect()
+    sent_at = [now[0]]
+    for _ in range(400):  # 100 s in steps of 0.25 s, as the watchdog looks
+        now[0] += 0.25
+        if connection.retry_hello():
+            sent_at.append(now[0])
+    gaps = [round(b - a) for a, b in zip(sent_at, sent_at[1:])]
+    assert gaps[:4] == [2, 4, 8, 16] and max(gaps) <= HANDSHAKE_RETRY_MAX_S + 1
+    assert connection.hellos == len(sent_at)
+
+    challenge, boot_nonce, link_nonce = connection.session.challenge, b"\x06" * 8, b"\x08" * 8
+    connection._on_bytes(encode_handshake(key, node_id, challenge, boot_nonce, link_nonce, 1))
+    assert connection.verified
+    now[0] += connection.stale_seconds + 0.5
+    connection.refresh_link_state()  # lost to silence: retried after the base interval again
+    assert connection.link_state == "lost"
+    assert connection.retry_hello()  # the last hello is long past; the next waits 2 x 2 s
+    now[0] += HANDSHAKE_RETRY_S + 0.25
+    assert not connection.retry_hello()
+    now[0] += HANDSHAKE_RETRY_S
+    assert connection.retry_hello()  # not the 30 s it had reached before the answer
+
+
 def test_only_a_verified_handshake_links_and_refresh_leaves_handshake_alone() -> None:
     """Merged trust + ports rule: ``linked`` comes only from this connection's verified
     handshake (an accepted frame of an earlier session does not bring it back after the

@@ -150,6 +150,13 @@ def collector(
         30.0, "--offline-after", min=1.0, help="Show a host as stale after this many seconds without a status."
     ),
     seconds: Optional[float] = typer.Option(None, "--seconds", min=0.0, help="Stop after this many seconds."),
+    verify_workers: Optional[int] = typer.Option(
+        None,
+        "--verify-workers",
+        min=0,
+        max=64,
+        help="Processes that verify signatures (default: one per core; 0: verify in the collector itself).",
+    ),
 ) -> None:
     """Collect every host's signed status and events into SQLite and serve the fleet page (docs/mesh.md)."""
     import asyncio
@@ -170,7 +177,10 @@ def collector(
     if not db.exists():
         check_writable(db)
     store = FleetStore(db, retention_seconds=keep)
-    asyncio.run(_collect(credentials, url, store, address, warning, offline_after, seconds))
+    from chaosmagnet.mesh.collector.service import default_verify_workers
+
+    workers = default_verify_workers() if verify_workers is None else verify_workers
+    asyncio.run(_collect(credentials, url, store, address, warning, offline_after, seconds, workers))
 
 
 async def _collect(
@@ -181,6 +191,7 @@ async def _collect(
     warning: str | None,
     offline_after: float,
     seconds: float | None,
+    verify_workers: int = 0,
 ) -> None:
     import asyncio
     import contextlib
@@ -189,7 +200,7 @@ async def _collect(
     from chaosmagnet.mesh.collector.service import Collector
     from chaosmagnet.mesh.collector.web import FleetServer
 
-    service = Collector(credentials, url, store, offline_after=offline_after)
+    service = Collector(credentials, url, store, offline_after=offline_after, verify_workers=verify_workers)
     server = FleetServer(service, address)
     try:
         await server.start()

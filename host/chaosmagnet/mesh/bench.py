@@ -8,6 +8,11 @@
   label is pinned on its own).  Measured over a window after a warm-up:
   messages/s published and stored, latency publisher -> collector database
   (p50/p99 of ``received - sent``), CPU of every process in % of one core.
+* ``collector_benchmark``: the collector's capacity: P publishers' statuses,
+  signed before the clock starts (signing runs at a few hundred per second
+  per core, far below what is measured), published as fast as one MQTT
+  connection goes; status rows/s from the first row stored to the last, with
+  every signature verified (by ``--verify-workers`` processes).
 * ``store_benchmark``: the collector's SQLite path alone (status rows/s).
 * ``verify_benchmark``: signing and verifying one status (ML-DSA-65).
 
@@ -52,14 +57,21 @@ MESH = "bench"
 
 
 class _AlwaysFull(PoolSeedSource):
+    """A pool credited from the OS RNG before each draw, by two names (the key quorum is 2)."""
+
+    def __init__(self) -> None:
+        super().__init__(EntropyPool(), {name: {"state": "ok", "h_assessed": 8.0} for name in ("bench", "bench-b")})
+
     async def draw(self, n_bytes: int, **kwargs: Any):  # type: ignore[override]
-        self.pool.absorb("bench", os.urandom(64), float(self.pool.capacity_bits))
+        half = self.pool.capacity_bits / 2
+        self.pool.absorb("bench", os.urandom(64), half)
+        self.pool.absorb("bench-b", os.urandom(64), half)
         return await super().draw(n_bytes, **kwargs)
 
 
 async def _make_identity(home: Path) -> MeshKeys:
     keys = home / "keys"
-    await create_identity(keys, _AlwaysFull(EntropyPool()), Sealer("bench", _CHEAP_SCRYPT), timeout=10.0)
+    await create_identity(keys, _AlwaysFull(), Sealer("bench-identity-only", _CHEAP_SCRYPT), timeout=10.0)
     return load_mesh_keys(keys)
 
 
@@ -137,6 +149,131 @@ def verify_benchmark(keys: MeshKeys, count: int = 300) -> dict[str, Any]:
     }
 
 
+def collector_benchmark(
+    publishers: int = 64,
+    per_publisher: int = 80,
+    verify_workers: int | None = None,
+    progress: Progress = lambda _: None,
+) -> dict[str, Any]:
+    """Capacity of one collector: publishers x per_publisher pre-signed statuses in a burst."""
+    return asyncio.run(_collector_benchmark(publishers, per_publisher, verify_workers, progress))
+
+
+async def _collector_benchmark(
+    n_publishers: int, per_publisher: int, verify_workers: int | None, progress: Progress
+) -> dict[str, Any]:
+    from chaosmagnet.mesh.client import mqtt_client
+    from chaosmagnet.mesh.collector.service import default_verify_workers
+    from chaosmagnet.mesh.url import parse_broker_url
+
+    workers = default_verify_workers() if verify_workers is None else verify_workers
+    tmp = Path(tempfile.mkdtemp(prefix="chaosmagnet-bench-collector-"))
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        port = _free_port()
+        labels = [f"pub-{i}" for i in range(n_publishers)]
+        setup = init_mesh(tmp / "mesh", mesh=MESH, hosts=labels, collectors=["collector"], port=port, bind="127.0.0.1")
+        url = f"mqtts://127.0.0.1:{port}"
+        processes["broker"] = subprocess.Popen(
+            mosquitto_command(setup), stdout=subprocess.DEVNULL, stderr=open(tmp / "mosquitto.log", "wb")  # noqa: SIM115
+        )
+        progress(f"signing {n_publishers} x {per_publisher} statuses ahead of the clock")
+        shared = await _make_identity(tmp / "publishers")
+        body = _status_body()
+        identities: dict[str, bytes] = {}
+        statuses: dict[str, list[bytes]] = {}
+        for label in labels:
+            signer = MessageSigner(MESH, label, shared)
+            topic = host_topic(MESH, label, "identity")
+            identities[label] = signer.sign(topic, "identity", signer.identity_body())
+            topic = host_topic(MESH, label, "status")
+            statuses[label] = [signer.sign(topic, "status", body) for _ in range(per_publisher)]
+        total = n_publishers * per_publisher
+        collector_home = tmp / "collector"
+        shutil.copytree(setup.clients_dir / "collector", collector_home / "mesh" / "client")
+        db = tmp / "fleet.db"
+        env = {k: v for k, v in os.environ.items() if k != "CHAOS_PASSPHRASE"}
+        processes["collector"] = subprocess.Popen(
+            [sys.executable, "-m", "chaosmagnet", "collector", "--mesh", url, "--db", str(db),
+             "--listen", f"127.0.0.1:{_free_port()}", "--verify-workers", str(workers)],
+            env={**env, "CHAOS_HOME": str(collector_home)}, cwd=collector_home,
+            stdout=subprocess.DEVNULL, stderr=open(tmp / "collector.log", "wb"),  # noqa: SIM115
+        )  # fmt: skip
+        for _ in range(600):  # the collector is up once its database has its tables
+            with contextlib.suppress(sqlite3.Error):
+                probe = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+                try:
+                    probe.execute("SELECT count(*) FROM status").fetchone()
+                    break
+                finally:
+                    probe.close()
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(2.0)  # subscribed
+        reader = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        progress(f"publishing {total} statuses; collector with {workers} verify worker(s)")
+        broker_url = parse_broker_url(url)
+        async with contextlib.AsyncExitStack() as stack:
+            clients = {label: await stack.enter_async_context(mqtt_client(setup.client(label), broker_url))
+                       for label in labels}  # fmt: skip
+            for label, client in clients.items():
+                await client.publish(host_topic(MESH, label, "identity"), identities[label], qos=1, retain=True)
+            while reader.execute("SELECT count(*) FROM hosts").fetchone()[0] < n_publishers:
+                await asyncio.sleep(0.1)
+            procs = {name: psutil.Process(p.pid) for name, p in processes.items()}
+            workers_ps = procs["collector"].children(recursive=True)
+            cpu0 = {name: _cpu(p) for name, p in procs.items()}
+            wcpu0 = sum(_cpu(w) for w in workers_ps)
+            started = time.monotonic()
+
+            async def burst(label: str) -> None:
+                topic = host_topic(MESH, label, "status")
+                for payload in statuses[label]:
+                    await clients[label].publish(topic, payload, qos=0)
+
+            await asyncio.gather(*(burst(label) for label in labels))
+            published = time.monotonic()
+            count, last = 0, time.monotonic()
+            while count < total and time.monotonic() - last < 2.0:  # until all are stored or none comes
+                now_count = reader.execute("SELECT count(*) FROM status").fetchone()[0]
+                if now_count != count:
+                    count, last = now_count, time.monotonic()
+                await asyncio.sleep(0.02)
+            cpu1 = {name: _cpu(p) for name, p in procs.items()}
+            wcpu1 = sum(_cpu(w) for w in workers_ps)
+        reader.close()
+        elapsed = last - started
+        return {
+            "publishers": n_publishers,
+            "statuses": total,
+            "stored": count,
+            "dropped_by_broker": total - count,  # a burst beyond mosquitto's per-client queue
+            "status_message_bytes": len(statuses[labels[0]][0]),
+            "verify_workers": workers,
+            "publish_seconds": round(published - started, 2),
+            "seconds": round(elapsed, 2),
+            "status_rows_per_s": round(count / elapsed, 1) if elapsed > 0 else float("nan"),
+            "target_status_rows_per_s": 5000,
+            "cpu_percent_of_one_core": {
+                "broker": round(100 * (cpu1["broker"] - cpu0["broker"]) / elapsed, 1),
+                "collector (main)": round(100 * (cpu1["collector"] - cpu0["collector"]) / elapsed, 1),
+                "collector (verify workers)": round(100 * (wcpu1 - wcpu0) / elapsed, 1),
+            },
+            "cpu_count": os.cpu_count(),
+            "load_average_1min": round(os.getloadavg()[0], 2),
+        }
+    finally:
+        for name, process in processes.items():
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT if name != "broker" else signal.SIGTERM)
+        for process in processes.values():
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -147,6 +284,14 @@ def _cpu(process: psutil.Process) -> float:
     try:
         times = process.cpu_times()
         return float(times.user + times.system)
+    except psutil.Error:
+        return float("nan")
+
+
+def _cpu_tree(process: psutil.Process) -> float:
+    """CPU seconds of a process and its children (the collector's verify workers)."""
+    try:
+        return _cpu(process) + sum(_cpu(child) for child in process.children(recursive=True))
     except psutil.Error:
         return float("nan")
 
@@ -269,7 +414,7 @@ async def _broker_benchmark(
             await asyncio.sleep(0.1)
         procs = {name: psutil.Process(p.pid) for name, p in processes.items()}
         me = psutil.Process()
-        cpu0 = {name: _cpu(p) for name, p in procs.items()}
+        cpu0 = {name: _cpu_tree(p) for name, p in procs.items()}
         me0 = _cpu(me)
         reader = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         rows0 = reader.execute("SELECT count(*) FROM status").fetchone()[0]
@@ -279,7 +424,7 @@ async def _broker_benchmark(
         await asyncio.sleep(seconds)
         t1 = time.time()
         sent1 = sent["count"]
-        cpu1 = {name: _cpu(p) for name, p in procs.items()}
+        cpu1 = {name: _cpu_tree(p) for name, p in procs.items()}
         me1 = _cpu(me)
         await asyncio.sleep(1.0)  # the collector flushes every 0.2 s
         rows1 = reader.execute("SELECT count(*) FROM status WHERE received <= ?", (t1,)).fetchone()[0]

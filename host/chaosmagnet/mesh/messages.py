@@ -162,54 +162,57 @@ class MessageVerifier:
         return Dropped(reason, topic, size)
 
     def _check(self, topic: str, payload: bytes) -> Accepted | Dropped:
-        size = len(payload)
-        if size > MAX_MESSAGE_BYTES:
-            return self._drop(DropReason.OVERSIZED, topic, size)
-        name = parse_topic(topic)
-        if name is None or name.mesh != self.mesh:
-            return self._drop(DropReason.WRONG_TOPIC, topic, size)
-        if name.channel == "peer" and name.receiver != self.receiver:
-            return self._drop(DropReason.WRONG_TOPIC, topic, size)
-        try:
-            doc = json.loads(payload)
-        except (ValueError, RecursionError):
-            return self._drop(DropReason.MALFORMED, topic, size)
-        if not isinstance(doc, dict):
-            return self._drop(DropReason.MALFORMED, topic, size)
-        if "signature" not in doc:
-            return self._drop(DropReason.UNSIGNED, topic, size)
-        if set(doc) != _FIELDS or doc["v"] != VERSION:
-            return self._drop(DropReason.MALFORMED, topic, size)
-        epoch, counter, sent = doc["epoch"], doc["counter"], doc["time"]
-        if not all(
-            isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= FINAL_COUNTER for x in (epoch, counter)
-        ):
-            return self._drop(DropReason.MALFORMED, topic, size)
-        if not isinstance(sent, (int, float)) or not isinstance(doc["signature"], str):
-            return self._drop(DropReason.MALFORMED, topic, size)
-        if doc["mesh"] != name.mesh or doc["sender"] != name.sender or doc["kind"] != KINDS[name.channel]:
-            return self._drop(DropReason.WRONG_TOPIC, topic, size)
-        try:
-            signature = bytes.fromhex(doc["signature"])
-        except ValueError:
-            return self._drop(DropReason.UNSIGNED, topic, size)
-        unsigned = {k: v for k, v in doc.items() if k != "signature"}
-        message = _signed_bytes(topic, unsigned)
+        parsed = parse_message(self.mesh, self.receiver, topic, payload)
+        if isinstance(parsed, DropReason):
+            return self._drop(parsed, topic, len(payload))
+        name, doc, size = parsed.name, parsed.doc, parsed.size
         if name.channel == "identity":
-            return self._identity(name, doc, message, signature, topic, size)
+            return self._identity(name, doc, parsed.message, parsed.signature, topic, size)
         peer = self.peers.get(name.sender)
         if peer is None:
             return self._drop(DropReason.UNKNOWN_SENDER, topic, size)
         if doc["fingerprint"] != peer.fingerprint:
             return self._drop(DropReason.BAD_SIGNATURE, topic, size)
-        if not _verify(peer.audit_key, message, signature):
+        if not _verify(peer.audit_key, parsed.message, parsed.signature):
             return self._drop(DropReason.BAD_SIGNATURE, topic, size)
+        return self._admit(name, doc, topic, size)
+
+    def key_for(self, topic: str) -> bytes | None:
+        """The audit key a message on ``topic`` must be signed with, when its sender is known
+        (None: an identity, an unknown sender or not a mesh topic; ``feed`` handles those)."""
+        name = parse_topic(topic)
+        if name is None or name.channel == "identity" or name.mesh != self.mesh:
+            return None
+        peer = self.peers.get(name.sender)
+        return peer.audit_key if peer is not None else None
+
+    def feed_checked(self, topic: str, payload: bytes, checked: CheckedMessage) -> Accepted | Dropped:
+        """``feed`` for a message whose structure and signature ``check_signed`` already checked
+        (in a worker process) under ``checked.audit_key``: the sender's pin and fingerprint,
+        the replay rule and the counts are applied here, in arrival order.  A message checked
+        under a key that is no longer the sender's is checked again from the start."""
+        try:
+            if checked.reason:
+                return self._drop(DropReason(checked.reason), topic, len(payload))
+            name = parse_topic(topic)
+            peer = self.peers.get(name.sender) if name is not None else None
+            if name is None or checked.doc is None or peer is None or peer.audit_key != checked.audit_key:
+                return self.feed(topic, payload)
+            if checked.doc["fingerprint"] != peer.fingerprint:
+                return self._drop(DropReason.BAD_SIGNATURE, topic, len(payload))
+            return self._admit(name, checked.doc, topic, len(payload))
+        except (ChaosError, ValueError, TypeError, KeyError, AttributeError, RecursionError, OverflowError):
+            return self._drop(DropReason.MALFORMED, topic, len(payload))
+
+    def _admit(self, name: TopicName, doc: dict[str, Any], topic: str, size: int) -> Accepted | Dropped:
+        """The replay rule for a verified message, then count it as accepted."""
+        epoch, counter = doc["epoch"], doc["counter"]
         key = (name.sender, name.channel)
         if key in self._last and (epoch, counter) <= self._last[key]:
             return self._drop(DropReason.REPLAY, topic, size)
         self._last[key] = (epoch, counter)
         self.accepted[name.channel] += 1
-        return Accepted(name, doc["kind"], name.sender, epoch, counter, float(sent), doc["body"], size)
+        return Accepted(name, doc["kind"], name.sender, epoch, counter, float(doc["time"]), doc["body"], size)
 
     def _identity(
         self, name: TopicName, doc: dict[str, Any], message: bytes, signature: bytes, topic: str, size: int
@@ -251,6 +254,95 @@ class MessageVerifier:
         self._identity_docs[name.sender] = canonical
         self.accepted["identity"] += 1
         return Accepted(name, "identity", name.sender, doc["epoch"], doc["counter"], float(doc["time"]), body, size)
+
+
+@dataclass(frozen=True)
+class ParsedMessage:
+    """A message whose structure passed; ``message`` is what its signature must cover."""
+
+    name: TopicName
+    doc: dict[str, Any]
+    message: bytes
+    signature: bytes
+    size: int
+
+
+def parse_message(mesh: str, receiver: str | None, topic: str, payload: bytes) -> ParsedMessage | DropReason:
+    """The stateless checks of a message (size, topic, fields, the signed bytes); no signature check."""
+    size = len(payload)
+    if size > MAX_MESSAGE_BYTES:
+        return DropReason.OVERSIZED
+    name = parse_topic(topic)
+    if name is None or name.mesh != mesh:
+        return DropReason.WRONG_TOPIC
+    if name.channel == "peer" and name.receiver != receiver:
+        return DropReason.WRONG_TOPIC
+    try:
+        doc = json.loads(payload)
+    except (ValueError, RecursionError):
+        return DropReason.MALFORMED
+    if not isinstance(doc, dict):
+        return DropReason.MALFORMED
+    if "signature" not in doc:
+        return DropReason.UNSIGNED
+    if set(doc) != _FIELDS or doc["v"] != VERSION:
+        return DropReason.MALFORMED
+    epoch, counter, sent = doc["epoch"], doc["counter"], doc["time"]
+    if not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= FINAL_COUNTER for x in (epoch, counter)):
+        return DropReason.MALFORMED
+    if not isinstance(sent, (int, float)) or not isinstance(doc["signature"], str):
+        return DropReason.MALFORMED
+    if doc["mesh"] != name.mesh or doc["sender"] != name.sender or doc["kind"] != KINDS[name.channel]:
+        return DropReason.WRONG_TOPIC
+    signature_hex = doc.pop("signature")
+    try:
+        signature = bytes.fromhex(signature_hex)
+    except ValueError:
+        return DropReason.UNSIGNED
+    return ParsedMessage(name, doc, _signed_bytes_of(topic, payload, signature_hex, doc), signature, size)
+
+
+def _signed_bytes_of(topic: str, payload: bytes, signature_hex: str, unsigned: dict[str, Any]) -> bytes:
+    """What the signature must cover.  A signer sends canonical JSON, whose keys are sorted, so the
+    payload without its one ``,"signature":"..."`` member is the canonical JSON of the rest: cut it
+    out instead of serialising again.  Anything else is serialised canonically, as always."""
+    member = b',"signature":"' + signature_hex.encode("ascii", "replace") + b'"'
+    at = payload.find(member)
+    sender = b'"sender":' + json.dumps(unsigned.get("sender")).encode("ascii", "replace")
+    if (
+        at > 0
+        and payload.find(member, at + 1) < 0
+        and payload.startswith(b'{"body":')
+        and payload.startswith(b',"time":', at + len(member))
+        and payload.endswith(sender, 0, at)
+    ):
+        return DOMAIN + topic.encode("utf-8") + b"\n" + payload[:at] + payload[at + len(member) :]
+    return _signed_bytes(topic, unsigned)
+
+
+@dataclass(frozen=True)
+class CheckedMessage:
+    """What ``check_signed`` found: a drop reason, or the verified document (without its signature)."""
+
+    reason: str  # a DropReason value, "" when the structure and the signature are good
+    doc: dict[str, Any] | None
+    audit_key: bytes
+
+
+def check_signed(mesh: str, receiver: str | None, topic: str, payload: bytes, audit_key: bytes) -> CheckedMessage:
+    """Structure and ML-DSA-65 signature of one non-identity message under ``audit_key``.
+
+    Stateless and picklable, so a collector can run it in worker processes; the
+    stateful rest (pins, replays, counts) is ``MessageVerifier.feed_checked``."""
+    try:
+        parsed = parse_message(mesh, receiver, topic, payload)
+    except (ChaosError, ValueError, TypeError, KeyError, AttributeError, RecursionError, OverflowError):
+        return CheckedMessage(DropReason.MALFORMED.value, None, audit_key)
+    if isinstance(parsed, DropReason):
+        return CheckedMessage(parsed.value, None, audit_key)
+    if not _verify(audit_key, parsed.message, parsed.signature):
+        return CheckedMessage(DropReason.BAD_SIGNATURE.value, None, audit_key)
+    return CheckedMessage("", parsed.doc, audit_key)
 
 
 def _verify(public_key: bytes, message: bytes, signature: bytes) -> bool:

@@ -166,6 +166,7 @@ class MqttNodeBus:
                     self.state = "linked"
                     self.last_error = ""
                     delay = RETRY_MIN_S
+                    self._notify()
                     await self._subscribe(client, list(self.links))
                     writer = asyncio.create_task(self._writer(client), name="mqtt-node-bus-writer")
                     async for message in client.messages:
@@ -188,8 +189,13 @@ class MqttNodeBus:
                 for link in list(self.links.values()):
                     link.broker_lost()
             self.state = "lost"
+            self._notify()
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)
+
+    def _notify(self) -> None:
+        for link in list(self.links.values()):
+            link.bus_state_changed()
 
     def dispatch(self, topic: str, payload: bytes) -> None:
         """One received message: to its node's link, or counted and dropped."""
@@ -246,6 +252,7 @@ class MqttLink:
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
         self._closed: asyncio.Event | None = None
+        self._wake: asyncio.Event | None = None  # close() or a change of the broker connection
         self._online_nonce: bytes | None = None
         self.state: str = TransportState.IDLE.value
         self.connects = 0
@@ -324,26 +331,34 @@ class MqttLink:
     async def run(self) -> None:
         """Attach to the bus until close()."""
         self._closed = asyncio.Event()
+        self._wake = wake = asyncio.Event()
         self.state = TransportState.CONNECTING.value
         bus = self.bus
         bus.attach(self)
         try:
             while not self._closed.is_set():
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._closed.wait(), 0.25)
+                wake.clear()
                 if bus.state == "linked" and self.state == TransportState.CONNECTING.value:
                     self.state = TransportState.WAITING.value
                 elif bus.state != "linked" and self.state == TransportState.WAITING.value:
                     self.state = TransportState.CONNECTING.value
+                await wake.wait()  # no polling: the bus and close() say when to look again
         finally:
             self._lose()
             await bus.detach(self)
             self.state = TransportState.CLOSED.value
 
+    def bus_state_changed(self) -> None:
+        """The broker connection came up or went away: run() updates the state."""
+        if self._wake is not None:
+            self._wake.set()
+
     def close(self) -> None:
         """Ask run() to finish."""
         if self._closed is not None:
             self._closed.set()
+            if self._wake is not None:
+                self._wake.set()
         else:
             self.state = TransportState.CLOSED.value
 

@@ -68,6 +68,7 @@ def run_feeder(spec: dict[str, Any]) -> None:
     }
     nodes: list[dict[str, Any]] = []
     stop = False
+    refresh = {"sockets": True}
     for i, n in enumerate(spec["nodes"]):
         creds = load_client(Path(n["folder"]))
         client = paho.Client(
@@ -108,6 +109,7 @@ def run_feeder(spec: dict[str, Any]) -> None:
         def on_disconnect(_c: Any, node: dict[str, Any], _f: Any, reason: Any, _p: Any) -> None:
             node["session"] = None
             node["disconnects"] += 0 if stop else 1
+            refresh["sockets"] = True
             node["retry"] = time.monotonic() + 1.0
             if not stop and sum(n["disconnects"] for n in nodes) <= 3:
                 print(f"feeder: {node['label']} disconnected ({reason})", file=sys.stderr, flush=True)
@@ -128,6 +130,9 @@ def run_feeder(spec: dict[str, Any]) -> None:
     signal.signal(signal.SIGTERM, on_term)
     print("ready", flush=True)
     published = 0
+    misc_at = 0.0
+    by_sock: dict[Any, dict[str, Any]] = {}
+    socks: list[Any] = []
     while not stop:
         now = time.monotonic()
         soonest = now + TICK
@@ -150,24 +155,30 @@ def run_feeder(spec: dict[str, Any]) -> None:
                 if n["next"] < now:
                     n["next"] = now + TICK
             soonest = min(soonest, n["next"])
-        by_sock = {}
-        for n in nodes:
-            sock = n["client"].socket()
-            if sock is not None and sock.fileno() >= 0:
-                by_sock[sock] = n
-            elif now >= n["retry"]:
-                n["retry"] = now + 2.0
-                with contextlib.suppress(OSError):
-                    n["client"].reconnect()
-        socks = list(by_sock)
+        if now >= misc_at or refresh["sockets"]:  # keepalives and reconnects: once a second is plenty
+            refresh["sockets"] = False
+            misc_at = now + 1.0
+            by_sock = {}
+            for n in nodes:
+                n["client"].loop_misc()
+                sock = n["client"].socket()
+                if sock is not None and sock.fileno() >= 0:
+                    by_sock[sock] = n
+                elif now >= n["retry"]:
+                    n["retry"] = now + 2.0
+                    with contextlib.suppress(OSError):
+                        n["client"].reconnect()
+            socks = list(by_sock)
         writers = [s for s in socks if by_sock[s]["client"].want_write()]
-        readable, writable, _ = select.select(socks, writers, [], max(0.0, min(0.02, soonest - time.monotonic())))
+        try:
+            readable, writable, _ = select.select(socks, writers, [], max(0.0, min(0.02, soonest - time.monotonic())))
+        except (OSError, ValueError):  # a connection closed since the last refresh
+            misc_at = 0.0
+            continue
         for s in readable:
             by_sock[s]["client"].loop_read()
         for s in writable:
             by_sock[s]["client"].loop_write()
-        for n in nodes:
-            n["client"].loop_misc()
     for n in nodes:
         n["client"].publish(node_topic(MESH, n["label"], "state"), b"offline", 0, True)
         n["client"].loop_write()
@@ -183,11 +194,13 @@ class _Latency:
 
     def __init__(self) -> None:
         self.samples: list[float] = []
+        self.arrivals: list[float] = []  # node stamp -> the host's parser verified the frame
         self.record = False
 
     def wrap(self, source: Any) -> None:
         connection = source.connection
-        stamps: deque[int] = deque()
+        stamps: deque[tuple[int, int]] = deque()  # (node timestamp, samples) per DATA frame
+        latency = self
         if not hasattr(connection, "_bench_stamps"):
             connection._bench_stamps = {}
             on_frame = connection._on_frame
@@ -195,21 +208,28 @@ class _Latency:
             def tapped(frame: Any) -> None:
                 queue = connection._bench_stamps.get(frame.source)
                 if queue is not None and frame.type.name == "DATA":
-                    queue.append(frame.timestamp_ms)
+                    queue.append((frame.timestamp_ms, len(frame.payload) // frame.sample_width))
+                    if latency.record:
+                        now = int(time.monotonic() * 1000) & 0xFFFFFFFF
+                        latency.arrivals.append(((now - frame.timestamp_ms) & 0xFFFFFFFF) / 1000)
                 on_frame(frame)
 
             connection._on_frame = tapped
         connection._bench_stamps[source.source_id] = stamps
         batches = source.batches
-        latency = self
 
         async def timed() -> AsyncIterator[Any]:
             async for batch in batches():
-                stamp = stamps.popleft() if stamps else None
+                frames = []  # the frames this batch holds (queued frames come merged)
+                samples = 0
+                while stamps and samples < len(batch):
+                    stamp, n = stamps.popleft()
+                    frames.append(stamp)
+                    samples += n
                 yield batch  # the engine health-tests, estimates, credits and pools it, then resumes us
-                if stamp is not None and latency.record:
+                if latency.record:
                     now = int(time.monotonic() * 1000) & 0xFFFFFFFF
-                    latency.samples.append(((now - stamp) & 0xFFFFFFFF) / 1000)
+                    latency.samples.extend(((now - stamp) & 0xFFFFFFFF) / 1000 for stamp in frames)
 
         source.batches = timed
 
@@ -248,6 +268,7 @@ async def _host(spec: dict[str, Any]) -> dict[str, Any]:
             await asyncio.sleep(0.2)
         await asyncio.sleep(spec["warmup"])
         frames0 = sum(c.parser.frames_accepted for c in connections)
+        sched0 = _schedstat()
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.monotonic()
         latency.record = True
@@ -255,15 +276,20 @@ async def _host(spec: dict[str, Any]) -> dict[str, Any]:
         latency.record = False
         t1 = time.monotonic()
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        sched1 = _schedstat()
         frames = sum(c.parser.frames_accepted for c in connections) - frames0
         cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
         lat = sorted(latency.samples)
+        arr = sorted(latency.arrivals)
         return {
             "nodes": len(connections),
             "verified": sum(c.verified for c in connections),
             "frames_per_s": round(frames / (t1 - t0), 1),
             "cpu_percent_of_one_core": round(100 * cpu / (t1 - t0), 1),
+            # time the host was ready to run but waited for a CPU (the machine is shared)
+            "runqueue_wait_percent": round(100 * (sched1 - sched0) / (t1 - t0), 1) if sched0 >= 0 else None,
             "latency_ms": [round(1000 * x, 2) for x in lat[:: max(1, len(lat) // 2000)]],
+            "arrival_ms": [round(1000 * x, 2) for x in arr[:: max(1, len(arr) // 2000)]],
             "drops": sum(sum(c.parser.drops.values()) for c in connections),
             "lost_frames": sum(c.parser.lost_frames for c in connections),
             "queue_overflows": sum(c.queue_overflows for c in connections),
@@ -272,6 +298,14 @@ async def _host(spec: dict[str, Any]) -> dict[str, Any]:
         }
     finally:
         await engine.stop()
+
+
+def _schedstat() -> float:
+    """Seconds this process's main thread has waited on a run queue (Linux), or -1."""
+    try:
+        return int(Path("/proc/self/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return -1.0
 
 
 def run_host(spec: dict[str, Any]) -> None:
@@ -373,6 +407,7 @@ def nodes_benchmark(
                     feeder_disconnects += json.loads(line).get("disconnects", 0)
                     feeder_published += json.loads(line).get("published_messages", 0)
         latencies = [x for h in hosts_out for x in h["latency_ms"]]
+        arrivals = [x for h in hosts_out for x in h["arrival_ms"]]
         return {
             "nodes": nodes,
             "hosts": hosts,
@@ -385,7 +420,12 @@ def nodes_benchmark(
             "latency_p50_ms": round(_percentile(latencies, 0.5), 1),
             "latency_p90_ms": round(_percentile(latencies, 0.9), 1),
             "latency_p99_ms": round(_percentile(latencies, 0.99), 1),
+            "arrival_p50_ms": round(_percentile(arrivals, 0.5), 1),
+            "arrival_p99_ms": round(_percentile(arrivals, 0.99), 1),
             "host_cpu_percent_of_one_core": [h["cpu_percent_of_one_core"] for h in hosts_out],
+            "host_runqueue_wait_percent": [h["runqueue_wait_percent"] for h in hosts_out],
+            "target_latency_p99_ms": 100.0,
+            "target_host_cpu_percent": 50.0,
             "broker_cpu_percent_of_one_core": round(100 * cpu_b / elapsed, 1),
             "feeders_cpu_percent_of_one_core": round(100 * cpu_f / elapsed, 1),
             "drops": sum(h["drops"] for h in hosts_out),

@@ -45,6 +45,7 @@ from chaosmagnet.nodes.transport import Transport, open_link
 from chaosmagnet.sources.base import Source, SourceInfo
 
 QUEUE_BATCHES = 512  # frames buffered per source before the oldest is dropped
+MERGE_SAMPLES = 64 * 1024  # queued frames handed to the engine as one batch, up to this many samples
 _SOURCE_IDS = {"adc": SourceId.ADC, "rng": SourceId.RNG, "jitter": SourceId.JITTER}
 _DEFAULT_H = {"adc": 1.0, "rng": 7.0, "jitter": 0.2}
 LINK_STATES = ("waiting", "handshake", "linked", "lost")
@@ -53,6 +54,7 @@ LinkFactory = Callable[..., Transport]
 FrameListener = Callable[[Frame], None]
 BootStore = Callable[[NodeRecord, int], None]
 HANDSHAKE_RETRY_S = 2.0  # no answer to hello within this long: a new hello, a new challenge
+HANDSHAKE_RETRY_MAX_S = 30.0  # ...doubling for each unanswered one, up to this (an answer resets it)
 _BEFORE_FIRST_LINK = ("waiting", "scanning", "connecting")
 SILENCE_S = 5.0  # no verified frame for this long while linked: lost, handshake again
 STALE_SECONDS = SILENCE_S  # the default of NodeConnection.stale_seconds (heartbeats are 1 s)
@@ -135,6 +137,7 @@ class NodeConnection:
         self.hellos = 0
         self._boot_store = boot_store
         self._hello_at = 0.0
+        self._hello_retry = HANDSHAKE_RETRY_S
         self._frame_at = 0.0
         self._users: set[object] = set()
         self._frame_listeners: list[FrameListener] = []
@@ -186,11 +189,19 @@ class NodeConnection:
                     self.link_state = state if state in _BEFORE_FIRST_LINK else "waiting"
                 continue
             self.refresh_link_state()  # linked -> lost after stale_seconds of silence
-            if (
-                self.link_state in ("handshake", "lost")
-                and self._clock() - self._hello_at > HANDSHAKE_RETRY_S
-            ):
-                self._send_hello()  # e.g. the node rebooted without dropping the port
+            self.retry_hello()
+
+    def retry_hello(self) -> bool:
+        """Send a new hello when the last one went unanswered for the retry interval (e.g. the
+        node rebooted without dropping the port); the interval doubles for each unanswered
+        hello, so a host that is behind on its input does not restart every session it has
+        not yet read the answer of.  True when a hello was sent."""
+        if self.link_state not in ("handshake", "lost") or self._clock() - self._hello_at <= self._hello_retry:
+            return False
+        if self.hellos:
+            self._hello_retry = min(2 * self._hello_retry, HANDSHAKE_RETRY_MAX_S)
+        self._send_hello()
+        return True
 
     # -- link callbacks -----------------------------------------------------
     def refresh_link_state(self) -> str:
@@ -227,6 +238,7 @@ class NodeConnection:
         self.link.write(self.session.hello())
 
     def _on_connect(self) -> None:
+        self._hello_retry = HANDSHAKE_RETRY_S  # a new connection: answered promptly or retried soon
         self.parser.reset_stream()
         self.link_state, self.link_reason = "handshake", "hello sent, no verified answer yet"
         self._send_hello()
@@ -262,6 +274,7 @@ class NodeConnection:
                 listener(event)
 
     def _on_handshake(self) -> None:
+        self._hello_retry = HANDSHAKE_RETRY_S
         self.link_state, self.link_reason = "linked", ""
         self._ever_linked = True
         counter = self.session.boot_counter
@@ -389,11 +402,27 @@ class NodeSource(Source):
         await self.connection.release(self)
 
     async def batches(self) -> AsyncIterator[np.ndarray]:
+        """Each frame's samples as they come; frames that queued up meanwhile as one batch
+        (in order, at most MERGE_SAMPLES): a host that fell behind catches up with fewer calls."""
+        queue = self._queue
         while self._running:
-            batch = await self._queue.get()
+            batch = await queue.get()
             if batch is None:
                 break
+            ended = False
+            if not queue.empty():
+                parts, size = [batch], batch.size
+                while not queue.empty() and size < MERGE_SAMPLES:
+                    more = queue.get_nowait()
+                    if more is None:
+                        ended = True
+                        break
+                    parts.append(more)
+                    size += more.size
+                batch = np.concatenate(parts)
             yield batch
+            if ended:
+                break
 
     def details(self) -> dict[str, object]:
         conn = self.connection

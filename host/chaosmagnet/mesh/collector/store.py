@@ -218,7 +218,7 @@ class FleetStore:
                 elif source_state == "quarantined":
                     self._alert(label, received, "source-quarantined", name, f"{label}: {name} quarantined")
             self._last_source_state[(label, name)] = source_state
-        self._hosts[label] = (fingerprint, received, state, health, json.dumps(body, allow_nan=False, default=str))
+        self._hosts[label] = (fingerprint, received, state, health, body)  # JSON at flush: only the last counts
 
     def add_event(self, label: str, sent: float, received: float, body: Any) -> None:
         """A verified health event."""
@@ -255,7 +255,8 @@ class FleetStore:
                 self.db.executemany("INSERT INTO source_status VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", sources)
                 self.db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", events)
                 self.db.executemany("INSERT INTO alerts VALUES (?, ?, ?, ?, ?)", alerts)
-                for label, (fingerprint, received, state, health, last) in hosts.items():
+                for label, (fingerprint, received, state, health, body) in hosts.items():
+                    last = _json_or_empty(body)
                     self.db.execute(
                         "INSERT INTO hosts (label, fingerprint, first_seen, last_seen, state, health, last_status) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(label) DO UPDATE SET last_seen = excluded.last_seen, "
@@ -348,6 +349,14 @@ class FleetStore:
             table: int(self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
             for table in ("hosts", "status", "source_status", "events", "alerts")
         }
+
+
+def _json_or_empty(body: Any) -> str:
+    """The body as JSON text; ``{}`` for what JSON cannot hold (NaN, too deep)."""
+    try:
+        return json.dumps(body, allow_nan=False, default=str)
+    except (ValueError, RecursionError):
+        return "{}"
 
 
 def _sources_of(status: Any) -> list[dict[str, Any]]:
