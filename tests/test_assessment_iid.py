@@ -339,7 +339,9 @@ def test_compression_statistic_is_bzip2_of_decimal_text(work_factor: int) -> Non
     uniform = rng.integers(0, 256, 5000).astype(np.uint8)
     uniform[:4] = [0, 9, 10, 255]
     repetitive = (rng.random(200000) < 0.02).astype(np.uint8)  # the fallback sort's case
-    for raw in (uniform, repetitive):
+    # text made and fed in 256 KiB chunks: longer than one chunk and one 500 kB block
+    long_uniform = rng.integers(0, 256, 400_000).astype(np.uint8)
+    for raw in (uniform, repetitive, long_uniform, np.array([7, 200], dtype=np.uint8)):
         text = " ".join(str(v) for v in raw.tolist()).encode()
         assert iid.compression_statistic(raw, work_factor) == len(bz2.compress(text, 5))
 
@@ -628,17 +630,24 @@ def test_c_permutation_run_equals_python_driver(name: str, limit: int | None, pe
     expected_counts, expected_decided, expected_shuffles = python_permutation_run(
         samples, bits, SEED, permutations, stop_on_failure
     )
-    for workers in (1, 2):
+    expected_original = iid.permutation_statistics(samples, bits)
+    # The run either gets the original's compression statistic with one fixed work
+    # factor, or makes it itself (NaN) and calibrates the work factor on the first
+    # shuffles; compressions that can no longer count are abandoned midway.
+    for workers, work_factor in ((1, 1), (2, 1), (1, iid._CALIBRATE), (2, iid._CALIBRATE)):
         data = iid._prepare(samples, bits)
         mean = float(data.raw.sum(dtype=np.int64)) / data.n
         params = iid._params(data, mean, iid._median(data))
-        original = iid.permutation_statistics(samples, bits)
+        original = expected_original.copy()
+        if work_factor == iid._CALIBRATE:
+            original[iid._COMPRESSION] = np.nan
         counts, decided, shuffles = iid._permutation_run(
-            data, params, original, permutations, SEED, workers, stop_on_failure, None, work_factor=1
+            data, params, original, permutations, SEED, workers, stop_on_failure, None, work_factor=work_factor
         )
-        assert counts.tolist() == expected_counts, (name, workers)
+        assert counts.tolist() == expected_counts, (name, workers, work_factor)
         assert decided == expected_decided
         assert shuffles == expected_shuffles
+        assert original.tolist() == expected_original.tolist()
 
 
 def test_compression_work_factor_out_of_range() -> None:
