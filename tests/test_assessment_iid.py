@@ -13,6 +13,7 @@ import bz2
 import json
 import math
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -762,3 +763,43 @@ def test_small_inputs_never_pass_a_test_that_could_not_run(values: list[int]) ->
             assert test.status == "not_applicable" and test.passed is None
     if result.verdict == "iid":
         assert not result.not_applicable
+
+
+# --------------------------------------------------------------------------
+# Both tracks at once (chaos-host assess --iid)
+# --------------------------------------------------------------------------
+
+
+def _without_seconds(obj: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in obj.items() if key != "seconds"}
+
+
+@pytest.mark.parametrize("name", ["uniform8-8bit", "biased1-1bit"])
+def test_both_tracks_at_once_equal_one_after_the_other(name: str) -> None:
+    from chaosmagnet.assessment.noniid import assess_noniid
+    from chaosmagnet.assessment.tracks import assess_both
+
+    samples = load(name)[:60_000]
+    bits = bits_of(name)
+    seen: dict[str, list[int]] = {"noniid": [], "iid": []}
+    noniid, iid_result = assess_both(
+        samples,
+        bits,
+        rng_seed=SEED,
+        noniid_progress=lambda done, total, _: seen["noniid"].append(done),
+        iid_progress=lambda done, total, _: seen["iid"].append(done),
+    )
+    alone = iid.assess_iid(samples, bits, rng_seed=SEED)
+    assert _without_seconds(iid_result.to_json()) == _without_seconds(alone.to_json())
+    assert noniid.to_json() == assess_noniid(samples, bits).to_json()
+    assert seen["noniid"] and seen["iid"]
+
+
+def test_both_tracks_refuse_bad_input_before_starting() -> None:
+    from chaosmagnet.assessment.tracks import assess_both
+
+    with pytest.raises(InputFileError):
+        assess_both(np.array([0, 1, 2, 44, 9], dtype=np.uint8), 2)
+    with pytest.raises(UsageError):
+        assess_both(np.array([0, 1, 2, 3], dtype=np.uint8), 9)
+    assert not [t for t in threading.enumerate() if t.name == "iid-track"]
