@@ -264,10 +264,9 @@ def test_reserved_entry_that_cannot_be_signed_leaves_nothing(minted, tmp_path: P
     broken = replace(minted.identity.audit_signer, secret=b"\x00" * 5)
     audit = AuditLog(tmp_path / "logs" / "audit.jsonl", broken)
     recorded = tmp_path / "recorded.txt"
-    with pytest.raises(ChaosError):
-        with audit.reserve("mint", file=recorded.name) as pending:
-            recorded.write_text("made for entry 1")
-            pending.written.append(recorded)
+    with pytest.raises(ChaosError), audit.reserve("mint", file=recorded.name) as pending:
+        recorded.write_text("made for entry 1")
+        pending.written.append(recorded)
     assert not recorded.exists()
     assert not audit.path.exists() or audit.path.read_bytes() == b""
     assert not audit.head_path.exists()
