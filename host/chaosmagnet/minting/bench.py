@@ -32,7 +32,7 @@ from chaosmagnet.pool import EntropyPool
 from chaosmagnet.pqc.registry import backend_for
 
 
-def mint_benchmark(runs: int = 20, scrypt: ScryptParams = DEFAULT_SCRYPT) -> dict[str, Any]:
+def mint_benchmark(runs: int = 40, scrypt: ScryptParams = DEFAULT_SCRYPT) -> dict[str, Any]:
     """Time minting one sealed, signed, audited bundle; returns figures in ms."""
     return asyncio.run(_bench(runs, scrypt))
 
