@@ -253,7 +253,7 @@ def bundle_figure(mint: dict[str, Any] | None = None, runs: int = 40) -> Figure:
         mint = mint_benchmark(runs)
     raw = float(mint["raw_library_work_median_ms"])
     median = float(mint["median_ms"])
-    fsync = float(mint["fsync_median_ms_per_bundle"])
+    fsync = float(mint["fsync_per_bundle_median_ms"])
     ratio = median / raw
     return Figure(
         "one bundle in-process",

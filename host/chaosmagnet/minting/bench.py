@@ -129,7 +129,7 @@ async def _bench(runs: int, scrypt: ScryptParams) -> dict[str, Any]:
         "raw_library_work_median_ms": round(raw, 2),
         "bundle_over_raw": round(median / raw, 2),
         "fsyncs_per_bundle": max(fsync_calls),
-        "fsync_median_ms_per_bundle": round(statistics.median(fsync_ms), 2),
+        "fsync_per_bundle_median_ms": round(statistics.median(fsync_ms), 2),
         "passphrase_stretch_ms (once per session)": round(stretch_ms, 1),
         "scrypt": f"n={scrypt.n} r={scrypt.r} p={scrypt.p}",
     }
