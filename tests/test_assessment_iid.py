@@ -13,6 +13,7 @@ import bz2
 import json
 import math
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -339,7 +340,9 @@ def test_compression_statistic_is_bzip2_of_decimal_text(work_factor: int) -> Non
     uniform = rng.integers(0, 256, 5000).astype(np.uint8)
     uniform[:4] = [0, 9, 10, 255]
     repetitive = (rng.random(200000) < 0.02).astype(np.uint8)  # the fallback sort's case
-    for raw in (uniform, repetitive):
+    # text made and fed in 256 KiB chunks: longer than one chunk and one 500 kB block
+    long_uniform = rng.integers(0, 256, 400_000).astype(np.uint8)
+    for raw in (uniform, repetitive, long_uniform, np.array([7, 200], dtype=np.uint8)):
         text = " ".join(str(v) for v in raw.tolist()).encode()
         assert iid.compression_statistic(raw, work_factor) == len(bz2.compress(text, 5))
 
@@ -628,17 +631,24 @@ def test_c_permutation_run_equals_python_driver(name: str, limit: int | None, pe
     expected_counts, expected_decided, expected_shuffles = python_permutation_run(
         samples, bits, SEED, permutations, stop_on_failure
     )
-    for workers in (1, 2):
+    expected_original = iid.permutation_statistics(samples, bits)
+    # The run either gets the original's compression statistic with one fixed work
+    # factor, or makes it itself (NaN) and calibrates the work factor on the first
+    # shuffles; compressions that can no longer count are abandoned midway.
+    for workers, work_factor in ((1, 1), (2, 1), (1, iid._CALIBRATE), (2, iid._CALIBRATE)):
         data = iid._prepare(samples, bits)
         mean = float(data.raw.sum(dtype=np.int64)) / data.n
         params = iid._params(data, mean, iid._median(data))
-        original = iid.permutation_statistics(samples, bits)
+        original = expected_original.copy()
+        if work_factor == iid._CALIBRATE:
+            original[iid._COMPRESSION] = np.nan
         counts, decided, shuffles = iid._permutation_run(
-            data, params, original, permutations, SEED, workers, stop_on_failure, None, work_factor=1
+            data, params, original, permutations, SEED, workers, stop_on_failure, None, work_factor=work_factor
         )
-        assert counts.tolist() == expected_counts, (name, workers)
+        assert counts.tolist() == expected_counts, (name, workers, work_factor)
         assert decided == expected_decided
         assert shuffles == expected_shuffles
+        assert original.tolist() == expected_original.tolist()
 
 
 def test_compression_work_factor_out_of_range() -> None:
@@ -753,3 +763,43 @@ def test_small_inputs_never_pass_a_test_that_could_not_run(values: list[int]) ->
             assert test.status == "not_applicable" and test.passed is None
     if result.verdict == "iid":
         assert not result.not_applicable
+
+
+# --------------------------------------------------------------------------
+# Both tracks at once (chaos-host assess --iid)
+# --------------------------------------------------------------------------
+
+
+def _without_seconds(obj: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in obj.items() if key != "seconds"}
+
+
+@pytest.mark.parametrize("name", ["uniform8-8bit", "biased1-1bit"])
+def test_both_tracks_at_once_equal_one_after_the_other(name: str) -> None:
+    from chaosmagnet.assessment.noniid import assess_noniid
+    from chaosmagnet.assessment.tracks import assess_both
+
+    samples = load(name)[:60_000]
+    bits = bits_of(name)
+    seen: dict[str, list[int]] = {"noniid": [], "iid": []}
+    noniid, iid_result = assess_both(
+        samples,
+        bits,
+        rng_seed=SEED,
+        noniid_progress=lambda done, total, _: seen["noniid"].append(done),
+        iid_progress=lambda done, total, _: seen["iid"].append(done),
+    )
+    alone = iid.assess_iid(samples, bits, rng_seed=SEED)
+    assert _without_seconds(iid_result.to_json()) == _without_seconds(alone.to_json())
+    assert noniid.to_json() == assess_noniid(samples, bits).to_json()
+    assert seen["noniid"] and seen["iid"]
+
+
+def test_both_tracks_refuse_bad_input_before_starting() -> None:
+    from chaosmagnet.assessment.tracks import assess_both
+
+    with pytest.raises(InputFileError):
+        assess_both(np.array([0, 1, 2, 44, 9], dtype=np.uint8), 2)
+    with pytest.raises(UsageError):
+        assess_both(np.array([0, 1, 2, 3], dtype=np.uint8), 9)
+    assert not [t for t in threading.enumerate() if t.name == "iid-track"]

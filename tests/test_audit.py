@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from chaosmagnet.audit import AuditLog, attach_to_engine, entry_hash, verify_audit_log
-from chaosmagnet.errors import AuditError
+from chaosmagnet.errors import AuditError, ChaosError
 from chaosmagnet.minting.canonical import canonical_json
 from mint_helpers import make_minted
 
@@ -238,3 +238,53 @@ def test_engine_listener_survives_an_unwritable_log(
     attach_to_engine(engine, AuditLog(folder_in_the_way, minted.identity.audit_signer))
     engine.listener("source_state", {"source": "adc", "previous": "ok", "state": "failed"})
     assert "warning: audit trail not written" in capsys.readouterr().err
+
+
+def test_reserved_entry_is_signed_and_headed(log: AuditLog, minted, tmp_path: Path) -> None:
+    """reserve(): the caller writes its file between the entry's making and its append;
+    the result is an ordinary signed entry and head, and the log verifies."""
+    recorded = tmp_path / "recorded.txt"
+    with log.reserve("mint", file=recorded.name) as pending:
+        assert pending.entry["seq"] == 7 and pending.entry["hash"]
+        recorded.write_text("made for entry 7")
+        pending.written.append(recorded)
+    entry = json.loads(_lines(log)[-1])
+    assert entry["seq"] == 7 and entry["signature"] and entry["signer"]
+    head = json.loads(log.head_path.read_text())
+    assert head["seq"] == 7 and head["hash"] == entry["hash"]
+    report = verify_audit_log(log.path, minted.public)
+    assert report.ok, report.problems
+    assert report.signed == 7
+
+
+def test_reserved_entry_that_cannot_be_signed_leaves_nothing(minted, tmp_path: Path) -> None:
+    """A signing failure (here: a broken audit key) appends nothing and removes the caller's file."""
+    from dataclasses import replace
+
+    broken = replace(minted.identity.audit_signer, secret=b"\x00" * 5)
+    audit = AuditLog(tmp_path / "logs" / "audit.jsonl", broken)
+    recorded = tmp_path / "recorded.txt"
+    with pytest.raises(ChaosError), audit.reserve("mint", file=recorded.name) as pending:
+        recorded.write_text("made for entry 1")
+        pending.written.append(recorded)
+    assert not recorded.exists()
+    assert not audit.path.exists() or audit.path.read_bytes() == b""
+    assert not audit.head_path.exists()
+
+
+def test_replacing_the_head_does_not_sync_the_folder(minted, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first head is synced into logs/; later heads replace it without a folder fsync
+    (a crash can only leave the previous head, which verify accepts)."""
+    import chaosmagnet.securefile as securefile
+
+    synced: list[Path] = []
+    real = securefile.fsync_dir
+    monkeypatch.setattr(securefile, "fsync_dir", lambda folder: (synced.append(Path(folder)), real(folder))[1])
+    audit = AuditLog(tmp_path / "logs" / "audit.jsonl", minted.identity.audit_signer)
+    audit.record("config_change", key="first")
+    assert synced == [audit.path.parent]
+    synced.clear()
+    audit.record("config_change", key="second")
+    assert synced == []
+    report = verify_audit_log(audit.path, minted.public)
+    assert report.ok and report.entries == 2

@@ -290,26 +290,32 @@ static int any_active(const uint8_t *active, int from, int to) {
 
 int iid_statistics(const uint8_t *raw, size_t n, const iid_params *params,
                    const uint8_t *active, double *out) {
+    return iid_statistics_into(raw, n, params, active, out, NULL);
+}
+
+int iid_statistics_into(const uint8_t *raw, size_t n, const iid_params *params,
+                        const uint8_t *active, double *out, uint8_t *scratch) {
     if (n < 2) {
         return -1;
     }
     const uint8_t *seq = raw;   /* directional, periodicity, covariance */
     const uint8_t *coll = raw;  /* collisions */
     size_t m = n, mc = n;
-    uint8_t *conv1 = NULL, *conv2 = NULL;
+    uint8_t *conv1 = NULL, *conv2 = NULL, *owned = NULL;
 
     if (params->binary) {
         /* §5.1 Conversion I (ones per 8-bit block) and Conversion II (the
          * block read as a big-endian byte); a short last block is padded
          * with zeros. */
         size_t blocks = (n + 7) / 8;
-        conv1 = malloc(blocks);
-        conv2 = malloc(blocks);
-        if (conv1 == NULL || conv2 == NULL) {
-            free(conv1);
-            free(conv2);
-            return -2;
+        if (scratch == NULL) {
+            scratch = owned = malloc(2 * blocks);
+            if (owned == NULL) {
+                return -2;
+            }
         }
+        conv1 = scratch;
+        conv2 = scratch + blocks;
         for (size_t b = 0; b < blocks; b++) {
             unsigned ones = 0, value = 0;
             for (size_t k = 0; k < 8; k++) {
@@ -372,8 +378,7 @@ int iid_statistics(const uint8_t *raw, size_t n, const iid_params *params,
             out[IID_COVARIANCE_1 + k] = covariance(seq, m, LAGS[k]);
         }
     }
-    free(conv1);
-    free(conv2);
+    free(owned);
     return 0;
 }
 

@@ -1,13 +1,12 @@
 /* SP 800-90B §5.1 permutation testing: hot loops.
  *
- * The IID track shuffles the samples 10,000 times and ranks eighteen cheap
- * test statistics (plus the bzip2 compression statistic, which Python
- * computes from iid_decimal_text) of every shuffle against the original.
- * This file holds the parts that run once per shuffle: a seeded
- * Fisher-Yates shuffle driven by xoshiro256**, the test statistics of
- * §5.1.1-§5.1.10 (with the binary conversions of §5.1 when the data has two
- * symbols), and the decimal text the compression statistic (§5.1.11) feeds
- * to bzip2.  Everything is re-entrant: callers pass their own buffers and
+ * The IID track shuffles the samples up to 10,000 times and ranks eighteen
+ * cheap test statistics and the bzip2 compression statistic of every
+ * shuffle against the original.  This file holds the parts that run once
+ * per shuffle: a seeded Fisher-Yates shuffle driven by xoshiro256**, the
+ * test statistics of §5.1.1-§5.1.10 (with the binary conversions of §5.1
+ * when the data has two symbols), the compression statistic (§5.1.11: bzip2
+ * of the decimal text), and the whole run (iid_run_*).  Everything is re-entrant: callers pass their own buffers and
  * generator state, so two threads can work at once (cffi releases the GIL).
  */
 #ifndef CHAOS_SP80090B_IID_H
@@ -78,6 +77,12 @@ void iid_shuffle_copy(const uint8_t *src, uint8_t *dst, size_t n,
 int iid_statistics(const uint8_t *raw, size_t n, const iid_params *params,
                    const uint8_t *active, double *out);
 
+/* iid_statistics with caller-provided scratch space for the binary
+ * conversions (2 * ceil(n/8) bytes), so a run allocates nothing per
+ * shuffle; scratch may be NULL (then it allocates its own). */
+int iid_statistics_into(const uint8_t *raw, size_t n, const iid_params *params,
+                        const uint8_t *active, double *out, uint8_t *scratch);
+
 /* Write the samples as decimal numbers separated by single spaces (no
  * trailing space) into out, which must hold at least 4*n bytes; returns the
  * text length.  This is the string §5.1.11 compresses. */
@@ -85,12 +90,14 @@ size_t iid_decimal_text(const uint8_t *raw, size_t n, char *out);
 
 /* §5.1.11: the bzip2-compressed length (block size `level` x 100 kB) of the
  * decimal text of raw[0..n), with bzip2's work factor (0: its default of 30;
- * it changes the speed, never the output).  `text` must hold 4*n bytes and
- * `dest` dest_capacity bytes (4*n + 4*n/100 + 601 always suffices); pass
- * NULL for either and the function allocates its own.  Returns the length,
- * or -1 when memory or bzip2 fails. */
-long long iid_compressed_length(const uint8_t *raw, size_t n, int level, int work_factor,
-                                char *text, char *dest, size_t dest_capacity);
+ * it changes the speed, never the output).  The text is made and compressed
+ * a chunk at a time and the compressed bytes are only counted.  Returns the
+ * length, or -1 when memory or bzip2 fails. */
+long long iid_compressed_length(const uint8_t *raw, size_t n, int level, int work_factor);
+
+/* work_factor for iid_run_new: time the first two shuffle compressions with
+ * bzip2's default and with 1, and use the faster for the rest. */
+#define IID_CALIBRATE -1
 
 /* A whole §5.1 permutation run: shuffle j (j = 0, 1, ...) is the data
  * shuffled by generator stream j of the seed, its statistics (only those
@@ -104,8 +111,11 @@ long long iid_compressed_length(const uint8_t *raw, size_t n, int level, int wor
 typedef struct iid_run iid_run;
 
 /* A new run over raw[0..n) (copied); original[19] are the statistics of
- * the unshuffled data.  With stop_on_failure the run ends once any
- * statistic has certainly failed.  NULL when memory fails or n < 2. */
+ * the unshuffled data; a NaN compression statistic is made by the run
+ * itself, by the first worker while the others start shuffling.  With
+ * stop_on_failure the run ends once any statistic has certainly failed.
+ * work_factor: 0..250 (see iid_compressed_length) or IID_CALIBRATE.  NULL
+ * when memory fails, n < 2 or the work factor is out of range. */
 iid_run *iid_run_new(const uint8_t *raw, size_t n, const iid_params *params,
                      const double *original, uint64_t permutations, uint64_t seed,
                      int stop_on_failure, int bzip2_level, int work_factor, int rank_limit);
@@ -122,8 +132,11 @@ uint64_t iid_run_committed(iid_run *run);
 
 /* The counts C[i][0..2] (larger, equal, smaller than the original) into
  * counts[19*3], each statistic's verdict into decided[19] (1 passed,
- * 0 failed, -1 undecided), and the number of shuffles counted. */
-void iid_run_result(iid_run *run, int64_t *counts, int8_t *decided, uint64_t *committed);
+ * 0 failed, -1 undecided), the number of shuffles counted, and the
+ * original's statistics (with the compression statistic the run made)
+ * into original[19]. */
+void iid_run_result(iid_run *run, int64_t *counts, int8_t *decided, uint64_t *committed,
+                    double *original);
 
 void iid_run_free(iid_run *run);
 /* CDEF-END */

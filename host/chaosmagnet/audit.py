@@ -87,6 +87,14 @@ def _clean(value: Any, where: str) -> Any:
     return str(value)
 
 
+def _remove_written(paths: list[Path]) -> None:
+    """Remove files written for an entry that was not appended (best effort)."""
+    for path in paths:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+            fsync_dir(path.parent)
+
+
 @dataclass
 class PendingEntry:
     """The next audit entry, not yet appended, and the files written for it."""
@@ -149,9 +157,13 @@ class AuditLog:
             with open(self.path, "rb") as handle:
                 handle.seek(0, os.SEEK_END)
                 size = handle.tell()
-                chunk = min(size, 1 << 20)
-                handle.seek(size - chunk)
-                tail = handle.read(chunk)
+                chunk = min(size, 1 << 16)
+                while True:  # only as much of the end as the last line needs (1 MiB at most)
+                    handle.seek(size - chunk)
+                    tail = handle.read(chunk)
+                    if chunk >= min(size, 1 << 20) or tail.rstrip(b"\n").count(b"\n") >= 1:
+                        break
+                    chunk = min(chunk * 4, size, 1 << 20)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -253,10 +265,7 @@ class AuditLog:
             try:
                 self._append(pending.entry)
             except AuditError as exc:
-                for path in pending.written:
-                    with contextlib.suppress(OSError):
-                        os.unlink(path)
-                        fsync_dir(path.parent)
+                _remove_written(pending.written)
                 removed = ", ".join(p.name for p in pending.written)
                 raise AuditError(f"{exc}{f' ({removed} removed again)' if removed else ''}") from None
             self._update_head(pending.entry)
@@ -285,12 +294,16 @@ class AuditLog:
             ) from None
 
     def _write_head(self, seq: int, digest: str) -> None:
+        """Rewrite the signed head.  Replacing a head does not fsync the folder (one fsync
+        less per entry): a crash can then only leave the previous head, which is behind
+        the log, and verify accepts a head behind the log.  A first head is synced in."""
         if self.signer is None:
             return
         body = {"seq": seq, "hash": digest}
         value = self.signer.sign(HEAD_DOMAIN + canonical_json(body))["value"]
         head = {**body, "signer": digest_hex(self.signer.public_key)[:16], "signature": value}
-        write_private_file(self.head_path, file_json(head))
+        replacing = self.head_path.is_file()
+        write_private_file(self.head_path, file_json(head), sync_folder=not replacing)
 
     def sign_pending(self) -> int:
         """Countersign entries recorded before an audit key existed; returns how many.

@@ -128,14 +128,18 @@ def ensure_private_dir(path: Path) -> Path:
 
 
 @contextmanager
-def atomic_file(path: Path, *, mode: int = PRIVATE_FILE_MODE, overwrite: bool = True) -> Iterator[BinaryIO]:
+def atomic_file(
+    path: Path, *, mode: int = PRIVATE_FILE_MODE, overwrite: bool = True, sync_folder: bool = True
+) -> Iterator[BinaryIO]:
     """Yield a handle on a temporary file beside ``path``; on success it becomes ``path``.
 
     The file gets exactly ``mode`` (whatever the umask), is fsynced, and is
     renamed into place (with ``overwrite=False``: linked, failing if the target
-    exists); the folder is fsynced after.  On any failure, Ctrl-C included, the
-    temporary file is removed and ``path`` is untouched; an OSError becomes a
-    UsageError naming the file.  The folder must exist.
+    exists); the folder is fsynced after (unless ``sync_folder`` is False: a
+    crash may then leave the previous file in place, never a partial one).
+    On any failure, Ctrl-C included, the temporary file is removed and
+    ``path`` is untouched; an OSError becomes a UsageError naming the file.
+    The folder must exist.
     """
     path = Path(path)
     if not overwrite and path.exists():
@@ -164,19 +168,23 @@ def atomic_file(path: Path, *, mode: int = PRIVATE_FILE_MODE, overwrite: bool = 
         if isinstance(exc, OSError):
             raise UsageError(f"cannot write {path}: {exc.strerror}") from None
         raise
-    fsync_dir(path.parent)
+    if sync_folder:
+        fsync_dir(path.parent)
     write_boundary(f"{path.name}: in place")
 
 
-def write_private_file(path: Path, data: bytes, *, overwrite: bool = True) -> Path:
+def write_private_file(
+    path: Path, data: bytes, *, overwrite: bool = True, sync_folder: bool = True
+) -> Path:
     """Write ``data`` to ``path`` atomically with mode 0600, creating its folder 0700.
 
     With ``overwrite=False`` an existing file is an error (UsageError) and is
     left untouched.  On any failure the temporary file is removed.
+    ``sync_folder=False`` skips the folder's fsync (see atomic_file).
     """
     path = Path(path)
     ensure_private_dir(path.parent)
-    with atomic_file(path, mode=PRIVATE_FILE_MODE, overwrite=overwrite) as handle:
+    with atomic_file(path, mode=PRIVATE_FILE_MODE, overwrite=overwrite, sync_folder=sync_folder) as handle:
         handle.write(data)
     return path
 

@@ -5,6 +5,7 @@
 - ``load_samples``: read and validate a sample file (one sample per byte).
 - ``suffix``: suffix and LCP arrays (C kernel), shared with the IID LRS test.
 - ``iid``: the IID track of §5 (permutation, chi-square and LRS tests).
+- ``tracks``: ``assess_both``, the IID track in a thread beside the non-IID one.
 - ``report``: the self-contained HTML report.
 """
 

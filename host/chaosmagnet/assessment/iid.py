@@ -19,8 +19,11 @@ already failed a chi-square or LRS test is not shuffled at all unless asked.
 The whole permutation run (shuffles, statistics, the early stopping) is C
 (chaosmagnet._sp80090b_iid, iid_run_*) on several threads, with no Python per
 shuffle; the compression statistic is bzip2 (block size 500 kB) from libbz2,
-linked into the kernel, with its work factor chosen per data set (it changes
-the speed, never the output).
+linked into the kernel.  It is nearly all of the time, so the run makes each
+compression only while the statistic is undecided, abandons one midway once
+an earlier shuffle decided it, makes the original's own compression beside
+the first shuffles, and times bzip2's work factor (which changes the speed,
+never the output) on its first two shuffles to keep the faster.
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ Z_ALPHA = 2.5758293035489008
 MIN_SAMPLES = 10
 #: bzip2 block size (in units of 100 kB) of the compression statistic, as in ea_iid.
 BZIP2_LEVEL = 5
+_CALIBRATE: int = _lib.IID_CALIBRATE  # time two work factors on the first shuffles, keep the faster
 
 #: The nineteen permutation-test statistics, in the order of §5.1.1-§5.1.11.
 TEST_NAMES: tuple[str, ...] = (
@@ -781,37 +785,10 @@ def compression_statistic(samples: np.ndarray, work_factor: int = 0) -> int:
     array = _check_samples(samples)
     if not 0 <= work_factor <= 250:
         raise UsageError("work_factor must be between 0 and 250")
-    length = _lib.iid_compressed_length(
-        _ffi.from_buffer("uint8_t[]", array), len(array), BZIP2_LEVEL, work_factor, _ffi.NULL, _ffi.NULL, 0
-    )
+    length = _lib.iid_compressed_length(_ffi.from_buffer("uint8_t[]", array), len(array), BZIP2_LEVEL, work_factor)
     if length < 0:
         raise MemoryError("bzip2 failed")
     return int(length)
-
-
-def _calibrated_compression(raw: np.ndarray) -> tuple[int, int]:
-    """The compression statistic of the samples and the work factor to use for shuffles.
-
-    Compresses the text twice at once (bzip2's default work factor, and 1, which
-    falls back at once), checks the lengths agree, and keeps the faster setting.
-    """
-    timings: dict[int, tuple[float, int]] = {}
-
-    def measure(work_factor: int) -> None:
-        start = time.perf_counter()
-        size = compression_statistic(raw, work_factor)
-        timings[work_factor] = (time.perf_counter() - start, size)
-
-    other = threading.Thread(target=measure, args=(1,), name="iid-bzip2-calibration")
-    other.start()
-    measure(0)
-    other.join()
-    if 1 not in timings:  # the calibration thread failed (its error went to stderr)
-        return timings[0][1], 0
-    if timings[0][1] != timings[1][1]:
-        raise RuntimeError("bzip2 gave different lengths for different work factors")
-    fastest = min(timings, key=lambda wf: timings[wf][0])
-    return timings[0][1], fastest
 
 
 def shuffled_copy(samples: np.ndarray, seed: int, stream: int) -> np.ndarray:
@@ -842,7 +819,7 @@ def _permutation_run(
     workers: int,
     stop_on_failure: bool,
     progress: ProgressCallback | None,
-    work_factor: int = 0,
+    work_factor: int = _CALIBRATE,
 ) -> tuple[np.ndarray, list[bool | None], int]:
     """Rank the original statistics against shuffles, in C (iid_run_*), on ``workers`` threads.
 
@@ -850,7 +827,11 @@ def _permutation_run(
     shuffles are counted strictly in the order j = 0, 1, 2, ..., so the counts
     depend only on the seed.  No Python runs per shuffle: the threads below
     each make one call that returns when the run is over, and this thread
-    polls the count for the progress callback.
+    polls the count for the progress callback.  A NaN compression statistic
+    in ``original`` is made by the run (while the shuffling starts) and
+    written back into ``original``.  ``work_factor`` is bzip2's (0..250) or
+    _CALIBRATE: the first two shuffle compressions are timed with bzip2's
+    default and with 1 and the faster is kept (the output never changes).
     """
     run = _lib.iid_run_new(
         _ffi.from_buffer("uint8_t[]", data.raw),
@@ -891,7 +872,9 @@ def _permutation_run(
         counts = _ffi.new("int64_t[]", _N * 3)
         decided = _ffi.new("int8_t[]", _N)
         committed = _ffi.new("uint64_t *")
-        _lib.iid_run_result(run, counts, decided, committed)
+        statistics = _ffi.new("double[]", _N)
+        _lib.iid_run_result(run, counts, decided, committed, statistics)
+        original[_COMPRESSION] = statistics[_COMPRESSION]
         verdicts: list[bool | None] = [None if d < 0 else bool(d) for d in decided]
         return np.array(list(counts), dtype=np.int64).reshape(_N, 3), verdicts, int(committed[0])
     finally:
@@ -1022,10 +1005,12 @@ def assess_iid(
         if workers is None:
             workers = max(1, min(2, os.cpu_count() or 1))
         seed = secrets.randbits(64) if rng_seed is None else rng_seed
-        original[_COMPRESSION], work_factor = _calibrated_compression(data.raw)
+        original[_COMPRESSION] = math.nan  # made by the run, beside the first shuffles
         counts, decided, shuffles = _permutation_run(
-            data, params, original, permutations, seed, workers, stop_early, progress, work_factor
+            data, params, original, permutations, seed, workers, stop_early, progress
         )
+        if math.isnan(original[_COMPRESSION]):  # the run ended before it (cannot happen unless stopped)
+            original[_COMPRESSION] = compression_statistic(data.raw)
         if progress is not None and shuffles < permutations:
             progress(permutations, permutations, _PROGRESS_LABEL)
         if any(d is None for i, d in enumerate(decided) if i not in not_applicable):

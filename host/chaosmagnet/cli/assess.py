@@ -33,8 +33,9 @@ __all__ = ["assess"]
 
 
 @contextmanager
-def _progress_bar(console: Console, what: str) -> Iterator[Callable[[int, int, str], None]]:
-    """A transient progress bar on stderr, driven by progress(done, total, description)."""
+def _progress_bars(console: Console, *whats: str) -> Iterator[list[Callable[[int, int, str], None]]]:
+    """Transient progress bars on stderr, one per ``what``, each driven by its
+    progress(done, total, description) (callable from any thread)."""
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
     with Progress(
@@ -45,12 +46,16 @@ def _progress_bar(console: Console, what: str) -> Iterator[Callable[[int, int, s
         console=console,
         transient=True,
     ) as progress:
-        task = progress.add_task(what, total=None)
 
-        def update(done: int, total: int, description: str) -> None:
-            progress.update(task, completed=done, total=total, description=f"{what}: {description}")
+        def updater(what: str) -> Callable[[int, int, str], None]:
+            task = progress.add_task(what, total=None)
 
-        yield update
+            def update(done: int, total: int, description: str) -> None:
+                progress.update(task, completed=done, total=total, description=f"{what}: {description}")
+
+            return update
+
+        yield [updater(what) for what in whats]
 
 
 def _estimator_table(result: NonIidResult) -> Table:
@@ -203,15 +208,23 @@ def assess(
         print(f"chaos-host assess: warning: {warning}", file=sys.stderr)
     err = Console(stderr=True)
 
-    with _progress_bar(err, "non-IID estimators") as update:
-        result = assess_noniid(loaded.samples, loaded.bits, progress=update)
-    result = replace(result, file=str(file), warnings=tuple(loaded.warnings), sha256=loaded.sha256)
     iid_result = None
-    if iid_module is not None:
-        with _progress_bar(err, "IID tests") as update:
-            iid_result = iid_module.assess_iid(
-                loaded.samples, loaded.bits, progress=update, stop_early=not iid_full
+    if iid_module is None:
+        with _progress_bars(err, "non-IID estimators") as (update,):
+            result = assess_noniid(loaded.samples, loaded.bits, progress=update)
+    else:
+        from chaosmagnet.assessment.tracks import assess_both
+
+        # The IID track runs in a thread beside the non-IID estimators.
+        with _progress_bars(err, "non-IID estimators", "IID tests") as (update, update_iid):
+            result, iid_result = assess_both(
+                loaded.samples,
+                loaded.bits,
+                stop_early=not iid_full,
+                noniid_progress=update,
+                iid_progress=update_iid,
             )
+    result = replace(result, file=str(file), warnings=tuple(loaded.warnings), sha256=loaded.sha256)
 
     if report is not None:
         from chaosmagnet.assessment.report import render_html

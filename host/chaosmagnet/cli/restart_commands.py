@@ -22,7 +22,7 @@ from chaosmagnet.assessment.noniid import ESTIMATORS
 from chaosmagnet.assessment.restart import RESTARTS, RestartResult, assess_restart, check_restart_input
 from chaosmagnet.assessment.samples import load_samples
 from chaosmagnet.cli.app import app
-from chaosmagnet.cli.assess import _progress_bar
+from chaosmagnet.cli.assess import _progress_bars
 
 __all__ = ["assess_restart_command"]
 
@@ -72,7 +72,7 @@ def assess_restart_command(
             print(f"chaos-host assess-restart: warning: {warning}", file=sys.stderr)
     check_restart_input(loaded.samples, loaded.bits, h_initial)  # before the progress bar
     err = Console(stderr=True)
-    with _progress_bar(err, "restart tests") as update:
+    with _progress_bars(err, "restart tests") as (update,):
         result = assess_restart(loaded.samples, loaded.bits, h_initial, iid=iid, progress=update)
     result = RestartResult(**{**result.__dict__, "file": str(matrix)})
     if as_json:
