@@ -177,12 +177,20 @@ def chi2_sf(x: float, df: int) -> float:
     return min(1.0, max(0.0, q))
 
 
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 0..n-1 as floats, ties given their average rank (so ties carry no order in time)."""
+    values, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    if values.size == x.size:
+        ranks = np.empty(x.size, dtype=np.float64)
+        ranks[np.argsort(x, kind="stable")] = np.arange(x.size, dtype=np.float64)
+        return ranks
+    starts = np.cumsum(counts) - counts
+    return (starts + (counts - 1) / 2.0)[inverse.ravel()]
+
+
 def _rank_symbols(x: np.ndarray, levels: int) -> np.ndarray:
-    """Equiprobable symbols 0..levels-1 by rank (ties broken by position)."""
-    order = np.argsort(x, kind="stable")
-    ranks = np.empty(x.size, dtype=np.int64)
-    ranks[order] = np.arange(x.size)
-    return (ranks * levels) // x.size
+    """Equiprobable symbols 0..levels-1 by rank; tied values share a symbol (their average rank)."""
+    return np.minimum((_ranks(x) * levels / x.size).astype(np.int64), levels - 1)
 
 
 def _mi_bits_many(xs: np.ndarray, ys: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -226,18 +234,11 @@ def mutual_information_test(
     plugin, corrected = _mi_bits_many(xs, ys, levels)
     g = 2.0 * n * _LN2 * plugin
     df = (levels - 1) ** 2
-    inflation = max(1.0, float(np.mean(g[1:])) / df)
+    # the null's inflation over chi2_df: from its mean, or its spread when that is larger (conservative)
+    inflation = max(1.0, float(np.mean(g[1:])) / df, float(np.std(g[1:])) / math.sqrt(2.0 * df))
     p = chi2_sf(float(g[0]) / inflation, df)
     p_perm = (1.0 + float(np.sum(g[1:] >= g[0]))) / (shifts + 1.0)
     return float(corrected[0]), p, p_perm
-
-
-def _ranks(x: np.ndarray) -> np.ndarray:
-    """Ranks 0..n-1 (ties broken by position), as floats."""
-    order = np.argsort(x, kind="stable")
-    ranks = np.empty(x.size, dtype=np.float64)
-    ranks[order] = np.arange(x.size, dtype=np.float64)
-    return ranks
 
 
 def _corr_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -276,15 +277,21 @@ def lag_correlation_test(
         n = x.size
         if n < min_points + 2 * max_lag or y.size != n:
             continue
+        fx, fy = np.isfinite(x), np.isfinite(y)
+        if fx.sum() < min_points or fy.sum() < min_points or np.ptp(x[fx]) == 0 or np.ptp(y[fy]) == 0:
+            continue
+        # ranks once per series (Spearman: a wrapped or clipped reading is one rank, not an outlier)
+        rx, ry = np.full(n, math.nan), np.full(n, math.nan)
+        rx[fx], ry[fy] = _ranks(x[fx]), _ranks(y[fy])
         for lag in range(-max_lag, max_lag + 1):
-            xl = x[max(0, -lag) : n - max(0, lag)]
-            yl = y[max(0, lag) : n - max(0, -lag)]
+            xl = rx[max(0, -lag) : n - max(0, lag)]
+            yl = ry[max(0, lag) : n - max(0, -lag)]
             keep = np.isfinite(xl) & np.isfinite(yl)
             if keep.sum() < min_points:
                 continue
-            xr, yr = _ranks(xl[keep]), _ranks(yl[keep])
-            xr -= xr.mean()
-            yr -= yr.mean()
+            xr, yr = xl[keep], yl[keep]
+            xr = xr - xr.mean()
+            yr = yr - yr.mean()
             if not xr.any() or not yr.any():
                 continue
             tried += 1
@@ -294,11 +301,10 @@ def lag_correlation_test(
                 var += 2.0 * (1.0 - k / (hac_lags + 1.0)) * float(prod[k:] @ prod[:-k])
             if var <= 0:
                 continue
-            z = float(prod.sum()) / math.sqrt(var)
-            p_one = math.erfc(abs(z) / math.sqrt(2.0))
+            total = float(prod.sum())
+            p_one = math.erfc(abs(total) / math.sqrt(2.0 * var))
             if best is None or p_one < best[3]:
-                r = float(prod.sum()) / math.sqrt(float(xr @ xr) * float(yr @ yr))
-                best = (r, lag, stat, p_one)
+                best = (total / math.sqrt(float(xr @ xr) * float(yr @ yr)), lag, stat, p_one)
     if best is None:
         return None
     return best[0], best[1], best[2], min(1.0, best[3] * tried)
@@ -335,7 +341,9 @@ class _SourceWindow:
     open_bins: dict[int, np.ndarray] = field(default_factory=dict)  # bin -> histogram of its samples
     bin_index: deque[int] = field(default_factory=deque)
     bin_mean: deque[float] = field(default_factory=deque)
-    second_stats: dict[int, tuple[float, float, float]] = field(default_factory=dict)  # tick -> mean, rate, h_min
+    # per-second mean, rate, h_min in a ring indexed by tick % stat_seconds (NaN: nothing that second)
+    second_stats: np.ndarray = field(default_factory=lambda: np.empty((0, 3)))
+    second_tick: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     samples: int = 0
 
 
@@ -437,12 +445,17 @@ class DependenceTracker:
         while len(window.bin_index) > self.settings.mi_bins:
             window.bin_index.popleft()
             window.bin_mean.popleft()
+        size = self.settings.stat_seconds
+        if window.second_stats.shape[0] != size:
+            window.second_stats = np.full((size, 3), math.nan)
+            window.second_tick = np.full(size, -1, dtype=np.int64)
+        slot = self._tick_index % size
+        window.second_tick[slot] = self._tick_index
         if total:
             h_min = -math.log2(float(hist_all.max()) / total) if total >= 16 else math.nan
-            window.second_stats[self._tick_index] = (_level(hist_all, window.bits), total / elapsed, h_min)
-        oldest = self._tick_index - self.settings.stat_seconds
-        for k in [k for k in window.second_stats if k <= oldest]:
-            del window.second_stats[k]
+            window.second_stats[slot] = (_level(hist_all, window.bits), total / elapsed, h_min)
+        else:
+            window.second_stats[slot] = math.nan
 
     def _aligned_bins(self, a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
         wa, wb = self._windows[a], self._windows[b]
@@ -452,15 +465,23 @@ class DependenceTracker:
         return ma[ka], mb[kb]
 
     def _aligned_stats(self, a: str, b: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        ticks = np.arange(self._tick_index - self.settings.stat_seconds + 1, self._tick_index + 1)
+        size = self.settings.stat_seconds
+        ticks = np.arange(self._tick_index - size + 1, self._tick_index + 1)
+        slots = ticks % size
         out: list[dict[str, np.ndarray]] = []
         for name in (a, b):
-            stats = self._windows[name].second_stats
-            table = np.array([stats.get(int(k), (math.nan,) * 3) for k in ticks], dtype=np.float64)
-            circular = self._windows[name].bits > 2
+            window = self._windows[name]
+            if window.second_stats.shape[0] != size:
+                table = np.full((size, 3), math.nan)
+            else:
+                table = np.where((window.second_tick[slots] == ticks)[:, None], window.second_stats[slots], math.nan)
+            circular = window.bits > 2
             out.append(
-                {stat: _differences(table[:, i], circular and stat == "mean") for i, stat in enumerate(STATS)
-                 if stat in self.settings.deciding_stats}
+                {
+                    stat: _differences(table[:, i], circular and stat == "mean")
+                    for i, stat in enumerate(STATS)
+                    if stat in self.settings.deciding_stats
+                }
             )
         return out[0], out[1]
 
