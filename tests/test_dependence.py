@@ -12,8 +12,10 @@ Bounds stated here (and in docs/pipeline.md):
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -48,14 +50,14 @@ def test_chi2_sf_matches_scipy(df: int, x: float) -> None:
 
 def test_mi_of_independent_series_is_near_zero_and_not_significant() -> None:
     rng = np.random.default_rng(1)
-    mi, p, p_perm = mutual_information_test(rng.normal(size=400), rng.normal(size=400), rng=rng)
+    mi, p, p_perm = mutual_information_test(rng.normal(size=400), rng.normal(size=400))
     assert abs(mi) < 0.02  # Miller-Madow removes the plug-in's upward bias (about 0.016 bits here)
     assert p > 1e-3 and p_perm > 0.02
 
 
 def test_miller_madow_corrects_the_plugin_bias_on_average() -> None:
     rng = np.random.default_rng(2)
-    corrected = [mutual_information_test(rng.normal(size=300), rng.normal(size=300), rng=rng)[0] for _ in range(40)]
+    corrected = [mutual_information_test(rng.normal(size=300), rng.normal(size=300))[0] for _ in range(40)]
     plugin_bias = (4 - 1) ** 2 / (2 * 300 * math.log(2))  # what the plug-in would show on average
     assert abs(float(np.mean(corrected))) < plugin_bias / 4
 
@@ -65,7 +67,7 @@ def test_mi_finds_half_shared_noise() -> None:
     shared = rng.normal(size=400)
     x = shared + rng.normal(size=400)
     y = shared + rng.normal(size=400)
-    mi, p, p_perm = mutual_information_test(x, y, rng=rng)
+    mi, p, p_perm = mutual_information_test(x, y)
     assert mi > 0.08 and p < 1e-7 and p_perm == pytest.approx(1 / 49)
 
 
@@ -122,7 +124,7 @@ def test_independent_nodes_are_not_grouped_on_a_short_run() -> None:
 
 def test_dependence_clears_when_the_shared_cause_ends() -> None:
     settings = DependenceSettings()
-    tracker = DependenceTracker(settings, seed=5)
+    tracker = DependenceTracker(settings)
     streams = [AdcStream("a", 10, correlated=True, rail_seed=9), AdcStream("b", 11, correlated=True, rail_seed=9)]
     events: list[tuple[float, str]] = []
     replay(tracker, streams, DETECT_SECONDS, lambda t, es: events.extend((t, e.kind) for e in es))
@@ -213,3 +215,29 @@ def test_engine_credits_a_dependent_group_once_and_logs_it(tmp_path: Path) -> No
     found = [e for e in lines if e.get("event") == "dependence_found"]
     assert len(found) == 1 and found[0]["sources"] == ["node:a:adc", "node:b:adc"]
     assert found[0]["p_value"] < 1e-7 and "mi_bits" in found[0] and "lag_seconds" in found[0]
+    # the view, `run --json` and a draw's provenance show the group and why
+    from chaosmagnet.cli.core_commands import _json_interval
+    from chaosmagnet.cli.view import render, status_line, summary_lines
+    from rich.console import Console
+
+    interval = json.loads(_json_interval(snapshot))
+    assert interval["dependence"]["groups"][0]["credited_member"] == paid[0]
+    assert {s["name"]: s["dependence"] for s in interval["sources"]}["lone"] is None
+    console = Console(width=160, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(render(snapshot, 160))
+    text = console.export_text()
+    assert "dependent sources" in text and f"credited once, via {paid[0]}" in text and "p " in text
+    assert "dependent node:a:adc+node:b:adc (credited once)" in status_line(snapshot)
+    assert any(line.startswith("  dependent: node:a:adc + node:b:adc") for line in summary_lines(snapshot))
+
+    from chaosmagnet.minting.seeds import draw_from_engine
+    from chaosmagnet.quorum import Quorum
+
+    quorum = engine.with_dependence(Quorum())
+    assert quorum.group_of("node:a:adc") == quorum.group_of("node:b:adc") == "node:a+node:b"
+    draw = asyncio.run(draw_from_engine(engine, 32, 64, b"test", 5.0, None, "engine"))
+    provenance = draw.provenance()
+    groups = provenance["dependence"]["groups"]
+    assert groups[0]["members"] == ["node:a:adc", "node:b:adc"] and groups[0]["credited_member"] == paid[0]
+    assert groups[0]["evidence"][0]["p_value"] < 1e-7
+    assert set(provenance["quorum"]["met_by"]) == {"node:a+node:b", "lone"}

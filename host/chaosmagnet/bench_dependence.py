@@ -121,7 +121,7 @@ def measure_detection(
     """Two nodes sharing half their noise, per seed: the tick at which they were grouped."""
     runs = []
     for seed in seeds:
-        tracker = DependenceTracker(settings, seed=seed)
+        tracker = DependenceTracker(settings)
         streams = [AdcStream("a", 2 * seed, correlated=True, rail_seed=seed), AdcStream("b", 2 * seed + 1, correlated=True, rail_seed=seed)]
         found: list[float] = []
         cleared = [0]
@@ -186,7 +186,7 @@ def measure_false_grouping(
     sources: int, seconds: float, seed: int = 0, settings: DependenceSettings | None = None
 ) -> FalseGroupingRun:
     """``sources`` independent nodes for ``seconds`` of simulated time."""
-    tracker = DependenceTracker(settings, seed=seed)
+    tracker = DependenceTracker(settings)
     streams = [AdcStream(f"n{i:02d}", 1000 * seed + i) for i in range(sources)]
     found = [0]
     p_values: list[float] = []

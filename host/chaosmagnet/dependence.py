@@ -53,6 +53,7 @@ Cost and schedule
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -211,25 +212,25 @@ def _mi_bits_many(xs: np.ndarray, ys: np.ndarray, levels: int) -> tuple[np.ndarr
     return plugin, corrected
 
 
-def _shift_offsets(n: int, count: int, rng: np.random.Generator) -> np.ndarray:
-    """Circular shifts for the null, kept away from 0 (and so from the true alignment)."""
+@functools.lru_cache(maxsize=8)
+def _shift_index(n: int, count: int) -> np.ndarray:
+    """Row 0: the series as it is; rows 1..count: circular shifts spread evenly over n/8..7n/8
+    (away from 0, and so from the true alignment), as one gather index (cached per n)."""
     low, high = max(1, n // 8), max(2, n - n // 8)
-    return rng.integers(low, high, size=count)
+    offsets = np.concatenate([[0], np.linspace(low, high, count).astype(np.int64)])
+    return (np.arange(n)[None, :] + offsets[:, None]) % n
 
 
 def mutual_information_test(
-    x: np.ndarray, y: np.ndarray, *, levels: int = 4, shifts: int = 48, rng: np.random.Generator | None = None
+    x: np.ndarray, y: np.ndarray, *, levels: int = 4, shifts: int = 48
 ) -> tuple[float, float, float]:
     """MI of two aligned series (the tracker passes increments), rank-quantized: (MI_MM bits, p, permutation p)."""
-    rng = rng or np.random.default_rng(0)
     dx, dy = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     n = dx.size
     if n < 4 * levels * levels or dy.size != n:
         raise UsageError(f"mutual information needs two aligned series of at least {4 * levels * levels} points")
     sx, sy = _rank_symbols(dx, levels), _rank_symbols(dy, levels)
-    offsets = _shift_offsets(n, shifts, rng)
-    index = (np.arange(n)[None, :] + offsets[:, None]) % n
-    ys = np.vstack([sy[None, :], sy[index]])
+    ys = sy[_shift_index(n, shifts)]
     xs = np.broadcast_to(sx, ys.shape)
     plugin, corrected = _mi_bits_many(xs, ys, levels)
     g = 2.0 * n * _LN2 * plugin
@@ -353,10 +354,9 @@ class _SourceWindow:
 class DependenceTracker:
     """Tests pairs of sources for a shared cause and keeps the groups it finds (sans-IO)."""
 
-    def __init__(self, settings: DependenceSettings | None = None, *, seed: int = 0) -> None:
+    def __init__(self, settings: DependenceSettings | None = None) -> None:
         self.settings = settings or DependenceSettings()
         self._windows: dict[str, _SourceWindow] = {}
-        self._rng = np.random.default_rng(seed)
         self._tick_index = 0
         self._last_tick: float | None = None
         self._cursor = 0  # round-robin position in the pair list
@@ -494,7 +494,7 @@ class DependenceTracker:
             da = _differences(xa, self._windows[a].bits > 2)
             db = _differences(xb, self._windows[b].bits > 2)
             if np.ptp(da) > 0 and np.ptp(db) > 0:
-                mi = mutual_information_test(da, db, levels=s.levels, shifts=s.shifts, rng=self._rng)
+                mi = mutual_information_test(da, db, levels=s.levels, shifts=s.shifts)
         sa, sb = self._aligned_stats(a, b)
         lag = lag_correlation_test(sa, sb, max_lag=s.max_lag, min_points=s.min_stat_points)
         if mi is None and lag is None:

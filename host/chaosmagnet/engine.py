@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -371,6 +372,10 @@ class Engine:
                 **{k: v for k, v in event.result.to_json().items() if k not in ("sources", "dependent")},
             )
 
+    def with_dependence(self, quorum: Quorum) -> Quorum:
+        """The key quorum with the dependent groups found so far joined: one group, one vote."""
+        return dataclasses.replace(quorum, joined=tuple(self.dependence.groups()))
+
     def _credit_rate(self, runtime: SourceRuntime) -> float:
         if runtime.source.info.conditioned:
             return min(runtime.credit_h_conditioned, float(runtime.source.info.bits_per_sample))
@@ -459,6 +464,8 @@ class Engine:
         """
         if bits > self.pool.capacity_bits:
             raise PoolError(f"{bits:.0f} credited bits requested but the pool holds at most {self.pool.capacity_bits}")
+        if quorum is not None:
+            quorum = self.with_dependence(quorum)
         deadline = self._clock() + timeout
         said = ""
         while True:
