@@ -98,6 +98,8 @@ def test_settings_are_checked() -> None:
         DependenceSettings(join_p=0.1, clear_p=0.01)
     with pytest.raises(UsageError):
         DependenceSettings(pairs_per_tick=0)
+    with pytest.raises(UsageError):
+        DependenceSettings(min_bins=48)  # the MI test needs 4 x levels^2 = 64 paired bins
 
 
 # -- the tracker on the simulator's noise model, in simulated time -------------------

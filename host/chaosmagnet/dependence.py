@@ -102,6 +102,10 @@ class DependenceSettings:
     def __post_init__(self) -> None:
         if self.bin_seconds <= 0 or self.levels < 2 or self.shifts < 8 or self.pairs_per_tick < 1:
             raise UsageError("dependence settings: bin_seconds > 0, levels >= 2, shifts >= 8, pairs_per_tick >= 1")
+        if self.min_bins < 4 * self.levels * self.levels:
+            raise UsageError(f"dependence settings: min_bins must be at least 4 x levels^2 ({4 * self.levels**2})")
+        if self.mi_bins <= self.min_bins or self.stat_seconds < self.min_stat_points + 2 * self.max_lag:
+            raise UsageError("dependence settings: the windows must be longer than their minimum fill")
         if not 0 < self.join_p < self.clear_p < 1:
             raise UsageError("dependence settings: need 0 < join_p < clear_p < 1")
 
