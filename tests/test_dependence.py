@@ -135,7 +135,13 @@ def test_dependence_clears_when_the_shared_cause_ends() -> None:
     # the rail goes away (one node moved to its own supply): the streams go on independently
     for stream in streams:
         stream.hal.rail = None
-    replay(tracker, streams, DETECT_SECONDS + 400, lambda t, es: events.extend((t, e.kind) for e in es), start=DETECT_SECONDS)
+    replay(
+        tracker,
+        streams,
+        DETECT_SECONDS + 400,
+        lambda t, es: events.extend((t, e.kind) for e in es),
+        start=DETECT_SECONDS,
+    )
     kinds = [k for _, k in events]
     assert kinds == ["dependence_found", "dependence_cleared"], events
     assert tracker.groups() == [] and tracker.credit_factor("b") == 1.0
@@ -179,7 +185,10 @@ def test_engine_credits_a_dependent_group_once_and_logs_it(tmp_path: Path) -> No
     engine = Engine(sources, Config(min_samples=256, assessment_enabled=False), health_log=log, clock=clock)
     for r in engine._runtimes.values():  # noqa: SLF001 - what start() sets for a running source
         r.status = "ok"
-    streams = [AdcStream("node:a:adc", 20, correlated=True, rail_seed=4), AdcStream("node:b:adc", 21, correlated=True, rail_seed=4)]
+    streams = [
+        AdcStream("node:a:adc", 20, correlated=True, rail_seed=4),
+        AdcStream("node:b:adc", 21, correlated=True, rail_seed=4),
+    ]
     lone = AdcStream("lone", 22)
     credit: dict[str, float] = {"node:a:adc": 0.0, "node:b:adc": 0.0, "lone": 0.0}
     next_tick = 1.0

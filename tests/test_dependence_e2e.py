@@ -45,7 +45,9 @@ def correlated_pair(home: Path) -> Iterator[list[SimProcess]]:
             sim.stop()
 
 
-def test_correlated_simulated_nodes_are_grouped_and_credited_once(home: Path, correlated_pair: list[SimProcess]) -> None:
+def test_correlated_simulated_nodes_are_grouped_and_credited_once(
+    home: Path, correlated_pair: list[SimProcess]
+) -> None:
     log_path = home / "health.jsonl"
 
     async def main() -> dict:
@@ -81,8 +83,6 @@ def test_correlated_simulated_nodes_are_grouped_and_credited_once(home: Path, co
     assert states[earning[0]]["dependence"]["credited"] is True
     group = next(g for g in result["snapshot"]["dependence"]["groups"] if other in g["members"])
     assert group["credited_member"] == earning[0] and group["evidence"]
-    found = [
-        json.loads(line) for line in log_path.read_text().splitlines() if '"dependence_found"' in line
-    ]
+    found = [json.loads(line) for line in log_path.read_text().splitlines() if '"dependence_found"' in line]
     assert any(set(e["sources"]) == {"node:left:adc", "node:right:adc"} for e in found)
     print(f"grouped; evidence {group['evidence']}")

@@ -74,8 +74,8 @@ def replay(
     *,
     start: float = 0.0,
 ) -> int:
-    """Feed the streams from ``start`` to ``seconds`` to the tracker, ticking once a second;
-    return samples per stream."""
+    """Feed the streams from ``start`` to ``seconds`` to the tracker, ticking once a second
+    (``on_events(t, events)`` after every tick); return samples per stream."""
     heap = [(s.next_at, i) for i, s in enumerate(streams)]
     heapq.heapify(heap)
     pending: list[tuple[float, int, str, np.ndarray]] = []
@@ -96,7 +96,7 @@ def replay(
             t, _, name, batch = heapq.heappop(pending)
             while t >= next_tick and next_tick <= seconds:
                 events = tracker.tick(next_tick, rates)
-                if on_events is not None and events:
+                if on_events is not None:
                     on_events(next_tick, events)
                 next_tick += 1.0
             tracker.observe(name, batch, t, 8)
@@ -122,11 +122,16 @@ def measure_detection(
     runs = []
     for seed in seeds:
         tracker = DependenceTracker(settings)
-        streams = [AdcStream("a", 2 * seed, correlated=True, rail_seed=seed), AdcStream("b", 2 * seed + 1, correlated=True, rail_seed=seed)]
+        streams = [
+            AdcStream("a", 2 * seed, correlated=True, rail_seed=seed),
+            AdcStream("b", 2 * seed + 1, correlated=True, rail_seed=seed),
+        ]
         found: list[float] = []
         cleared = [0]
 
-        def on_events(t: float, events: list[DependenceEvent]) -> None:
+        def on_events(
+            t: float, events: list[DependenceEvent], found: list[float] = found, cleared: list[int] = cleared
+        ) -> None:
             for e in events:
                 if e.kind == "dependence_found":
                     found.append(t)
@@ -168,7 +173,9 @@ class FalseGroupingRun:
     @property
     def upper_95(self) -> float:
         """95 % upper bound of the rate (rule of three when none was seen)."""
-        return (3.0 if self.false_groupings == 0 else self.false_groupings + 2.0 * math.sqrt(self.false_groupings)) / self.pair_hours
+        return (
+            3.0 if self.false_groupings == 0 else self.false_groupings + 2.0 * math.sqrt(self.false_groupings)
+        ) / self.pair_hours
 
     def fraction_below(self, p: float) -> float:
         """Share of pair tests whose p-value fell below p (about p, or less, when calibrated)."""
@@ -190,27 +197,12 @@ def measure_false_grouping(
     streams = [AdcStream(f"n{i:02d}", 1000 * seed + i) for i in range(sources)]
     found = [0]
     p_values: list[float] = []
-    seen: dict[tuple[str, str], float] = {}
 
-    def on_events(t: float, events: list[DependenceEvent]) -> None:
+    def on_tick(t: float, events: list[DependenceEvent]) -> None:
         found[0] += sum(1 for e in events if e.kind == "dependence_found")
+        p_values.extend(r.p_value for r in tracker.last_tested)
 
-    def collect(t: float, events: list[DependenceEvent]) -> None:
-        on_events(t, events)
-
-    # collect every pair test's p-value through the tracker's latest results after each tick
-    original_tick = tracker.tick
-
-    def tick(t: float, rates: dict[str, float] | None = None) -> list[DependenceEvent]:
-        events = original_tick(t, rates)
-        for pair, result in tracker._results.items():  # noqa: SLF001 - the bench reads the evidence
-            if result.t == t and seen.get(pair) != t:
-                seen[pair] = t
-                p_values.append(result.p_value)
-        return events
-
-    tracker.tick = tick  # type: ignore[method-assign]
-    replay(tracker, streams, seconds, collect)
+    replay(tracker, streams, seconds, on_tick)
     pairs = sources * (sources - 1) // 2
     return FalseGroupingRun(sources, seconds, pairs * seconds / 3600.0, found[0], len(p_values), p_values)
 
@@ -242,14 +234,14 @@ def measure_cost(sources: int = 16, warm_seconds: float = 150.0, ticks: int = 20
     tick_times, bin_times = [], []
     now = warm_seconds + 1.0
     for _ in range(ticks):
-        for name, (t, b) in batches:
+        for name, (_, b) in batches:
             tracker.observe(name, b, now - 0.5, 8)
         start = time.perf_counter()
         tracker.tick(now)
         tick_times.append(time.perf_counter() - start)
         now += 1.0
     # binning alone: a tick with no pair due (pairs_per_tick tests are the rest)
-    for name, (t, b) in batches:
+    for name, (_, b) in batches:
         tracker.observe(name, b, now - 0.5, 8)
     saved = tracker.settings
     tracker.settings = DependenceSettings(pairs_per_tick=1)

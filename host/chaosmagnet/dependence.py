@@ -336,7 +336,6 @@ def _differences(x: np.ndarray, circular: bool) -> np.ndarray:
     return (d + math.pi) % (2.0 * math.pi) - math.pi if circular else d
 
 
-
 @dataclass
 class _SourceWindow:
     """What one source delivered, binned: bin means and per-second statistics."""
@@ -367,11 +366,12 @@ class DependenceTracker:
         self._results: dict[tuple[str, str], PairResult] = {}
         self._dependent: dict[tuple[str, str], PairResult] = {}  # pairs currently held dependent
         self._quiet: dict[tuple[str, str], int] = {}  # consecutive tests above clear_p
-        self._last_tested: dict[tuple[str, str], float] = {}
+        self._tested_at: dict[tuple[str, str], float] = {}
         self._groups: list[tuple[str, ...]] = []
         self._credited: dict[tuple[str, ...], str] = {}  # group -> the member that keeps its credit
         self._factor: dict[str, float] = {}
         self.tests_run = 0
+        self.last_tested: list[PairResult] = []  # the pair tests of the latest tick
 
     # -- the hot path: nothing but a bounded copy ---------------------------
     def observe(self, source: str, samples: np.ndarray, t: float, bits_per_sample: int = 8) -> None:
@@ -389,7 +389,7 @@ class DependenceTracker:
             self._results.pop(pair, None)
             self._dependent.pop(pair, None)
             self._quiet.pop(pair, None)
-            self._last_tested.pop(pair, None)
+            self._tested_at.pop(pair, None)
 
     @property
     def sources(self) -> list[str]:
@@ -409,6 +409,7 @@ class DependenceTracker:
         for window in self._windows.values():
             self._bin(window, t, elapsed)
         events: list[DependenceEvent] = []
+        self.last_tested = []
         pairs = self.pairs()
         if pairs:
             budget = min(self.settings.pairs_per_tick, len(pairs))
@@ -420,14 +421,12 @@ class DependenceTracker:
                     events.append(event)
             self._cursor = (start + budget) % len(pairs)
         for pair in list(self._dependent):  # a pair that cannot be tested any more does not stay grouped
-            if t - self._last_tested.get(pair, t) > self.settings.stale_seconds:
+            if t - self._tested_at.get(pair, t) > self.settings.stale_seconds:
                 result = self._dependent.pop(pair)
                 self._quiet.pop(pair, None)
                 events.append(DependenceEvent("dependence_cleared", result, "no paired data to test", ()))
         self._regroup(credit_rates or {})
-        return [
-            DependenceEvent(e.kind, e.result, e.reason, self.group_of(e.result.a) or ()) for e in events
-        ]
+        return [DependenceEvent(e.kind, e.result, e.reason, self.group_of(e.result.a) or ()) for e in events]
 
     def _bin(self, window: _SourceWindow, t: float, elapsed: float) -> None:
         width = self.settings.bin_seconds
@@ -453,13 +452,13 @@ class DependenceTracker:
         if window.second_stats.shape[0] != size:
             window.second_stats = np.full((size, 3), math.nan)
             window.second_tick = np.full(size, -1, dtype=np.int64)
-        slot = self._tick_index % size
-        window.second_tick[slot] = self._tick_index
+        row = self._tick_index % size
+        window.second_tick[row] = self._tick_index
         if total:
             h_min = -math.log2(float(hist_all.max()) / total) if total >= 16 else math.nan
-            window.second_stats[slot] = (_level(hist_all, window.bits), total / elapsed, h_min)
+            window.second_stats[row] = (_level(hist_all, window.bits), total / elapsed, h_min)
         else:
-            window.second_stats[slot] = math.nan
+            window.second_stats[row] = math.nan
 
     def _aligned_bins(self, a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
         wa, wb = self._windows[a], self._windows[b]
@@ -504,7 +503,7 @@ class DependenceTracker:
         if mi is None and lag is None:
             return None
         self.tests_run += 1
-        self._last_tested[pair] = t
+        self._tested_at[pair] = t
         p_mi = mi[1] if mi is not None else 1.0
         p_lag = lag[3] if lag is not None else 1.0
         p = min(1.0, 2.0 * min(p_mi, p_lag))
@@ -537,6 +536,7 @@ class DependenceTracker:
             detector=detector,
         )
         self._results[pair] = result
+        self.last_tested.append(result)
         if dependent and not was:
             self._dependent[pair] = result
             return DependenceEvent("dependence_found", result, f"p {p:.2g} < {s.join_p:g} ({detector})", ())
@@ -611,8 +611,13 @@ class DependenceTracker:
         if group is None:
             return None
         partners = [
-            {"with": r.b if r.a == source else r.a, "p_value": r.to_json()["p_value"], "mi_bits": r.to_json()["mi_bits"],
-             "lag_seconds": r.lag_s, "detector": r.detector}
+            {
+                "with": r.b if r.a == source else r.a,
+                "p_value": r.to_json()["p_value"],
+                "mi_bits": r.to_json()["mi_bits"],
+                "lag_seconds": r.lag_s,
+                "detector": r.detector,
+            }
             for r in self.evidence(group)
             if source in (r.a, r.b)
         ]

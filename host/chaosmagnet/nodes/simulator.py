@@ -106,7 +106,8 @@ class SharedRail:
         return float(self._walk[chunk % self.EPOCH])
 
     def _fast(self, chunk: int) -> np.ndarray:
-        return np.random.Generator(np.random.Philox(key=[self.seed, 1 << 40 | chunk])).normal(0, self.fast_sd, self.CHUNK)
+        generator = np.random.Generator(np.random.Philox(key=[self.seed, 1 << 40 | chunk]))
+        return generator.normal(0, self.fast_sd, self.CHUNK)
 
     def take(self, n: int) -> np.ndarray:
         """The shared part of the n most recent samples (the last one taken now)."""
