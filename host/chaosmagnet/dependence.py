@@ -1,17 +1,20 @@
 """Cross-source dependence: find sources that share a cause, so the pool credits them once.
 
 Sans-IO: the engine hands every batch to ``observe(source, samples, t)`` (a
-bounded copy onto a list: the ingest hot path does nothing else here) and
-calls ``tick(t, credit_rates)`` once a second; all the statistics run there.
+bounded copy appended to a bounded deque: the ingest hot path does nothing
+else here) and calls ``tick(t, credit_rates)`` once a second; all the
+statistics run there.  docs/pipeline.md "Dependence" has the measured figures.
 
 What is compared
     Samples are binned by *arrival time* into bins of ``bin_seconds``; each
-    source gets one number per bin (the mean of its samples in it) and one
-    set of per-second statistics (mean, rate, min-entropy of that second's
-    samples).  Two sources are compared on the bins and seconds both filled.
+    source gets one level per bin (the circular mean of its samples on the
+    2^bits circle, so a wrapping low byte is a small step; the plain mean for
+    1- and 2-bit sources) and per-second statistics (level, rate, min-entropy
+    of that second's samples).  Two sources are compared on the bins and
+    seconds both filled.
 
 Two tests per pair
-    * Mutual information of the bin means.  The first differences of each
+    * Mutual information of the bin levels.  The first differences of each
       series (a drifting level would otherwise look shared) are turned into
       ``levels`` equiprobable symbols by rank; the plug-in estimate of
       I(X;Y) is reported with the Miller-Madow bias correction,
@@ -20,35 +23,37 @@ Two tests per pair
       statistic (2 n ln 2 I_plugin) of ``shifts`` circular shifts of one series
       against the other (which keeps each series' own autocorrelation) gives
       the null's inflation c over the chi-square with (levels-1)^2 degrees of
-      freedom; p = P(chi2 > G / c).  The permutation p (rank among the
-      shifts) is reported too.
-    * Lag correlation of the per-second statistics (mean, rate, min-entropy),
-      differenced, at lags -max_lag..max_lag seconds: a slow shared cause
-      (one power rail, mains flicker, load) moves them together.  The null's
-      spread comes from circular shifts again; p is the two-sided normal
-      tail of the largest |r| over its null spread, times the number of
-      (statistic, lag) cells tried (Bonferroni).
+      freedom (from its mean, or its spread when larger); p = P(chi2 > G / c).
+      The permutation p (rank among the shifts) is reported too.
+    * Lag correlation of the per-second statistics, differenced, at lags
+      -max_lag..max_lag seconds: a slow shared cause (one power rail, mains
+      flicker, load) moves them together.  Rank correlation, tested with a
+      Newey-West variance, Bonferroni over the (statistic, lag) cells.  Only
+      ``deciding_stats`` (level and min-entropy) count: equal-rate framed
+      sources share their frames-per-second pattern without sharing noise.
 
     The pair's p is twice the smaller of the two (Bonferroni over the tests).
 
 Decisions, with hysteresis
     A pair becomes dependent when p < ``join_p``; it stays so until
     ``clear_tests`` tests in a row give p > ``clear_p``, or until it has not
-    been testable for ``stale_seconds`` (a source stopped).  Dependent pairs
-    form groups (union-find).  While a group holds, only its best member
-    (highest credit rate in bits/s, switched only when another is 25 %
-    better) is credited: ``credit_factor`` is 0 for the others, so the
-    group's credit is that of its best member, not the sum.
+    been testable for ``stale_seconds`` (or two rounds of the schedule, if
+    longer: a source stopped).  Dependent pairs form groups (union-find).
+    While a group holds, only its best member (highest credit rate in
+    bits/s, switched only when another is ``switch_margin`` better) is
+    credited: ``credit_factor`` is 0 for the others, so the group's credit is
+    that of its best member, not the sum.
 
 Cost and schedule
-    Per source and tick: binning the batches it delivered (O(samples kept),
-    at most ``max_batch_samples`` per batch).  Per pair test: one
-    ``shifts`` x ``mi_bins`` symbol table (bincount) plus 3 x (2 max_lag + 1)
-    correlations over ``stat_seconds`` points and their shift null:
-    O(shifts x (mi_bins + stat_seconds)).  At most ``pairs_per_tick`` pairs
-    are tested per tick, round-robin over all pairs, so the cost per tick is
-    bounded whatever the number of sources; with S sources each pair is
-    re-tested every ceil(S(S-1)/2 / pairs_per_tick) seconds.
+    Per source and tick: a histogram of each batch kept (at most
+    ``max_batch_samples`` samples per batch).  Per pair test: one
+    (shifts + 1) x mi_bins symbol table (bincount) plus
+    len(deciding_stats) x (2 max_lag + 1) rank correlations over
+    ``stat_seconds`` points: O(shifts x mi_bins + lags x stat_seconds).  At
+    most ``pairs_per_tick`` pairs are tested per tick, round-robin over all
+    pairs, so the cost per tick is bounded whatever the number of sources;
+    with S sources each pair is re-tested every
+    ceil(S(S-1)/2 / pairs_per_tick) seconds.
 """
 
 from __future__ import annotations
@@ -318,6 +323,7 @@ def lag_correlation_test(
 # -- per-source windows ----------------------------------------------------
 
 _VALUES = np.arange(256, dtype=np.float64)
+_MAX_PENDING = 512  # batches kept per source between ticks (the oldest go first)
 
 
 def _level(hist: np.ndarray, bits: int) -> float:
@@ -341,7 +347,8 @@ class _SourceWindow:
     """What one source delivered, binned: bin means and per-second statistics."""
 
     bits: int = 8
-    pending: list[tuple[float, np.ndarray]] = field(default_factory=list)
+    # batches since the last tick; bounded, so an engine that never ticks cannot grow it without end
+    pending: deque[tuple[float, np.ndarray]] = field(default_factory=lambda: deque(maxlen=_MAX_PENDING))
     open_bins: dict[int, np.ndarray] = field(default_factory=dict)  # bin -> histogram of its samples
     bin_index: deque[int] = field(default_factory=deque)
     bin_mean: deque[float] = field(default_factory=deque)
@@ -420,8 +427,10 @@ class DependenceTracker:
                 if event is not None:
                     events.append(event)
             self._cursor = (start + budget) % len(pairs)
-        for pair in list(self._dependent):  # a pair that cannot be tested any more does not stay grouped
-            if t - self._tested_at.get(pair, t) > self.settings.stale_seconds:
+        # a pair that cannot be tested any more does not stay grouped (allowing two rounds of the schedule)
+        stale = max(self.settings.stale_seconds, 2.0 * math.ceil(len(pairs) / self.settings.pairs_per_tick))
+        for pair in list(self._dependent):
+            if t - self._tested_at.get(pair, t) > stale:
                 result = self._dependent.pop(pair)
                 self._quiet.pop(pair, None)
                 events.append(DependenceEvent("dependence_cleared", result, "no paired data to test", ()))
