@@ -252,3 +252,29 @@ def test_engine_credits_a_dependent_group_once_and_logs_it(tmp_path: Path) -> No
     assert groups[0]["members"] == ["node:a:adc", "node:b:adc"] and groups[0]["credited_member"] == paid[0]
     assert groups[0]["evidence"][0]["p_value"] < 1e-7
     assert set(provenance["quorum"]["met_by"]) == {"node:a+node:b", "lone"}
+
+
+def test_a_group_does_not_outlive_a_silent_member() -> None:
+    tracker = DependenceTracker()
+    a, b = AdcStream("a", 30, correlated=True, rail_seed=2), AdcStream("b", 31, correlated=True, rail_seed=2)
+    events: list[tuple[float, str, str]] = []
+    replay(tracker, [a, b], DETECT_SECONDS, lambda t, es: events.extend((t, e.kind, e.reason) for e in es))
+    assert tracker.groups() == [("a", "b")]
+    # b stops (unplugged): only a goes on; the pair runs out of paired data and the group goes
+    replay(
+        tracker,
+        [a],
+        DETECT_SECONDS + 600,
+        lambda t, es: events.extend((t, e.kind, e.reason) for e in es),
+        start=DETECT_SECONDS,
+    )
+    assert [k for _, k, _ in events] == ["dependence_found", "dependence_cleared"], events
+    assert tracker.groups() == [] and tracker.credit_factor("b") == 1.0
+    print(f"cleared {events[1][0] - DETECT_SECONDS:.0f} s after b stopped: {events[1][2]}")
+
+
+def test_batches_kept_between_ticks_are_bounded() -> None:
+    tracker = DependenceTracker()
+    for i in range(5000):  # an engine that is fed but never ticks
+        tracker.observe("a", np.zeros(4096, dtype=np.uint8), i * 0.001)
+    assert len(tracker._windows["a"].pending) == 512  # noqa: SLF001
