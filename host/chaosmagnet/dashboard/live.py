@@ -281,7 +281,7 @@ class LiveState:
             "sources": sources,
             "latest": latest,
             "nodes": self.nodes(sources),
-            "dependence": _plain(snap.get("dependence", {})),
+            "dependence": snap.get("dependence", {}),  # plain data already (chaosmagnet.dependence)
             "outputs": _plain(snap.get("outputs", {})),
             "mint": self.mint_status()
             if self.mint_status is not None
@@ -290,7 +290,7 @@ class LiveState:
 
     def dependence(self) -> dict[str, Any]:
         """Dependent source groups with their evidence, each pair's last test and the schedule."""
-        return _plain(self.engine.snapshot().get("dependence", {}))
+        return dict(self.engine.snapshot().get("dependence", {}))  # plain data already
 
     def history(self) -> dict[str, Any]:
         """Chart history: per source (engine) and for the pool, oldest first."""
