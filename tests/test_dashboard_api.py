@@ -114,6 +114,13 @@ def test_reads_page_and_static(tmp_path: Path) -> None:
             assert {"t", "h_min", "h_shannon", "h_collision"} <= set(jitter[-1])
             assert len(history["pool"]) >= 2 and "credited_bits" in history["pool"][-1]
 
+            async with http.get(base + "api/dependence") as r:
+                dependence = await r.json()
+            # os-rng is conditioned (credited 0), so cpu-jitter and system make the one pair tracked
+            assert dependence["schedule"]["sources"] == 2 and dependence["schedule"]["pairs"] == 1
+            assert dependence["groups"] == [] and status["dependence"]["groups"] == []
+            assert all(s["dependence"] is None for s in status["sources"])
+
             async with http.get(base + "api/log") as r:
                 assert isinstance((await r.json())["events"], list)
             async with http.get(base + "api/audit") as r:
@@ -125,7 +132,7 @@ def test_reads_page_and_static(tmp_path: Path) -> None:
                 assert mint["identity"]["exists"] is False and mint["busy"] is False
 
             # nothing secret: no long hex run (pool state, seed, key) in any read
-            for path in ("api/status", "api/sources", "api/history", "metrics"):
+            for path in ("api/status", "api/sources", "api/history", "api/dependence", "metrics"):
                 async with http.get(base + path) as r:
                     body = await r.text()
                     assert not LONG_HEX.search(body), path

@@ -242,3 +242,43 @@ def test_nodes_panel_shows_link_states_in_chromium(tmp_path: Path) -> None:
     finally:
         os.close(master)
         os.close(slave)
+
+
+def test_dependence_card_shows_a_group_and_why_in_chromium(tmp_path: Path) -> None:
+    """A group held by the engine's dependence tracker: the Dependence card lists its
+    members, the credited member and the evidence; each source's note says how it is credited."""
+    from chaosmagnet.dependence import PairResult
+
+    async def scenario() -> None:
+        async with (
+            running_dashboard(tmp_path / "home") as (engine, server),
+            playwright_api.async_playwright() as pw,
+        ):
+            tracker = engine.dependence
+            evidence = PairResult(
+                "cpu-jitter", "system", 0.0, 0.13, 4.6e-8, 0.02, 240, 0.4, 0, "mean", 1e-3, 9.2e-8, True, "mi"
+            )
+            # what a test that found the pair leaves behind (the first real test is tens of seconds away)
+            tracker._dependent[("cpu-jitter", "system")] = evidence  # noqa: SLF001
+            tracker._tested_at[("cpu-jitter", "system")] = float("inf")  # noqa: SLF001
+            tracker._regroup({"cpu-jitter": 2.0, "system": 1.0})  # noqa: SLF001
+            browser = await pw.chromium.launch(
+                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+            )
+            try:
+                page = await browser.new_page()
+                await page.goto(server.url)
+                row = 'tr[data-group="cpu-jitter+system"]'
+                await page.wait_for_selector(row, timeout=30_000)
+                text = await page.text_content(row)
+                assert text is not None and "cpu-jitter + system" in text
+                assert "p 9.2e-8" in text and "MI 0.130 bits over 240 bins" in text and "lag 0 s" in text
+                assert await page.is_hidden("#dependence-empty")
+                note = await page.text_content('tr[data-source="system"] .reason')
+                assert note is not None and "credited once via cpu-jitter" in note
+                note = await page.text_content('tr[data-source="cpu-jitter"] .reason')
+                assert note is not None and "credited for group cpu-jitter+system" in note
+            finally:
+                await browser.close()
+
+    asyncio.run(scenario())

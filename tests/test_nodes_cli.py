@@ -206,7 +206,6 @@ def test_cli_add_list_status_remove(home: Path) -> None:
             "bad node label",
         ),
         (["nodes", "deploy", "--port", "p", "--board", "nope", "--label", "a"], "unknown board"),
-        (["nodes", "simulate", "--fault", "melt", "--seconds", "0"], "unknown fault"),
         (["nodes", "remove", "ghost"], "no node labelled"),
         (["nodes", "flash", "--port", "p", "--firmware", "/nonexistent.bin"], "no such firmware"),
     ],
@@ -215,6 +214,18 @@ def test_cli_bad_input_is_one_clear_error(args: list[str], message: str) -> None
     result = runner.invoke(app, args)
     assert result.exit_code != 0
     assert message in str(result.exception)
+
+
+def test_simulate_offers_the_faults_as_a_choice(capsys: pytest.CaptureFixture[str]) -> None:
+    from chaosmagnet.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["nodes", "simulate", "--fault", "melt", "--seconds", "0"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "'melt' is not one of" in err and "'correlated'" in err
+    result = runner.invoke(app, ["nodes", "simulate", "--help"])
+    assert "stuck|bias|garbage|replay|correlated" in result.output
 
 
 def test_flash_refuses_a_file_that_is_not_an_image(home: Path) -> None:

@@ -135,6 +135,37 @@ def bench_assessment(n: int = 1_000_000) -> dict[str, float]:
     }
 
 
+def bench_dependence(sources: int = 16) -> dict[str, Any]:
+    """Dependence tracking (chaosmagnet.dependence) on simulated nodes in simulated time: CPU cost
+    per source, per pair and per tick with ``sources`` nodes; detection delay of a correlated pair;
+    false groupings on a short run of independent ones (scripts/bench-dependence runs the long one)."""
+    from chaosmagnet.bench_dependence import measure_cost, measure_detection, measure_false_grouping
+    from chaosmagnet.dependence import DependenceSettings
+
+    cost = measure_cost(sources)
+    detection = [r.grouped_at for r in measure_detection(range(3), seconds=240)]
+    found = [t for t in detection if t is not None]
+    false = measure_false_grouping(4, 900, seed=11)  # 6 pairs x 15 min = 1.5 pair-hours
+    settings = DependenceSettings()
+    return {
+        "sources": cost.sources,
+        "pairs": cost.pairs,
+        "pairs_tested_per_tick": settings.pairs_per_tick,
+        "each_pair_retested_every_s": max(1, -(-cost.pairs // settings.pairs_per_tick)),
+        "binning_per_source_per_tick_ms": cost.per_source_ms,
+        "one_pair_test_ms": cost.per_pair_ms,
+        "one_tick_ms": cost.per_tick_ms,
+        "one_core_percent": cost.core_percent,
+        "target_one_core_percent": 10,
+        "observe_per_batch_us": cost.observe_us,
+        "correlated_pair_grouped_after_s (worst of 3, simulated)": max(found) if len(found) == 3 else float("nan"),
+        "false_groupings (1.5 pair-hours, simulated)": false.false_groupings,
+        "tests_below_p_1e-3_fraction": false.fraction_below(1e-3),
+        "false_groupings_per_1000_pair_hours (extrapolated)": 1000 * false.extrapolated_rate,
+        "target_false_groupings_per_1000_pair_hours (extrapolated)": 1,
+    }
+
+
 def run_benchmarks(size_mib: int = 64, progress: Progress | None = None) -> dict[str, dict[str, Any]]:
     """Run every benchmark available and return figures by section."""
     say = progress or (lambda msg: None)
@@ -149,6 +180,8 @@ def run_benchmarks(size_mib: int = 64, progress: Progress | None = None) -> dict
     results["cpu-jitter"] = bench_jitter()
     say("assessment: SP 800-90B non-IID on 1,000,000 8-bit samples...")
     results["assessment (non-IID, 1M 8-bit samples)"] = bench_assessment()
+    say("dependence tracking: 16 simulated nodes, a correlated pair, independent ones (about a minute)...")
+    results["dependence tracking (16 simulated nodes)"] = bench_dependence()
     for name, hook in EXTRA_BENCHMARKS:
         say(f"{name}...")
         results[name] = hook()
@@ -169,6 +202,7 @@ _UNITS = (
     ("_MiB", "MiB", True),
     ("_MB", "MB", True),
     ("_ms", "ms", True),
+    ("_us", "µs", True),
     ("_s", "s", True),
 )
 

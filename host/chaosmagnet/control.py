@@ -289,6 +289,7 @@ class ControlServer:
                 "commitment": draw.commitment,
                 "sources": draw.sources,
                 "quorum": draw.quorum,
+                "dependence": draw.dependence,
             },
         )
 
@@ -404,6 +405,7 @@ class ControlSeedSource(SeedSource):
                 sources={str(k): dict(v) for k, v in answer["sources"].items()},
                 via=self.via,
                 quorum=dict(answer["quorum"]) if answer.get("quorum") is not None else None,
+                dependence=[dict(g) for g in answer["dependence"]] if answer.get("dependence") is not None else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             raise ControlError("malformed draw answer on the control socket") from None

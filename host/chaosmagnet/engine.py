@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ import numpy as np
 
 from chaosmagnet.assessment.background import BackgroundAssessor
 from chaosmagnet.config import Config
+from chaosmagnet.dependence import DependenceSettings, DependenceTracker
 from chaosmagnet.errors import PoolError, SourceError, UsageError, escape_device_text
 from chaosmagnet.estimates import OnlineEstimator
 from chaosmagnet.eventlog import JsonLineLog
@@ -84,6 +86,7 @@ class Engine:
         health_log: JsonLineLog | None = None,
         clock: Callable[[], float] = time.monotonic,
         assess: bool = False,
+        dependence: DependenceSettings | None = None,
     ) -> None:
         self.config = config or Config()
         self.assessor: BackgroundAssessor | None = None
@@ -102,6 +105,8 @@ class Engine:
         self._started_at = clock()
         self._credit_event: asyncio.Event | None = None
         self._output_status: dict[str, Callable[[], dict[str, Any]]] = {}
+        # Cross-source dependence (chaosmagnet.dependence): fed per batch, tested on the tick.
+        self.dependence = DependenceTracker(dependence or DependenceSettings())
         for source in sources:
             self._add(source)
 
@@ -335,13 +340,44 @@ class Engine:
                 samples = samples & ((1 << info.bits_per_sample) - 1)
             self.assessor.feed(name, samples, info.bits_per_sample)
         creditable = state is SourceState.OK and runtime.status != WAITING
-        runtime.credit_h = self._credit_rate(runtime) if creditable else 0.0
+        own_rate = self._credit_rate(runtime) if creditable else 0.0
+        runtime.credit_h = own_rate * self._dependence_hook(runtime, samples)  # credit once per group
         credit = runtime.credit_h * samples.size
         self.pool.credit(name, credit)
         runtime.credited_bits += credit
         if credit > 0 and self._credit_event is not None:
             self._credit_event.set()
         return credit
+
+    # -- credit once: the dependence hook ----------------------------------
+    def _dependence_hook(self, runtime: SourceRuntime, samples: np.ndarray) -> float:
+        """Hand the batch to the dependence tracker; return the credit factor of the source
+        (0 for a member of a dependent group that is not the group's credited member)."""
+        info = runtime.source.info
+        if not info.conditioned or runtime.credit_h_conditioned > 0:
+            self.dependence.observe(runtime.name, samples, self._clock(), info.bits_per_sample)
+        return self.dependence.credit_factor(runtime.name)
+
+    def _tick_dependence(self) -> None:
+        """Test the scheduled pairs, regroup, and log dependence found or cleared."""
+        rates = {
+            r.name: self._credit_rate(r) * r.rate
+            for r in self._runtimes.values()
+            if r.status == SourceState.OK.value
+        }
+        for event in self.dependence.tick(self._clock(), rates):
+            self._emit(
+                event.kind,
+                sources=[event.result.a, event.result.b],
+                group=list(event.group),
+                credited_member=self.dependence.credited_member(event.group) if event.group else None,
+                reason=event.reason,
+                **{k: v for k, v in event.result.to_json().items() if k not in ("sources", "dependent")},
+            )
+
+    def with_dependence(self, quorum: Quorum) -> Quorum:
+        """The key quorum with the dependent groups found so far joined: one group, one vote."""
+        return dataclasses.replace(quorum, joined=tuple(self.dependence.groups()))
 
     def _credit_rate(self, runtime: SourceRuntime) -> float:
         if runtime.source.info.conditioned:
@@ -431,6 +467,8 @@ class Engine:
         """
         if bits > self.pool.capacity_bits:
             raise PoolError(f"{bits:.0f} credited bits requested but the pool holds at most {self.pool.capacity_bits}")
+        if quorum is not None:
+            quorum = self.with_dependence(quorum)
         deadline = self._clock() + timeout
         said = ""
         while True:
@@ -481,6 +519,7 @@ class Engine:
                 {"t": now, "h_min": est.h_min, "h_shannon": est.h_shannon, "h_collision": est.h_collision}
             )
             del runtime.history[: -self.HISTORY]
+        self._tick_dependence()
 
     def history(self, name: str) -> list[dict[str, float]]:
         """The per-second chart points of one source (t, h_min, h_shannon, h_collision), oldest first.
@@ -526,6 +565,7 @@ class Engine:
                     "rct_cutoff": runtime.monitor.rct_cutoff,
                     "apt_cutoff": runtime.monitor.apt_cutoff,
                     "details": runtime.source.details(),
+                    "dependence": self.dependence.source_view(info.name),
                 }
             )
         stats = self.pool.stats
@@ -548,4 +588,5 @@ class Engine:
             "sources": sources,
             "pool": pool,
             "outputs": outputs,
+            "dependence": self.dependence.snapshot(),
         }

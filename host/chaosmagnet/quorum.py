@@ -92,9 +92,19 @@ class Quorum:
 
     k: int = DEFAULT_QUORUM
     groups: Sequence[Sequence[str]] = field(default_factory=tuple)
+    #: Groups of sources found dependent at run time (chaosmagnet.dependence): joined on top.
+    joined: Sequence[Sequence[str]] = field(default_factory=tuple)
 
     def group_of(self, source: str) -> str:
-        """The dependence group of a source (its name, its node, or a configured group)."""
+        """The dependence group of a source (its name, its node, a configured or a found group)."""
+        base = self._configured_group(source)
+        for members in self.joined:
+            keys = sorted({self._configured_group(m) for m in members})
+            if base in keys:
+                return "+".join(keys)
+        return base
+
+    def _configured_group(self, source: str) -> str:
         for members in self.groups:
             if source in members:
                 return "+".join(members)

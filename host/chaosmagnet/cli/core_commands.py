@@ -68,10 +68,11 @@ def _json_interval(snapshot: dict[str, Any]) -> str:
         "credit_h",
         "rct_failures",
         "apt_failures",
+        "dependence",
     )
     from chaosmagnet.cli.view import node_links
 
-    sources = [{k: s[k] for k in keep} for s in snapshot["sources"]]
+    sources = [{k: s.get(k) for k in keep} for s in snapshot["sources"]]
     pool_keys = ("credited_bits", "capacity_bits", "fill", "raw_bytes", "extraction_ratio", "drawn_bits", "fingerprint")
     interval = {
         "time": snapshot["time"],
@@ -82,6 +83,8 @@ def _json_interval(snapshot: dict[str, Any]) -> str:
     }
     if snapshot.get("outputs"):
         interval["outputs"] = snapshot["outputs"]
+    dependence = snapshot.get("dependence") or {}
+    interval["dependence"] = {"groups": dependence.get("groups", []), "schedule": dependence.get("schedule", {})}
     return json.dumps(interval, sort_keys=True)
 
 

@@ -17,6 +17,7 @@ import typer
 from chaosmagnet.cli.app import app
 from chaosmagnet.errors import UsageError, escape_device_text
 from chaosmagnet.nodes.boards import list_boards, load_board
+from chaosmagnet.nodes.faults import FAULTS, FaultName
 from chaosmagnet.nodes.ports import PortInfo, PortLister
 from chaosmagnet.nodes.registry import (
     NodeRecord,
@@ -525,8 +526,10 @@ def simulate_node(
         "um_feathers3", "--board", help="Board profile whose rates the node uses."
     ),
     label: str = typer.Option("sim", "--label", help="Label to register the simulated node under."),
-    fault: str | None = typer.Option(
-        None, "--fault", help="Inject a fault: stuck | bias | garbage | replay."
+    fault_choice: FaultName | None = typer.Option(
+        None,
+        "--fault",
+        help="Inject a fault (correlated: run two nodes with it; they share half their ADC noise).",
     ),
     seconds: float | None = typer.Option(None, "--seconds", min=0.0, help="Stop after this long."),
     link: Path | None = LinkOpt,
@@ -555,8 +558,9 @@ def simulate_node(
     unregistered when the simulator stops.
     """
     from chaosmagnet.nodes.ports import process_start
-    from chaosmagnet.nodes.simulator import FAULTS, Simulator, default_link_path, live_link_target, node_config
+    from chaosmagnet.nodes.simulator import Simulator, default_link_path, live_link_target, node_config
 
+    fault = fault_choice.value if fault_choice is not None else None
     check_label(label)
     if fault is not None and fault not in FAULTS:
         raise UsageError(f"unknown fault {fault!r} (known: {', '.join(FAULTS)})")

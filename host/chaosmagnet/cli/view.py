@@ -43,6 +43,27 @@ def node_links(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
     return list(nodes.values())
 
 
+def dependence_lines(snapshot: dict[str, Any]) -> list[str]:
+    """One line per dependent group: its members, who keeps the credit, and why (p, MI, lag)."""
+    lines = []
+    for group in (snapshot.get("dependence") or {}).get("groups", []):
+        why = "; ".join(pair_why(e) for e in group["evidence"])
+        lines.append(
+            f"{' + '.join(group['members'])}: credited once, via {group['credited_member']} ({why})"
+        )
+    return lines
+
+
+def pair_why(e: dict[str, Any]) -> str:
+    """Why a pair is held dependent: its p-value, and the MI and lag correlation behind it."""
+    parts = [f"{e['sources'][0]} ~ {e['sources'][1]} p {e['p_value']:.2g}"]
+    if e.get("mi_bits") is not None:
+        parts.append(f"MI {e['mi_bits']:.3f} bits/{e['mi_bins']} bins")
+    if e.get("lag_r") is not None:
+        parts.append(f"{e['lag_stat']} r {e['lag_r']:.2f} at lag {e['lag_seconds']} s")
+    return ", ".join(parts) + f" [{e['detector']}]"
+
+
 def _fmt(value: float | None, digits: int = 3) -> str:
     if value is None:
         return "-"
@@ -152,6 +173,10 @@ def render(snapshot: dict[str, Any], width: int | None = None) -> Group:
                 Text(str(n["link_reason"]), style="dim"),
             )
         parts.append(nodes)
+    groups = dependence_lines(snapshot)
+    if groups:
+        parts.append(Text("dependent sources", style="bold underline"))
+        parts.append(Text("\n".join(groups), overflow="fold"))
     p = snapshot["pool"]
     pool = Table.grid(padding=(0, 2))
     pool.add_column(style="bold", no_wrap=True)
@@ -194,6 +219,10 @@ def status_line(snapshot: dict[str, Any]) -> str:
         states[s["state"]] = states.get(s["state"], 0) + 1
     counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
     links = "".join(f"; node {n['label']} {n['link_state']}" for n in node_links(snapshot))
+    links += "".join(
+        f"; dependent {'+'.join(g['members'])} (credited once)"
+        for g in (snapshot.get("dependence") or {}).get("groups", [])
+    )
     return (
         f"{snapshot['uptime']:7.1f} s  pool {p['credited_bits']:.0f}/{p['capacity_bits']} credited bits "
         f"({p['fill'] * 100:.0f}%), {p['raw_bytes']:,} raw bytes, ratio {p['extraction_ratio']:.4f}; "
@@ -227,6 +256,8 @@ def summary_lines(snapshot: dict[str, Any]) -> list[str]:
             f"  node {n['label']}: link {n['link_state']}{why}, port {n['port']}, "
             f"{n['frames']:,} frames"
         )
+    for line in dependence_lines(snapshot):
+        lines.append(f"  dependent: {line}")
     feed = snapshot.get("outputs", {}).get("kernel_feed")
     if feed is not None:
         lines.append(f"  kernel feed: {kernel_feed_text(feed)}")

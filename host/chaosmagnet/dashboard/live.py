@@ -281,11 +281,16 @@ class LiveState:
             "sources": sources,
             "latest": latest,
             "nodes": self.nodes(sources),
+            "dependence": snap.get("dependence", {}),  # plain data already (chaosmagnet.dependence)
             "outputs": _plain(snap.get("outputs", {})),
             "mint": self.mint_status()
             if self.mint_status is not None
             else {"available": False, "reason": "minting is not set up"},
         }
+
+    def dependence(self) -> dict[str, Any]:
+        """Dependent source groups with their evidence, each pair's last test and the schedule."""
+        return dict(self.engine.snapshot().get("dependence", {}))  # plain data already
 
     def history(self) -> dict[str, Any]:
         """Chart history: per source (engine) and for the pool, oldest first."""

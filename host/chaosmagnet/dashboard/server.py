@@ -10,6 +10,7 @@ Routes::
     POST /api/sources/{name}        {"enabled": true|false}: start or stop it      (token)
     POST /api/sources/{name}/clear  clear a failed or quarantined source            (token)
     GET  /api/history               chart history (per source and the pool)
+    GET  /api/dependence            dependent source groups, why (MI, p, lag), each pair's last test
     GET  /api/log, /api/audit       recent health events, audit-trail entries
     GET  /api/mint                  whether minting works and what it is doing
     POST /api/mint                  {"kem", "sign_keypair", "passphrase"...}: mint  (token)
@@ -138,6 +139,7 @@ class DashboardServer:
         app.router.add_post("/api/sources/{name}", self._toggle)
         app.router.add_post("/api/sources/{name}/clear", self._clear)
         app.router.add_get("/api/history", self._history)
+        app.router.add_get("/api/dependence", self._dependence)
         app.router.add_get("/api/log", self._log)
         app.router.add_get("/api/audit", self._audit)
         app.router.add_get("/api/mint", self._mint_status)
@@ -216,6 +218,9 @@ class DashboardServer:
 
     async def _history(self, request: web.Request) -> web.Response:
         return _json(_finite(self.live.history()))
+
+    async def _dependence(self, request: web.Request) -> web.Response:
+        return _json(_finite(self.live.dependence()))
 
     async def _log(self, request: web.Request) -> web.Response:
         return _json(_finite({"events": self.live.log_after(0)}))

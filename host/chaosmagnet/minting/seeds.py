@@ -44,6 +44,7 @@ class SeedDraw:
     sources: dict[str, dict[str, Any]]  # per source: state, h_assessed
     via: str  # "engine", "control-socket" or "pool"
     quorum: dict[str, Any] | None = None  # which independent sources met the quorum
+    dependence: list[dict[str, Any]] | None = None  # dependent groups credited once, and why
 
     def __repr__(self) -> str:
         return (
@@ -73,6 +74,7 @@ class SeedDraw:
             "pool_commitment": self.commitment,
             "via": self.via,
             **({"quorum": self.quorum} if self.quorum is not None else {}),
+            **({"dependence": {"groups": self.dependence}} if self.dependence is not None else {}),
             "sources": {
                 name: {
                     "credited_bits": _r(self.debited.get(name, 0.0)),
@@ -98,8 +100,9 @@ def seed_draw_from_pool(
     states: Mapping[str, Mapping[str, Any]],
     via: str,
     quorum: QuorumStatus | None = None,
+    dependence: list[dict[str, Any]] | None = None,
 ) -> SeedDraw:
-    """Wrap a PoolDraw with the per-source states taken at draw time."""
+    """Wrap a PoolDraw with the per-source states (and dependent groups) taken at draw time."""
     sources = {
         name: {"state": info.get("state"), "h_assessed": info.get("h_assessed")}
         for name, info in states.items()
@@ -114,6 +117,7 @@ def seed_draw_from_pool(
         sources=sources,
         via=via,
         quorum=quorum.to_json() if quorum is not None else None,
+        dependence=dependence,
     )
 
 
@@ -188,11 +192,12 @@ async def draw_from_engine(
             required_bits, remaining, on_progress, quorum=quorum, on_waiting=on_waiting
         )
         # No await between the check and the draw: nothing else runs on this loop meanwhile.
-        status = quorum.status(engine.healthy_credit_by_source(fresh=True), required_bits)
+        status = engine.with_dependence(quorum).status(engine.healthy_credit_by_source(fresh=True), required_bits)
         if engine.healthy_credited_bits() >= required_bits and status.met:
             states = engine.source_states()
+            groups = engine.dependence.provenance()
             draw = engine.pool.draw(n_bytes, purpose=purpose)
-            return seed_draw_from_pool(draw, required_bits, states, via, status)
+            return seed_draw_from_pool(draw, required_bits, states, via, status, groups)
 
 
 class PoolSeedSource(SeedSource):

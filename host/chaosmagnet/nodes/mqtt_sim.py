@@ -22,7 +22,7 @@ import paho.mqtt.client as paho
 
 from chaosmagnet.mesh.credentials import ClientCredentials
 from chaosmagnet.mesh.url import BrokerURL
-from chaosmagnet.nodes.simulator import FAULTS, SimHal, firmware_modules
+from chaosmagnet.nodes.simulator import FAULTS, SimHal, firmware_modules, hal_fault
 
 CONNECT_TIMEOUT_S = 10.0
 
@@ -173,7 +173,7 @@ class MqttNodeSim:
         self.url = url
         self.fault = fault
         self.seed = seed
-        self.hal = hal or SimHal(fault if fault in ("stuck", "bias") else None, seed)
+        self.hal = hal or SimHal(hal_fault(fault), seed)
         self.client = UmqttClient(
             f"{config['label']}-{os.urandom(4).hex()}",
             url.host,

@@ -11,11 +11,11 @@ The pty's slave path is published through a stable symlink
 so a reopened pty (``reopen()``, or SIGHUP to the simulate command) appears at
 the same path, like a board plugged back in.
 
-Faults, for demos and tests:
-  stuck    the ADC returns one value       -> RCT failures, quarantine
-  bias     the ADC returns one value 68% of the time -> APT failures, quarantine
-  garbage  random bytes and corrupted frames on the wire -> drops (bad magic/tag)
-  replay   old frames sent again            -> drops (replay)
+Faults, for demos and tests, are listed in chaosmagnet.nodes.faults (stuck,
+bias, garbage, replay, correlated...).  ``correlated`` takes half of the ADC
+noise from a SharedRail: a level walk and fast noise keyed by wall-clock time
+and a fixed seed, so every node simulated with it on this machine (each in its
+own ``nodes simulate`` process) shares that half.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import importlib
+import math
 import os
 import pty
 import random
@@ -41,8 +42,10 @@ import numpy as np
 
 from chaosmagnet.errors import UsageError
 from chaosmagnet.nodes.boards import BoardProfile, firmware_dir
+from chaosmagnet.nodes.faults import FAULTS, hal_fault, wire_fault
 
-FAULTS = ("stuck", "bias", "garbage", "replay")
+__all__ = ["FAULTS", "SharedRail", "SimHal", "Simulator", "hal_fault", "wire_fault"]
+
 _TICKS_PERIOD = 1 << 30  # MicroPython's ticks wrap here
 _MAX_PENDING = 64 * 1024  # bytes queued for the pty before frames are lost (as CDC loses them)
 
@@ -69,23 +72,89 @@ def firmware_modules() -> dict[str, ModuleType]:
     return modules
 
 
+class SharedRail:
+    """Noise shared by every node simulated with ``--fault correlated`` (a common power rail).
+
+    Keyed by wall-clock time and a fixed seed, so separate simulator processes
+    on one machine draw the same values for the same moment: sample slot s
+    (time x rate) falls in chunk s // CHUNK; each chunk has a step of a level
+    walk (restarted every EPOCH chunks) and CHUNK values of fast noise, both
+    from Philox keyed by (seed, epoch) and (seed, chunk).
+    """
+
+    CHUNK = 256  # sample slots per chunk (one 128 ms frame at 2000 samples/s)
+    EPOCH = 1024  # chunks per level walk
+
+    def __init__(
+        self,
+        level_step: float,
+        fast_sd: float,
+        rate: int,
+        *,
+        seed: int = 0xC0FFEE,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.level_step, self.fast_sd, self.rate, self.seed, self._clock = level_step, fast_sd, rate, seed, clock
+        self._epoch = -1
+        self._walk = np.zeros(self.EPOCH)
+
+    def _level(self, chunk: int) -> float:
+        epoch = chunk // self.EPOCH
+        if epoch != self._epoch:
+            steps = np.random.Generator(np.random.Philox(key=[self.seed, epoch])).normal(0, self.level_step, self.EPOCH)
+            self._walk, self._epoch = np.clip(np.cumsum(steps), -250.0, 250.0), epoch
+        return float(self._walk[chunk % self.EPOCH])
+
+    def _fast(self, chunk: int) -> np.ndarray:
+        generator = np.random.Generator(np.random.Philox(key=[self.seed, 1 << 40 | chunk]))
+        return generator.normal(0, self.fast_sd, self.CHUNK)
+
+    def take(self, n: int) -> np.ndarray:
+        """The shared part of the n most recent samples (the last one taken now)."""
+        last = int(self._clock() * self.rate)
+        slots = np.arange(last - n + 1, last + 1)
+        chunks = slots // self.CHUNK
+        out = np.empty(n)
+        for chunk in np.unique(chunks):
+            where = chunks == chunk
+            out[where] = self._level(int(chunk)) + self._fast(int(chunk))[slots[where] % self.CHUNK]
+        return out
+
+
 class SimHal:
     """A noise-producing HAL with MicroPython's ticks semantics (30-bit wrap)."""
 
+    LEVEL_STEP = 2.0  # the ADC level's random walk, per block (LSB)
+    NOISE_SD = 3.0  # Gaussian noise per reading (LSB)
+
     def __init__(
-        self, fault: str | None = None, seed: int | None = None, boots: int = 1
+        self,
+        fault: str | None = None,
+        seed: int | None = None,
+        boots: int = 1,
+        *,
+        adc_rate: int = 2000,
+        rail: SharedRail | None = None,
     ) -> None:
         self.fault = fault
         self.boots = boots
         self._rng = np.random.default_rng(seed)
         self._level = 2048.0
         self._t0 = time.monotonic_ns() - random.randrange(_TICKS_PERIOD) * 1_000_000
+        self._own = 1.0
+        self.rail: SharedRail | None = None
+        if fault == "correlated":  # half the noise variance is the rail's, half the node's own
+            self._own = math.sqrt(0.5)
+            self.rail = rail or SharedRail(self.LEVEL_STEP * self._own, self.NOISE_SD * self._own, adc_rate)
 
     def fill_adc(self, buf: memoryview, n: int) -> None:
         """n readings: a drifting level plus Gaussian noise of a few LSB (12-bit, LE words)."""
-        self._level += float(self._rng.normal(0, 2))
+        self._level += float(self._rng.normal(0, self.LEVEL_STEP * self._own))
         self._level = min(max(self._level, 1500.0), 2600.0)
-        values = np.rint(self._level + self._rng.normal(0, 3.0, n))
+        values = self._level + self._rng.normal(0, self.NOISE_SD * self._own, n)
+        if self.rail is not None:
+            values += self.rail.take(n)
+        values = np.rint(values)
         if self.fault == "stuck":
             values[:] = 2048
         elif self.fault == "bias":
@@ -254,8 +323,9 @@ class Simulator:
             raise UsageError(f"unknown fault {fault!r} (known: {', '.join(FAULTS)})")
         self._node_class = firmware_modules()["chaosnode.node"].Node
         self.config = config
-        self.hal = SimHal(fault if fault in ("stuck", "bias") else None, seed)
-        self.wire = _Wire(fault if fault in ("garbage", "replay") else None, seed)
+        adc_rate = int(config.get("sources", {}).get("adc", {}).get("rate", 2000))
+        self.hal = SimHal(hal_fault(fault), seed, adc_rate=adc_rate)
+        self.wire = _Wire(wire_fault(fault), seed)
         self.node = self._node_class(self.hal, config, self.wire.write)
         self.endpoint = PtyEndpoint(link_path)
         self._running = True

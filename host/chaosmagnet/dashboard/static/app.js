@@ -223,7 +223,9 @@ function renderSources(sources) {
     $(".apt_failures", row).title = `cutoff ${s.apt_cutoff}`;
     $(".rct_failures", row).classList.toggle("bad", s.rct_failures > 0);
     $(".apt_failures", row).classList.toggle("bad", s.apt_failures > 0);
-    const notes = [s.conditioned ? "conditioned (credit 0 unless configured)" : "", s.reason].filter(Boolean);
+    const dep = s.dependence;
+    const grouped = dep ? (dep.credited ? `credited for group ${dep.group}` : `credited once via ${dep.credited_member} (dependent)`) : "";
+    const notes = [s.conditioned ? "conditioned (credit 0 unless configured)" : "", grouped, s.reason].filter(Boolean);
     setText($(".reason", row), notes.join(" · "));
     const clear = $("button.small", row);
     clear.hidden = !state.token || !["quarantined", "failed"].includes(s.state);
@@ -361,6 +363,31 @@ function renderNodes(nodes) {
       el("td", {}, sources));
   });
   $("tbody", table).replaceChildren(...rows);
+}
+
+// -- dependence -------------------------------------------------------------------
+function pairWhy(e) {
+  const parts = [`${e.sources.join(" ~ ")}: p ${e.p_value}`];
+  if (e.mi_bits !== null) parts.push(`MI ${fmt(e.mi_bits, 3)} bits over ${e.mi_bins} bins`);
+  if (e.lag_r !== null) parts.push(`${e.lag_stat} r ${fmt(e.lag_r, 2)} at lag ${e.lag_seconds} s`);
+  parts.push(`(${e.detector})`);
+  return parts.join(", ");
+}
+
+function renderDependence(dependence) {
+  const groups = (dependence && dependence.groups) || [];
+  const table = $("#dependence-table");
+  $("#dependence-empty").hidden = groups.length > 0;
+  table.hidden = groups.length === 0;
+  const rows = groups.map((g) => el("tr", { dataset: { group: g.members.join("+") } },
+    el("td", { text: g.members.join(" + ") }),
+    el("td", { text: g.credited_member || "–" }),
+    el("td", {}, ...g.evidence.map((e) => el("div", { text: pairWhy(e) })))));
+  $("tbody", table).replaceChildren(...rows);
+  const sched = dependence && dependence.schedule;
+  setText($("#dependence-schedule"), sched && sched.pairs
+    ? `${sched.pairs} pairs of ${sched.sources} sources; ${sched.pairs_per_tick} tested a second, each re-tested every ${sched.retest_seconds} s`
+    : "");
 }
 
 // -- minting -------------------------------------------------------------------
@@ -516,6 +543,7 @@ function render(status) {
   if (status.pool_point) state.poolOutput.push(status.pool_point);
   renderCompare(status);
   renderNodes(status.nodes);
+  renderDependence(status.dependence);
   renderMint(status.mint);
   state.updates += 1;
   document.body.dataset.updates = String(state.updates);
