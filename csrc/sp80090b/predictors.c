@@ -565,91 +565,116 @@ static inline void context_key(const uint8_t *s, int64_t end, int len, int32_t a
  * context's bits are its samples, the most recent in bit 0.  Orders 1..15 hold
  * at most 2^16 (x, y) entries, so only order 16 can reach the 100,000-entry
  * cap; below it, an unseen context implies unseen longer ones.  The orders
- * are therefore independent: each runs in its own pass over the data (one
- * small table, no cross-order dependencies), leaving one bit per step for
- * "made a prediction" and one for "was right".  A last pass replays the
+ * are therefore independent: over a block of steps, each runs in its own pass
+ * (one small table, no cross-order dependencies), leaving one bit per step
+ * for "made a prediction" and one for "was right".  A last pass replays the
  * scoreboard from those bits, 64 steps at a time: an order whose score is
  * more than the block length below the top cannot lead within the block, so
- * its hits are only counted. */
+ * its hits are only counted.  Blocks of 64 x MMC_BLOCK_WORDS steps keep the bits at
+ * 64 KB per order whatever the length of the data. */
+#define MMC_BLOCK_WORDS 512
 static int multi_mmc_binary(const uint8_t *s, int64_t n, sp_predictor_result *out)
 {
     const int64_t words = (n + 63) / 64;
-    uint64_t *hit_bits = calloc((size_t)(MMC_DEPTH * words), sizeof(uint64_t));
-    uint64_t *found_bits = calloc((size_t)(MMC_DEPTH * words), sizeof(uint64_t));
-    uint32_t *table = malloc(sizeof(uint32_t) * ((size_t)2 << MMC_DEPTH));
+    uint64_t *hit_bits = malloc(sizeof(uint64_t) * (size_t)(MMC_DEPTH * MMC_BLOCK_WORDS));
+    uint64_t *found_bits = malloc(sizeof(uint64_t) * (size_t)(MMC_DEPTH * MMC_BLOCK_WORDS));
+    uint32_t *tables = calloc((size_t)4 << MMC_DEPTH, sizeof(uint32_t));
+    uint32_t *table[MMC_DEPTH], hist[MMC_DEPTH];
+    int64_t entries[MMC_DEPTH];
     int64_t score[MMC_DEPTH] = {0};
     int64_t top = 0;
     int winner = 0;
     tally t = {0, 0, 0};
 
-    if (hit_bits == NULL || found_bits == NULL || table == NULL) {
+    if (hit_bits == NULL || found_bits == NULL || tables == NULL) {
         free(hit_bits);
         free(found_bits);
-        free(table);
+        free(tables);
         return SP_ERR_NOMEM;
     }
-    for (int d = 0; d < MMC_DEPTH && d + 2 < n; d++) {
-        const uint32_t mask = (2u << d) - 1;
-        uint64_t *H = hit_bits + d * words, *F = found_bits + d * words;
-        uint64_t hacc = 0, facc = 0;
-        int64_t entries = 1;
-        uint32_t hist = 0;
-        memset(table, 0, sizeof(uint32_t) * ((size_t)2 << (d + 1)));
-        /* The first (x, y): x = s[0..d], y = s[d+1]. */
-        for (int k = 0; k <= d; k++) hist = (hist << 1) | (s[k] & 1u);
-        table[2 * (hist & mask) + (s[d + 1] & 1u)] = 1;
-        hist = ((hist << 1) | (s[d + 1] & 1u)) & mask;
-        /* Steps i >= d + 2 predict s[i] from the d + 1 samples before it. */
-        for (int64_t i = d + 2; i < n; i++) {
-            const uint32_t y = s[i] & 1u;
-            uint32_t *e = table + 2 * hist;
-            uint32_t e0 = e[0], e1 = e[1], ey = y ? e1 : e0;
-            uint64_t f = (e0 | e1) != 0;
-            /* prediction: the more frequent bit, 1 on a tie */
-            uint64_t h = f & ((uint32_t)(e1 >= e0) == y);
-            hacc |= h << (i & 63);
-            facc |= f << (i & 63);
-            if ((i & 63) == 63) {
-                H[i >> 6] = hacc;
-                F[i >> 6] = facc;
-                hacc = facc = 0;
-            }
-            if (d < MMC_DEPTH - 1 || ey != 0 || entries < MMC_MAX_ENTRIES) {
-                e[y] = ey + 1;
-                entries += ey == 0;
-            }
-            hist = ((hist << 1) | y) & mask;
-        }
-        if ((n & 63) != 0) {
-            H[(n - 1) >> 6] = hacc;
-            F[(n - 1) >> 6] = facc;
+    /* order d's table: 2 << (d + 1) counts, laid out one after another */
+    for (int d = 0, off = 0; d < MMC_DEPTH; off += 2 << (d + 1), d++) {
+        table[d] = tables + off;
+        hist[d] = 0;
+        entries[d] = 0;
+        if (d + 2 < n) {
+            const uint32_t mask = (2u << d) - 1;
+            uint32_t h = 0;
+            /* The first (x, y): x = s[0..d], y = s[d+1]. */
+            for (int k = 0; k <= d; k++) h = (h << 1) | (s[k] & 1u);
+            table[d][2 * (h & mask) + (s[d + 1] & 1u)] = 1;
+            hist[d] = ((h << 1) | (s[d + 1] & 1u)) & mask;
+            entries[d] = 1;
         }
     }
-    for (int64_t w = 0; w < words; w++) {
-        const int64_t lo = w * 64 < 2 ? 2 : w * 64;
-        const int64_t hi = w * 64 + 64 < n ? w * 64 + 64 : n;
-        uint64_t hw[MMC_DEPTH];
-        uint32_t cand = 0;
-        if (hi <= lo) continue;
-        for (int d = 0; d < MMC_DEPTH; d++) {
-            hw[d] = hit_bits[d * words + w];
-            if (score[d] + (hi - lo) >= top) cand |= 1u << d;
-            else score[d] += __builtin_popcountll(hw[d]);
+    for (int64_t w0 = 0; w0 < words; w0 += MMC_BLOCK_WORDS) {
+        const int64_t w1 = w0 + MMC_BLOCK_WORDS < words ? w0 + MMC_BLOCK_WORDS : words;
+        const int64_t end = w1 * 64 < n ? w1 * 64 : n;
+        memset(hit_bits, 0, sizeof(uint64_t) * (size_t)(MMC_DEPTH * MMC_BLOCK_WORDS));
+        memset(found_bits, 0, sizeof(uint64_t) * (size_t)(MMC_DEPTH * MMC_BLOCK_WORDS));
+        for (int d = 0; d < MMC_DEPTH && d + 2 < n; d++) {
+            const uint32_t mask = (2u << d) - 1;
+            uint64_t *H = hit_bits + d * MMC_BLOCK_WORDS, *F = found_bits + d * MMC_BLOCK_WORDS;
+            uint64_t hacc = 0, facc = 0;
+            uint32_t h = hist[d], *tab = table[d];
+            int64_t ent = entries[d];
+            int64_t i = w0 * 64 > d + 2 ? w0 * 64 : d + 2;
+            /* Steps i >= d + 2 predict s[i] from the d + 1 samples before it. */
+            for (; i < end; i++) {
+                const uint32_t y = s[i] & 1u;
+                uint32_t *e = tab + 2 * h;
+                uint32_t e0 = e[0], e1 = e[1], ey = y ? e1 : e0;
+                uint64_t f = (e0 | e1) != 0;
+                /* prediction: the more frequent bit, 1 on a tie */
+                uint64_t hit = f & ((uint32_t)(e1 >= e0) == y);
+                hacc |= hit << (i & 63);
+                facc |= f << (i & 63);
+                if ((i & 63) == 63) {
+                    H[(i >> 6) - w0] = hacc;
+                    F[(i >> 6) - w0] = facc;
+                    hacc = facc = 0;
+                }
+                if (d < MMC_DEPTH - 1 || ey != 0 || ent < MMC_MAX_ENTRIES) {
+                    e[y] = ey + 1;
+                    ent += ey == 0;
+                }
+                h = ((h << 1) | y) & mask;
+            }
+            if ((end & 63) != 0 && end > (w0 * 64 > d + 2 ? w0 * 64 : d + 2)) {
+                H[((end - 1) >> 6) - w0] = hacc;
+                F[((end - 1) >> 6) - w0] = facc;
+            }
+            hist[d] = h;
+            entries[d] = ent;
         }
-        for (int64_t i = lo; i < hi; i++) {
-            const int bit = (int)(i & 63);
-            uint32_t c = cand;
-            /* The previous leader's prediction is the one that counts; no
-             * prediction (unseen context) leaves the tally alone. */
-            if ((found_bits[winner * words + w] >> bit) & 1u) tally_add(&t, (int)((hw[winner] >> bit) & 1u));
-            while (c) {
-                int d = __builtin_ctz(c);
-                c &= c - 1;
-                if ((hw[d] >> bit) & 1u) {
-                    int64_t sc = ++score[d];
-                    if (sc >= top) {
-                        top = sc;
-                        winner = d;
+        for (int64_t w = w0; w < w1; w++) {
+            const int64_t lo = w * 64 < 2 ? 2 : w * 64;
+            const int64_t hi = w * 64 + 64 < n ? w * 64 + 64 : n;
+            const int64_t bw = w - w0;
+            uint64_t hw[MMC_DEPTH];
+            uint32_t cand = 0;
+            if (hi <= lo) continue;
+            for (int d = 0; d < MMC_DEPTH; d++) {
+                hw[d] = hit_bits[d * MMC_BLOCK_WORDS + bw];
+                if (score[d] + (hi - lo) >= top) cand |= 1u << d;
+                else score[d] += __builtin_popcountll(hw[d]);
+            }
+            for (int64_t i = lo; i < hi; i++) {
+                const int bit = (int)(i & 63);
+                uint32_t c = cand;
+                /* The previous leader's prediction is the one that counts; no
+                 * prediction (unseen context) leaves the tally alone. */
+                if ((found_bits[winner * MMC_BLOCK_WORDS + bw] >> bit) & 1u)
+                    tally_add(&t, (int)((hw[winner] >> bit) & 1u));
+                while (c) {
+                    int d = __builtin_ctz(c);
+                    c &= c - 1;
+                    if ((hw[d] >> bit) & 1u) {
+                        int64_t sc = ++score[d];
+                        if (sc >= top) {
+                            top = sc;
+                            winner = d;
+                        }
                     }
                 }
             }
@@ -658,7 +683,7 @@ static int multi_mmc_binary(const uint8_t *s, int64_t n, sp_predictor_result *ou
     tally_store(&t, n - 2, out);
     free(hit_bits);
     free(found_bits);
-    free(table);
+    free(tables);
     return 0;
 }
 

@@ -39,6 +39,14 @@ int sp_bit_lcp_array(const uint8_t *bits, int64_t n, int32_t *lcp, int64_t budge
  * largest LCP value (sp_lcp_max); lengths beyond it repeat nothing. */
 int sp_tuple_counts(const int32_t *lcp, int64_t n, int32_t max_len, int64_t *q, uint64_t *pairs);
 
+/* The tuple statistics of sp_tuple_counts for a text of bits 0/1, straight from
+ * its sorted suffixes (no suffix or LCP array: a fraction of the memory).  q
+ * and pairs hold cap + 1 entries; *max_len receives the longest repeat.
+ * Returns SP_ERR_BUDGET when the ties need more than `budget` 64-bit steps or
+ * a repeat is longer than cap: use the suffix-array route instead. */
+int sp_bit_tuple_counts(const uint8_t *bits, int64_t n, int64_t budget, int32_t cap, int64_t *q,
+                        uint64_t *pairs, int32_t *max_len);
+
 /* Largest value in lcp[0..n-1]: the length of the longest repeated substring. */
 int32_t sp_lcp_max(const int32_t *lcp, int64_t n);
 

@@ -322,13 +322,14 @@ def tuple_estimates(s: np.ndarray) -> tuple[Estimate, Estimate]:
     n = s.size
     if n < 2:
         return Estimate(None), Estimate(None)
-    lcp = suffix.bit_lcp_array(s) if int(s.max()) <= 1 else None
-    if lcp is None:
+    counts = suffix.bit_tuple_counts(s) if int(s.max()) <= 1 else None
+    if counts is None:
         sa = suffix.suffix_array(s)
         lcp = suffix.lcp_array(s, sa)
         del sa
-    q, pairs = suffix.tuple_counts(lcp)
-    del lcp
+        counts = suffix.tuple_counts(lcp)
+        del lcp
+    q, pairs = counts
     v = q.size - 1
     below = np.flatnonzero(q[1:] < _TUPLE_CUTOFF)
     u = int(below[0]) + 1 if below.size else v + 1

@@ -15,7 +15,7 @@ import numpy as np
 from chaosmagnet.assessment._kernel import check_rc, ffi, lib, symbols_array
 from chaosmagnet.errors import UsageError
 
-__all__ = ["bit_lcp_array", "lcp_array", "longest_repeat", "suffix_array", "tuple_counts"]
+__all__ = ["bit_lcp_array", "bit_tuple_counts", "lcp_array", "longest_repeat", "suffix_array", "tuple_counts"]
 
 _MAX_LEN = 2**31 - 2
 
@@ -89,6 +89,41 @@ def bit_lcp_array(bits: np.ndarray, budget_factor: float = 3.0) -> np.ndarray | 
         return None
     check_rc(rc, "bit_lcp_array")
     return lcp
+
+
+def bit_tuple_counts(bits: np.ndarray, budget_factor: float = 3.0) -> tuple[np.ndarray, np.ndarray] | None:
+    """tuple_counts(bit_lcp_array(bits)) for a 0/1 sequence, without either array.
+
+    The suffixes are sorted a 16-bit bucket at a time and their LCPs counted as
+    they come, so the memory is about half a byte per bit instead of eight.
+    Returns None when bit_lcp_array would (long repeats): the suffix-array
+    route is then the linear-time way.
+    """
+    text = symbols_array(bits, "bits")
+    n = text.size
+    if n > _MAX_LEN:
+        raise UsageError(f"sequence too long for a suffix array ({n} symbols)")
+    if n == 0:
+        raise UsageError("bit_tuple_counts needs a non-empty sequence")
+    cap = min(n, 1 << 22)
+    # Zeroed lazily by the allocator: only the entries up to the longest repeat are touched.
+    q = np.zeros(cap + 1, dtype=np.int64)
+    pairs = np.zeros(cap + 1, dtype=np.uint64)
+    longest = ffi.new("int32_t *")
+    rc = lib.sp_bit_tuple_counts(
+        ffi.from_buffer("uint8_t[]", text),
+        n,
+        int(budget_factor * n) + 1024,
+        cap,
+        ffi.from_buffer("int64_t[]", q),
+        ffi.from_buffer("uint64_t[]", pairs),
+        longest,
+    )
+    if rc == lib.SP_ERR_BUDGET:
+        return None
+    check_rc(rc, "bit_tuple_counts")
+    v = int(longest[0])
+    return q[: v + 1].copy(), pairs[: v + 1].copy()
 
 
 def longest_repeat(lcp: np.ndarray) -> int:
