@@ -351,9 +351,36 @@ def test_bit_lcp_matches_the_suffix_array_route(values: list[int], period: int) 
         assert tight is None or tight.tolist() == expected.tolist()
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 1), min_size=1, max_size=600), st.integers(1, 90))
+def test_bit_tuple_counts_match_the_suffix_array_route(values: list[int], period: int) -> None:
+    bits = np.array(values, dtype=np.uint8)
+    periodic = np.tile(bits[:period], 1 + 600 // max(1, min(period, bits.size)))[:600]
+    for seq in (bits, periodic):
+        q, pairs = suffix.tuple_counts(suffix.lcp_array(seq, suffix.suffix_array(seq)))
+        got = suffix.bit_tuple_counts(seq, budget_factor=1e9)
+        assert got is not None
+        assert got[0].tolist() == q.tolist() and got[1].tolist() == pairs.tolist()
+        tight = suffix.bit_tuple_counts(seq, budget_factor=0.0)  # may give up, never be wrong
+        assert tight is None or (tight[0].tolist() == q.tolist() and tight[1].tolist() == pairs.tolist())
+
+
+@pytest.mark.parametrize("p_one", [0.5, 0.9])
+def test_bit_tuple_counts_over_several_chunks(p_one: float) -> None:
+    """Past 2^21 bits the positions are collected in several scans (chunks of buckets)."""
+    rng = np.random.default_rng(3)
+    bits = (rng.random(9_000_000) < p_one).astype(np.uint8)
+    bits[4_000_000:4_000_300] = bits[100:400]  # one long repeat across a chunk boundary
+    q, pairs = suffix.tuple_counts(suffix.lcp_array(bits, suffix.suffix_array(bits)))
+    got = suffix.bit_tuple_counts(bits, budget_factor=1e9)  # biased: one bucket holds a third
+    assert got is not None
+    assert got[0].tolist() == q.tolist() and got[1].tolist() == pairs.tolist()
+
+
 def test_bit_lcp_gives_up_on_long_repeats() -> None:
     zeros = np.zeros(200_000, dtype=np.uint8)
     assert suffix.bit_lcp_array(zeros) is None  # the caller falls back to SA-IS
+    assert suffix.bit_tuple_counts(zeros) is None
     t_tuple, lrs = tuple_estimates(zeros)
     assert t_tuple.h == 0.0 and lrs.h == 0.0
     assert lrs.details["v"] == zeros.size - 1
