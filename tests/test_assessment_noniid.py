@@ -631,3 +631,46 @@ def test_load_samples_infers_width_and_warns_when_short(tmp_path: Path) -> None:
     assert any("only 3 of the 8 bits" in w for w in wider.warnings)
     assert infer_bits(np.zeros(5, dtype=np.uint8)) == 1
     assert infer_bits(np.array([255], dtype=np.uint8)) == 8
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 255), max_size=300))
+def test_byte_counts_equal_bincount(values: list[int]) -> None:
+    from chaosmagnet.assessment._kernel import byte_counts
+
+    data = np.array(values, dtype=np.uint8)
+    assert byte_counts(data).tolist() == np.bincount(data, minlength=256).tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 1), min_size=2, max_size=300))
+def test_markov_counts_the_transitions(values: list[int]) -> None:
+    bits = np.array(values, dtype=np.uint8)
+    counts = ffi.new("int64_t[4]")
+    assert lib.sp_markov_counts(ffi.from_buffer("uint8_t[]", bits), bits.size, counts) == 0
+    pairs = Counter(zip(values, values[1:]))
+    assert list(counts) == [pairs[(0, 0)], pairs[(0, 1)], pairs[(1, 0)], pairs[(1, 1)]]
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_jobs_report_each_result_once_and_raise_the_first_error(workers: int) -> None:
+    import threading
+
+    from chaosmagnet.assessment.noniid import _run_in_order
+
+    seen: list[tuple[int, int]] = []
+    callers = set()
+
+    def done(index: int, value: int) -> None:
+        callers.add(threading.get_ident())
+        seen.append((index, value))
+
+    _run_in_order([lambda i=i: i * i for i in range(7)], workers, done)
+    assert sorted(seen) == [(i, i * i) for i in range(7)]
+    assert callers == {threading.get_ident()}  # progress is reported from the calling thread
+
+    def boom() -> int:
+        raise MemoryError("estimator: out of memory")
+
+    with pytest.raises(MemoryError, match="out of memory"):
+        _run_in_order([lambda: 1, boom, lambda: 2, lambda: 3], workers, lambda i, v: None)

@@ -377,9 +377,8 @@ int sp_bit_tuple_counts(const uint8_t *bits, int64_t n, int64_t budget, int32_t 
     t.budget = budget;
     for (int64_t i = 0; i < n; i++) count[bucket_of(W, i)]++;
     for (int b = 0; b < BUCKETS; b++) largest = count[b] > largest ? count[b] : largest;
-    /* one scan up to 2^21 positions (8 MB), else about four */
-    chunk_cap = n / 4 > (1 << 21) ? n / 4 : (n < (1 << 21) ? n : (1 << 21));
-    chunk_cap = chunk_cap > largest ? chunk_cap : largest;
+    /* four scans of the text (each a fraction of the sort's time) for a quarter of the memory */
+    chunk_cap = n / 4 > largest ? n / 4 : largest;
     chunk = malloc(sizeof(uint32_t) * (size_t)chunk_cap);
     key = malloc(sizeof(uint64_t) * (size_t)largest);
     tmp = malloc(sizeof(uint64_t) * (size_t)largest);

@@ -76,6 +76,18 @@ typedef struct {
 } sp_collision_stats;
 int sp_collision_times(const uint8_t *bits, int64_t n, sp_collision_stats *out);
 
+/* §6.3.3 Markov estimate: counts[2a + b] = the number of i < n - 1 with
+ * bits[i] = a and bits[i + 1] = b. */
+int sp_markov_counts(const uint8_t *bits, int64_t n, int64_t *counts);
+
+/* counts[v] = the number of bytes equal to v in data[0..n-1] (256 entries). */
+int sp_byte_counts(const uint8_t *data, int64_t n, int64_t *counts);
+
+/* Large buffers from mmap, returned to the system when freed (glibc: a fixed
+ * M_MMAP_THRESHOLD of 128 KiB).  Process-wide: called by the assessment's
+ * entry points, whose memory peak is the estimators' buffers. */
+void sp_prefer_mmap(void);
+
 /* §6.3.4 compression estimate, steps 1-5: the mean and the sum of squares of
  * log2 of the Maurer distances over blocks of b = 6 bits, d = 1000 blocks of
  * dictionary (needs n / 6 > 1000).  Sums are compensated (Kahan). */

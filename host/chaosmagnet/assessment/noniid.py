@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from queue import SimpleQueue
 from typing import Any
 
 import numpy as np
 
 from chaosmagnet.assessment import suffix
-from chaosmagnet.assessment._kernel import check_rc, ffi, lib, symbols_array
+from chaosmagnet.assessment._kernel import byte_counts, check_rc, ffi, lib, symbols_array
 from chaosmagnet.assessment.samples import check_bits, short_input_warning
 from chaosmagnet.errors import UsageError
 
@@ -178,7 +179,7 @@ def mcv_estimate(s: np.ndarray, alphabet: int) -> Estimate:
         ones = int(np.count_nonzero(s))
         mode = max(ones, n - ones)
     else:
-        mode = int(np.bincount(s, minlength=alphabet).max())
+        mode = int(byte_counts(s).max())
     p_hat = mode / n
     p_u = _upper_bound(p_hat, n)
     return Estimate(_bits_of(p_u), {"mode": mode, "p_hat": p_hat, "p_u": p_u})
@@ -218,11 +219,11 @@ def markov_estimate(b: np.ndarray) -> Estimate:
     n = b.size
     if n < 2:
         return Estimate(None)
-    head, tail = b[:-1], b[1:]
-    zeros_head = int(n - 1 - np.count_nonzero(head))
+    counts = ffi.new("int64_t[4]")  # transitions 00, 01, 10, 11
+    check_rc(lib.sp_markov_counts(_ptr("uint8_t[]", b), n, counts), "markov")
+    c00, c10 = int(counts[0]), int(counts[2])
+    zeros_head = c00 + int(counts[1])
     ones_head = n - 1 - zeros_head
-    c00 = int(np.count_nonzero((head == 0) & (tail == 0)))
-    c10 = int(np.count_nonzero((head == 1) & (tail == 0)))
     p00 = c00 / zeros_head if zeros_head else 0.0
     p01 = 1.0 - p00 if zeros_head else 0.0
     p10 = c10 / ones_head if ones_head else 0.0
@@ -460,6 +461,60 @@ def _default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
+def _run_in_order(jobs: list[Callable[[], Any]], workers: int, done: Callable[[int, Any], None]) -> None:
+    """Run the jobs, in list order, on `workers` threads (one: in this thread), calling
+    done(index, value) in this thread as each ends; the first exception is raised once
+    the running jobs end.  (concurrent.futures would do, but it brings logging and
+    some megabytes into the 1-bit assessment's start-up.)"""
+    if workers <= 1 or len(jobs) <= 1:
+        for index, job in enumerate(jobs):
+            done(index, job())
+        return
+    # (index, value, None) or (index, None, exception) per job; None as each thread ends
+    results: SimpleQueue[tuple[int, Any, BaseException | None] | None] = SimpleQueue()
+    claim = threading.Lock()
+    upcoming = iter(range(len(jobs)))
+    failed = threading.Event()
+
+    def work() -> None:
+        try:
+            while not failed.is_set():
+                with claim:
+                    index = next(upcoming, None)
+                if index is None:
+                    break
+                try:
+                    value = jobs[index]()
+                except BaseException as exc:  # handed to the calling thread, raised there
+                    failed.set()
+                    results.put((index, None, exc))
+                    break
+                results.put((index, value, None))
+        finally:
+            results.put(None)
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(min(workers, len(jobs)))]
+    for thread in threads:
+        thread.start()
+    error: BaseException | None = None
+    try:
+        ended = 0
+        while ended < len(threads):
+            item = results.get()
+            if item is None:
+                ended += 1
+            elif item[2] is not None:
+                error = error or item[2]
+            elif error is None:
+                done(item[0], item[1])
+    finally:
+        failed.set()
+        for thread in threads:
+            thread.join()
+    if error is not None:
+        raise error
+
+
 def assess_noniid(
     samples: np.ndarray,
     bits: int,
@@ -479,13 +534,17 @@ def assess_noniid(
     check_bits(raw, bits)
     if raw.size < 2:
         raise UsageError(f"{raw.size} samples: the assessment needs at least 2")
-    present = np.flatnonzero(np.bincount(raw, minlength=256))
+    present = np.flatnonzero(byte_counts(raw))
     alphabet = int(present.size)
     binary = alphabet <= 2
-    # Symbols renumbered 0..k-1 in order (equalities and order are kept).
-    lookup = np.zeros(256, dtype=np.uint8)
-    lookup[present] = np.arange(alphabet, dtype=np.uint8)
-    symbols = lookup[raw]
+    # Symbols renumbered 0..k-1 in order (equalities and order are kept); no copy
+    # when they already are (binary 0/1 data, every byte value present).
+    if int(present[-1]) == alphabet - 1:
+        symbols = raw
+    else:
+        lookup = np.zeros(256, dtype=np.uint8)
+        lookup[present] = np.arange(alphabet, dtype=np.uint8)
+        symbols = lookup[raw]
     bitseq = None if binary else bitstring(raw, bits)
 
     jobs: list[tuple[str, str, Callable[[], Any]]] = [
@@ -520,25 +579,22 @@ def assess_noniid(
 
     found: dict[tuple[str, str], Estimate] = {}
     total = len(jobs)
+    done_count = 0
+
+    def record(index: int, value: Any) -> None:
+        nonlocal done_count
+        key, which, _ = jobs[index]
+        if key == "tuple":
+            found[("t_tuple", which)], found[("lrs", which)] = value
+        else:
+            found[(key, which)] = value
+        done_count += 1
+        if progress is not None:
+            label = "t-tuple/LRS" if key == "tuple" else ESTIMATORS[key][1]
+            progress(done_count, total, f"{label} ({which})")
+
     n_workers = workers if workers is not None else _default_workers()
-    with ThreadPoolExecutor(max_workers=max(1, n_workers)) as pool:
-        pending: dict[Future[Any], tuple[str, str]] = {
-            pool.submit(fn): (key, which) for key, which, fn in jobs
-        }
-        done_count = 0
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                key, which = pending.pop(fut)
-                value = fut.result()
-                if key == "tuple":
-                    found[("t_tuple", which)], found[("lrs", which)] = value
-                else:
-                    found[(key, which)] = value
-                done_count += 1
-                if progress is not None:
-                    label = "t-tuple/LRS" if key == "tuple" else ESTIMATORS[key][1]
-                    progress(done_count, total, f"{label} ({which})")
+    _run_in_order([fn for _, _, fn in jobs], max(1, n_workers), record)
 
     estimators: dict[str, EstimatorResult] = {}
     h_original = float(bits)

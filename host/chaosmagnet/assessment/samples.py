@@ -10,7 +10,6 @@ the SHA-256 of the bytes it was read from, so a result can be tied to its data.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from dataclasses import dataclass, field
@@ -19,6 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from chaosmagnet.errors import InputFileError, UsageError
+
+try:  # CPython's own SHA-256: hashlib would load OpenSSL, some megabytes, for one digest
+    from _sha256 import sha256 as _sha256
+except ImportError:  # Python 3.12+ names it _sha2; other interpreters: hashlib
+    try:
+        from _sha2 import sha256 as _sha256  # type: ignore[no-redef]
+    except ImportError:
+        from hashlib import sha256 as _sha256  # type: ignore[assignment]
 
 __all__ = [
     "MIN_SAMPLES",
@@ -57,7 +64,7 @@ def check_bits(samples: np.ndarray, bits: int) -> None:
     """Raise UsageError unless 1 <= bits <= 8, InputFileError if a value is wider."""
     if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 8:
         raise UsageError(f"bits per sample must be between 1 and 8, got {bits!r}")
-    if bits == 8 or samples.size == 0:
+    if bits == 8 or samples.size == 0 or int(samples.max()) >> bits == 0:
         return
     wide = np.flatnonzero(samples >> bits)
     if wide.size:
@@ -145,5 +152,5 @@ def samples_from_bytes(data: bytes, bits: int | None = None, path: str | os.Path
         samples=samples,
         bits=int(bits),
         warnings=tuple(warnings),
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=_sha256(data).hexdigest(),
     )

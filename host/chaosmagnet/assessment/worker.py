@@ -17,7 +17,10 @@ import numpy as np
 
 def main(argv: list[str]) -> int:
     """Read raw samples from stdin, print H_assessed as JSON."""
+    from chaosmagnet.assessment._kernel import prefer_mmap
     from chaosmagnet.assessment.noniid import assess_noniid
+
+    prefer_mmap()
 
     if not 1 <= len(argv) <= 2 or not all(a.isdigit() for a in argv):
         print("usage: python -m chaosmagnet.assessment.worker BITS [WORKERS] < samples", file=sys.stderr)

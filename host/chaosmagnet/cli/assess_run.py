@@ -16,6 +16,7 @@ typer, which stays the one authority on errors and help.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -231,6 +232,12 @@ def run_assess(options: AssessOptions) -> None:
     """`chaos-host assess`: assess options.file and print or write the results."""
     file, bits, as_json = options.file, options.bits, options.as_json
     iid, iid_full, report = options.iid, options.iid_full, options.report
+    # Nothing here multiplies matrices: one BLAS thread (numpy's import then starts
+    # no spinning helper threads), and the estimators' buffers go back to the system.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from chaosmagnet.assessment._kernel import prefer_mmap
+
+    prefer_mmap()
     from chaosmagnet.assessment.noniid import assess_noniid
 
     iid = iid or iid_full
