@@ -561,6 +561,44 @@ static inline void context_key(const uint8_t *s, int64_t end, int len, int32_t a
 
 /* ---------------------------------------------------------------- MultiMMC */
 
+/* One order of binary MultiMMC over steps [i, end): tab[context] holds the
+ * counts of 0 (low half) and 1 (high half) after the context; the hit and
+ * found bits of step i go to bit i % 64 of H and F[i / 64 - w0]. */
+static inline void mmc_order_steps(const uint8_t *s, int64_t i, int64_t end, uint64_t *tab, uint32_t *hist,
+                                   uint32_t mask, uint64_t *H, uint64_t *F, int64_t w0, int64_t *entries,
+                                   int capped)
+{
+    uint32_t h = *hist;
+    int64_t ent = *entries;
+    while (i < end) {
+        const int64_t word_end = (i | 63) + 1 < end ? (i | 63) + 1 : end;
+        uint64_t hacc = 0, facc = 0;
+        for (; i < word_end; i++) {
+            const uint32_t y = s[i] & 1u;
+            const uint64_t v = tab[h];
+            const uint32_t e0 = (uint32_t)v, e1 = (uint32_t)(v >> 32);
+            const uint64_t f = v != 0;
+            /* prediction: the more frequent bit, 1 on a tie */
+            hacc |= (f & ((uint32_t)(e1 >= e0) == y)) << (i & 63);
+            facc |= f << (i & 63);
+            if (!capped) {
+                tab[h] = v + ((uint64_t)1 << (32 * y));
+            } else {
+                const uint32_t ey = y ? e1 : e0;
+                if (ey != 0 || ent < MMC_MAX_ENTRIES) {
+                    tab[h] = v + ((uint64_t)1 << (32 * y));
+                    ent += ey == 0;
+                }
+            }
+            h = ((h << 1) | y) & mask;
+        }
+        H[((word_end - 1) >> 6) - w0] = hacc;
+        F[((word_end - 1) >> 6) - w0] = facc;
+    }
+    *hist = h;
+    *entries = ent;
+}
+
 /* Binary MultiMMC.  Order m = d + 1 has 2^m contexts with two counts each; a
  * context's bits are its samples, the most recent in bit 0.  Orders 1..15 hold
  * at most 2^16 (x, y) entries, so only order 16 can reach the 100,000-entry
@@ -578,8 +616,9 @@ static int multi_mmc_binary(const uint8_t *s, int64_t n, sp_predictor_result *ou
     const int64_t words = (n + 63) / 64;
     uint64_t *hit_bits = malloc(sizeof(uint64_t) * (size_t)(MMC_DEPTH * MMC_BLOCK_WORDS));
     uint64_t *found_bits = malloc(sizeof(uint64_t) * (size_t)(MMC_DEPTH * MMC_BLOCK_WORDS));
-    uint32_t *tables = calloc((size_t)4 << MMC_DEPTH, sizeof(uint32_t));
-    uint32_t *table[MMC_DEPTH], hist[MMC_DEPTH];
+    uint64_t *tables = calloc((size_t)2 << MMC_DEPTH, sizeof(uint64_t));
+    uint64_t *table[MMC_DEPTH];
+    uint32_t hist[MMC_DEPTH];
     int64_t entries[MMC_DEPTH];
     int64_t score[MMC_DEPTH] = {0};
     int64_t top = 0;
@@ -592,8 +631,8 @@ static int multi_mmc_binary(const uint8_t *s, int64_t n, sp_predictor_result *ou
         free(tables);
         return SP_ERR_NOMEM;
     }
-    /* order d's table: 2 << (d + 1) counts, laid out one after another */
-    for (int d = 0, off = 0; d < MMC_DEPTH; off += 2 << (d + 1), d++) {
+    /* order d's table: one count pair per context (2 << d), laid out one after another */
+    for (int d = 0, off = 0; d < MMC_DEPTH; off += 2 << d, d++) {
         table[d] = tables + off;
         hist[d] = 0;
         entries[d] = 0;
@@ -602,7 +641,7 @@ static int multi_mmc_binary(const uint8_t *s, int64_t n, sp_predictor_result *ou
             uint32_t h = 0;
             /* The first (x, y): x = s[0..d], y = s[d+1]. */
             for (int k = 0; k <= d; k++) h = (h << 1) | (s[k] & 1u);
-            table[d][2 * (h & mask) + (s[d + 1] & 1u)] = 1;
+            table[d][h & mask] = (uint64_t)1 << (32 * (s[d + 1] & 1u));
             hist[d] = ((h << 1) | (s[d + 1] & 1u)) & mask;
             entries[d] = 1;
         }
@@ -613,37 +652,16 @@ static int multi_mmc_binary(const uint8_t *s, int64_t n, sp_predictor_result *ou
         memset(hit_bits, 0, sizeof(uint64_t) * (size_t)(MMC_DEPTH * MMC_BLOCK_WORDS));
         memset(found_bits, 0, sizeof(uint64_t) * (size_t)(MMC_DEPTH * MMC_BLOCK_WORDS));
         for (int d = 0; d < MMC_DEPTH && d + 2 < n; d++) {
-            const uint32_t mask = (2u << d) - 1;
             uint64_t *H = hit_bits + d * MMC_BLOCK_WORDS, *F = found_bits + d * MMC_BLOCK_WORDS;
-            uint64_t hacc = 0, facc = 0;
-            uint32_t h = hist[d], *tab = table[d];
+            uint32_t h = hist[d];
             int64_t ent = entries[d];
             int64_t i = w0 * 64 > d + 2 ? w0 * 64 : d + 2;
-            /* Steps i >= d + 2 predict s[i] from the d + 1 samples before it. */
-            for (; i < end; i++) {
-                const uint32_t y = s[i] & 1u;
-                uint32_t *e = tab + 2 * h;
-                uint32_t e0 = e[0], e1 = e[1], ey = y ? e1 : e0;
-                uint64_t f = (e0 | e1) != 0;
-                /* prediction: the more frequent bit, 1 on a tie */
-                uint64_t hit = f & ((uint32_t)(e1 >= e0) == y);
-                hacc |= hit << (i & 63);
-                facc |= f << (i & 63);
-                if ((i & 63) == 63) {
-                    H[(i >> 6) - w0] = hacc;
-                    F[(i >> 6) - w0] = facc;
-                    hacc = facc = 0;
-                }
-                if (d < MMC_DEPTH - 1 || ey != 0 || ent < MMC_MAX_ENTRIES) {
-                    e[y] = ey + 1;
-                    ent += ey == 0;
-                }
-                h = ((h << 1) | y) & mask;
-            }
-            if ((end & 63) != 0 && end > (w0 * 64 > d + 2 ? w0 * 64 : d + 2)) {
-                H[((end - 1) >> 6) - w0] = hacc;
-                F[((end - 1) >> 6) - w0] = facc;
-            }
+            /* Steps i >= d + 2 predict s[i] from the d + 1 samples before it;
+             * only the longest order can reach the entry cap. */
+            if (d < MMC_DEPTH - 1)
+                mmc_order_steps(s, i, end, table[d], &h, (2u << d) - 1, H, F, w0, &ent, 0);
+            else
+                mmc_order_steps(s, i, end, table[d], &h, (2u << d) - 1, H, F, w0, &ent, 1);
             hist[d] = h;
             entries[d] = ent;
         }
