@@ -639,7 +639,8 @@ def test_byte_counts_equal_bincount(values: list[int]) -> None:
     from chaosmagnet.assessment._kernel import byte_counts
 
     data = np.array(values, dtype=np.uint8)
-    assert byte_counts(data).tolist() == np.bincount(data, minlength=256).tolist()
+    assert byte_counts(data) == np.bincount(data, minlength=256).tolist()
+    assert byte_counts(bytes(data)) == byte_counts(data)  # bytes-like data: no numpy needed
 
 
 @settings(max_examples=60, deadline=None)
@@ -674,3 +675,36 @@ def test_jobs_report_each_result_once_and_raise_the_first_error(workers: int) ->
 
     with pytest.raises(MemoryError, match="out of memory"):
         _run_in_order([lambda: 1, boom, lambda: 2, lambda: 3], workers, lambda i, v: None)
+
+
+@pytest.mark.parametrize(("k", "bits"), [(2, 1), (2, 8), (5, 3), (256, 8)])
+def test_bytes_and_arrays_give_the_same_assessment(k: int, bits: int) -> None:
+    rng = np.random.default_rng(k)
+    values = rng.integers(0, k, 20_000).astype(np.uint8)
+    if k == 2 and bits == 8:
+        values = np.where(values == 1, 200, 17).astype(np.uint8)  # two values, renumbered
+    from_array = assess_noniid(values, bits)
+    for data in (values.tobytes(), bytearray(values.tobytes()), memoryview(values.tobytes())):
+        assert assess_noniid(data, bits).to_json() == from_array.to_json()
+
+
+def test_binary_assessment_runs_without_numpy(tmp_path: Path) -> None:
+    """A 1-bit file goes from disk to H_assessed without importing numpy (its import
+    was most of the 1-bit run's start-up and memory)."""
+    path = tmp_path / "bits.bin"
+    path.write_bytes(bytes(np.random.default_rng(2).integers(0, 2, 50_000).astype(np.uint8)))
+    code = (
+        "import sys\n"
+        "from chaosmagnet.assessment.noniid import assess_noniid\n"
+        "from chaosmagnet.assessment.samples import load_samples\n"
+        "loaded = load_samples(sys.argv[1])\n"
+        "print(assess_noniid(loaded.data, loaded.bits).h_assessed)\n"
+        "print('numpy' in sys.modules)\n"
+    )
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    h, numpy_loaded = out.stdout.split()
+    expected = assess_noniid(np.frombuffer(path.read_bytes(), dtype=np.uint8), 1).h_assessed
+    assert float(h) == expected and numpy_loaded == "False"

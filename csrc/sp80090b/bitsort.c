@@ -274,23 +274,27 @@ static inline uint32_t bucket_of(const uint64_t *W, int64_t i)
     return (uint32_t)(bits_at(W, i) >> (64 - BUCKET_BITS));
 }
 
-/* LCP of neighbours a, b (a sorting first) in the final order, given that the
- * tie runs have been sorted. */
+/* LCP of neighbours a, b (a sorting first) from different buckets. */
 static inline int64_t neighbour_lcp(bittext *t, int64_t a, int64_t b)
 {
     uint64_t diff = bits_at(t->W, a) ^ bits_at(t->W, b);
-    int64_t la = t->n - a, lb = t->n - b;
-    if ((diff >> (64 - PREFIX_BITS)) != 0 || la < PREFIX_BITS || lb < PREFIX_BITS) {
-        int64_t c = diff ? __builtin_clzll(diff) : 64;
-        return min64(c, min64(la, lb));
-    }
-    return suffix_lcp(t, a, b, PREFIX_BITS);
+    int64_t c = diff ? __builtin_clzll(diff) : 64;
+    return min64(c, min64(t->n - a, t->n - b));
 }
 
-/* Sort one bucket (positions P[0..len-1], descending) into suffix order. */
-static int sort_bucket(bittext *t, uint32_t *P, int64_t len, uint64_t *key, uint64_t *tmp)
+#define KEY_DIGITS(k) ((uint32_t)((k) >> 32))
+
+/* Sort one bucket (positions P[0..len-1], descending) into suffix order and
+ * push the LCP of each neighbour pair (prev: the last suffix of the buckets
+ * before, or -1).  key and tmp hold len entries each. */
+static int bucket_lcps(bittext *t, tuple_counter *tc, uint32_t *P, int64_t len, uint64_t *key, uint64_t *tmp,
+                       int64_t prev)
 {
     const uint64_t *W = t->W;
+    const int64_t n = t->n;
+    int rc;
+    /* key: the 24 bits after the bucket's 16 (zero padded), then the position
+     * reversed, so that equal bits put the shorter suffix first */
     for (int64_t k = 0; k < len; k++) {
         uint64_t digits = (bits_at(W, P[k]) >> (64 - PREFIX_BITS)) & ((1ULL << (PREFIX_BITS - BUCKET_BITS)) - 1);
         key[k] = digits << 32 | (uint64_t)(0xFFFFFFFFu - P[k]);
@@ -307,7 +311,7 @@ static int sort_bucket(bittext *t, uint32_t *P, int64_t len, uint64_t *key, uint
         }
     } else {
         /* stable LSD passes on the 24 key bits; the start order (descending
-         * positions) settles equal keys */
+         * positions) settles equal bits */
         for (int pass = 0; pass < (PREFIX_BITS - BUCKET_BITS) / DIGIT_BITS; pass++) {
             int64_t h[DIGITS] = {0}, sum = 0;
             int shift = 32 + pass * DIGIT_BITS;
@@ -326,21 +330,34 @@ static int sort_bucket(bittext *t, uint32_t *P, int64_t len, uint64_t *key, uint
         }
     }
     for (int64_t k = 0; k < len; k++) P[k] = 0xFFFFFFFFu - (uint32_t)key[k];
-    /* runs sharing their first 40 bits (all at least 40 bits long) */
-    for (int64_t i = 1; i < len;) {
-        int64_t a = P[i - 1], e = i;
-        if (t->n - a < PREFIX_BITS) {
-            i++;
-            continue;
+    /* runs with equal 40-bit prefixes, all at least 40 bits long, go on by comparison */
+    for (int64_t i = 0; i < len;) {
+        int64_t e = i + 1;
+        if (n - (int64_t)P[i] >= PREFIX_BITS) {
+            while (e < len && KEY_DIGITS(key[e]) == KEY_DIGITS(key[i]) && n - (int64_t)P[e] >= PREFIX_BITS) e++;
+            if (e - i > 1) {
+                rc = sort_group(t, P + i, e - i, PREFIX_BITS);
+                if (rc != 0) return rc;
+            }
         }
-        while (e < len && t->n - (int64_t)P[e] >= PREFIX_BITS &&
-               ((bits_at(W, a) ^ bits_at(W, P[e])) >> (64 - PREFIX_BITS)) == 0)
-            e++;
-        if (e - (i - 1) > 1) {
-            int rc = sort_group(t, P + i - 1, e - (i - 1), PREFIX_BITS);
-            if (rc != 0) return rc;
-        }
-        i = e + 1;
+        i = e;
+    }
+    if (prev >= 0) {
+        rc = tc_push(tc, neighbour_lcp(t, prev, P[0]));
+        if (rc != 0) return rc;
+    }
+    for (int64_t k = 1; k < len; k++) {
+        const int64_t a = P[k - 1], b = P[k], la = n - a, lb = n - b;
+        const uint32_t da = KEY_DIGITS(key[k - 1]), db = KEY_DIGITS(key[k]);
+        int64_t l;
+        if (da != db) /* the digits are the low 24 bits of a 32-bit word */
+            l = min64(BUCKET_BITS + __builtin_clz(da ^ db) - 8, min64(la, lb));
+        else if (la < PREFIX_BITS || lb < PREFIX_BITS)
+            l = min64(la, lb);
+        else
+            l = suffix_lcp(t, a, b, PREFIX_BITS);
+        rc = tc_push(tc, l);
+        if (rc != 0) return rc;
     }
     return 0;
 }
@@ -351,16 +368,16 @@ int sp_bit_tuple_counts(const uint8_t *bits, int64_t n, int64_t budget, int32_t 
     bittext t;
     tuple_counter tc;
     uint64_t *W = NULL, *key = NULL, *tmp = NULL;
-    uint32_t *chunk = NULL;
-    int64_t *count = NULL, *start = NULL, nw, largest = 0, chunk_cap, prev = -1;
+    uint32_t *chunk = NULL, *count = NULL, *fill = NULL;
+    int64_t nw, largest = 0, chunk_cap, prev = -1;
     int rc = 0, have_tc = 0;
 
     if (n < 1 || n >= INT32_MAX || cap < 1) return SP_ERR_ARGS;
     nw = (n + 127) / 64 + 1;
     W = calloc((size_t)nw, sizeof(uint64_t));
-    count = calloc(BUCKETS, sizeof(int64_t));
-    start = malloc(sizeof(int64_t) * (BUCKETS + 1));
-    if (W == NULL || count == NULL || start == NULL) {
+    count = calloc(BUCKETS, sizeof(uint32_t));
+    fill = malloc(sizeof(uint32_t) * (BUCKETS + 1));
+    if (W == NULL || count == NULL || fill == NULL) {
         rc = SP_ERR_NOMEM;
         goto done;
     }
@@ -377,8 +394,10 @@ int sp_bit_tuple_counts(const uint8_t *bits, int64_t n, int64_t budget, int32_t 
     t.budget = budget;
     for (int64_t i = 0; i < n; i++) count[bucket_of(W, i)]++;
     for (int b = 0; b < BUCKETS; b++) largest = count[b] > largest ? count[b] : largest;
-    /* four scans of the text (each a fraction of the sort's time) for a quarter of the memory */
-    chunk_cap = n / 4 > largest ? n / 4 : largest;
+    /* one scan of the text up to 2^22 positions (16 MB), else four, each
+     * collecting a quarter of the positions */
+    chunk_cap = n <= (1 << 22) ? n : n / 4;
+    chunk_cap = chunk_cap > largest ? chunk_cap : largest;
     chunk = malloc(sizeof(uint32_t) * (size_t)chunk_cap);
     key = malloc(sizeof(uint64_t) * (size_t)largest);
     tmp = malloc(sizeof(uint64_t) * (size_t)largest);
@@ -392,37 +411,28 @@ int sp_bit_tuple_counts(const uint8_t *bits, int64_t n, int64_t budget, int32_t 
 
     for (int lo = 0; lo < BUCKETS;) {
         int hi = lo;
-        int64_t filled = 0;
-        while (hi < BUCKETS && filled + count[hi] <= chunk_cap) {
-            start[hi] = filled;
+        uint32_t filled = 0;
+        while (hi < BUCKETS && (int64_t)filled + count[hi] <= chunk_cap) {
+            fill[hi] = filled;
             filled += count[hi++];
         }
-        start[hi] = filled;
-        /* collect the chunk's positions, descending within each bucket */
-        {
-            int64_t *fill = start; /* start[b] advances while filling; restored below */
-            for (int64_t i = n - 1; i >= 0; i--) {
-                uint32_t b = bucket_of(W, i);
-                if (b - (uint32_t)lo < (uint32_t)(hi - lo)) chunk[fill[b]++] = (uint32_t)i;
-            }
+        /* collect the chunk's positions, descending within each bucket (fill[b]
+         * ends at the bucket's end) */
+        for (int64_t i = n - 1; i >= 0; i--) {
+            uint32_t b = bucket_of(W, i);
+            if (b - (uint32_t)lo < (uint32_t)(hi - lo)) chunk[fill[b]++] = (uint32_t)i;
         }
         for (int b = lo; b < hi; b++) {
-            int64_t len = count[b], first = start[b] - len; /* start[b] now marks the end */
-            uint32_t *P = chunk + first;
+            int64_t len = count[b];
+            uint32_t *P = chunk + (fill[b] - len);
             if (len == 0) continue;
-            rc = sort_bucket(&t, P, len, key, tmp);
+            rc = bucket_lcps(&t, &tc, P, len, key, tmp, prev);
             if (rc != 0) goto done;
-            for (int64_t k = 0; k < len; k++) {
-                if (prev >= 0) {
-                    rc = tc_push(&tc, neighbour_lcp(&t, prev, P[k]));
-                    if (rc != 0) goto done;
-                }
-                prev = P[k];
-            }
             if (t.work > t.budget) {
                 rc = SP_ERR_BUDGET;
                 goto done;
             }
+            prev = P[len - 1];
         }
         lo = hi;
     }
@@ -432,7 +442,7 @@ done:
     if (have_tc) tc_free(&tc);
     free(W);
     free(count);
-    free(start);
+    free(fill);
     free(chunk);
     free(key);
     free(tmp);

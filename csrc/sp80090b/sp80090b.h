@@ -16,6 +16,7 @@
 #define SP_ERR_NOMEM -1
 #define SP_ERR_ARGS -2
 #define SP_ERR_BUDGET -3
+#define SP_ERR_LONG -4
 
 /* Suffix array of text[0..n-1] (symbols < alphabet, alphabet <= 256) by
  * SA-IS.  sa receives the start positions of the suffixes in lexicographic
@@ -42,8 +43,8 @@ int sp_tuple_counts(const int32_t *lcp, int64_t n, int32_t max_len, int64_t *q, 
 /* The tuple statistics of sp_tuple_counts for a text of bits 0/1, straight from
  * its sorted suffixes (no suffix or LCP array: a fraction of the memory).  q
  * and pairs hold cap + 1 entries; *max_len receives the longest repeat.
- * Returns SP_ERR_BUDGET when the ties need more than `budget` 64-bit steps or
- * a repeat is longer than cap: use the suffix-array route instead. */
+ * Returns SP_ERR_BUDGET when the ties need more than `budget` 64-bit steps and
+ * SP_ERR_LONG when a repeat is longer than cap: use the suffix-array route. */
 int sp_bit_tuple_counts(const uint8_t *bits, int64_t n, int64_t budget, int32_t cap, int64_t *q,
                         uint64_t *pairs, int32_t *max_len);
 

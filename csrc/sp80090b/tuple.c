@@ -51,7 +51,7 @@ int tc_push(tuple_counter *c, int64_t cur)
 {
     int64_t i = c->i++, lb = i - 1;
     if (cur < 0) return SP_ERR_ARGS;
-    if (cur > c->cap) return SP_ERR_BUDGET;
+    if (cur > c->cap) return SP_ERR_LONG;
     if (cur > c->max_len) c->max_len = (int32_t)cur;
     while (cur < c->stack_lcp[c->top]) {
         int32_t ell = c->stack_lcp[c->top];
@@ -118,7 +118,7 @@ int sp_tuple_counts(const int32_t *lcp, int64_t n, int32_t max_len, int64_t *q, 
     if (rc != 0) return rc;
     for (int64_t i = 1; i < n && rc == 0; i++) {
         rc = tc_push(&c, lcp[i]);
-        if (rc == SP_ERR_BUDGET) rc = SP_ERR_ARGS; /* a value above max_len */
+        if (rc == SP_ERR_LONG) rc = SP_ERR_ARGS; /* a value above max_len */
     }
     if (rc == 0) rc = tc_finish(&c, q, pairs);
     if (rc == 0 && c.max_len < max_len) {

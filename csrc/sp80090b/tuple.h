@@ -15,7 +15,7 @@ typedef struct {
 
 /* A counter for LCP values up to cap. */
 int tc_init(tuple_counter *c, int32_t cap);
-/* The next LCP value in suffix order (lcp[1], lcp[2], ...); SP_ERR_BUDGET above cap. */
+/* The next LCP value in suffix order (lcp[1], lcp[2], ...); SP_ERR_LONG above cap. */
 int tc_push(tuple_counter *c, int64_t lcp);
 /* q[0..max_len] and pairs[0..max_len], max_len being the largest value pushed. */
 int tc_finish(tuple_counter *c, int64_t *q, uint64_t *pairs);

@@ -259,7 +259,7 @@ def run_assess(options: AssessOptions) -> None:
         print(f"chaos-host assess: warning: {warning}", file=sys.stderr)
 
     with _stderr_progress("non-IID estimators") as update:
-        result = assess_noniid(loaded.samples, loaded.bits, progress=update)
+        result = assess_noniid(loaded.data, loaded.bits, progress=update)
     result = replace(result, file=str(file), warnings=tuple(loaded.warnings), sha256=loaded.sha256)
     iid_result = None
     if iid_module is not None:
