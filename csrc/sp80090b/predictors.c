@@ -421,7 +421,7 @@ typedef struct {
     ptab pair;
     int32_t k;
     int dense_counts;
-    int32_t *dense; /* context index -> node (-1: none), for small k^order */
+    int direct; /* few possible contexts: the node is the context index */
     uint8_t *recs;
     size_t stride;
     int64_t nodes, node_cap;
@@ -442,27 +442,23 @@ static int model_init(model *m, int32_t k, int order)
     memset(m, 0, sizeof *m);
     m->k = k;
     for (int t = 0; t < order && contexts <= DENSE_CONTEXTS; t++) contexts *= k;
-    if (contexts <= DENSE_CONTEXTS) {
-        m->dense = malloc(sizeof(int32_t) * (size_t)contexts);
-        if (m->dense == NULL) return SP_ERR_NOMEM;
-        memset(m->dense, 0xFF, sizeof(int32_t) * (size_t)contexts);
-    }
+    m->direct = contexts <= DENSE_CONTEXTS;
     if (ht_init(&m->ctx, 64) != 0 || pt_init(&m->pair, 64) != 0) return SP_ERR_NOMEM;
     /* dense counts: small alphabets, or few possible contexts (<= 2^21 cells) */
-    m->dense_counts = k <= DENSE_ALPHABET || (m->dense != NULL && contexts * k <= (1 << 21));
+    m->dense_counts = k <= DENSE_ALPHABET || (m->direct && contexts * k <= (1 << 21));
     m->stride = sizeof(node_rec) + (m->dense_counts ? sizeof(int32_t) * (size_t)k : 0);
-    m->node_cap = 32;
-    m->recs = malloc(m->stride * (size_t)m->node_cap);
+    /* direct: one zeroed record per possible context (best_count 0: unseen), so a
+     * lookup is one memory access, not an index and then a record */
+    m->node_cap = m->direct ? contexts : 32;
+    m->recs = m->direct ? calloc((size_t)contexts, m->stride) : malloc(m->stride * (size_t)m->node_cap);
     return m->recs == NULL ? SP_ERR_NOMEM : 0;
 }
 
 static void model_free(model *m)
 {
-    free(m->dense);
     ht_free(&m->ctx);
     free(m->pair.slots);
     free(m->recs);
-    m->dense = NULL;
     m->pair.slots = NULL;
     m->recs = NULL;
 }
@@ -470,7 +466,7 @@ static void model_free(model *m)
 /* Node of a context (key lo/hi, dense index idx), or -1. */
 static inline int64_t model_find(const model *m, uint64_t lo, uint64_t hi, int64_t idx)
 {
-    if (m->dense != NULL) return m->dense[idx];
+    if (m->direct) return model_rec(m, idx)->best_count > 0 ? idx : -1;
     return ht_get(&m->ctx, lo, hi);
 }
 
@@ -479,7 +475,7 @@ static int64_t model_node(model *m, uint64_t lo, uint64_t hi, int64_t idx)
 {
     int64_t node = model_find(m, lo, hi, idx);
     node_rec *r;
-    if (node >= 0) return node;
+    if (node >= 0 || m->direct) return m->direct ? idx : node;
     if (m->nodes >= MAX_NODES) return SP_ERR_NOMEM;
     if (m->nodes == m->node_cap) {
         int64_t cap = m->node_cap * 2;
@@ -491,8 +487,7 @@ static int64_t model_node(model *m, uint64_t lo, uint64_t hi, int64_t idx)
     node = m->nodes++;
     r = model_rec(m, node);
     memset(r, 0, m->stride);
-    if (m->dense != NULL) m->dense[idx] = (int32_t)node;
-    else if (ht_put(&m->ctx, lo, hi, node) != 0) return SP_ERR_NOMEM;
+    if (ht_put(&m->ctx, lo, hi, node) != 0) return SP_ERR_NOMEM;
     return node;
 }
 
@@ -742,11 +737,18 @@ static int multi_mmc_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_p
              * for as many orders as this step is expected to reach. */
             const int64_t p = i + PREFETCH_STEPS;
             uint64_t plo = 0, phi = 0;
+            int64_t pidx = 0, ppw = 1;
             for (int d = 0; d <= depth_hint; d++) {
                 uint64_t sym = s[p - d - 1];
                 if (d < 8) plo |= sym << (8 * d);
                 else phi |= sym << (8 * (d - 8));
-                if (M[d].dense == NULL)
+                if (ppw <= DENSE_CONTEXTS) {
+                    pidx += (int64_t)sym * ppw;
+                    ppw *= alphabet;
+                }
+                if (M[d].direct)
+                    __builtin_prefetch(model_rec(&M[d], pidx));
+                else
                     __builtin_prefetch(&M[d].ctx.slots[ht_hash(plo, phi) & (uint64_t)(M[d].ctx.cap - 1)]);
             }
         }
