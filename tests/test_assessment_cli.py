@@ -263,3 +263,91 @@ def test_report_shows_iid_reasons(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     page = report.read_text()
     assert "IID not proven" in page and "not applicable" in page and "df = -3" in page
+
+
+# --------------------------------------------------------------------------
+# the plain command line runs without typer (start-up of `assess`, issue 17)
+
+PLAIN_LINES = [
+    (["assess", "f.bin"], {}),
+    (["assess", "f.bin", "--bits", "3", "--json"], {"bits": 3, "as_json": True}),
+    (["assess", "--json", "-b", "8", "f.bin"], {"bits": 8, "as_json": True}),
+    (["assess", "f.bin", "--bits=2", "--iid"], {"bits": 2, "iid": True}),
+    (["assess", "-", "--iid-full", "--report", "r.html"], {"iid_full": True, "report": Path("r.html")}),
+    (["assess", "f.bin", "--report=r.html"], {"report": Path("r.html")}),
+]
+
+NOT_PLAIN_LINES = [
+    ["assess"],
+    ["assess", "--help"],
+    ["assess", "f.bin", "--help"],
+    ["assess", "f.bin", "g.bin"],
+    ["assess", "f.bin", "--bits"],
+    ["assess", "f.bin", "--bits", "x"],
+    ["assess", "f.bin", "--bits", "-1"],
+    ["assess", "f.bin", "-b8"],
+    ["assess", "f.bin", "--json", "--json"],
+    ["assess", "f.bin", "--json=yes"],
+    ["assess", "f.bin", "--unknown"],
+    ["assess", "f.bin", "--"],
+    ["assess", "f.bin", "--report"],
+    ["--version", "assess", "f.bin"],
+    ["sample", "f.bin"],
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), PLAIN_LINES)
+def test_plain_assess_lines_are_parsed_without_typer(args: list[str], expected: dict) -> None:
+    from chaosmagnet.cli.assess_run import AssessOptions, parse_assess_args
+
+    file = Path("-") if "-" in args else Path("f.bin")
+    assert parse_assess_args(args) == AssessOptions(file=file, **expected)
+
+
+@pytest.mark.parametrize("args", NOT_PLAIN_LINES)
+def test_anything_else_goes_to_typer(args: list[str]) -> None:
+    from chaosmagnet.cli.assess_run import parse_assess_args
+
+    assert parse_assess_args(args) is None
+
+
+def test_the_plain_parser_knows_exactly_the_typer_options() -> None:
+    """Both parsers name the same options: a new option in cli/assess.py must reach the other."""
+    import typer
+
+    from chaosmagnet.cli import assess_run, load_commands
+
+    command = typer.main.get_command(load_commands("assess")).commands["assess"]
+    declared = {opt for param in command.params for opt in param.opts if opt.startswith("-")}
+    assert declared == set(assess_run._FLAGS) | set(assess_run._VALUED)
+    fields = {f for f in assess_run.AssessOptions.__dataclass_fields__}
+    assert {p.name for p in command.params} == fields
+
+
+def test_plain_assess_loads_neither_typer_nor_rich_and_prints_what_typer_would(
+    tmp_path: Path, sample_file: Path
+) -> None:
+    env = dict(os.environ, CHAOS_HOME=str(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "chaosmagnet", "assess", str(sample_file), "--json"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, check=True,
+    )
+    import re
+
+    modules = set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)$", proc.stderr, re.M))
+    top_levels = {m.split(".")[0] for m in modules}
+    assert "chaosmagnet" in top_levels and not top_levels & {"typer", "click", "rich", "pydantic"}
+    # typer's route (an option spelled the way only typer takes it) gives the same object
+    via_typer = chaos("assess", str(sample_file), "--json", "-b4", cwd=tmp_path)
+    assert via_typer.returncode == 0, via_typer.stderr
+    assert strict_json(via_typer.stdout.decode()) == strict_json(proc.stdout)
+
+
+def test_plain_assess_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    result = chaos("assess", str(tmp_path / "missing.bin"), "--json", cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == b""
+    assert result.stderr.decode().strip().splitlines() == [
+        f"chaos-host: error: {tmp_path / 'missing.bin'}: no such file"
+    ]
+    result = chaos("assess", str(tmp_path / "missing.bin"), "--bits", "9", cwd=tmp_path)
+    assert result.returncode == 2 and b"between 1 and 8" in result.stderr and b"Traceback" not in result.stderr

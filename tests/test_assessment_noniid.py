@@ -351,9 +351,36 @@ def test_bit_lcp_matches_the_suffix_array_route(values: list[int], period: int) 
         assert tight is None or tight.tolist() == expected.tolist()
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 1), min_size=1, max_size=600), st.integers(1, 90))
+def test_bit_tuple_counts_match_the_suffix_array_route(values: list[int], period: int) -> None:
+    bits = np.array(values, dtype=np.uint8)
+    periodic = np.tile(bits[:period], 1 + 600 // max(1, min(period, bits.size)))[:600]
+    for seq in (bits, periodic):
+        q, pairs = suffix.tuple_counts(suffix.lcp_array(seq, suffix.suffix_array(seq)))
+        got = suffix.bit_tuple_counts(seq, budget_factor=1e9)
+        assert got is not None
+        assert got[0].tolist() == q.tolist() and got[1].tolist() == pairs.tolist()
+        tight = suffix.bit_tuple_counts(seq, budget_factor=0.0)  # may give up, never be wrong
+        assert tight is None or (tight[0].tolist() == q.tolist() and tight[1].tolist() == pairs.tolist())
+
+
+@pytest.mark.parametrize("p_one", [0.5, 0.9])
+def test_bit_tuple_counts_over_several_chunks(p_one: float) -> None:
+    """Past 2^21 bits the positions are collected in several scans (chunks of buckets)."""
+    rng = np.random.default_rng(3)
+    bits = (rng.random(9_000_000) < p_one).astype(np.uint8)
+    bits[4_000_000:4_000_300] = bits[100:400]  # one long repeat across a chunk boundary
+    q, pairs = suffix.tuple_counts(suffix.lcp_array(bits, suffix.suffix_array(bits)))
+    got = suffix.bit_tuple_counts(bits, budget_factor=1e9)  # biased: one bucket holds a third
+    assert got is not None
+    assert got[0].tolist() == q.tolist() and got[1].tolist() == pairs.tolist()
+
+
 def test_bit_lcp_gives_up_on_long_repeats() -> None:
     zeros = np.zeros(200_000, dtype=np.uint8)
     assert suffix.bit_lcp_array(zeros) is None  # the caller falls back to SA-IS
+    assert suffix.bit_tuple_counts(zeros) is None
     t_tuple, lrs = tuple_estimates(zeros)
     assert t_tuple.h == 0.0 and lrs.h == 0.0
     assert lrs.details["v"] == zeros.size - 1
@@ -604,3 +631,80 @@ def test_load_samples_infers_width_and_warns_when_short(tmp_path: Path) -> None:
     assert any("only 3 of the 8 bits" in w for w in wider.warnings)
     assert infer_bits(np.zeros(5, dtype=np.uint8)) == 1
     assert infer_bits(np.array([255], dtype=np.uint8)) == 8
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 255), max_size=300))
+def test_byte_counts_equal_bincount(values: list[int]) -> None:
+    from chaosmagnet.assessment._kernel import byte_counts
+
+    data = np.array(values, dtype=np.uint8)
+    assert byte_counts(data) == np.bincount(data, minlength=256).tolist()
+    assert byte_counts(bytes(data)) == byte_counts(data)  # bytes-like data: no numpy needed
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 1), min_size=2, max_size=300))
+def test_markov_counts_the_transitions(values: list[int]) -> None:
+    bits = np.array(values, dtype=np.uint8)
+    counts = ffi.new("int64_t[4]")
+    assert lib.sp_markov_counts(ffi.from_buffer("uint8_t[]", bits), bits.size, counts) == 0
+    pairs = Counter(zip(values, values[1:]))
+    assert list(counts) == [pairs[(0, 0)], pairs[(0, 1)], pairs[(1, 0)], pairs[(1, 1)]]
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_jobs_report_each_result_once_and_raise_the_first_error(workers: int) -> None:
+    import threading
+
+    from chaosmagnet.assessment.noniid import _run_in_order
+
+    seen: list[tuple[int, int]] = []
+    callers = set()
+
+    def done(index: int, value: int) -> None:
+        callers.add(threading.get_ident())
+        seen.append((index, value))
+
+    _run_in_order([lambda i=i: i * i for i in range(7)], workers, done)
+    assert sorted(seen) == [(i, i * i) for i in range(7)]
+    assert callers == {threading.get_ident()}  # progress is reported from the calling thread
+
+    def boom() -> int:
+        raise MemoryError("estimator: out of memory")
+
+    with pytest.raises(MemoryError, match="out of memory"):
+        _run_in_order([lambda: 1, boom, lambda: 2, lambda: 3], workers, lambda i, v: None)
+
+
+@pytest.mark.parametrize(("k", "bits"), [(2, 1), (2, 8), (5, 3), (256, 8)])
+def test_bytes_and_arrays_give_the_same_assessment(k: int, bits: int) -> None:
+    rng = np.random.default_rng(k)
+    values = rng.integers(0, k, 20_000).astype(np.uint8)
+    if k == 2 and bits == 8:
+        values = np.where(values == 1, 200, 17).astype(np.uint8)  # two values, renumbered
+    from_array = assess_noniid(values, bits)
+    for data in (values.tobytes(), bytearray(values.tobytes()), memoryview(values.tobytes())):
+        assert assess_noniid(data, bits).to_json() == from_array.to_json()
+
+
+def test_binary_assessment_runs_without_numpy(tmp_path: Path) -> None:
+    """A 1-bit file goes from disk to H_assessed without importing numpy (its import
+    was most of the 1-bit run's start-up and memory)."""
+    path = tmp_path / "bits.bin"
+    path.write_bytes(bytes(np.random.default_rng(2).integers(0, 2, 50_000).astype(np.uint8)))
+    code = (
+        "import sys\n"
+        "from chaosmagnet.assessment.noniid import assess_noniid\n"
+        "from chaosmagnet.assessment.samples import load_samples\n"
+        "loaded = load_samples(sys.argv[1])\n"
+        "print(assess_noniid(loaded.data, loaded.bits).h_assessed)\n"
+        "print('numpy' in sys.modules)\n"
+    )
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    h, numpy_loaded = out.stdout.split()
+    expected = assess_noniid(np.frombuffer(path.read_bytes(), dtype=np.uint8), 1).h_assessed
+    assert float(h) == expected and numpy_loaded == "False"

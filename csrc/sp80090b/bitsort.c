@@ -250,3 +250,201 @@ done:
     free(hist);
     return rc;
 }
+
+/* ------------------------------------------------------------------------
+ * Tuple counts of a bitstring without its suffix or LCP array.
+ *
+ * The suffixes are visited bucket by bucket, a bucket being every suffix with
+ * one 16-bit prefix, in ascending order of that prefix.  A few scans of the
+ * text collect the positions of a chunk of consecutive buckets (about n/4
+ * positions), each bucket's positions in descending order; a bucket is then
+ * sorted by its next 24 bits (a composite key with the position, so equal
+ * prefixes keep the shorter suffix first), its runs sharing 40 bits by
+ * comparison as above, and the LCP of each pair of neighbours goes straight
+ * into the tuple counter.  Memory: the packed text, one chunk of positions
+ * and the largest bucket's keys, instead of 8 bytes per bit. */
+
+#include "tuple.h"
+
+#define BUCKET_BITS 16
+#define BUCKETS (1 << BUCKET_BITS)
+
+static inline uint32_t bucket_of(const uint64_t *W, int64_t i)
+{
+    return (uint32_t)(bits_at(W, i) >> (64 - BUCKET_BITS));
+}
+
+/* LCP of neighbours a, b (a sorting first) from different buckets. */
+static inline int64_t neighbour_lcp(bittext *t, int64_t a, int64_t b)
+{
+    uint64_t diff = bits_at(t->W, a) ^ bits_at(t->W, b);
+    int64_t c = diff ? __builtin_clzll(diff) : 64;
+    return min64(c, min64(t->n - a, t->n - b));
+}
+
+#define KEY_DIGITS(k) ((uint32_t)((k) >> 32))
+
+/* Sort one bucket (positions P[0..len-1], descending) into suffix order and
+ * push the LCP of each neighbour pair (prev: the last suffix of the buckets
+ * before, or -1).  key and tmp hold len entries each. */
+static int bucket_lcps(bittext *t, tuple_counter *tc, uint32_t *P, int64_t len, uint64_t *key, uint64_t *tmp,
+                       int64_t prev)
+{
+    const uint64_t *W = t->W;
+    const int64_t n = t->n;
+    int rc;
+    /* key: the 24 bits after the bucket's 16 (zero padded), then the position
+     * reversed, so that equal bits put the shorter suffix first */
+    for (int64_t k = 0; k < len; k++) {
+        uint64_t digits = (bits_at(W, P[k]) >> (64 - PREFIX_BITS)) & ((1ULL << (PREFIX_BITS - BUCKET_BITS)) - 1);
+        key[k] = digits << 32 | (uint64_t)(0xFFFFFFFFu - P[k]);
+    }
+    if (len <= 32) {
+        for (int64_t i = 1; i < len; i++) {
+            uint64_t x = key[i];
+            int64_t j = i;
+            while (j > 0 && key[j - 1] > x) {
+                key[j] = key[j - 1];
+                j--;
+            }
+            key[j] = x;
+        }
+    } else {
+        /* stable LSD passes on the 24 key bits; the start order (descending
+         * positions) settles equal bits */
+        for (int pass = 0; pass < (PREFIX_BITS - BUCKET_BITS) / DIGIT_BITS; pass++) {
+            int64_t h[DIGITS] = {0}, sum = 0;
+            int shift = 32 + pass * DIGIT_BITS;
+            for (int64_t k = 0; k < len; k++) h[(key[k] >> shift) & (DIGITS - 1)]++;
+            for (int d = 0; d < DIGITS; d++) {
+                int64_t c = h[d];
+                h[d] = sum;
+                sum += c;
+            }
+            for (int64_t k = 0; k < len; k++) tmp[h[(key[k] >> shift) & (DIGITS - 1)]++] = key[k];
+            {
+                uint64_t *swap = key;
+                key = tmp;
+                tmp = swap;
+            }
+        }
+    }
+    for (int64_t k = 0; k < len; k++) P[k] = 0xFFFFFFFFu - (uint32_t)key[k];
+    /* runs with equal 40-bit prefixes, all at least 40 bits long, go on by comparison */
+    for (int64_t i = 0; i < len;) {
+        int64_t e = i + 1;
+        if (n - (int64_t)P[i] >= PREFIX_BITS) {
+            while (e < len && KEY_DIGITS(key[e]) == KEY_DIGITS(key[i]) && n - (int64_t)P[e] >= PREFIX_BITS) e++;
+            if (e - i > 1) {
+                rc = sort_group(t, P + i, e - i, PREFIX_BITS);
+                if (rc != 0) return rc;
+            }
+        }
+        i = e;
+    }
+    if (prev >= 0) {
+        rc = tc_push(tc, neighbour_lcp(t, prev, P[0]));
+        if (rc != 0) return rc;
+    }
+    for (int64_t k = 1; k < len; k++) {
+        const int64_t a = P[k - 1], b = P[k], la = n - a, lb = n - b;
+        const uint32_t da = KEY_DIGITS(key[k - 1]), db = KEY_DIGITS(key[k]);
+        int64_t l;
+        if (da != db) /* the digits are the low 24 bits of a 32-bit word */
+            l = min64(BUCKET_BITS + __builtin_clz(da ^ db) - 8, min64(la, lb));
+        else if (la < PREFIX_BITS || lb < PREFIX_BITS)
+            l = min64(la, lb);
+        else
+            l = suffix_lcp(t, a, b, PREFIX_BITS);
+        rc = tc_push(tc, l);
+        if (rc != 0) return rc;
+    }
+    return 0;
+}
+
+int sp_bit_tuple_counts(const uint8_t *bits, int64_t n, int64_t budget, int32_t cap, int64_t *q,
+                        uint64_t *pairs, int32_t *max_len)
+{
+    bittext t;
+    tuple_counter tc;
+    uint64_t *W = NULL, *key = NULL, *tmp = NULL;
+    uint32_t *chunk = NULL, *count = NULL, *fill = NULL;
+    int64_t nw, largest = 0, chunk_cap, prev = -1;
+    int rc = 0, have_tc = 0;
+
+    if (n < 1 || n >= INT32_MAX || cap < 1) return SP_ERR_ARGS;
+    nw = (n + 127) / 64 + 1;
+    W = calloc((size_t)nw, sizeof(uint64_t));
+    count = calloc(BUCKETS, sizeof(uint32_t));
+    fill = malloc(sizeof(uint32_t) * (BUCKETS + 1));
+    if (W == NULL || count == NULL || fill == NULL) {
+        rc = SP_ERR_NOMEM;
+        goto done;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        if (bits[i] > 1) {
+            rc = SP_ERR_ARGS;
+            goto done;
+        }
+        W[i >> 6] |= (uint64_t)bits[i] << (63 - (i & 63));
+    }
+    t.W = W;
+    t.n = n;
+    t.work = 0;
+    t.budget = budget;
+    for (int64_t i = 0; i < n; i++) count[bucket_of(W, i)]++;
+    for (int b = 0; b < BUCKETS; b++) largest = count[b] > largest ? count[b] : largest;
+    /* one scan of the text up to 2^22 positions (16 MB), else four, each
+     * collecting a quarter of the positions */
+    chunk_cap = n <= (1 << 22) ? n : n / 4;
+    chunk_cap = chunk_cap > largest ? chunk_cap : largest;
+    chunk = malloc(sizeof(uint32_t) * (size_t)chunk_cap);
+    key = malloc(sizeof(uint64_t) * (size_t)largest);
+    tmp = malloc(sizeof(uint64_t) * (size_t)largest);
+    if (chunk == NULL || key == NULL || tmp == NULL) {
+        rc = SP_ERR_NOMEM;
+        goto done;
+    }
+    rc = tc_init(&tc, cap);
+    if (rc != 0) goto done;
+    have_tc = 1;
+
+    for (int lo = 0; lo < BUCKETS;) {
+        int hi = lo;
+        uint32_t filled = 0;
+        while (hi < BUCKETS && (int64_t)filled + count[hi] <= chunk_cap) {
+            fill[hi] = filled;
+            filled += count[hi++];
+        }
+        /* collect the chunk's positions, descending within each bucket (fill[b]
+         * ends at the bucket's end) */
+        for (int64_t i = n - 1; i >= 0; i--) {
+            uint32_t b = bucket_of(W, i);
+            if (b - (uint32_t)lo < (uint32_t)(hi - lo)) chunk[fill[b]++] = (uint32_t)i;
+        }
+        for (int b = lo; b < hi; b++) {
+            int64_t len = count[b];
+            uint32_t *P = chunk + (fill[b] - len);
+            if (len == 0) continue;
+            rc = bucket_lcps(&t, &tc, P, len, key, tmp, prev);
+            if (rc != 0) goto done;
+            if (t.work > t.budget) {
+                rc = SP_ERR_BUDGET;
+                goto done;
+            }
+            prev = P[len - 1];
+        }
+        lo = hi;
+    }
+    *max_len = tc.max_len;
+    rc = tc_finish(&tc, q, pairs);
+done:
+    if (have_tc) tc_free(&tc);
+    free(W);
+    free(count);
+    free(fill);
+    free(chunk);
+    free(key);
+    free(tmp);
+    return rc;
+}

@@ -4,6 +4,10 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #define COMP_BLOCK_BITS 6
 #define COMP_DICT_BLOCKS 1000
@@ -27,6 +31,45 @@ int sp_collision_times(const uint8_t *bits, int64_t n, sp_collision_stats *out)
     out->sum = i;
     out->sum_squares = sq;
     return 0;
+}
+
+int sp_markov_counts(const uint8_t *bits, int64_t n, int64_t *counts)
+{
+    int64_t c[4] = {0, 0, 0, 0};
+    for (int64_t i = 0; i + 1 < n; i++) {
+        if (bits[i] > 1 || bits[i + 1] > 1) return SP_ERR_ARGS;
+        c[2 * bits[i] + bits[i + 1]]++;
+    }
+    if (n > 0 && bits[n - 1] > 1) return SP_ERR_ARGS;
+    for (int k = 0; k < 4; k++) counts[k] = c[k];
+    return 0;
+}
+
+int sp_byte_counts(const uint8_t *data, int64_t n, int64_t *counts)
+{
+    /* four tables, so that runs of one value do not wait on one counter */
+    int64_t c[4][256];
+    int64_t i = 0;
+    memset(c, 0, sizeof c);
+    for (; i + 4 <= n; i += 4) {
+        c[0][data[i]]++;
+        c[1][data[i + 1]]++;
+        c[2][data[i + 2]]++;
+        c[3][data[i + 3]]++;
+    }
+    for (; i < n; i++) c[0][data[i]]++;
+    for (int v = 0; v < 256; v++) counts[v] = c[0][v] + c[1][v] + c[2][v] + c[3][v];
+    return 0;
+}
+
+void sp_prefer_mmap(void)
+{
+#ifdef __GLIBC__
+    /* A fixed threshold turns off glibc's sliding one, which after the first
+     * large free serves every later buffer up to that size from the heap,
+     * where freed pages stay resident. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
 }
 
 static inline void kahan(double *sum, double *comp, double x)

@@ -421,7 +421,7 @@ typedef struct {
     ptab pair;
     int32_t k;
     int dense_counts;
-    int32_t *dense; /* context index -> node (-1: none), for small k^order */
+    int direct; /* few possible contexts: the node is the context index */
     uint8_t *recs;
     size_t stride;
     int64_t nodes, node_cap;
@@ -442,27 +442,23 @@ static int model_init(model *m, int32_t k, int order)
     memset(m, 0, sizeof *m);
     m->k = k;
     for (int t = 0; t < order && contexts <= DENSE_CONTEXTS; t++) contexts *= k;
-    if (contexts <= DENSE_CONTEXTS) {
-        m->dense = malloc(sizeof(int32_t) * (size_t)contexts);
-        if (m->dense == NULL) return SP_ERR_NOMEM;
-        memset(m->dense, 0xFF, sizeof(int32_t) * (size_t)contexts);
-    }
+    m->direct = contexts <= DENSE_CONTEXTS;
     if (ht_init(&m->ctx, 64) != 0 || pt_init(&m->pair, 64) != 0) return SP_ERR_NOMEM;
     /* dense counts: small alphabets, or few possible contexts (<= 2^21 cells) */
-    m->dense_counts = k <= DENSE_ALPHABET || (m->dense != NULL && contexts * k <= (1 << 21));
+    m->dense_counts = k <= DENSE_ALPHABET || (m->direct && contexts * k <= (1 << 21));
     m->stride = sizeof(node_rec) + (m->dense_counts ? sizeof(int32_t) * (size_t)k : 0);
-    m->node_cap = 32;
-    m->recs = malloc(m->stride * (size_t)m->node_cap);
+    /* direct: one zeroed record per possible context (best_count 0: unseen), so a
+     * lookup is one memory access, not an index and then a record */
+    m->node_cap = m->direct ? contexts : 32;
+    m->recs = m->direct ? calloc((size_t)contexts, m->stride) : malloc(m->stride * (size_t)m->node_cap);
     return m->recs == NULL ? SP_ERR_NOMEM : 0;
 }
 
 static void model_free(model *m)
 {
-    free(m->dense);
     ht_free(&m->ctx);
     free(m->pair.slots);
     free(m->recs);
-    m->dense = NULL;
     m->pair.slots = NULL;
     m->recs = NULL;
 }
@@ -470,7 +466,7 @@ static void model_free(model *m)
 /* Node of a context (key lo/hi, dense index idx), or -1. */
 static inline int64_t model_find(const model *m, uint64_t lo, uint64_t hi, int64_t idx)
 {
-    if (m->dense != NULL) return m->dense[idx];
+    if (m->direct) return model_rec(m, idx)->best_count > 0 ? idx : -1;
     return ht_get(&m->ctx, lo, hi);
 }
 
@@ -479,7 +475,7 @@ static int64_t model_node(model *m, uint64_t lo, uint64_t hi, int64_t idx)
 {
     int64_t node = model_find(m, lo, hi, idx);
     node_rec *r;
-    if (node >= 0) return node;
+    if (node >= 0 || m->direct) return m->direct ? idx : node;
     if (m->nodes >= MAX_NODES) return SP_ERR_NOMEM;
     if (m->nodes == m->node_cap) {
         int64_t cap = m->node_cap * 2;
@@ -491,8 +487,7 @@ static int64_t model_node(model *m, uint64_t lo, uint64_t hi, int64_t idx)
     node = m->nodes++;
     r = model_rec(m, node);
     memset(r, 0, m->stride);
-    if (m->dense != NULL) m->dense[idx] = (int32_t)node;
-    else if (ht_put(&m->ctx, lo, hi, node) != 0) return SP_ERR_NOMEM;
+    if (ht_put(&m->ctx, lo, hi, node) != 0) return SP_ERR_NOMEM;
     return node;
 }
 
@@ -561,95 +556,138 @@ static inline void context_key(const uint8_t *s, int64_t end, int len, int32_t a
 
 /* ---------------------------------------------------------------- MultiMMC */
 
+/* One order of binary MultiMMC over steps [i, end): tab[context] holds the
+ * counts of 0 (low half) and 1 (high half) after the context; the hit and
+ * found bits of step i go to bit i % 64 of H and F[i / 64 - w0]. */
+static inline void mmc_order_steps(const uint8_t *s, int64_t i, int64_t end, uint64_t *tab, uint32_t *hist,
+                                   uint32_t mask, uint64_t *H, uint64_t *F, int64_t w0, int64_t *entries,
+                                   int capped)
+{
+    uint32_t h = *hist;
+    int64_t ent = *entries;
+    while (i < end) {
+        const int64_t word_end = (i | 63) + 1 < end ? (i | 63) + 1 : end;
+        uint64_t hacc = 0, facc = 0;
+        for (; i < word_end; i++) {
+            const uint32_t y = s[i] & 1u;
+            const uint64_t v = tab[h];
+            const uint32_t e0 = (uint32_t)v, e1 = (uint32_t)(v >> 32);
+            const uint64_t f = v != 0;
+            /* prediction: the more frequent bit, 1 on a tie */
+            hacc |= (f & ((uint32_t)(e1 >= e0) == y)) << (i & 63);
+            facc |= f << (i & 63);
+            if (!capped) {
+                tab[h] = v + ((uint64_t)1 << (32 * y));
+            } else {
+                const uint32_t ey = y ? e1 : e0;
+                if (ey != 0 || ent < MMC_MAX_ENTRIES) {
+                    tab[h] = v + ((uint64_t)1 << (32 * y));
+                    ent += ey == 0;
+                }
+            }
+            h = ((h << 1) | y) & mask;
+        }
+        H[((word_end - 1) >> 6) - w0] = hacc;
+        F[((word_end - 1) >> 6) - w0] = facc;
+    }
+    *hist = h;
+    *entries = ent;
+}
+
 /* Binary MultiMMC.  Order m = d + 1 has 2^m contexts with two counts each; a
  * context's bits are its samples, the most recent in bit 0.  Orders 1..15 hold
  * at most 2^16 (x, y) entries, so only order 16 can reach the 100,000-entry
  * cap; below it, an unseen context implies unseen longer ones.  The orders
- * are therefore independent: each runs in its own pass over the data (one
- * small table, no cross-order dependencies), leaving one bit per step for
- * "made a prediction" and one for "was right".  A last pass replays the
+ * are therefore independent: over a block of steps, each runs in its own pass
+ * (one small table, no cross-order dependencies), leaving one bit per step
+ * for "made a prediction" and one for "was right".  A last pass replays the
  * scoreboard from those bits, 64 steps at a time: an order whose score is
  * more than the block length below the top cannot lead within the block, so
- * its hits are only counted. */
+ * its hits are only counted.  Blocks of 64 x MMC_BLOCK_WORDS steps keep the bits at
+ * 64 KB per order whatever the length of the data. */
+#define MMC_BLOCK_WORDS 512
 static int multi_mmc_binary(const uint8_t *s, int64_t n, sp_predictor_result *out)
 {
     const int64_t words = (n + 63) / 64;
-    uint64_t *hit_bits = calloc((size_t)(MMC_DEPTH * words), sizeof(uint64_t));
-    uint64_t *found_bits = calloc((size_t)(MMC_DEPTH * words), sizeof(uint64_t));
-    uint32_t *table = malloc(sizeof(uint32_t) * ((size_t)2 << MMC_DEPTH));
+    uint64_t *hit_bits = malloc(sizeof(uint64_t) * (size_t)(MMC_DEPTH * MMC_BLOCK_WORDS));
+    uint64_t *found_bits = malloc(sizeof(uint64_t) * (size_t)(MMC_DEPTH * MMC_BLOCK_WORDS));
+    uint64_t *tables = calloc((size_t)2 << MMC_DEPTH, sizeof(uint64_t));
+    uint64_t *table[MMC_DEPTH];
+    uint32_t hist[MMC_DEPTH];
+    int64_t entries[MMC_DEPTH];
     int64_t score[MMC_DEPTH] = {0};
     int64_t top = 0;
     int winner = 0;
     tally t = {0, 0, 0};
 
-    if (hit_bits == NULL || found_bits == NULL || table == NULL) {
+    if (hit_bits == NULL || found_bits == NULL || tables == NULL) {
         free(hit_bits);
         free(found_bits);
-        free(table);
+        free(tables);
         return SP_ERR_NOMEM;
     }
-    for (int d = 0; d < MMC_DEPTH && d + 2 < n; d++) {
-        const uint32_t mask = (2u << d) - 1;
-        uint64_t *H = hit_bits + d * words, *F = found_bits + d * words;
-        uint64_t hacc = 0, facc = 0;
-        int64_t entries = 1;
-        uint32_t hist = 0;
-        memset(table, 0, sizeof(uint32_t) * ((size_t)2 << (d + 1)));
-        /* The first (x, y): x = s[0..d], y = s[d+1]. */
-        for (int k = 0; k <= d; k++) hist = (hist << 1) | (s[k] & 1u);
-        table[2 * (hist & mask) + (s[d + 1] & 1u)] = 1;
-        hist = ((hist << 1) | (s[d + 1] & 1u)) & mask;
-        /* Steps i >= d + 2 predict s[i] from the d + 1 samples before it. */
-        for (int64_t i = d + 2; i < n; i++) {
-            const uint32_t y = s[i] & 1u;
-            uint32_t *e = table + 2 * hist;
-            uint32_t e0 = e[0], e1 = e[1], ey = y ? e1 : e0;
-            uint64_t f = (e0 | e1) != 0;
-            /* prediction: the more frequent bit, 1 on a tie */
-            uint64_t h = f & ((uint32_t)(e1 >= e0) == y);
-            hacc |= h << (i & 63);
-            facc |= f << (i & 63);
-            if ((i & 63) == 63) {
-                H[i >> 6] = hacc;
-                F[i >> 6] = facc;
-                hacc = facc = 0;
-            }
-            if (d < MMC_DEPTH - 1 || ey != 0 || entries < MMC_MAX_ENTRIES) {
-                e[y] = ey + 1;
-                entries += ey == 0;
-            }
-            hist = ((hist << 1) | y) & mask;
-        }
-        if ((n & 63) != 0) {
-            H[(n - 1) >> 6] = hacc;
-            F[(n - 1) >> 6] = facc;
+    /* order d's table: one count pair per context (2 << d), laid out one after another */
+    for (int d = 0, off = 0; d < MMC_DEPTH; off += 2 << d, d++) {
+        table[d] = tables + off;
+        hist[d] = 0;
+        entries[d] = 0;
+        if (d + 2 < n) {
+            const uint32_t mask = (2u << d) - 1;
+            uint32_t h = 0;
+            /* The first (x, y): x = s[0..d], y = s[d+1]. */
+            for (int k = 0; k <= d; k++) h = (h << 1) | (s[k] & 1u);
+            table[d][h & mask] = (uint64_t)1 << (32 * (s[d + 1] & 1u));
+            hist[d] = ((h << 1) | (s[d + 1] & 1u)) & mask;
+            entries[d] = 1;
         }
     }
-    for (int64_t w = 0; w < words; w++) {
-        const int64_t lo = w * 64 < 2 ? 2 : w * 64;
-        const int64_t hi = w * 64 + 64 < n ? w * 64 + 64 : n;
-        uint64_t hw[MMC_DEPTH];
-        uint32_t cand = 0;
-        if (hi <= lo) continue;
-        for (int d = 0; d < MMC_DEPTH; d++) {
-            hw[d] = hit_bits[d * words + w];
-            if (score[d] + (hi - lo) >= top) cand |= 1u << d;
-            else score[d] += __builtin_popcountll(hw[d]);
+    for (int64_t w0 = 0; w0 < words; w0 += MMC_BLOCK_WORDS) {
+        const int64_t w1 = w0 + MMC_BLOCK_WORDS < words ? w0 + MMC_BLOCK_WORDS : words;
+        const int64_t end = w1 * 64 < n ? w1 * 64 : n;
+        memset(hit_bits, 0, sizeof(uint64_t) * (size_t)(MMC_DEPTH * MMC_BLOCK_WORDS));
+        memset(found_bits, 0, sizeof(uint64_t) * (size_t)(MMC_DEPTH * MMC_BLOCK_WORDS));
+        for (int d = 0; d < MMC_DEPTH && d + 2 < n; d++) {
+            uint64_t *H = hit_bits + d * MMC_BLOCK_WORDS, *F = found_bits + d * MMC_BLOCK_WORDS;
+            uint32_t h = hist[d];
+            int64_t ent = entries[d];
+            int64_t i = w0 * 64 > d + 2 ? w0 * 64 : d + 2;
+            /* Steps i >= d + 2 predict s[i] from the d + 1 samples before it;
+             * only the longest order can reach the entry cap. */
+            if (d < MMC_DEPTH - 1)
+                mmc_order_steps(s, i, end, table[d], &h, (2u << d) - 1, H, F, w0, &ent, 0);
+            else
+                mmc_order_steps(s, i, end, table[d], &h, (2u << d) - 1, H, F, w0, &ent, 1);
+            hist[d] = h;
+            entries[d] = ent;
         }
-        for (int64_t i = lo; i < hi; i++) {
-            const int bit = (int)(i & 63);
-            uint32_t c = cand;
-            /* The previous leader's prediction is the one that counts; no
-             * prediction (unseen context) leaves the tally alone. */
-            if ((found_bits[winner * words + w] >> bit) & 1u) tally_add(&t, (int)((hw[winner] >> bit) & 1u));
-            while (c) {
-                int d = __builtin_ctz(c);
-                c &= c - 1;
-                if ((hw[d] >> bit) & 1u) {
-                    int64_t sc = ++score[d];
-                    if (sc >= top) {
-                        top = sc;
-                        winner = d;
+        for (int64_t w = w0; w < w1; w++) {
+            const int64_t lo = w * 64 < 2 ? 2 : w * 64;
+            const int64_t hi = w * 64 + 64 < n ? w * 64 + 64 : n;
+            const int64_t bw = w - w0;
+            uint64_t hw[MMC_DEPTH];
+            uint32_t cand = 0;
+            if (hi <= lo) continue;
+            for (int d = 0; d < MMC_DEPTH; d++) {
+                hw[d] = hit_bits[d * MMC_BLOCK_WORDS + bw];
+                if (score[d] + (hi - lo) >= top) cand |= 1u << d;
+                else score[d] += __builtin_popcountll(hw[d]);
+            }
+            for (int64_t i = lo; i < hi; i++) {
+                const int bit = (int)(i & 63);
+                uint32_t c = cand;
+                /* The previous leader's prediction is the one that counts; no
+                 * prediction (unseen context) leaves the tally alone. */
+                if ((found_bits[winner * MMC_BLOCK_WORDS + bw] >> bit) & 1u)
+                    tally_add(&t, (int)((hw[winner] >> bit) & 1u));
+                while (c) {
+                    int d = __builtin_ctz(c);
+                    c &= c - 1;
+                    if ((hw[d] >> bit) & 1u) {
+                        int64_t sc = ++score[d];
+                        if (sc >= top) {
+                            top = sc;
+                            winner = d;
+                        }
                     }
                 }
             }
@@ -658,7 +696,7 @@ static int multi_mmc_binary(const uint8_t *s, int64_t n, sp_predictor_result *ou
     tally_store(&t, n - 2, out);
     free(hit_bits);
     free(found_bits);
-    free(table);
+    free(tables);
     return 0;
 }
 
@@ -699,11 +737,18 @@ static int multi_mmc_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_p
              * for as many orders as this step is expected to reach. */
             const int64_t p = i + PREFETCH_STEPS;
             uint64_t plo = 0, phi = 0;
+            int64_t pidx = 0, ppw = 1;
             for (int d = 0; d <= depth_hint; d++) {
                 uint64_t sym = s[p - d - 1];
                 if (d < 8) plo |= sym << (8 * d);
                 else phi |= sym << (8 * (d - 8));
-                if (M[d].dense == NULL)
+                if (ppw <= DENSE_CONTEXTS) {
+                    pidx += (int64_t)sym * ppw;
+                    ppw *= alphabet;
+                }
+                if (M[d].direct)
+                    __builtin_prefetch(model_rec(&M[d], pidx));
+                else
                     __builtin_prefetch(&M[d].ctx.slots[ht_hash(plo, phi) & (uint64_t)(M[d].ctx.cap - 1)]);
             }
         }

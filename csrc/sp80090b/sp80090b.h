@@ -16,6 +16,7 @@
 #define SP_ERR_NOMEM -1
 #define SP_ERR_ARGS -2
 #define SP_ERR_BUDGET -3
+#define SP_ERR_LONG -4
 
 /* Suffix array of text[0..n-1] (symbols < alphabet, alphabet <= 256) by
  * SA-IS.  sa receives the start positions of the suffixes in lexicographic
@@ -38,6 +39,14 @@ int sp_bit_lcp_array(const uint8_t *bits, int64_t n, int32_t *lcp, int64_t budge
  * hold max_len + 1 entries (index 0 is unused and set to 0).  max_len is the
  * largest LCP value (sp_lcp_max); lengths beyond it repeat nothing. */
 int sp_tuple_counts(const int32_t *lcp, int64_t n, int32_t max_len, int64_t *q, uint64_t *pairs);
+
+/* The tuple statistics of sp_tuple_counts for a text of bits 0/1, straight from
+ * its sorted suffixes (no suffix or LCP array: a fraction of the memory).  q
+ * and pairs hold cap + 1 entries; *max_len receives the longest repeat.
+ * Returns SP_ERR_BUDGET when the ties need more than `budget` 64-bit steps and
+ * SP_ERR_LONG when a repeat is longer than cap: use the suffix-array route. */
+int sp_bit_tuple_counts(const uint8_t *bits, int64_t n, int64_t budget, int32_t cap, int64_t *q,
+                        uint64_t *pairs, int32_t *max_len);
 
 /* Largest value in lcp[0..n-1]: the length of the longest repeated substring. */
 int32_t sp_lcp_max(const int32_t *lcp, int64_t n);
@@ -67,6 +76,18 @@ typedef struct {
     int64_t sum_squares;
 } sp_collision_stats;
 int sp_collision_times(const uint8_t *bits, int64_t n, sp_collision_stats *out);
+
+/* §6.3.3 Markov estimate: counts[2a + b] = the number of i < n - 1 with
+ * bits[i] = a and bits[i + 1] = b. */
+int sp_markov_counts(const uint8_t *bits, int64_t n, int64_t *counts);
+
+/* counts[v] = the number of bytes equal to v in data[0..n-1] (256 entries). */
+int sp_byte_counts(const uint8_t *data, int64_t n, int64_t *counts);
+
+/* Large buffers from mmap, returned to the system when freed (glibc: a fixed
+ * M_MMAP_THRESHOLD of 128 KiB).  Process-wide: called by the assessment's
+ * entry points, whose memory peak is the estimators' buffers. */
+void sp_prefer_mmap(void);
 
 /* §6.3.4 compression estimate, steps 1-5: the mean and the sum of squares of
  * log2 of the Maurer distances over blocks of b = 6 bits, d = 1000 blocks of

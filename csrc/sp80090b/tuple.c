@@ -1,4 +1,4 @@
-/* t-tuple and LRS counts (SP 800-90B §6.3.5, §6.3.6) from an LCP array.
+/* t-tuple and LRS counts (SP 800-90B §6.3.5, §6.3.6) from an LCP sequence.
  *
  * Equal t-tuples are runs of adjacent suffixes whose LCP is at least t.  Each
  * lcp-interval [lb, rb] with LCP value ell, whose enclosing interval has LCP
@@ -6,99 +6,127 @@
  * (ell_p, ell].  A bottom-up traversal with a stack visits every interval
  * once (Abouelhoda, Kurtz and Ohlebusch, "Replacing suffix trees with
  * enhanced suffix arrays", 2004), so both statistics for every t come out in
- * O(n + max_len).
+ * O(n + max_len).  The traversal reads the LCP values one at a time, in
+ * suffix order (tuple_counter), so a caller that finds them in that order
+ * need not store them.
  */
-#include "sp80090b.h"
+#include "tuple.h"
 
 #include <stdlib.h>
+#include <string.h>
 
-int sp_tuple_counts(const int32_t *lcp, int64_t n, int32_t max_len, int64_t *q, uint64_t *pairs)
+int tc_init(tuple_counter *c, int32_t cap)
 {
-    int64_t *best, *stack_lb;
-    int32_t *stack_lcp;
-    uint64_t *diff;
-    int64_t top = 0, t;
-    /* LCP values on the stack strictly increase, so its depth is <= max_len + 1;
-     * it starts small and grows as needed. */
-    int64_t stack_cap = max_len + 2 < 4096 ? max_len + 2 : 4096;
-
-    if (n < 1 || max_len < 0) return SP_ERR_ARGS;
-    best = calloc((size_t)max_len + 2, sizeof(int64_t));
-    diff = calloc((size_t)max_len + 2, sizeof(uint64_t));
-    stack_lcp = malloc(sizeof(int32_t) * (size_t)stack_cap);
-    stack_lb = malloc(sizeof(int64_t) * (size_t)stack_cap);
-    if (best == NULL || diff == NULL || stack_lcp == NULL || stack_lb == NULL) {
-        free(best);
-        free(diff);
-        free(stack_lcp);
-        free(stack_lb);
+    memset(c, 0, sizeof *c);
+    c->cap = cap;
+    /* calloc: pages past the longest repeat are never touched, so never resident */
+    c->best = calloc((size_t)cap + 2, sizeof(int64_t));
+    c->diff = calloc((size_t)cap + 2, sizeof(uint64_t));
+    c->stack_cap = 64;
+    c->stack_lcp = malloc(sizeof(int32_t) * (size_t)c->stack_cap);
+    c->stack_lb = malloc(sizeof(int64_t) * (size_t)c->stack_cap);
+    if (c->best == NULL || c->diff == NULL || c->stack_lcp == NULL || c->stack_lb == NULL) {
+        tc_free(c);
         return SP_ERR_NOMEM;
     }
-    stack_lcp[0] = 0;
-    stack_lb[0] = 0;
-    for (int64_t i = 1; i <= n; i++) {
-        int32_t cur = i < n ? lcp[i] : 0;
-        int64_t lb = i - 1;
-        if (cur < 0 || cur > max_len) {
-            free(best);
-            free(diff);
-            free(stack_lcp);
-            free(stack_lb);
-            return SP_ERR_ARGS;
-        }
-        while (cur < stack_lcp[top]) {
-            int32_t ell = stack_lcp[top];
-            int64_t left = stack_lb[top], size = i - left;
-            int32_t parent;
-            uint64_t c2 = (uint64_t)size * (uint64_t)(size - 1) / 2;
-            top--;
-            parent = cur > stack_lcp[top] ? cur : stack_lcp[top];
-            diff[parent + 1] += c2;
-            diff[ell + 1] -= c2;
-            if (size > best[ell]) best[ell] = size;
-            lb = left;
-        }
-        if (cur > stack_lcp[top]) {
-            if (top + 1 == stack_cap) {
-                int64_t cap = stack_cap * 2;
-                int32_t *sl = realloc(stack_lcp, sizeof(int32_t) * (size_t)cap);
-                int64_t *sb;
-                if (sl != NULL) stack_lcp = sl;
-                sb = sl != NULL ? realloc(stack_lb, sizeof(int64_t) * (size_t)cap) : NULL;
-                if (sb != NULL) stack_lb = sb;
-                if (sl == NULL || sb == NULL) {
-                    free(best);
-                    free(diff);
-                    free(stack_lcp);
-                    free(stack_lb);
-                    return SP_ERR_NOMEM;
-                }
-                stack_cap = cap;
-            }
-            top++;
-            stack_lcp[top] = cur;
-            stack_lb[top] = lb;
-        }
+    c->stack_lcp[0] = 0;
+    c->stack_lb[0] = 0;
+    c->i = 1;
+    return 0;
+}
+
+void tc_free(tuple_counter *c)
+{
+    free(c->best);
+    free(c->diff);
+    free(c->stack_lcp);
+    free(c->stack_lb);
+    c->best = NULL;
+    c->diff = NULL;
+    c->stack_lcp = NULL;
+    c->stack_lb = NULL;
+}
+
+int tc_push(tuple_counter *c, int64_t cur)
+{
+    int64_t i = c->i++, lb = i - 1;
+    if (cur < 0) return SP_ERR_ARGS;
+    if (cur > c->cap) return SP_ERR_LONG;
+    if (cur > c->max_len) c->max_len = (int32_t)cur;
+    while (cur < c->stack_lcp[c->top]) {
+        int32_t ell = c->stack_lcp[c->top];
+        int64_t left = c->stack_lb[c->top], size = i - left;
+        int64_t parent;
+        uint64_t c2 = (uint64_t)size * (uint64_t)(size - 1) / 2;
+        c->top--;
+        parent = cur > c->stack_lcp[c->top] ? cur : c->stack_lcp[c->top];
+        c->diff[parent + 1] += c2;
+        c->diff[ell + 1] -= c2;
+        if (size > c->best[ell]) c->best[ell] = size;
+        lb = left;
     }
+    if (cur > c->stack_lcp[c->top]) {
+        if (c->top + 1 == c->stack_cap) {
+            int64_t cap = c->stack_cap * 2;
+            int32_t *sl = realloc(c->stack_lcp, sizeof(int32_t) * (size_t)cap);
+            int64_t *sb;
+            if (sl == NULL) return SP_ERR_NOMEM;
+            c->stack_lcp = sl;
+            sb = realloc(c->stack_lb, sizeof(int64_t) * (size_t)cap);
+            if (sb == NULL) return SP_ERR_NOMEM;
+            c->stack_lb = sb;
+            c->stack_cap = cap;
+        }
+        c->top++;
+        c->stack_lcp[c->top] = (int32_t)cur;
+        c->stack_lb[c->top] = lb;
+    }
+    return 0;
+}
+
+int tc_finish(tuple_counter *c, int64_t *q, uint64_t *pairs)
+{
+    int32_t t, max_len = c->max_len;
+    int rc = tc_push(c, 0); /* closes every open interval */
+    if (rc != 0) return rc;
     q[0] = 0;
     pairs[0] = 0;
     {
-        uint64_t acc = diff[0];
+        uint64_t acc = c->diff[0];
         for (t = 1; t <= max_len; t++) {
-            acc += diff[t];
+            acc += c->diff[t];
             pairs[t] = acc;
         }
     }
     {
         int64_t run = 1;
         for (t = max_len; t >= 1; t--) {
-            if (best[t] > run) run = best[t];
+            if (c->best[t] > run) run = c->best[t];
             q[t] = run;
         }
     }
-    free(best);
-    free(diff);
-    free(stack_lcp);
-    free(stack_lb);
     return 0;
+}
+
+int sp_tuple_counts(const int32_t *lcp, int64_t n, int32_t max_len, int64_t *q, uint64_t *pairs)
+{
+    tuple_counter c;
+    int rc;
+
+    if (n < 1 || max_len < 0) return SP_ERR_ARGS;
+    rc = tc_init(&c, max_len);
+    if (rc != 0) return rc;
+    for (int64_t i = 1; i < n && rc == 0; i++) {
+        rc = tc_push(&c, lcp[i]);
+        if (rc == SP_ERR_LONG) rc = SP_ERR_ARGS; /* a value above max_len */
+    }
+    if (rc == 0) rc = tc_finish(&c, q, pairs);
+    if (rc == 0 && c.max_len < max_len) {
+        for (int32_t t = c.max_len + 1; t <= max_len; t++) {
+            q[t] = 1;
+            pairs[t] = 0;
+        }
+    }
+    tc_free(&c);
+    return rc;
 }

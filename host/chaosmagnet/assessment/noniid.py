@@ -18,17 +18,19 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from queue import SimpleQueue
+from typing import TYPE_CHECKING, Any
 
 from chaosmagnet.assessment import suffix
-from chaosmagnet.assessment._kernel import check_rc, ffi, lib, symbols_array
+from chaosmagnet.assessment._kernel import SymbolBuffer, byte_counts, check_rc, ffi, lib, symbol_bytes, symbols_array
 from chaosmagnet.assessment.samples import check_bits, short_input_warning
 from chaosmagnet.errors import UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "ESTIMATORS",
@@ -153,12 +155,14 @@ def _bits_of(p: float) -> float:
     return -math.log2(p) + 0.0
 
 
-def _ptr(kind: str, arr: np.ndarray) -> Any:
+def _ptr(kind: str, arr: SymbolBuffer) -> Any:
     return ffi.from_buffer(kind, arr)
 
 
-def bitstring(samples: np.ndarray, bits: int) -> np.ndarray:
+def bitstring(samples: SymbolBuffer, bits: int) -> np.ndarray:
     """The bits of each sample's low `bits` bits, most significant first."""
+    import numpy as np
+
     arr = symbols_array(samples, "samples")
     if bits == 8:
         return np.unpackbits(arr)
@@ -169,16 +173,12 @@ def bitstring(samples: np.ndarray, bits: int) -> np.ndarray:
 # §6.3.1 most common value
 
 
-def mcv_estimate(s: np.ndarray, alphabet: int) -> Estimate:
+def mcv_estimate(s: SymbolBuffer, alphabet: int) -> Estimate:
     """§6.3.1: bound the frequency of the most common value."""
-    n = s.size
+    n = len(s)
     if n < 2:
         return Estimate(None)
-    if alphabet <= 2:
-        ones = int(np.count_nonzero(s))
-        mode = max(ones, n - ones)
-    else:
-        mode = int(np.bincount(s, minlength=alphabet).max())
+    mode = max(byte_counts(s))
     p_hat = mode / n
     p_u = _upper_bound(p_hat, n)
     return Estimate(_bits_of(p_u), {"mode": mode, "p_hat": p_hat, "p_u": p_u})
@@ -188,14 +188,14 @@ def mcv_estimate(s: np.ndarray, alphabet: int) -> Estimate:
 # §6.3.2 collision (binary)
 
 
-def collision_estimate(b: np.ndarray) -> Estimate:
+def collision_estimate(b: SymbolBuffer) -> Estimate:
     """§6.3.2: mean time to the first repeated bit, lowered to its 99 % bound.
 
     For binary data the expected time is 2 + 2p(1 - p), so the standard's
     solve for p has the closed form p = (1 + sqrt(5 - 2 X'))/2.
     """
     stats = ffi.new("sp_collision_stats *")
-    check_rc(lib.sp_collision_times(_ptr("uint8_t[]", b), b.size, stats), "collision")
+    check_rc(lib.sp_collision_times(_ptr("uint8_t[]", b), len(b), stats), "collision")
     v, total, squares = stats.v, stats.sum, stats.sum_squares
     if v < 2:
         return Estimate(None)
@@ -213,16 +213,16 @@ def collision_estimate(b: np.ndarray) -> Estimate:
 # §6.3.3 Markov (binary)
 
 
-def markov_estimate(b: np.ndarray) -> Estimate:
+def markov_estimate(b: SymbolBuffer) -> Estimate:
     """§6.3.3: the most likely 128-bit sequence under a first-order Markov model."""
-    n = b.size
+    n = len(b)
     if n < 2:
         return Estimate(None)
-    head, tail = b[:-1], b[1:]
-    zeros_head = int(n - 1 - np.count_nonzero(head))
+    counts = ffi.new("int64_t[4]")  # transitions 00, 01, 10, 11
+    check_rc(lib.sp_markov_counts(_ptr("uint8_t[]", b), n, counts), "markov")
+    c00, c10 = int(counts[0]), int(counts[2])
+    zeros_head = c00 + int(counts[1])
     ones_head = n - 1 - zeros_head
-    c00 = int(np.count_nonzero((head == 0) & (tail == 0)))
-    c10 = int(np.count_nonzero((head == 1) & (tail == 0)))
     p00 = c00 / zeros_head if zeros_head else 0.0
     p01 = 1.0 - p00 if zeros_head else 0.0
     p10 = c10 / ones_head if ones_head else 0.0
@@ -261,13 +261,13 @@ _COMP_BITS = 6
 _COMP_DICT = 1000
 
 
-def compression_estimate(b: np.ndarray) -> Estimate:
+def compression_estimate(b: SymbolBuffer) -> Estimate:
     """§6.3.4: Maurer's universal statistic on 6-bit blocks, solved for the most
     likely block probability by bisection."""
     total = ffi.new("double *")
     squares = ffi.new("double *")
     blocks = ffi.new("int64_t *")
-    rc = lib.sp_compression_stats(_ptr("uint8_t[]", b), b.size, total, squares, blocks)
+    rc = lib.sp_compression_stats(_ptr("uint8_t[]", b), len(b), total, squares, blocks)
     if rc == lib.SP_ERR_ARGS:
         return Estimate(None, {"reason": "needs more than 6,000 bits"})
     check_rc(rc, "compression")
@@ -311,7 +311,7 @@ def _bisect_decreasing(f: Callable[[float], float], target: float, lo: float, hi
 _TUPLE_CUTOFF = 35
 
 
-def tuple_estimates(s: np.ndarray) -> tuple[Estimate, Estimate]:
+def tuple_estimates(s: SymbolBuffer) -> tuple[Estimate, Estimate]:
     """§6.3.5 and §6.3.6 from one suffix array: (t-tuple, LRS).
 
     t-tuple: over tuple lengths t whose most common t-tuple occurs at least 35
@@ -319,34 +319,31 @@ def tuple_estimates(s: np.ndarray) -> tuple[Estimate, Estimate]:
     lengths up to the longest repeat, the largest collision probability of
     t-tuples, to the power 1/t.
     """
-    n = s.size
+    n = len(s)
     if n < 2:
         return Estimate(None), Estimate(None)
-    lcp = suffix.bit_lcp_array(s) if int(s.max()) <= 1 else None
-    if lcp is None:
+    counts = suffix.bit_tuple_counts_lists(s) if max(byte_counts(s)[2:]) == 0 else None
+    if counts is None:
         sa = suffix.suffix_array(s)
         lcp = suffix.lcp_array(s, sa)
         del sa
-    q, pairs = suffix.tuple_counts(lcp)
-    del lcp
-    v = q.size - 1
-    below = np.flatnonzero(q[1:] < _TUPLE_CUTOFF)
-    u = int(below[0]) + 1 if below.size else v + 1
+        q_arr, pairs_arr = suffix.tuple_counts(lcp)
+        del lcp
+        counts = q_arr.tolist(), pairs_arr.tolist()
+    q, pairs = counts
+    v = len(q) - 1
+    u = next((t for t in range(1, v + 1) if q[t] < _TUPLE_CUTOFF), v + 1)
     if u > 1:
-        t = np.arange(1, u, dtype=np.float64)
-        p_t = q[1:u].astype(np.float64) / (n - t + 1)
-        roots = np.power(p_t, 1.0 / t)
-        p_max = float(roots.max())
+        p_max = max((q[t] / (n - t + 1)) ** (1.0 / t) for t in range(1, u))
         p_u = _upper_bound(p_max, n)
         t_tuple = Estimate(_bits_of(p_u), {"t": u - 1, "p_hat_max": p_max, "p_u": p_u})
     else:
         t_tuple = Estimate(None, {"reason": "no tuple occurs 35 times"})
     if v >= u:
-        t_int = np.arange(u, v + 1, dtype=np.int64)
-        total_pairs = ((n - t_int) * (n - t_int + 1)) // 2
-        p_t = pairs[u : v + 1].astype(np.float64) / total_pairs.astype(np.float64)
-        roots = np.power(p_t, 1.0 / t_int.astype(np.float64))
-        p_max = float(roots.max())
+        # as floats before dividing: the pair counts pass 2^53 on long inputs
+        p_max = max(
+            (float(pairs[t]) / float((n - t) * (n - t + 1) // 2)) ** (1.0 / t) for t in range(u, v + 1)
+        )
         p_u = _upper_bound(p_max, n)
         lrs = Estimate(_bits_of(p_u), {"u": u, "v": v, "p_hat": p_max, "p_u": p_u})
     else:
@@ -408,31 +405,31 @@ def prediction_bound(correct: int, predictions: int, longest_run: int, alphabet:
 
 
 def _predictor(
-    kernel: Callable[..., int], name: str, s: np.ndarray, alphabet: int, minimum: int
+    kernel: Callable[..., int], name: str, s: SymbolBuffer, alphabet: int, minimum: int
 ) -> Estimate:
-    if s.size < minimum:
+    if len(s) < minimum:
         return Estimate(None, {"reason": f"needs at least {minimum} samples"})
     out = ffi.new("sp_predictor_result *")
-    check_rc(kernel(_ptr("uint8_t[]", s), s.size, max(alphabet, 2), out), name)
+    check_rc(kernel(_ptr("uint8_t[]", s), len(s), max(alphabet, 2), out), name)
     return prediction_bound(out.correct, out.predictions, out.longest_run, alphabet)
 
 
-def multi_mcw_estimate(s: np.ndarray, alphabet: int) -> Estimate:
+def multi_mcw_estimate(s: SymbolBuffer, alphabet: int) -> Estimate:
     """§6.3.7: predict the most common value in windows of 63..4095 samples."""
     return _predictor(lib.sp_multi_mcw, "multi_mcw", s, alphabet, 4096)
 
 
-def lag_estimate(s: np.ndarray, alphabet: int) -> Estimate:
+def lag_estimate(s: SymbolBuffer, alphabet: int) -> Estimate:
     """§6.3.8: predict the sample 1..128 positions back."""
     return _predictor(lib.sp_lag, "lag", s, alphabet, 3)
 
 
-def multi_mmc_estimate(s: np.ndarray, alphabet: int) -> Estimate:
+def multi_mmc_estimate(s: SymbolBuffer, alphabet: int) -> Estimate:
     """§6.3.9: Markov models of order 1..16 with counting."""
     return _predictor(lib.sp_multi_mmc, "multi_mmc", s, alphabet, 4)
 
 
-def lz78y_estimate(s: np.ndarray, alphabet: int) -> Estimate:
+def lz78y_estimate(s: SymbolBuffer, alphabet: int) -> Estimate:
     """§6.3.10: LZ78-style dictionary of contexts up to 16 samples long."""
     return _predictor(lib.sp_lz78y, "lz78y", s, alphabet, 19)
 
@@ -441,17 +438,19 @@ def lz78y_estimate(s: np.ndarray, alphabet: int) -> Estimate:
 # the assessment
 
 
-# Rough cost of one estimator run per sample, for scheduling only.
+# Cost of one estimator run, in ns per symbol (measured on the reference
+# files), for scheduling only: on binary symbols, and on wider ones, where
+# the context models hash and the suffix array is SA-IS.
 _COST = {
-    "multi_mmc": 6.0,
-    "tuple": 4.0,
-    "lz78y": 3.0,
-    "lag": 1.5,
-    "multi_mcw": 0.6,
-    "compression": 0.4,
-    "collision": 0.1,
-    "markov": 0.1,
-    "mcv": 0.05,
+    "multi_mmc": (44.0, 430.0),
+    "tuple": (41.0, 66.0),
+    "lz78y": (38.0, 190.0),
+    "lag": (18.0, 34.0),
+    "multi_mcw": (8.0, 50.0),
+    "compression": (3.0, 3.0),
+    "collision": (1.5, 1.5),
+    "markov": (0.5, 0.5),
+    "mcv": (0.2, 1.0),
 }
 
 
@@ -459,14 +458,69 @@ def _default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
+def _run_in_order(jobs: list[Callable[[], Any]], workers: int, done: Callable[[int, Any], None]) -> None:
+    """Run the jobs, in list order, on `workers` threads (one: in this thread), calling
+    done(index, value) in this thread as each ends; the first exception is raised once
+    the running jobs end.  (concurrent.futures would do, but it brings logging and
+    some megabytes into the 1-bit assessment's start-up.)"""
+    if workers <= 1 or len(jobs) <= 1:
+        for index, job in enumerate(jobs):
+            done(index, job())
+        return
+    # (index, value, None) or (index, None, exception) per job; None as each thread ends
+    results: SimpleQueue[tuple[int, Any, BaseException | None] | None] = SimpleQueue()
+    claim = threading.Lock()
+    upcoming = iter(range(len(jobs)))
+    failed = threading.Event()
+
+    def work() -> None:
+        try:
+            while not failed.is_set():
+                with claim:
+                    index = next(upcoming, None)
+                if index is None:
+                    break
+                try:
+                    value = jobs[index]()
+                except BaseException as exc:  # handed to the calling thread, raised there
+                    failed.set()
+                    results.put((index, None, exc))
+                    break
+                results.put((index, value, None))
+        finally:
+            results.put(None)
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(min(workers, len(jobs)))]
+    for thread in threads:
+        thread.start()
+    error: BaseException | None = None
+    try:
+        ended = 0
+        while ended < len(threads):
+            item = results.get()
+            if item is None:
+                ended += 1
+            elif item[2] is not None:
+                error = error or item[2]
+            elif error is None:
+                done(item[0], item[1])
+    finally:
+        failed.set()
+        for thread in threads:
+            thread.join()
+    if error is not None:
+        raise error
+
+
 def assess_noniid(
-    samples: np.ndarray,
+    samples: SymbolBuffer,
     bits: int,
     progress: ProgressCallback | None = None,
     *,
     workers: int | None = None,
 ) -> NonIidResult:
-    """Run the SP 800-90B non-IID assessment on samples of `bits` bits each.
+    """Run the SP 800-90B non-IID assessment on samples of `bits` bits each (a
+    numpy array or bytes-like data, one sample per byte).
 
     Returns every estimator's h_original / h_bitstring and H_original,
     H_bitstring and H_assessed = min(H_original, bits x H_bitstring).
@@ -474,17 +528,22 @@ def assess_noniid(
     each estimator run finishes.  Raises UsageError for an empty sequence,
     bits outside 1..8 or a value wider than bits.
     """
-    raw = symbols_array(samples, "samples")
+    raw = symbol_bytes(samples, "samples")
     check_bits(raw, bits)
-    if raw.size < 2:
-        raise UsageError(f"{raw.size} samples: the assessment needs at least 2")
-    present = np.flatnonzero(np.bincount(raw, minlength=256))
-    alphabet = int(present.size)
+    if len(raw) < 2:
+        raise UsageError(f"{len(raw)} samples: the assessment needs at least 2")
+    present = [value for value, count in enumerate(byte_counts(raw)) if count]
+    alphabet = len(present)
     binary = alphabet <= 2
-    # Symbols renumbered 0..k-1 in order (equalities and order are kept).
-    lookup = np.zeros(256, dtype=np.uint8)
-    lookup[present] = np.arange(alphabet, dtype=np.uint8)
-    symbols = lookup[raw]
+    # Symbols renumbered 0..k-1 in order (equalities and order are kept); no copy
+    # when they already are (binary 0/1 data, every byte value present).
+    if present[-1] == alphabet - 1:
+        symbols = raw
+    else:
+        lookup = bytearray(256)
+        for index, value in enumerate(present):
+            lookup[value] = index
+        symbols = memoryview(bytes(raw).translate(lookup))
     bitseq = None if binary else bitstring(raw, bits)
 
     jobs: list[tuple[str, str, Callable[[], Any]]] = [
@@ -515,29 +574,32 @@ def assess_noniid(
             ("mcv", "bitstring", lambda: mcv_estimate(b, 2)),
         ]
     # Longest first, so that two workers finish together.
-    jobs.sort(key=lambda job: _COST[job[0]] * (bits if job[1] == "bitstring" else 1), reverse=True)
+    def cost(job: tuple[str, str, Callable[[], Any]]) -> float:
+        key, which, _ = job
+        if which == "bitstring":
+            return _COST[key][0] * bits
+        return _COST[key][0 if binary else 1]
+
+    jobs.sort(key=cost, reverse=True)
 
     found: dict[tuple[str, str], Estimate] = {}
     total = len(jobs)
+    done_count = 0
+
+    def record(index: int, value: Any) -> None:
+        nonlocal done_count
+        key, which, _ = jobs[index]
+        if key == "tuple":
+            found[("t_tuple", which)], found[("lrs", which)] = value
+        else:
+            found[(key, which)] = value
+        done_count += 1
+        if progress is not None:
+            label = "t-tuple/LRS" if key == "tuple" else ESTIMATORS[key][1]
+            progress(done_count, total, f"{label} ({which})")
+
     n_workers = workers if workers is not None else _default_workers()
-    with ThreadPoolExecutor(max_workers=max(1, n_workers)) as pool:
-        pending: dict[Future[Any], tuple[str, str]] = {
-            pool.submit(fn): (key, which) for key, which, fn in jobs
-        }
-        done_count = 0
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                key, which = pending.pop(fut)
-                value = fut.result()
-                if key == "tuple":
-                    found[("t_tuple", which)], found[("lrs", which)] = value
-                else:
-                    found[(key, which)] = value
-                done_count += 1
-                if progress is not None:
-                    label = "t-tuple/LRS" if key == "tuple" else ESTIMATORS[key][1]
-                    progress(done_count, total, f"{label} ({which})")
+    _run_in_order([fn for _, _, fn in jobs], max(1, n_workers), record)
 
     estimators: dict[str, EstimatorResult] = {}
     h_original = float(bits)
@@ -566,12 +628,12 @@ def assess_noniid(
         h_assessed = min(h_original, bits * h_bitstring)
         h_bits_out = h_bitstring
     warnings = []
-    short = short_input_warning(raw.size)
+    short = short_input_warning(len(raw))
     if short:
         warnings.append(short)
     return NonIidResult(
         bits=int(bits),
-        samples=int(raw.size),
+        samples=len(raw),
         alphabet=alphabet,
         h_original=h_original,
         h_bitstring=h_bits_out,

@@ -10,15 +10,26 @@ the SHA-256 of the bytes it was read from, so a result can be tied to its data.
 
 from __future__ import annotations
 
-import hashlib
+import numbers
 import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
+from chaosmagnet.assessment._kernel import SymbolBuffer, byte_counts, symbol_bytes
 from chaosmagnet.errors import InputFileError, UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+try:  # CPython's own SHA-256: hashlib would load OpenSSL, some megabytes, for one digest
+    from _sha256 import sha256 as _sha256
+except ImportError:  # Python 3.12+ names it _sha2; other interpreters: hashlib
+    try:
+        from _sha2 import sha256 as _sha256  # type: ignore[no-redef]
+    except ImportError:
+        from hashlib import sha256 as _sha256  # type: ignore[assignment]
 
 __all__ = [
     "MIN_SAMPLES",
@@ -36,36 +47,48 @@ MIN_SAMPLES = 1_000_000
 
 @dataclass(frozen=True)
 class SampleFile:
-    """A loaded sample file: the samples, their width in bits, any warnings and the data's SHA-256."""
+    """A loaded sample file: its bytes (one sample each), their width in bits, any
+    warnings and the data's SHA-256."""
 
     path: Path
-    samples: np.ndarray
+    data: bytes
     bits: int
     warnings: tuple[str, ...] = field(default=())
     sha256: str = ""
 
+    @property
+    def samples(self) -> np.ndarray:
+        """The samples as a read-only uint8 array over the same bytes (numpy loads here)."""
+        import numpy as np
 
-def infer_bits(samples: np.ndarray) -> int:
+        return np.frombuffer(self.data, dtype=np.uint8)
+
+
+def infer_bits(samples: SymbolBuffer) -> int:
     """Smallest width B (1..8) that holds every value in samples."""
-    if samples.size == 0:
-        return 1
-    top = int(np.bitwise_or.reduce(samples.astype(np.uint8, copy=False)))
+    counts = byte_counts(samples)
+    top = max((value for value, count in enumerate(counts) if count), default=0)
     return max(1, top.bit_length())
 
 
-def check_bits(samples: np.ndarray, bits: int) -> None:
+def _valid_bits(bits: object) -> bool:
+    return not isinstance(bits, bool) and isinstance(bits, numbers.Integral) and 1 <= int(bits) <= 8
+
+
+def check_bits(samples: SymbolBuffer, bits: int) -> None:
     """Raise UsageError unless 1 <= bits <= 8, InputFileError if a value is wider."""
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 8:
+    if not _valid_bits(bits):
         raise UsageError(f"bits per sample must be between 1 and 8, got {bits!r}")
-    if bits == 8 or samples.size == 0:
+    if bits == 8:
         return
-    wide = np.flatnonzero(samples >> bits)
-    if wide.size:
-        offset = int(wide[0])
-        value = int(samples[offset])
+    wide = sum(byte_counts(samples)[1 << bits :])
+    if wide:
+        flagged = bytes(symbol_bytes(samples)).translate(bytes(int(v >> bits != 0) for v in range(256)))
+        offset = flagged.find(1)
+        value = int(symbol_bytes(samples)[offset])
         raise InputFileError(
             f"value {value} (0x{value:02x}) at offset {offset} does not fit in {bits} bits "
-            f"({wide.size} such samples); pass a larger --bits"
+            f"({wide} such samples); pass a larger --bits"
         )
 
 
@@ -86,9 +109,7 @@ def load_samples(path: str | os.PathLike[str], bits: int | None = None) -> Sampl
     InputFileError for a missing, unreadable, non-regular or empty file or a
     value wider than bits, and UsageError for bits outside 1..8.
     """
-    if bits is not None and (
-        isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 8
-    ):
+    if bits is not None and not _valid_bits(bits):
         raise UsageError(f"bits per sample must be between 1 and 8, got {bits!r}")
     p = Path(path)
     try:
@@ -118,14 +139,13 @@ def samples_from_bytes(data: bytes, bits: int | None = None, path: str | os.Path
     UsageError for bits outside 1..8.
     """
     p = Path(path)
-    if bits is not None and (
-        isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 8
-    ):
+    if bits is not None and not _valid_bits(bits):
         raise UsageError(f"bits per sample must be between 1 and 8, got {bits!r}")
     if not data:
         where = "standard input" if str(path) == "-" else str(p)
         raise InputFileError(f"{where}: is empty; expected one sample per byte")
-    samples = np.frombuffer(data, dtype=np.uint8)
+    data = bytes(data)
+    samples = memoryview(data)
     warnings: list[str] = []
     if bits is None:
         bits = infer_bits(samples)
@@ -137,13 +157,13 @@ def samples_from_bytes(data: bytes, bits: int | None = None, path: str | os.Path
                 f"samples use only {used} of the {bits} bits given; the bitstring "
                 "assessment counts the unused bits as constant"
             )
-    short = short_input_warning(samples.size)
+    short = short_input_warning(len(data))
     if short:
         warnings.append(short)
     return SampleFile(
         path=p,
-        samples=samples,
+        data=data,
         bits=int(bits),
         warnings=tuple(warnings),
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=_sha256(data).hexdigest(),
     )

@@ -10,12 +10,15 @@ t-tuple and the number of colliding pairs of t-tuples.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
-from chaosmagnet.assessment._kernel import check_rc, ffi, lib, symbols_array
+from chaosmagnet.assessment._kernel import SymbolBuffer, check_rc, ffi, lib, symbol_bytes, symbols_array
 from chaosmagnet.errors import UsageError
 
-__all__ = ["bit_lcp_array", "lcp_array", "longest_repeat", "suffix_array", "tuple_counts"]
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["bit_lcp_array", "bit_tuple_counts", "bit_tuple_counts_lists", "lcp_array", "longest_repeat", "suffix_array", "tuple_counts"]
 
 _MAX_LEN = 2**31 - 2
 
@@ -25,6 +28,8 @@ def suffix_array(data: np.ndarray) -> np.ndarray:
 
     A suffix sorts before every suffix it is a proper prefix of.
     """
+    import numpy as np
+
     text = symbols_array(data)
     n = text.size
     if n > _MAX_LEN:
@@ -46,6 +51,8 @@ def lcp_array(data: np.ndarray, sa: np.ndarray) -> np.ndarray:
     lcp[0] is 0; lcp[i] is the length of the longest common prefix of the
     suffixes starting at sa[i-1] and sa[i].
     """
+    import numpy as np
+
     text = symbols_array(data)
     sa_arr = np.ascontiguousarray(sa, dtype=np.int32)
     n = text.size
@@ -74,6 +81,8 @@ def bit_lcp_array(bits: np.ndarray, budget_factor: float = 3.0) -> np.ndarray | 
     budget_factor x len(bits) steps; lcp_array(bits, suffix_array(bits)) is
     then the linear-time way.
     """
+    import numpy as np
+
     text = symbols_array(bits, "bits")
     n = text.size
     if n > _MAX_LEN:
@@ -91,8 +100,52 @@ def bit_lcp_array(bits: np.ndarray, budget_factor: float = 3.0) -> np.ndarray | 
     return lcp
 
 
+#: Longest repeat bit_tuple_counts follows; a longer one goes the suffix-array way.
+_BIT_TUPLE_CAP = 8192
+
+
+def bit_tuple_counts_lists(bits: SymbolBuffer, budget_factor: float = 3.0) -> tuple[list[int], list[int]] | None:
+    """bit_tuple_counts as two lists (no numpy): what the t-tuple and LRS estimates need."""
+    text = symbol_bytes(bits, "bits")
+    n = len(text)
+    if n > _MAX_LEN:
+        raise UsageError(f"sequence too long for a suffix array ({n} symbols)")
+    if n == 0:
+        raise UsageError("bit_tuple_counts needs a non-empty sequence")
+    cap = min(n, _BIT_TUPLE_CAP)
+    q = ffi.new("int64_t[]", cap + 1)
+    pairs = ffi.new("uint64_t[]", cap + 1)
+    longest = ffi.new("int32_t *")
+    rc = lib.sp_bit_tuple_counts(
+        ffi.from_buffer("uint8_t[]", text), n, int(budget_factor * n) + 1024, cap, q, pairs, longest
+    )
+    if rc in (lib.SP_ERR_BUDGET, lib.SP_ERR_LONG):
+        return None
+    check_rc(rc, "bit_tuple_counts")
+    v = int(longest[0])
+    return list(q[0 : v + 1]), list(pairs[0 : v + 1])
+
+
+def bit_tuple_counts(bits: np.ndarray, budget_factor: float = 3.0) -> tuple[np.ndarray, np.ndarray] | None:
+    """tuple_counts(bit_lcp_array(bits)) for a 0/1 sequence, without either array.
+
+    The suffixes are sorted a 16-bit bucket at a time and their LCPs counted as
+    they come, so the memory is about half a byte per bit instead of eight.
+    Returns None when bit_lcp_array would (long repeats), or for a repeat longer
+    than 8,192 bits: the suffix-array route is then the linear-time way.
+    """
+    import numpy as np
+
+    counts = bit_tuple_counts_lists(bits, budget_factor)
+    if counts is None:
+        return None
+    return np.array(counts[0], dtype=np.int64), np.array(counts[1], dtype=np.uint64)
+
+
 def longest_repeat(lcp: np.ndarray) -> int:
     """Length of the longest repeated substring: the largest LCP value."""
+    import numpy as np
+
     arr = np.ascontiguousarray(lcp, dtype=np.int32)
     if arr.size == 0:
         return 0
@@ -105,6 +158,8 @@ def tuple_counts(lcp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     q[t] is the largest number of overlapping occurrences of any t-tuple and
     pairs[t] the sum over distinct t-tuples of C(count, 2); index 0 is unused.
     """
+    import numpy as np
+
     arr = np.ascontiguousarray(lcp, dtype=np.int32)
     n = arr.size
     if n == 0:

@@ -215,6 +215,33 @@ def _exit_for_stdout(exc: OSError) -> None:
     sys.exit(2)
 
 
+def _assess_without_typer(args: list[str]) -> None:
+    """Run a plain `assess` command line without loading typer (and the pydantic it
+    imports): most of `chaos-host assess`'s start-up.  Returns (for typer to parse)
+    when the line is anything but plain; else exits as main would."""
+    from chaosmagnet.cli.assess_run import parse_assess_args, run_assess
+
+    options = parse_assess_args(args)
+    if options is None:
+        return
+    try:
+        run_assess(options)
+    except ChaosError as exc:
+        print(f"chaos-host: error: {exc}", file=sys.stderr)
+        _detach_stdout()
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("chaos-host: interrupted", file=sys.stderr)
+        _detach_stdout()
+        sys.exit(130)
+    except (StandardOutputError, BrokenPipeError) as exc:
+        _exit_for_stdout(exc)
+    failure = _stdout_failure()
+    if failure is not None:
+        _exit_for_stdout(failure)
+    sys.exit(0)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     args = sys.argv[1:] if argv is None else argv
@@ -225,6 +252,8 @@ def main(argv: list[str] | None = None) -> None:
         if failure is not None:
             _exit_for_stdout(failure)
         sys.exit(0)
+    if args[:1] == ["assess"]:
+        _assess_without_typer(args)
     import typer
 
     command = next((arg for arg in args if not arg.startswith("-")), None)

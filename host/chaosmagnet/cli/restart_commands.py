@@ -22,7 +22,7 @@ from chaosmagnet.assessment.noniid import ESTIMATORS
 from chaosmagnet.assessment.restart import RESTARTS, RestartResult, assess_restart, check_restart_input
 from chaosmagnet.assessment.samples import load_samples
 from chaosmagnet.cli.app import app
-from chaosmagnet.cli.assess import _progress_bars
+from chaosmagnet.cli.assess_run import _progress_bars
 
 __all__ = ["assess_restart_command"]
 
