@@ -451,6 +451,7 @@ class BlePeripheral:
     ) -> None:
         import importlib
 
+        from chaosmagnet.nodes.faults import HAL_FAULTS, WIRE_FAULTS
         from chaosmagnet.nodes.simulator import FAULTS, SimHal, _Wire, firmware_modules
 
         modules = firmware_modules()
@@ -460,9 +461,9 @@ class BlePeripheral:
         self.label = str(config.get("label", "node"))
         if fault is not None and fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}")
-        self.hal = SimHal(fault if fault in ("stuck", "bias") else None, seed)
+        self.hal = SimHal(fault if fault in HAL_FAULTS else None, seed)
         # wire faults (garbage, replay) corrupt the byte stream before the outbox chunks it
-        self.wire = _Wire(fault, seed) if fault in ("garbage", "replay") else None
+        self.wire = _Wire(fault, seed) if fault in WIRE_FAULTS else None
         self.outbox = self.ble.Outbox()
         self.node = self._node_class(self.hal, config, self._node_write)
         self.service = self.ble.BleService(self.node, self._notify, self.outbox)

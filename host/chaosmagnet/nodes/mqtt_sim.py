@@ -22,6 +22,7 @@ import paho.mqtt.client as paho
 
 from chaosmagnet.mesh.credentials import ClientCredentials
 from chaosmagnet.mesh.url import BrokerURL
+from chaosmagnet.nodes.faults import HAL_FAULTS, WIRE_FAULTS
 from chaosmagnet.nodes.simulator import FAULTS, SimHal, firmware_modules
 
 CONNECT_TIMEOUT_S = 10.0
@@ -173,7 +174,7 @@ class MqttNodeSim:
         self.url = url
         self.fault = fault
         self.seed = seed
-        self.hal = hal or SimHal(fault if fault in ("stuck", "bias") else None, seed)
+        self.hal = hal or SimHal(fault if fault in HAL_FAULTS else None, seed)
         self.client = UmqttClient(
             f"{config['label']}-{os.urandom(4).hex()}",
             url.host,
@@ -199,7 +200,7 @@ class MqttNodeSim:
             )
         self.link.node = self.node
         self.node.write = _FaultyWrite(
-            self.link.outbox.write, self.fault if self.fault in ("garbage", "replay") else None, self.seed
+            self.link.outbox.write, self.fault if self.fault in WIRE_FAULTS else None, self.seed
         )
 
     @property

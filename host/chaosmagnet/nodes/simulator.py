@@ -16,6 +16,11 @@ Faults, for demos and tests:
   bias     the ADC returns one value 68% of the time -> APT failures, quarantine
   garbage  random bytes and corrupted frames on the wire -> drops (bad magic/tag)
   replay   old frames sent again            -> drops (replay)
+  drift    one ADC value grows more common, held under the APT cutoff -> anomaly only
+  periodic that value forced 20% of the time, on and off every 10 s -> anomaly only
+  sag      the node's clock, and so every rate, runs at 40% -> anomaly only
+The last three (chaosmagnet.nodes.faults) can start after a delay and end
+(``FaultWindow``), so a test sees the anomaly raised and then cleared.
 """
 
 from __future__ import annotations
@@ -40,9 +45,11 @@ from typing import Any
 import numpy as np
 
 from chaosmagnet.errors import UsageError
+from chaosmagnet.nodes import faults as _faults
 from chaosmagnet.nodes.boards import BoardProfile, firmware_dir
+from chaosmagnet.nodes.faults import HAL_FAULTS, WIRE_FAULTS, FaultWindow
 
-FAULTS = ("stuck", "bias", "garbage", "replay")
+FAULTS = tuple(_faults.FAULTS)
 _TICKS_PERIOD = 1 << 30  # MicroPython's ticks wrap here
 _MAX_PENDING = 64 * 1024  # bytes queued for the pty before frames are lost (as CDC loses them)
 
@@ -73,23 +80,47 @@ class SimHal:
     """A noise-producing HAL with MicroPython's ticks semantics (30-bit wrap)."""
 
     def __init__(
-        self, fault: str | None = None, seed: int | None = None, boots: int = 1
+        self,
+        fault: str | None = None,
+        seed: int | None = None,
+        boots: int = 1,
+        *,
+        window: FaultWindow | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.fault = fault
+        self.window = window or FaultWindow()
         self.boots = boots
         self._rng = np.random.default_rng(seed)
         self._level = 2048.0
-        self._t0 = time.monotonic_ns() - random.randrange(_TICKS_PERIOD) * 1_000_000
+        self._clock = clock
+        self._started = clock()
+        # The node's clock in ns: real time, slowed while a sag is on.
+        self._virtual_ns = random.randrange(_TICKS_PERIOD) * 1_000_000
+        self._real_ns = time.monotonic_ns()
+
+    def fault_time(self) -> float | None:
+        """Seconds since the fault began, or None while no fault is on."""
+        if self.fault is None:
+            return None
+        return self.window.elapsed_in_fault(self._clock() - self._started)
 
     def fill_adc(self, buf: memoryview, n: int) -> None:
         """n readings: a drifting level plus Gaussian noise of a few LSB (12-bit, LE words)."""
         self._level += float(self._rng.normal(0, 2))
         self._level = min(max(self._level, 1500.0), 2600.0)
         values = np.rint(self._level + self._rng.normal(0, 3.0, n))
-        if self.fault == "stuck":
-            values[:] = 2048
-        elif self.fault == "bias":
-            values[self._rng.random(n) < 0.68] = 2048  # over the APT cutoff, rarely a long run
+        inside = self.fault_time()
+        if inside is not None:
+            if self.fault == "stuck":
+                values[:] = 2048
+            elif self.fault == "bias":
+                values[self._rng.random(n) < 0.68] = 2048  # over the APT cutoff, rarely a long run
+            elif self.fault == "drift":
+                share = _faults.DRIFT_MAX * min(1.0, inside / _faults.DRIFT_RAMP_S)
+                values[self._rng.random(n) < share] = _faults.DRIFT_VALUE
+            elif self.fault == "periodic" and inside % _faults.PERIODIC_PERIOD_S < _faults.PERIODIC_PERIOD_S / 2:
+                values[self._rng.random(n) < _faults.PERIODIC_SHARE] = _faults.DRIFT_VALUE
         buf[: 2 * n] = np.clip(values, 0, 4095).astype("<u2").tobytes()
 
     def fill_rng(self, buf: memoryview, n: int) -> None:
@@ -111,7 +142,13 @@ class SimHal:
         buf[:n] = out
 
     def ticks_ms(self) -> int:
-        return ((time.monotonic_ns() - self._t0) // 1_000_000) % _TICKS_PERIOD
+        now = time.monotonic_ns()
+        step = now - self._real_ns
+        self._real_ns = now
+        if self.fault == "sag" and self.fault_time() is not None:
+            step = int(step * _faults.SAG_FACTOR)
+        self._virtual_ns += step
+        return (self._virtual_ns // 1_000_000) % _TICKS_PERIOD
 
     @staticmethod
     def ticks_diff(a: int, b: int) -> int:
@@ -249,13 +286,14 @@ class Simulator:
         link_path: Path,
         fault: str | None = None,
         seed: int | None = None,
+        window: FaultWindow | None = None,
     ) -> None:
         if fault is not None and fault not in FAULTS:
             raise UsageError(f"unknown fault {fault!r} (known: {', '.join(FAULTS)})")
         self._node_class = firmware_modules()["chaosnode.node"].Node
         self.config = config
-        self.hal = SimHal(fault if fault in ("stuck", "bias") else None, seed)
-        self.wire = _Wire(fault if fault in ("garbage", "replay") else None, seed)
+        self.hal = SimHal(fault if fault in HAL_FAULTS else None, seed, window=window)
+        self.wire = _Wire(fault if fault in WIRE_FAULTS else None, seed)
         self.node = self._node_class(self.hal, config, self.wire.write)
         self.endpoint = PtyEndpoint(link_path)
         self._running = True
