@@ -146,6 +146,17 @@ def test_policy_hold_quarantines_without_counting_a_failure() -> None:
     assert policy.observe([], 200) is SourceState.OK and policy.reason == ""
 
 
+def _metrics(engine: Engine) -> str:
+    """/metrics for the engine's snapshot (what the dashboard serves)."""
+    from chaosmagnet.dashboard.metrics import render_metrics
+
+    snapshot = engine.snapshot()
+    snapshot["pool"]["output"] = {"seeded": False, "samples": 0}
+    snapshot["pool"]["healthy_credited_bits"] = engine.healthy_credited_bits()
+    snapshot["nodes"] = []
+    return render_metrics(snapshot)
+
+
 def _tick_engine(engine: Engine, batches: list[np.ndarray], clock: list[float]) -> list[dict]:
     shown = []
     for batch in batches:
@@ -179,6 +190,9 @@ def test_engine_holds_an_anomalous_source_in_quarantine_and_releases_it(tmp_path
     assert held["reason"].startswith("anomaly: rate fell") and held["anomaly"]["active"]
     assert held["rct_failures"] == 0 and held["apt_failures"] == 0  # the health tests never tripped
     assert shown[first + 1]["credit_h"] == 0.0  # the next batch, quarantined, earned nothing
+    metrics = _metrics(engine)
+    assert 'chaosmagnet_source_anomaly_active{source="adc"} 1' in metrics
+    assert 'chaosmagnet_source_anomaly_score{source="adc"}' in metrics
     shown = _tick_engine(engine, [interval(2000) for _ in range(60)], clock)
     assert shown[-1]["state"] == "ok" and not shown[-1]["anomaly"]["active"], [(s["state"], s["reason"], s["anomaly"]) for s in shown[::10]]
     log.close()

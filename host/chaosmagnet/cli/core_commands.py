@@ -68,6 +68,7 @@ def _json_interval(snapshot: dict[str, Any]) -> str:
         "credit_h",
         "rct_failures",
         "apt_failures",
+        "anomaly",
     )
     from chaosmagnet.cli.view import node_links
 
