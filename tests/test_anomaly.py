@@ -130,7 +130,8 @@ def test_no_false_alarm_on_a_clean_two_hour_run() -> None:
 def test_fault_names_and_windows() -> None:
     assert {"drift", "periodic", "sag", "stuck", "bias", "garbage", "replay"} <= set(FAULTS)
     window = FaultWindow(10, 5)
-    assert window.elapsed_in_fault(9.9) is None and window.elapsed_in_fault(12) == 2 and window.elapsed_in_fault(15) is None
+    assert window.elapsed_in_fault(9.9) is None and window.elapsed_in_fault(12) == 2
+    assert window.elapsed_in_fault(15) is None
     with pytest.raises(ValueError):
         FaultWindow(-1)
 
@@ -194,7 +195,9 @@ def test_engine_holds_an_anomalous_source_in_quarantine_and_releases_it(tmp_path
     assert 'chaosmagnet_source_anomaly_active{source="adc"} 1' in metrics
     assert 'chaosmagnet_source_anomaly_score{source="adc"}' in metrics
     shown = _tick_engine(engine, [interval(2000) for _ in range(60)], clock)
-    assert shown[-1]["state"] == "ok" and not shown[-1]["anomaly"]["active"], [(s["state"], s["reason"], s["anomaly"]) for s in shown[::10]]
+    assert shown[-1]["state"] == "ok" and not shown[-1]["anomaly"]["active"], [
+        (s["state"], s["reason"], s["anomaly"]) for s in shown[::10]
+    ]
     log.close()
     events = [json.loads(line)["event"] for line in (tmp_path / "health.jsonl").read_text().splitlines()]
     assert events.count("anomaly_raised") == 1 and events.count("anomaly_cleared") == 1

@@ -256,7 +256,8 @@ class FeatureChart:
         if adapt and max(self.s_hi, self.s_lo) < s.h / 2:
             step = max(-2.0, min(2.0, z)) * self.sd
             self.mean += s.adapt * step
-            self.sd = max(_floor(self.feature, self.mean), (1 - s.adapt) * self.sd + s.adapt * min(abs(step), 3 * self.sd) * 1.2533)
+            spread = (1 - s.adapt) * self.sd + s.adapt * min(abs(step), 3 * self.sd) * 1.2533
+            self.sd = max(_floor(self.feature, self.mean), spread)
 
     def _learn(self, values: list[float]) -> None:
         x = np.asarray(values, dtype=np.float64)

@@ -28,7 +28,14 @@ from typing import Any
 
 import numpy as np
 
-from chaosmagnet.anomaly import AnomalySettings, AnomalyTracker, NodeCounters, node_counters, node_features, source_features
+from chaosmagnet.anomaly import (
+    AnomalySettings,
+    AnomalyTracker,
+    NodeCounters,
+    node_counters,
+    node_features,
+    source_features,
+)
 from chaosmagnet.assessment.background import BackgroundAssessor
 from chaosmagnet.config import Config
 from chaosmagnet.errors import PoolError, SourceError, UsageError, escape_device_text
@@ -72,7 +79,9 @@ class SourceRuntime:
     _tick_samples: int = 0
     _interval_samples: int = 0  # samples in the last tick's interval (the anomaly hook's input)
     anomaly_active: bool = False
-    anomaly: dict[str, Any] = field(default_factory=lambda: {"state": "off", "score": 0.0, "reason": "", "active": False})
+    anomaly: dict[str, Any] = field(
+        default_factory=lambda: {"state": "off", "score": 0.0, "reason": "", "active": False}
+    )
     history: list[dict[str, float]] = field(default_factory=list)
 
     @property
@@ -544,14 +553,16 @@ class Engine:
         self._node_counters[node] = counters
         if previous is None or counters.frames < previous.frames:
             return None  # first reading, or the connection's counters started over
-        return self.anomalies.observe(node, node_features(previous, counters, elapsed), now, node=True, interval=elapsed)
+        features = node_features(previous, counters, elapsed)
+        return self.anomalies.observe(node, features, now, node=True, interval=elapsed)
 
     def _apply_anomaly(self, runtime: SourceRuntime, active: bool, score: float, reason: str, state: str) -> None:
         """Record a source's anomaly; a raise holds it in quarantine (with its reason), a clear releases it."""
         runtime.anomaly = {"state": state, "score": round(score, 3), "reason": reason, "active": active}
         if active != runtime.anomaly_active:
             runtime.anomaly_active = active
-            self._emit("anomaly_raised" if active else "anomaly_cleared", source=runtime.name, score=score, reason=reason)
+            event = "anomaly_raised" if active else "anomaly_cleared"
+            self._emit(event, source=runtime.name, score=score, reason=reason)
         if not self.config.anomaly_quarantine:
             return
         if active:
