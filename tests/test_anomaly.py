@@ -35,11 +35,10 @@ def test_features_of_known_intervals() -> None:
     f = source_features(uniform, 2.0, 8, **CUTOFFS)
     assert f["rate"] == 2048.0
     assert f["h_min"] == pytest.approx(8.0) and f["h_collision"] == pytest.approx(8.0)
-    assert f["mean"] == pytest.approx(0.5)
     assert f["rct_near"] == 0 and f["apt_near"] == 0
     stuck = np.zeros(4096, dtype=np.uint8)
     f = source_features(stuck, 1.0, 8, **CUTOFFS)
-    assert f["h_min"] == 0.0 and f["mean"] == 0.0
+    assert f["h_min"] == 0.0 and f["h_collision"] == 0.0
     assert f["rct_near"] == 1  # one run of 4096, past half the cutoff
     assert f["apt_near"] == 8  # every 512-window's first value fills it
     few = source_features(uniform[:10], 1.0, 8, **CUTOFFS)

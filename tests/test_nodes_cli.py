@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -210,7 +211,6 @@ def test_cli_add_list_status_remove(home: Path) -> None:
             "bad node label",
         ),
         (["nodes", "deploy", "--port", "p", "--board", "nope", "--label", "a"], "unknown board"),
-        (["nodes", "simulate", "--fault", "melt", "--seconds", "0"], "unknown fault"),
         (["nodes", "remove", "ghost"], "no node labelled"),
         (["nodes", "flash", "--port", "p", "--firmware", "/nonexistent.bin"], "no such firmware"),
     ],
@@ -219,6 +219,27 @@ def test_cli_bad_input_is_one_clear_error(args: list[str], message: str) -> None
     result = runner.invoke(app, args)
     assert result.exit_code != 0
     assert message in str(result.exception)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fault", "melt"], "'melt' is not one of 'stuck', 'bias', 'garbage', 'replay', 'drift', 'periodic', 'sag'"),
+        (["--fault-after", "5"], "--fault-after and --fault-for go with --fault"),
+        (["--fault", "sag", "--fault-for", "0"], "--fault-for"),
+        (["--fault", "sag", "--fault-after", "5", "--link", "ble"], "go with a pty node"),
+    ],
+)
+def test_simulate_fault_options_are_checked(home: Path, args: list[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "chaosmagnet", "nodes", "simulate", "--seconds", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
 def test_flash_refuses_a_file_that_is_not_an_image(home: Path) -> None:

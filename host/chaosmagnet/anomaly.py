@@ -4,9 +4,11 @@ The RCT and APT only trip on gross failures.  A bias that creeps up but stays
 below the APT cutoff, an interference at a fixed period, a rate that sags or a
 node whose frames slow down all pass them.  Once per engine tick (1 s) each
 source gets a small feature vector (``source_features``): its rate, the
-plug-in min-entropy and collision entropy of the interval's samples, their mean
-as a fraction of full scale, and how many runs and APT windows came more than
-halfway to the health cutoffs.  Each node gets its frame inter-arrival time and
+plug-in min-entropy and collision entropy of the interval's samples, and how
+many runs and APT windows came more than halfway to the health cutoffs.  (The
+samples' mean is not a feature: on real sources such as cpu-jitter and system
+it moves with the machine's load without costing entropy, and a bias that
+does cost entropy lowers the min-entropy and collision entropy.)  Each node gets its frame inter-arrival time and
 its drops per interval (``node_features``).  Feature extraction reads the
 interval's samples; the models below see only the features.
 
@@ -22,8 +24,7 @@ river (and pandas/scipy) for the engine.
 Per feature: the first ``warmup`` intervals learn a baseline (a winsorised
 mean and standard deviation, floored); a feature whose warm-up series is not
 stationary (lag-1 autocorrelation above ``max_autocorrelation``, or halves whose
-means differ by more than four standard errors; e.g. the mean of
-an ADC's low byte while its DC level wanders) is not charted.  After that
+means differ by more than four standard errors) is not charted.  After that
 z = (x - mean) / sd is clipped to +-``clip`` and fed to S+ = max(0, S+ + z - k)
 and S- = max(0, S- - z - k) (only S- for the entropies, only S+ for counts
 and the frame inter-arrival: the other way costs no credit).  An anomaly is raised when either reaches ``h``
@@ -58,7 +59,7 @@ __all__ = [
 ]
 
 #: Features of a source per interval, in the order they are shown.
-SOURCE_FEATURES = ("rate", "h_min", "h_collision", "mean", "rct_near", "apt_near")
+SOURCE_FEATURES = ("rate", "h_min", "h_collision", "rct_near", "apt_near")
 #: Features of a node per interval.
 NODE_FEATURES = ("frame_interval", "drops")
 _COUNT_FEATURES = {"rct_near", "apt_near", "drops"}
@@ -122,7 +123,6 @@ def source_features(
     p = counts / n
     out["h_min"] = -math.log2(float(p.max()))
     out["h_collision"] = -math.log2(float((p * p).sum()))
-    out["mean"] = float((np.arange(p.size) * p).sum()) / ((1 << bits_per_sample) - 1)
     # RCT: runs more than halfway to the cutoff (at least 2 long).
     changes = np.flatnonzero(data[1:] != data[:-1])
     runs = np.diff(np.concatenate(([-1], changes, [n - 1])))
@@ -176,12 +176,10 @@ def _floor(feature: str, mean: float) -> float:
     if feature in _COUNT_FEATURES:
         return math.sqrt(max(mean, 1.0))
     if feature == "rate":
-        return 0.02 * abs(mean) + 1.0
+        return 0.10 * abs(mean) + 1.0
     if feature == "frame_interval":
         return 0.05 * abs(mean) + 1e-3
-    if feature == "mean":
-        return 1e-3
-    return 0.01 * abs(mean) + 0.005  # entropies, bits per sample
+    return 0.05 * abs(mean) + 0.005  # entropies, bits per sample
 
 
 def _stationary(x: np.ndarray, max_autocorrelation: float) -> bool:
@@ -296,7 +294,6 @@ _NAMES = {
     "rate": "rate",
     "h_min": "min-entropy",
     "h_collision": "collision entropy",
-    "mean": "mean",
     "rct_near": "near-cutoff RCT runs",
     "apt_near": "near-cutoff APT windows",
     "frame_interval": "frame inter-arrival",
@@ -318,8 +315,6 @@ def chart_reason(chart: FeatureChart, now: float) -> str:
     value, base = chart.recent, chart.mean
     since = chart.since()
     over = f" over {_span(now - since)}" if since is not None else ""
-    if chart.feature == "mean":
-        return f"bias drifting: mean {100 * (value - base):+.1f} % of full scale{over}"
     if chart.feature in _COUNT_FEATURES:
         return f"{name}: {value:.1f} per interval against {base:.2f} in its baseline"
     direction = "fell" if value < base else "rose"
