@@ -20,6 +20,7 @@ pytestmark = pytest.mark.slow
 
 WARMUP = 20  # intervals (s) of baseline before the sag can be seen
 FAULT_AFTER, FAULT_FOR = 35, 20
+SAG_REASONS = ("anomaly: rate fell", "anomaly: node:sagging: frame inter-arrival rose")
 
 
 @pytest.fixture
@@ -64,10 +65,12 @@ def test_a_sag_on_a_simulated_node_is_quarantined_and_released(home: Path) -> No
     assert held, (timeline[-5:], out)
     first_held = held[0][0]
     assert FAULT_AFTER <= first_held < FAULT_AFTER + FAULT_FOR, timeline
-    assert held[0][1].startswith("anomaly: rate fell"), held[0]
+    # the ADC's own rate chart or its node's frame chart, whichever sees the sag first
+    assert held[0][1].startswith(SAG_REASONS), held[0]
     assert timeline[-1][1] == "ok", timeline[-5:]
     events = [json.loads(line) for line in log_path.read_text().splitlines()]
     raised = [e for e in events if e["event"] == "anomaly_raised" and e["source"] == adc]
     cleared = [e for e in events if e["event"] == "anomaly_cleared" and e["source"] == adc]
-    assert raised and cleared and "rate fell" in raised[0]["reason"]
+    assert raised and cleared
+    assert raised[0]["reason"].startswith(tuple(r.removeprefix("anomaly: ") for r in SAG_REASONS))
     assert not [e for e in events if e["event"] == "health_failure" and e["source"] == adc]

@@ -176,10 +176,10 @@ def _floor(feature: str, mean: float) -> float:
     if feature in _COUNT_FEATURES:
         return math.sqrt(max(mean, 1.0))
     if feature == "rate":
-        return 0.10 * abs(mean) + 1.0
+        return 0.20 * abs(mean) + 1.0
     if feature == "frame_interval":
         return 0.05 * abs(mean) + 1e-3
-    return 0.05 * abs(mean) + 0.005  # entropies, bits per sample
+    return 0.08 * abs(mean) + 0.005  # entropies, bits per sample
 
 
 def _stationary(x: np.ndarray, max_autocorrelation: float) -> bool:
