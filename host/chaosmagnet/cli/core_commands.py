@@ -503,6 +503,7 @@ def bench(
         assessment=not no_assessment,
         ingest=results.get("pool ingest"),
         mint=results.get("mint (one bundle)"),
+        anomaly=results.get("anomaly scoring (engine tick hook)"),
         say=say,
     )
     if as_json:
