@@ -86,7 +86,12 @@ def test_a_wandering_feature_is_not_charted() -> None:
     walk = np.cumsum(np.random.default_rng(2).normal(0, 1, 400))
     for t, x in enumerate(walk):
         assert not model.observe({"x": float(x)}, t).active
-    assert not model.charts["x"].charted
+    assert not model.charts["x"].charted and model.state == "watching"
+    # a later stretch that holds still is charted
+    rng = np.random.default_rng(4)
+    for t in range(400, 600):
+        model.observe({"x": float(rng.normal(0, 1))}, t)
+    assert model.charts["x"].charted
 
 
 FAULT_START, FAULT_LENGTH = 100, 150

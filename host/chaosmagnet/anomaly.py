@@ -24,7 +24,8 @@ river (and pandas/scipy) for the engine.
 Per feature: the first ``warmup`` intervals learn a baseline (a winsorised
 mean and standard deviation, floored); a feature whose warm-up series is not
 stationary (lag-1 autocorrelation above ``max_autocorrelation``, or halves whose
-means differ by more than four standard errors) is not charted.  After that
+means differ by more than four standard errors) is not charted until a later
+warm-up's worth of values is.  After that
 z = (x - mean) / sd is clipped to +-``clip`` and fed to S+ = max(0, S+ + z - k)
 and S- = max(0, S- - z - k) (only S- for the entropies, only S+ for counts
 and the frame inter-arrival: the other way costs no credit).  An anomaly is raised when either reaches ``h``
@@ -206,6 +207,7 @@ class FeatureChart:
         self.feature = feature
         self.settings = settings
         self.learning: list[float] | None = []
+        self.learned = False  # a warm-up has ended (charted or not)
         self.charted = True
         self.mean = math.nan
         self.sd = math.nan
@@ -219,8 +221,8 @@ class FeatureChart:
 
     @property
     def ready(self) -> bool:
-        """The warm-up is over."""
-        return self.learning is None
+        """The first warm-up is over."""
+        return self.learned
 
     def observe(self, value: float, now: float, *, adapt: bool) -> None:
         """Add one interval's value (NaN: skipped).
@@ -236,7 +238,9 @@ class FeatureChart:
             self.learning.append(value)
             if len(self.learning) >= self.settings.warmup:
                 self._learn(self.learning)
-                self.learning = None
+                self.learned = True
+                # not stationary: try again on the next warm-up's worth of values
+                self.learning = None if self.charted else []
             return
         if not self.charted:
             return
