@@ -214,7 +214,6 @@ class FeatureChart:
         self.s_hi = 0.0
         self.s_lo = 0.0
         self.recent = math.nan  # EWMA of the latest values, for the reason text
-        self.run_started: float | None = None  # when the sum that is up last left 0
         self._hi_since: float | None = None
         self._lo_since: float | None = None
         self.values: deque[float] = deque(maxlen=settings.period_window)
@@ -431,7 +430,3 @@ class AnomalyTracker:
         if model is None:
             model = self.models[key] = AnomalyModel(NODE_FEATURES if node else SOURCE_FEATURES, self.settings)
         return model.observe(features, now, interval)
-
-    def forget(self, key: str) -> None:
-        """Drop a model (its source restarted from scratch)."""
-        self.models.pop(key, None)
