@@ -216,3 +216,22 @@ def test_anomaly_config_section() -> None:
         parse_config({"anomaly": {"threshold": 3}})
     engine = Engine([ScriptedSource("s", [])], Config(anomaly_enabled=False))
     assert engine.anomalies is None and engine.source_states()["s"]["anomaly"]["state"] == "off"
+
+
+def test_the_rate_of_a_source_that_follows_activity_is_not_watched() -> None:
+    from dataclasses import replace
+
+    source = ScriptedSource("system", [], declared_h=1.0)
+    source.info = replace(source.info, steady_rate=False)
+    clock = [0.0]
+    engine = Engine([source], Config(min_samples=1024, anomaly_warmup=20), clock=lambda: clock[0])
+    rng = np.random.default_rng(9)
+    batches = [np.rint(128 + rng.normal(0, 3, n)).astype(np.uint8) for n in [2000] * 40 + [300] * 30]
+    shown = []
+    for batch in batches:
+        engine.ingest("system", batch)
+        clock[0] += 1.0
+        engine.tick(1.0)
+        shown.append(engine.source_states()["system"])
+    assert all(s["state"] == "ok" and not s["anomaly"]["active"] for s in shown)
+    assert not engine.anomalies.models["system"].charts["rate"].ready  # never saw a rate

@@ -27,8 +27,8 @@ stationary (lag-1 autocorrelation above ``max_autocorrelation``, or halves whose
 means differ by more than four standard errors) is not charted until a later
 warm-up's worth of values is.  After that
 z = (x - mean) / sd is clipped to +-``clip`` and fed to S+ = max(0, S+ + z - k)
-and S- = max(0, S- - z - k) (only S- for the entropies, only S+ for counts
-and the frame inter-arrival: the other way costs no credit).  An anomaly is raised when either reaches ``h``
+and S- = max(0, S- - z - k) (only S- for the rate and the entropies, only S+
+for counts and the frame inter-arrival: the other way costs no credit).  An anomaly is raised when either reaches ``h``
 (one clipped outlier can never do it alone: it takes h / (clip - k) intervals
 at least) and cleared when every chart is back under h / 2 and no periodic
 component remains; the sums are capped at h + ``cap_over`` so that clearing
@@ -66,7 +66,7 @@ NODE_FEATURES = ("frame_interval", "drops")
 _COUNT_FEATURES = {"rct_near", "apt_near", "drops"}
 # Which way a feature may move before it counts: entropy that rises or near-cutoff
 # events that vanish cost no credit, so those sides are not charted.
-_ONLY_LOW = {"h_min", "h_collision"}
+_ONLY_LOW = {"rate", "h_min", "h_collision"}
 _ONLY_HIGH = _COUNT_FEATURES | {"frame_interval"}
 _CREEPING_S = 30.0  # a change that took this long to raise an anomaly is a drift
 _MIN_ENTROPY_SAMPLES = 64  # fewer samples in an interval: no entropy features for it

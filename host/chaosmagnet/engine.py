@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -528,6 +529,8 @@ class Engine:
                 declared_h=runtime.declared_h,
                 count=count,
             )
+            if not info.steady_rate:
+                features["rate"] = math.nan  # its rate follows outside activity: not watched
             verdict = self.anomalies.observe(info.name, features, now, interval=elapsed)
             active, score, reason, state = verdict.active, verdict.score, verdict.reason, verdict.state
             if info.kind == "node":
