@@ -235,3 +235,17 @@ def test_the_rate_of_a_source_that_follows_activity_is_not_watched() -> None:
         shown.append(engine.source_states()["system"])
     assert all(s["state"] == "ok" and not s["anomaly"]["active"] for s in shown)
     assert not engine.anomalies.models["system"].charts["rate"].ready  # never saw a rate
+
+
+def test_a_lasting_change_becomes_the_new_baseline() -> None:
+    settings = AnomalySettings(warmup=20, relearn_after=120)
+    model = AnomalyModel(("h_min",), settings)
+    rng = np.random.default_rng(8)
+    for t in range(40):
+        model.observe({"h_min": float(rng.normal(3.0, 0.05))}, t)
+    verdicts = [model.observe({"h_min": float(rng.normal(2.0, 0.05))}, t) for t in range(40, 400)]
+    raised = [t for t, v in zip(range(40, 400), verdicts) if v.changed and v.active]
+    cleared = [(t, v.reason) for t, v in zip(range(40, 400), verdicts) if v.changed and not v.active]
+    assert len(raised) == 1 and raised[0] < 50
+    assert cleared == [(raised[0] + 120, "learning a new baseline after 2 min")]
+    assert verdicts[-1].state == "watching" and not verdicts[-1].active  # 2.0 is normal now

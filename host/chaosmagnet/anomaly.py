@@ -86,6 +86,7 @@ class AnomalySettings:
     period_window: int = 60  # intervals the periodogram looks at
     period_p: float = 1e-7  # Fisher's g p-value that counts as periodic
     period_amplitude: float = 2.0  # and the component's amplitude, in baseline sds
+    relearn_after: float = 600.0  # an anomaly raised this long (s) is taken as the new normal: learn again
 
     def __post_init__(self) -> None:
         if self.warmup < 10:
@@ -368,6 +369,7 @@ class AnomalyModel:
         self.reason = ""
         self.score = 0.0
         self.periodic: tuple[str, float] | None = None  # (feature, period in intervals)
+        self.active_since: float | None = None
 
     @property
     def state(self) -> str:
@@ -377,10 +379,21 @@ class AnomalyModel:
         return "watching" if all(c.ready for c in self.charts.values()) else "learning"
 
     def observe(self, features: Mapping[str, float], now: float, interval: float = 1.0) -> AnomalyVerdict:
-        """Score one interval's features (``now`` in seconds, ``interval`` the tick length)."""
+        """Score one interval's features (``now`` in seconds, ``interval`` the tick length).
+
+        An anomaly raised for ``relearn_after`` seconds is cleared and every
+        chart learns its baseline again: the source has a new normal (its
+        credit still follows its online estimate), and it is not held forever.
+        """
+        s = self.settings
+        if self.active and self.active_since is not None and now - self.active_since >= s.relearn_after:
+            self.charts = {f: FeatureChart(f, s) for f in self.charts}
+            self.active, self.active_since, self.periodic, self.score = False, None, None, 0.0
+            self.reason = ""
+            minutes = s.relearn_after / 60
+            return AnomalyVerdict(0.0, False, f"learning a new baseline after {minutes:g} min", self.state, True)
         for name, chart in self.charts.items():
             chart.observe(float(features.get(name, math.nan)), now, adapt=not self.active)
-        s = self.settings
         worst = max(self.charts.values(), key=lambda c: c.score)
         score = worst.score
         periodic = self._periodic(threshold=s.period_p if not self.active else 1e-3)
@@ -388,9 +401,9 @@ class AnomalyModel:
             score = max(score, 1.0)
         was = self.active
         if not self.active and (worst.score >= 1.0 or periodic is not None):
-            self.active = True
+            self.active, self.active_since = True, now
         elif self.active and worst.score < 0.5 and periodic is None:
-            self.active = False
+            self.active, self.active_since = False, None
         if self.active:
             if periodic is not None:
                 feature, period = periodic
