@@ -73,7 +73,7 @@ def mpy_cross() -> str:
 class SimProcess:
     """A `chaos-host nodes simulate` process and its registered node."""
 
-    def __init__(self, home: Path, label: str, fault: str | None) -> None:
+    def __init__(self, home: Path, label: str, fault: str | None, extra: list[str] | None = None) -> None:
         self.label = label
         self.link = home / f"port-{label}"
         env = dict(os.environ, CHAOS_HOME=str(home))
@@ -90,6 +90,7 @@ class SimProcess:
         ]
         if fault:
             args += ["--fault", fault]
+        args += extra or []
         self.proc = subprocess.Popen(
             args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )

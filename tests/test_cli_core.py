@@ -42,7 +42,9 @@ def test_run_json_prints_one_object_per_interval(tmp_path: Path) -> None:
                 "rct_failures",
                 "apt_failures",
                 "h_assessed",
+                "anomaly",
             } <= set(s)
+            assert s["anomaly"]["state"] in ("learning", "watching", "anomalous") and "score" in s["anomaly"]
     last = {s["name"]: s for s in objects[-1]["sources"]}
     assert last["cpu-jitter"]["samples"] > 0 and last["cpu-jitter"]["credited_bits"] > 0
     assert objects[-1]["pool"]["credited_bits"] > 0

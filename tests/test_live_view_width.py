@@ -39,6 +39,12 @@ SNAPSHOT = {
         _source("os-rng", credit_h=0.0, credited_bits=0.0),
         _source("cpu-jitter"),
         _source("system", samples=1_234, credited_bits=17.0),
+        _source(
+            "node:desk:adc",
+            state="quarantined",
+            reason="anomaly: rate fell 60 % below its baseline (800/s against 2,000/s) over 4 s",
+            anomaly={"state": "anomalous", "score": 1.5, "reason": "rate fell 60 %", "active": True},
+        ),
         _source("video", state="unavailable", reason="no camera (/dev/video0 does not exist)", samples=0),
         _source(
             "node:desk-feather-long:jitter",
@@ -95,12 +101,14 @@ def test_no_line_wider_than_the_terminal_and_nothing_cut(width: int) -> None:
         assert "123M" in screen and "98.8M" in screen  # compact, whole
     assert "node:desk-feather-long:jitter" in flat
     assert "port now belongs to another device" in " ".join(screen.split())
+    assert "anomaly: rate fell 60 % below its baseline" in " ".join(screen.split())
 
 
 def test_wide_terminals_show_every_column() -> None:
     wide = _screen(160)
-    for column in ("Shannon", "collision", "assessed", "credit/sample", "RCT", "APT"):
+    for column in ("Shannon", "collision", "assessed", "credit/sample", "RCT", "APT", "anomaly"):
         assert column in wide
+    assert "1.50" in wide  # the anomalous source's score
     narrow = _screen(80)
     assert "Shannon" not in narrow and "RCT/APT" in narrow and "12/3" in narrow
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -225,7 +226,26 @@ def test_simulate_offers_the_faults_as_a_choice(capsys: pytest.CaptureFixture[st
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "'melt' is not one of" in err and "'correlated'" in err
     result = runner.invoke(app, ["nodes", "simulate", "--help"])
-    assert "stuck|bias|garbage|replay|correlated" in result.output
+    assert "stuck|bias|garbage|replay|correlated|drift|periodic|sag" in result.output
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fault", "melt"], "'melt' is not one of 'stuck', 'bias', 'garbage', 'replay', 'correlated', 'drift', 'periodic', 'sag'"),
+        (["--fault-after", "5"], "--fault-after and --fault-for go with --fault"),
+        (["--fault", "sag", "--fault-for", "0"], "--fault-for"),
+        (["--fault", "sag", "--fault-after", "5", "--link", "ble"], "go with a pty node"),
+    ],
+)
+def test_simulate_fault_options_are_checked(home: Path, args: list[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "chaosmagnet", "nodes", "simulate", "--seconds", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
 def test_flash_refuses_a_file_that_is_not_an_image(home: Path) -> None:

@@ -83,6 +83,9 @@ class Config:
     assessment_enabled: bool = True
     assessment_samples: int = 1_000_000
     reassess_seconds: float = 3600.0
+    anomaly_enabled: bool = True  # score per-interval features of every source (chaosmagnet.anomaly)
+    anomaly_quarantine: bool = True  # a sustained anomaly quarantines the source
+    anomaly_warmup: int = 60  # intervals (s) that learn each source's baseline
     path: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # sections owned by other modules
 
@@ -131,7 +134,7 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     """Validate a parsed TOML document into a Config."""
     label = str(path) if path else "config"
     cfg = Config(path=path)
-    _check_keys(label, data, {"sources", "health", "estimates", "pool", "assessment"} | EXTRA_SECTIONS)
+    _check_keys(label, data, {"sources", "health", "estimates", "pool", "assessment", "anomaly"} | EXTRA_SECTIONS)
     for section in EXTRA_SECTIONS & set(data):
         if not isinstance(data[section], dict):
             raise ConfigError(f"{label}: [{section}] must be a table")
@@ -241,6 +244,20 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     if "reassess_seconds" in assessment:
         cfg.reassess_seconds = float(
             _number(f"{label}: assessment.reassess_seconds", assessment["reassess_seconds"], minimum=1)
+        )
+
+    anomaly = data.get("anomaly", {})
+    if not isinstance(anomaly, dict):
+        raise ConfigError(f"{label}: [anomaly] must be a table")
+    _check_keys(f"{label}: anomaly", anomaly, {"enabled", "quarantine", "warmup"})
+    for key in ("enabled", "quarantine"):
+        if key in anomaly:
+            if not isinstance(anomaly[key], bool):
+                raise ConfigError(f"{label}: anomaly.{key}: expected true or false")
+            setattr(cfg, f"anomaly_{key}", anomaly[key])
+    if "warmup" in anomaly:
+        cfg.anomaly_warmup = int(
+            _number(f"{label}: anomaly.warmup", anomaly["warmup"], minimum=10, maximum=86400, integer=True)
         )
     return cfg
 

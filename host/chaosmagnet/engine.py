@@ -4,6 +4,11 @@ One asyncio task per source pulls raw batches and hands each to ``ingest``:
 
     batch -> RCT/APT (C) -> quarantine policy -> online estimates -> credit -> pool
 
+Out of band, once a tick, the anomaly hook (``_anomaly_tick``) turns each
+source's last interval into features, scores them (chaosmagnet.anomaly) and
+holds a source with a sustained anomaly in quarantine through the same
+policy a health failure goes through, until the anomaly clears.
+
 Credit per sample = min(declared rate, online MCV estimate, last full
 SP 800-90B assessment), and 0 while the source is quarantined or failed, or
 when it is conditioned and the config grants it nothing.  A failed source is
@@ -17,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +30,14 @@ from typing import Any
 
 import numpy as np
 
+from chaosmagnet.anomaly import (
+    AnomalySettings,
+    AnomalyTracker,
+    NodeCounters,
+    node_counters,
+    node_features,
+    source_features,
+)
 from chaosmagnet.assessment.background import BackgroundAssessor
 from chaosmagnet.config import Config
 from chaosmagnet.dependence import DependenceSettings, DependenceTracker
@@ -66,6 +80,11 @@ class SourceRuntime:
     rate: float = 0.0  # samples/s over the last tick
     task: asyncio.Task[None] | None = None
     _tick_samples: int = 0
+    _interval_samples: int = 0  # samples in the last tick's interval (the anomaly hook's input)
+    anomaly_active: bool = False
+    anomaly: dict[str, Any] = field(
+        default_factory=lambda: {"state": "off", "score": 0.0, "reason": "", "active": False}
+    )
     history: list[dict[str, float]] = field(default_factory=list)
 
     @property
@@ -107,6 +126,10 @@ class Engine:
         self._output_status: dict[str, Callable[[], dict[str, Any]]] = {}
         # Cross-source dependence (chaosmagnet.dependence): fed per batch, tested on the tick.
         self.dependence = DependenceTracker(dependence or DependenceSettings())
+        self.anomalies: AnomalyTracker | None = None
+        if self.config.anomaly_enabled:
+            self.anomalies = AnomalyTracker(AnomalySettings(warmup=self.config.anomaly_warmup))
+        self._node_counters: dict[str, NodeCounters] = {}
         for source in sources:
             self._add(source)
 
@@ -132,6 +155,8 @@ class Engine:
             ),
             estimator=OnlineEstimator(info.bits_per_sample, self.config.window),
         )
+        if self.anomalies is not None:
+            runtime.anomaly["state"] = "learning"
         self._runtimes[info.name] = runtime
         return runtime
 
@@ -333,7 +358,7 @@ class Engine:
             SourceState.FAILED.value,
             "starting",
         ) or (runtime.status == WAITING and state is not SourceState.OK):
-            self._set_status(runtime, state.value)
+            self._set_status(runtime, state.value, runtime.policy.reason)
         runtime.samples += samples.size
         if self.assessor is not None:
             if info.bits_per_sample < 8:
@@ -513,6 +538,7 @@ class Engine:
             self._sync_waiting(runtime)
             delta = runtime.samples - runtime._tick_samples
             runtime._tick_samples = runtime.samples
+            runtime._interval_samples = delta
             runtime.rate = delta / elapsed if elapsed > 0 else 0.0
             est = runtime.estimator.estimates()
             runtime.history.append(
@@ -520,6 +546,75 @@ class Engine:
             )
             del runtime.history[: -self.HISTORY]
         self._tick_dependence()
+        if self.anomalies is not None and elapsed > 0:
+            self._anomaly_tick(elapsed)
+
+    # -- anomalies (out of band: on the tick, never on the ingest path) ---
+    def _anomaly_tick(self, elapsed: float) -> None:
+        """Score each running source's last interval (and its node's); hold or release its quarantine."""
+        assert self.anomalies is not None
+        now = self._clock()
+        node_verdicts: dict[str, Any] = {}
+        for runtime in self._runtimes.values():
+            if runtime.status not in (SourceState.OK.value, SourceState.QUARANTINED.value):
+                continue  # not running, failed, or its link is down: nothing to learn from
+            info = runtime.source.info
+            monitor = runtime.monitor
+            count = runtime._interval_samples
+            features = source_features(
+                runtime.estimator.recent(count),
+                elapsed,
+                info.bits_per_sample,
+                rct_cutoff=monitor.rct_cutoff,
+                apt_cutoff=monitor.apt_cutoff,
+                apt_window=monitor.apt_window,
+                declared_h=runtime.declared_h,
+                count=count,
+            )
+            if not info.steady_rate:
+                features["rate"] = math.nan  # its rate follows outside activity: not watched
+            verdict = self.anomalies.observe(info.name, features, now, interval=elapsed)
+            active, score, reason, state = verdict.active, verdict.score, verdict.reason, verdict.state
+            if info.kind == "node":
+                node = info.name.rsplit(":", 1)[0]
+                if node not in node_verdicts:
+                    node_verdicts[node] = self._node_anomaly(node, runtime, elapsed, now)
+                nv = node_verdicts[node]
+                if nv is not None and (nv.active or nv.score > score):
+                    score = max(score, nv.score)
+                    if nv.active and not active:
+                        reason = f"{node}: {nv.reason}"
+                    active = active or nv.active
+                    state = "anomalous" if active else state
+            self._apply_anomaly(runtime, active, score, reason, state)
+
+    def _node_anomaly(self, node: str, runtime: SourceRuntime, elapsed: float, now: float) -> Any:
+        """Score a node's frame inter-arrival and drops once per tick (None until two readings)."""
+        assert self.anomalies is not None
+        counters = node_counters(runtime.source.details())
+        if counters is None:
+            return None
+        previous = self._node_counters.get(node)
+        self._node_counters[node] = counters
+        if previous is None or counters.frames < previous.frames:
+            return None  # first reading, or the connection's counters started over
+        features = node_features(previous, counters, elapsed)
+        return self.anomalies.observe(node, features, now, node=True, interval=elapsed)
+
+    def _apply_anomaly(self, runtime: SourceRuntime, active: bool, score: float, reason: str, state: str) -> None:
+        """Record a source's anomaly; a raise holds it in quarantine (with its reason), a clear releases it."""
+        runtime.anomaly = {"state": state, "score": round(score, 3), "reason": reason, "active": active}
+        if active != runtime.anomaly_active:
+            runtime.anomaly_active = active
+            event = "anomaly_raised" if active else "anomaly_cleared"
+            self._emit(event, source=runtime.name, score=score, reason=reason)
+        if not self.config.anomaly_quarantine:
+            return
+        if active:
+            runtime.policy.hold(f"anomaly: {reason}")
+        else:
+            runtime.policy.release()
+        self._set_status(runtime, runtime.policy.current().value, runtime.policy.reason)
 
     def history(self, name: str) -> list[dict[str, float]]:
         """The per-second chart points of one source (t, h_min, h_shannon, h_collision), oldest first.
@@ -564,6 +659,7 @@ class Engine:
                     "apt_failures": runtime.monitor.apt_failures,
                     "rct_cutoff": runtime.monitor.rct_cutoff,
                     "apt_cutoff": runtime.monitor.apt_cutoff,
+                    "anomaly": dict(runtime.anomaly),
                     "details": runtime.source.details(),
                     "dependence": self.dependence.source_view(info.name),
                 }

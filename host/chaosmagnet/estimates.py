@@ -86,6 +86,15 @@ class OnlineEstimator:
         """The window's C state, for chaos_ingest (which updates it in the engine's hot path)."""
         return self._state
 
+    def recent(self, n: int) -> np.ndarray:
+        """A copy of the last n samples added (at most the window), oldest first."""
+        n = max(0, min(int(n), int(self._state.filled)))
+        pos = int(self._state.pos)
+        ring = np.frombuffer(_health_ffi.buffer(self._ring), dtype=np.uint8)
+        if n <= pos:
+            return ring[pos - n : pos].copy()
+        return np.concatenate((ring[ring.size - (n - pos) :], ring[:pos]))
+
     def changed(self) -> None:
         """Forget cached estimates: the window was updated through c_state()."""
         self._cache = None

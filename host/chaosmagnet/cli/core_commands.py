@@ -69,6 +69,7 @@ def _json_interval(snapshot: dict[str, Any]) -> str:
         "rct_failures",
         "apt_failures",
         "dependence",
+        "anomaly",
     )
     from chaosmagnet.cli.view import node_links
 
@@ -506,6 +507,7 @@ def bench(
         assessment=not no_assessment,
         ingest=results.get("pool ingest"),
         mint=results.get("mint (one bundle)"),
+        anomaly=results.get("anomaly scoring (engine tick hook)"),
         say=say,
     )
     if as_json:

@@ -17,7 +17,7 @@ import typer
 from chaosmagnet.cli.app import app
 from chaosmagnet.errors import UsageError, escape_device_text
 from chaosmagnet.nodes.boards import list_boards, load_board
-from chaosmagnet.nodes.faults import FAULTS, FaultName
+from chaosmagnet.nodes.faults import FaultName, FaultWindow, fault_help
 from chaosmagnet.nodes.ports import PortInfo, PortLister
 from chaosmagnet.nodes.registry import (
     NodeRecord,
@@ -526,10 +526,12 @@ def simulate_node(
         "um_feathers3", "--board", help="Board profile whose rates the node uses."
     ),
     label: str = typer.Option("sim", "--label", help="Label to register the simulated node under."),
-    fault_choice: FaultName | None = typer.Option(
-        None,
-        "--fault",
-        help="Inject a fault (correlated: run two nodes with it; they share half their ADC noise).",
+    fault_choice: FaultName | None = typer.Option(None, "--fault", help=fault_help()),
+    fault_after: float = typer.Option(
+        0.0, "--fault-after", min=0.0, help="Start the fault this many seconds after the simulator starts."
+    ),
+    fault_for: float | None = typer.Option(
+        None, "--fault-for", min=0.001, help="End the fault after this many seconds (default: never)."
     ),
     seconds: float | None = typer.Option(None, "--seconds", min=0.0, help="Stop after this long."),
     link: Path | None = LinkOpt,
@@ -560,11 +562,14 @@ def simulate_node(
     from chaosmagnet.nodes.ports import process_start
     from chaosmagnet.nodes.simulator import Simulator, default_link_path, live_link_target, node_config
 
-    fault = fault_choice.value if fault_choice is not None else None
     check_label(label)
-    if fault is not None and fault not in FAULTS:
-        raise UsageError(f"unknown fault {fault!r} (known: {', '.join(FAULTS)})")
+    fault = fault_choice.value if fault_choice is not None else None
+    if fault is None and (fault_after or fault_for is not None):
+        raise UsageError("--fault-after and --fault-for go with --fault")
+    window = FaultWindow(fault_after, fault_for)
     profile = load_board(board)
+    if link is not None and str(link) in ("ble", "mqtt") and window != FaultWindow():
+        raise UsageError("--fault-after and --fault-for go with a pty node (no --link ble or mqtt)")
     if link is not None and str(link) == "ble":
         _simulate_ble(profile, label, fault, seconds, hci_port)
         return
@@ -598,8 +603,8 @@ def simulate_node(
         )
         registry.put(record)
     try:
-        sim = Simulator(node_config(node_id, key, profile, label), link_path, fault=fault)
-        print(f"simulated node {label} ({profile.title}{', fault ' + fault if fault else ''})")
+        sim = Simulator(node_config(node_id, key, profile, label), link_path, fault=fault, window=window)
+        print(f"simulated node {label} ({profile.title}{', fault ' + fault + _window_text(window) if fault else ''})")
         print(f"port: {link_path} -> {sim.endpoint.slave_path}")
         print(
             f"harvest it: chaos-host run --node {label}   (Ctrl-C stops the simulator)", flush=True
@@ -615,6 +620,12 @@ def simulate_node(
             if current is not None and current.node_id == node_id:
                 registry.remove(label)
     print(f"simulator {label} stopped", file=sys.stderr)
+
+
+def _window_text(window: FaultWindow) -> str:
+    """' from 30 s for 60 s' (empty for a fault that is always on)."""
+    text = f" from {window.after:g} s" if window.after else ""
+    return text + (f" for {window.duration:g} s" if window.duration is not None else "")
 
 
 def _simulate_ble(

@@ -126,6 +126,8 @@ def render(snapshot: dict[str, Any], width: int | None = None) -> Group:
         columns += [("assessed", "right"), ("credit/sample", "right")]
     columns.append(("credited bits" if width >= _MEDIUM else "credited", "right"))
     columns += [("RCT", "right"), ("APT", "right")] if wide else [("RCT/APT", "right")]
+    if wide:
+        columns.append(("anomaly", "right"))
     for column, justify in columns:
         if column == "source":
             table.add_column(column, justify="left", overflow="fold", ratio=1)
@@ -134,8 +136,11 @@ def render(snapshot: dict[str, Any], width: int | None = None) -> Group:
     notes: list[str] = []
     for s in snapshot["sources"]:
         state = Text(s["state"], style=_STATE_STYLE.get(s["state"], ""))
-        if s["state"] in ("unavailable", "error", "waiting") and s["reason"]:
+        if s["state"] in ("unavailable", "error", "waiting", "quarantined") and s["reason"]:
             notes.append(f"{s['name']}: {s['reason']}")
+        anomaly = s.get("anomaly") or {}
+        if anomaly.get("reason") and not anomaly.get("active"):
+            notes.append(f"{s['name']}: watching, {anomaly['reason']}")
         row: list[Any] = [s["name"], state]
         row.append(f"{s['samples']:,}" if width >= _MEDIUM else _compact(s["samples"]))
         if wide:
@@ -150,6 +155,7 @@ def render(snapshot: dict[str, Any], width: int | None = None) -> Group:
         row.append(f"{s['credited_bits']:,.0f}" if width >= _MEDIUM else _compact(s["credited_bits"]))
         if wide:
             row += [str(s["rct_failures"]), str(s["apt_failures"])]
+            row.append(anomaly_text(anomaly))
         else:
             row.append(f"{s['rct_failures']}/{s['apt_failures']}")
         table.add_row(*row)
@@ -199,6 +205,15 @@ def render(snapshot: dict[str, Any], width: int | None = None) -> Group:
     return Group(*parts, Text("pool", style="bold underline"), pool)
 
 
+def anomaly_text(anomaly: dict[str, Any]) -> Text:
+    """The anomaly cell: the score (1 or more is out of control), or why there is none."""
+    state = anomaly.get("state", "off")
+    if state in ("off", "learning"):
+        return Text(state, style="dim")
+    score = float(anomaly.get("score", 0.0))
+    return Text(f"{score:.2f}", style="bold red" if anomaly.get("active") else ("yellow" if score >= 0.5 else ""))
+
+
 def kernel_feed_text(feed: dict[str, Any]) -> str:
     """One line on what `run --feed-kernel` gave the kernel."""
     count = feed.get("entropy_count")
@@ -223,6 +238,9 @@ def status_line(snapshot: dict[str, Any]) -> str:
         f"; dependent {'+'.join(g['members'])} (credited once)"
         for g in (snapshot.get("dependence") or {}).get("groups", [])
     )
+    anomalous = [s["name"] for s in snapshot["sources"] if (s.get("anomaly") or {}).get("active")]
+    if anomalous:
+        links += f"; anomaly: {', '.join(anomalous)}"
     return (
         f"{snapshot['uptime']:7.1f} s  pool {p['credited_bits']:.0f}/{p['capacity_bits']} credited bits "
         f"({p['fill'] * 100:.0f}%), {p['raw_bytes']:,} raw bytes, ratio {p['extraction_ratio']:.4f}; "
@@ -245,10 +263,12 @@ def summary_lines(snapshot: dict[str, Any]) -> list[str]:
     width = max([14, *(len(s["name"]) for s in snapshot["sources"])])
     for s in snapshot["sources"]:
         extra = f"  ({s['reason']})" if s["reason"] and s["state"] != "ok" else ""
+        anomaly = s.get("anomaly") or {}
+        score = f"  anomaly score {anomaly['score']:.2f}" if anomaly.get("state") in ("watching", "anomalous") else ""
         lines.append(
             f"  {s['name']:<{width}} {s['state']:<12} samples {s['samples']:>10,}  "
             f"min-entropy {max(0.0, s['h_min']):.3f}  credited {s['credited_bits']:,.0f} bits  "
-            f"RCT/APT failures {s['rct_failures']}/{s['apt_failures']}{extra}"
+            f"RCT/APT failures {s['rct_failures']}/{s['apt_failures']}{score}{extra}"
         )
     for n in node_links(snapshot):
         why = f" ({n['link_reason']})" if n["link_reason"] else ""

@@ -118,6 +118,16 @@ def render_metrics(status: Mapping[str, Any]) -> str:
         )
         failures.add(s["rct_failures"], source=s["name"], test="rct")
         failures.add(s["apt_failures"], source=s["name"], test="apt")
+        anomaly = s.get("anomaly") or {}
+        if anomaly.get("state") in ("watching", "anomalous"):
+            fam(
+                "source_anomaly_score",
+                "gauge",
+                "Anomaly score of the source's per-interval features (1 or more: out of control).",
+            ).add(float(anomaly["score"]), **name)
+            fam("source_anomaly_active", "gauge", "1 while an anomaly is raised on the source.").add(
+                bool(anomaly["active"]), **name
+            )
         cutoffs = fam("source_health_cutoff", "gauge", "Health-test cutoffs in force.")
         cutoffs.add(s["rct_cutoff"], source=s["name"], test="rct")
         cutoffs.add(s["apt_cutoff"], source=s["name"], test="apt")

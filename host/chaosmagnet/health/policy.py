@@ -2,6 +2,11 @@
 
 ok --failure--> quarantined --recovery window passed--> ok
 any --max_failures within failure_period--> failed (until restart or clear)
+ok --hold(reason)--> quarantined --release()--> ok
+
+A hold is an out-of-band quarantine (a sustained anomaly, chaosmagnet.anomaly):
+it quarantines an otherwise ok source, with its own reason, until released;
+it never counts towards failed.
 
 A quarantined or failed source is credited nothing; whether its samples are
 still mixed is the engine's business.  The clock is injected so tests never
@@ -45,6 +50,26 @@ class HealthPolicy:
         self.state = SourceState.OK
         self._recent: deque[float] = deque()
         self._last_failure_index: int | None = None
+        self.hold_reason = ""  # set while an out-of-band check holds the source in quarantine
+
+    def hold(self, reason: str) -> None:
+        """Quarantine the source for a reason outside the health tests, until release()."""
+        self.hold_reason = reason or "held"
+
+    def release(self) -> None:
+        """End a hold: the source's state is its health state again."""
+        self.hold_reason = ""
+
+    def current(self) -> SourceState:
+        """The state to show and credit by: the health state, or quarantined while held."""
+        if self.hold_reason and self.state is SourceState.OK:
+            return SourceState.QUARANTINED
+        return self.state
+
+    @property
+    def reason(self) -> str:
+        """Why the source is quarantined when a hold (not a health failure) is the cause."""
+        return self.hold_reason if self.hold_reason and self.state is SourceState.OK else ""
 
     def observe(self, failures: list[HealthFailure], samples_tested: int) -> SourceState:
         """Update the state after a buffer; samples_tested is the monitor's running total."""
@@ -66,10 +91,10 @@ class HealthPolicy:
             clean = samples_tested - 1 - self._last_failure_index
             if clean >= self.settings.recovery_samples:
                 self.state = SourceState.OK
-        return self.state
+        return self.current()
 
     def clear(self) -> None:
-        """Operator action: forget past failures and return to ok."""
+        """Operator action: forget past failures and return to ok (a hold stays until released)."""
         self.state = SourceState.OK
         self._recent.clear()
         self._last_failure_index = None

@@ -22,7 +22,7 @@ import paho.mqtt.client as paho
 
 from chaosmagnet.mesh.credentials import ClientCredentials
 from chaosmagnet.mesh.url import BrokerURL
-from chaosmagnet.nodes.simulator import FAULTS, SimHal, firmware_modules, hal_fault
+from chaosmagnet.nodes.simulator import FAULTS, SimHal, firmware_modules, hal_fault, wire_fault
 
 CONNECT_TIMEOUT_S = 10.0
 
@@ -199,7 +199,7 @@ class MqttNodeSim:
             )
         self.link.node = self.node
         self.node.write = _FaultyWrite(
-            self.link.outbox.write, self.fault if self.fault in ("garbage", "replay") else None, self.seed
+            self.link.outbox.write, wire_fault(self.fault), self.seed
         )
 
     @property

@@ -12,10 +12,12 @@ so a reopened pty (``reopen()``, or SIGHUP to the simulate command) appears at
 the same path, like a board plugged back in.
 
 Faults, for demos and tests, are listed in chaosmagnet.nodes.faults (stuck,
-bias, garbage, replay, correlated...).  ``correlated`` takes half of the ADC
-noise from a SharedRail: a level walk and fast noise keyed by wall-clock time
-and a fixed seed, so every node simulated with it on this machine (each in its
-own ``nodes simulate`` process) shares that half.
+bias, garbage, replay, correlated, drift, periodic, sag).  ``correlated`` takes
+half of the ADC noise from a SharedRail: a level walk and fast noise keyed by
+wall-clock time and a fixed seed, so every node simulated with it on this
+machine (each in its own ``nodes simulate`` process) shares that half.  A HAL
+fault can start after a delay and end (``FaultWindow``), so a test sees an
+anomaly raised and then cleared.
 """
 
 from __future__ import annotations
@@ -41,11 +43,11 @@ from typing import Any
 import numpy as np
 
 from chaosmagnet.errors import UsageError
+from chaosmagnet.nodes import faults as _faults
 from chaosmagnet.nodes.boards import BoardProfile, firmware_dir
-from chaosmagnet.nodes.faults import FAULTS, hal_fault, wire_fault
+from chaosmagnet.nodes.faults import FAULTS, FaultWindow, hal_fault, wire_fault
 
 __all__ = ["FAULTS", "SharedRail", "SimHal", "Simulator", "hal_fault", "wire_fault"]
-
 _TICKS_PERIOD = 1 << 30  # MicroPython's ticks wrap here
 _MAX_PENDING = 64 * 1024  # bytes queued for the pty before frames are lost (as CDC loses them)
 
@@ -135,30 +137,52 @@ class SimHal:
         *,
         adc_rate: int = 2000,
         rail: SharedRail | None = None,
+        window: FaultWindow | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.fault = fault
+        self.window = window or FaultWindow()
         self.boots = boots
         self._rng = np.random.default_rng(seed)
         self._level = 2048.0
-        self._t0 = time.monotonic_ns() - random.randrange(_TICKS_PERIOD) * 1_000_000
         self._own = 1.0
         self.rail: SharedRail | None = None
         if fault == "correlated":  # half the noise variance is the rail's, half the node's own
             self._own = math.sqrt(0.5)
             self.rail = rail or SharedRail(self.LEVEL_STEP * self._own, self.NOISE_SD * self._own, adc_rate)
+        self._clock = clock
+        self._started = clock()
+        # The node's clock in ns: real time, slowed while a sag is on.
+        self._virtual_ns = random.randrange(_TICKS_PERIOD) * 1_000_000
+        self._real_ns = time.monotonic_ns()
+
+    def fault_time(self) -> float | None:
+        """Seconds since the fault began, or None while no fault is on."""
+        if self.fault is None:
+            return None
+        return self.window.elapsed_in_fault(self._clock() - self._started)
 
     def fill_adc(self, buf: memoryview, n: int) -> None:
         """n readings: a drifting level plus Gaussian noise of a few LSB (12-bit, LE words)."""
-        self._level += float(self._rng.normal(0, self.LEVEL_STEP * self._own))
+        inside = self.fault_time()
+        shared = self.rail is not None and inside is not None  # the rail only while the fault is on
+        own = self._own if shared else 1.0
+        self._level += float(self._rng.normal(0, self.LEVEL_STEP * own))
         self._level = min(max(self._level, 1500.0), 2600.0)
-        values = self._level + self._rng.normal(0, self.NOISE_SD * self._own, n)
-        if self.rail is not None:
-            values += self.rail.take(n)
+        values = self._level + self._rng.normal(0, self.NOISE_SD * own, n)
+        if shared:
+            values += self.rail.take(n)  # type: ignore[union-attr]
         values = np.rint(values)
-        if self.fault == "stuck":
-            values[:] = 2048
-        elif self.fault == "bias":
-            values[self._rng.random(n) < 0.68] = 2048  # over the APT cutoff, rarely a long run
+        if inside is not None:
+            if self.fault == "stuck":
+                values[:] = 2048
+            elif self.fault == "bias":
+                values[self._rng.random(n) < 0.68] = 2048  # over the APT cutoff, rarely a long run
+            elif self.fault == "drift":
+                share = _faults.DRIFT_MAX * min(1.0, inside / _faults.DRIFT_RAMP_S)
+                values[self._rng.random(n) < share] = _faults.DRIFT_VALUE
+            elif self.fault == "periodic" and inside % _faults.PERIODIC_PERIOD_S < _faults.PERIODIC_PERIOD_S / 2:
+                values[self._rng.random(n) < _faults.PERIODIC_SHARE] = _faults.DRIFT_VALUE
         buf[: 2 * n] = np.clip(values, 0, 4095).astype("<u2").tobytes()
 
     def fill_rng(self, buf: memoryview, n: int) -> None:
@@ -180,7 +204,13 @@ class SimHal:
         buf[:n] = out
 
     def ticks_ms(self) -> int:
-        return ((time.monotonic_ns() - self._t0) // 1_000_000) % _TICKS_PERIOD
+        now = time.monotonic_ns()
+        step = now - self._real_ns
+        self._real_ns = now
+        if self.fault == "sag" and self.fault_time() is not None:
+            step = int(step * _faults.SAG_FACTOR)
+        self._virtual_ns += step
+        return (self._virtual_ns // 1_000_000) % _TICKS_PERIOD
 
     @staticmethod
     def ticks_diff(a: int, b: int) -> int:
@@ -318,13 +348,14 @@ class Simulator:
         link_path: Path,
         fault: str | None = None,
         seed: int | None = None,
+        window: FaultWindow | None = None,
     ) -> None:
         if fault is not None and fault not in FAULTS:
             raise UsageError(f"unknown fault {fault!r} (known: {', '.join(FAULTS)})")
         self._node_class = firmware_modules()["chaosnode.node"].Node
         self.config = config
         adc_rate = int(config.get("sources", {}).get("adc", {}).get("rate", 2000))
-        self.hal = SimHal(hal_fault(fault), seed, adc_rate=adc_rate)
+        self.hal = SimHal(hal_fault(fault), seed, adc_rate=adc_rate, window=window)
         self.wire = _Wire(wire_fault(fault), seed)
         self.node = self._node_class(self.hal, config, self.wire.write)
         self.endpoint = PtyEndpoint(link_path)

@@ -30,7 +30,9 @@ class SourceInfo:
     declared_h is the conservative min-entropy per sample the author claims;
     it sets the health-test cutoffs and caps the credit.  A conditioned source
     (the OS RNG, a vendor-whitened hardware RNG) is mixed with zero credit
-    unless the configuration says otherwise.
+    unless the configuration says otherwise.  steady_rate is False for a source
+    whose sample rate follows outside activity (counters that change, input
+    events): the anomaly detector then does not watch its rate.
     """
 
     name: str
@@ -39,6 +41,7 @@ class SourceInfo:
     declared_h: float
     conditioned: bool = False
     description: str = ""
+    steady_rate: bool = True
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,7 @@ class HidSource(Source):
         declared_h=DECLARED_H,
         conditioned=False,
         description="low 8 bits of ns intervals between pointer/key events (timings only)",
+        steady_rate=False,  # events come when someone types or moves the pointer
     )
 
     READY_SECONDS = 10.0  # time the listeners get to connect and start

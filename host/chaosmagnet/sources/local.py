@@ -240,6 +240,7 @@ class SystemSource(PolledSource):
         bits_per_sample=8,
         declared_h=0.5,
         description="low 8 bits of deltas of CPU, context-switch, memory, disk and network counters",
+        steady_rate=False,  # an idle counter gives no sample: the rate follows the machine's activity
     )
     DEFAULT_RATE = 400.0  # an estimate of samples per second; polls happen every POLL_SECONDS
     POLL_SECONDS = 0.05

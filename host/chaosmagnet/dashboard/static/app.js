@@ -190,7 +190,7 @@ function sourceRow(source) {
     el("td", {}, el("span", { class: "pill state" })),
   );
   for (const key of ["samples", "rate", "h_min", "h_shannon", "h_collision", "h_assessed", "credit_h",
-    "credited_bits", "pool_bits", "rct_failures", "apt_failures"]) {
+    "credited_bits", "pool_bits", "rct_failures", "apt_failures", "anomaly"]) {
     row.append(el("td", { class: `num ${key}` }));
   }
   row.append(el("td", { class: "note" }, el("span", { class: "reason" }), clear));
@@ -225,7 +225,13 @@ function renderSources(sources) {
     $(".apt_failures", row).classList.toggle("bad", s.apt_failures > 0);
     const dep = s.dependence;
     const grouped = dep ? (dep.credited ? `credited for group ${dep.group}` : `credited once via ${dep.credited_member} (dependent)`) : "";
-    const notes = [s.conditioned ? "conditioned (credit 0 unless configured)" : "", grouped, s.reason].filter(Boolean);
+    const anomaly = s.anomaly || { state: "off", score: 0, reason: "", active: false };
+    const cell = $(".anomaly", row);
+    setText(cell, ["off", "learning"].includes(anomaly.state) ? anomaly.state : fmt(anomaly.score, 2));
+    cell.title = anomaly.reason || (anomaly.state === "learning" ? "learning this source's baseline" : "");
+    cell.classList.toggle("bad", Boolean(anomaly.active));
+    const watching = anomaly.reason && !anomaly.active ? `watching: ${anomaly.reason}` : "";
+    const notes = [s.conditioned ? "conditioned (credit 0 unless configured)" : "", grouped, s.reason, watching].filter(Boolean);
     setText($(".reason", row), notes.join(" · "));
     const clear = $("button.small", row);
     clear.hidden = !state.token || !["quarantined", "failed"].includes(s.state);
