@@ -198,3 +198,37 @@ def test_a_source_that_ends_is_shown_ended() -> None:
 
     state = asyncio.run(scenario())
     assert state["state"] == "ended" and state["samples"] == 4096
+
+
+def test_a_failing_tick_hook_is_logged_once_and_the_others_go_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dependence and anomaly hooks run on the tick; one raising must not stop the tick's other
+    work (rates, the anomaly hook) nor, in the running loop, later ticks."""
+    engine = Engine([ScriptedSource("a", uniform(4096))], Config(min_samples=64))
+    events: list[tuple[str, dict]] = []
+    engine.add_listener(lambda event, fields: events.append((event, fields)))
+
+    def broken() -> None:
+        raise ValueError("bad \x1b[31mwindow")
+
+    monkeypatch.setattr(engine, "_tick_dependence", broken)
+    ran: list[float] = []
+    monkeypatch.setattr(engine, "_anomaly_tick", lambda elapsed: ran.append(elapsed))
+    engine.ingest("a", uniform(4096))
+    engine.tick(1.0)
+    assert engine.snapshot()["sources"][0]["rate"] > 0  # the rates were still counted
+    engine.tick(1.0)
+    assert ran == [1.0, 1.0]  # the anomaly hook still ran, both times
+    errors = [f for e, f in events if e == "tick_error"]
+    assert len(errors) == 1 and errors[0]["error"].startswith("ValueError: bad ")
+    assert "\x1b" not in errors[0]["error"]
+
+    monkeypatch.setattr(engine, "tick", lambda elapsed: (_ for _ in ()).throw(RuntimeError("tick")))
+
+    async def loop_survives() -> None:
+        task = asyncio.create_task(engine._tick_loop())
+        await asyncio.sleep(2.3)  # two failing ticks: the loop is still there
+        assert not task.done()
+        task.cancel()
+
+    asyncio.run(loop_survives())
+    assert [f["error"] for e, f in events if e == "tick_error"][-1] == "RuntimeError: tick"

@@ -124,6 +124,7 @@ class Engine:
         self._started_at = clock()
         self._credit_event: asyncio.Event | None = None
         self._output_status: dict[str, Callable[[], dict[str, Any]]] = {}
+        self._tick_errors: set[str] = set()
         # Cross-source dependence (chaosmagnet.dependence): fed per batch, tested on the tick.
         self.dependence = DependenceTracker(dependence or DependenceSettings())
         self.anomalies: AnomalyTracker | None = None
@@ -528,8 +529,18 @@ class Engine:
         while True:
             await asyncio.sleep(1.0)
             now = self._clock()
-            self.tick(now - last)
+            try:
+                self.tick(now - last)
+            except Exception as exc:  # a fault in one hook must not stop rates, links and the others
+                self._tick_failed(exc)
             last = now
+
+    def _tick_failed(self, exc: Exception) -> None:
+        """Log a failed tick to the health log, once per distinct error (the loop goes on)."""
+        text = escape_device_text(f"{type(exc).__name__}: {exc}")[:200]
+        if text not in self._tick_errors:
+            self._tick_errors.add(text)
+            self._emit("tick_error", error=text)
 
     def tick(self, elapsed: float) -> None:
         """Once a second: rates and the chart history."""
@@ -545,9 +556,16 @@ class Engine:
                 {"t": now, "h_min": est.h_min, "h_shannon": est.h_shannon, "h_collision": est.h_collision}
             )
             del runtime.history[: -self.HISTORY]
-        self._tick_dependence()
+        # out-of-band hooks, each on its own: a fault in one is logged and the other still runs
+        try:
+            self._tick_dependence()
+        except Exception as exc:
+            self._tick_failed(exc)
         if self.anomalies is not None and elapsed > 0:
-            self._anomaly_tick(elapsed)
+            try:
+                self._anomaly_tick(elapsed)
+            except Exception as exc:
+                self._tick_failed(exc)
 
     # -- anomalies (out of band: on the tick, never on the ingest path) ---
     def _anomaly_tick(self, elapsed: float) -> None:
