@@ -18,11 +18,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from chaosmagnet.mesh.credentials import ClientCredentials
 from chaosmagnet.mesh.keys import MeshKeys, load_mesh_keys
 from chaosmagnet.mesh.setup import MeshSetup, init_mesh, mosquitto_command
 from chaosmagnet.minting.identity import create_identity
 from chaosmagnet.minting.sealing import Sealer
+from chaosmagnet.mqtt.credentials import ClientCredentials
 from mint_helpers import FAST_SCRYPT, PASSPHRASE, FullPool
 
 MESH = "testmesh"

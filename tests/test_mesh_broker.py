@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from chaosmagnet.engine import Engine
 from chaosmagnet.mesh.agent import PEER_SOURCE_PREFIX, AgentSettings, HostAgent
-from chaosmagnet.mesh.client import mqtt_client
 from chaosmagnet.mesh.keys import MeshKeys
 from chaosmagnet.mesh.messages import MessageSigner
-from chaosmagnet.mesh.topics import host_topic
-from chaosmagnet.mesh.url import parse_broker_url
+from chaosmagnet.mqtt.client import mqtt_client
+from chaosmagnet.mqtt.topics import host_topic
+from chaosmagnet.mqtt.url import parse_broker_url
 from mesh_helpers import MESH, Broker, make_host_home, start_broker
 from source_helpers import ScriptedSource, uniform
 

@@ -12,11 +12,11 @@ import pytest
 from chaosmagnet.mesh.collector.service import Collector
 from chaosmagnet.mesh.collector.store import FleetStore
 from chaosmagnet.mesh.collector.web import render_fleet_metrics
-from chaosmagnet.mesh.credentials import ClientCredentials
 from chaosmagnet.mesh.keys import MeshKeys
 from chaosmagnet.mesh.messages import FINAL_COUNTER, MessageSigner
-from chaosmagnet.mesh.topics import host_topic
-from chaosmagnet.mesh.url import parse_broker_url
+from chaosmagnet.mqtt.credentials import ClientCredentials
+from chaosmagnet.mqtt.topics import host_topic
+from chaosmagnet.mqtt.url import parse_broker_url
 from mesh_helpers import MESH, env_for, make_host_home
 
 
@@ -249,7 +249,7 @@ def test_mesh_broker_command_runs_mosquitto_in_the_foreground(tmp_path: Path) ->
     import socket
     import time
 
-    from chaosmagnet.mesh.credentials import load_client
+    from chaosmagnet.mqtt.credentials import load_client
     from mesh_helpers import free_port
 
     port = free_port()

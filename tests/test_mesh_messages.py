@@ -13,8 +13,8 @@ from chaosmagnet.mesh.keys import MeshKeys, load_mesh_keys
 from chaosmagnet.mesh.messages import MAX_MESSAGE_BYTES, Accepted, Dropped, MessageSigner, MessageVerifier
 from chaosmagnet.mesh.passwd import password_line, verify_password_line
 from chaosmagnet.mesh.peerseed import open_seed, seal_seed
-from chaosmagnet.mesh.topics import host_topic, parse_topic, peer_topic
-from chaosmagnet.mesh.url import parse_broker_url
+from chaosmagnet.mqtt.topics import host_topic, parse_topic, peer_topic
+from chaosmagnet.mqtt.url import parse_broker_url
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mesh_helpers import MESH, make_host_home
@@ -231,8 +231,8 @@ def test_agent_drops_bad_peer_seeds_without_raising(homes: dict[str, MeshKeys]) 
 
     from chaosmagnet.engine import Engine
     from chaosmagnet.mesh.agent import HostAgent
-    from chaosmagnet.mesh.credentials import ClientCredentials
     from chaosmagnet.mesh.peerseed import seal_seed
+    from chaosmagnet.mqtt.credentials import ClientCredentials
 
     async def go() -> None:
         engine = Engine([])

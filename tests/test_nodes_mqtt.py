@@ -21,7 +21,7 @@ import pytest
 from chaosmagnet.config import Config
 from chaosmagnet.engine import Engine
 from chaosmagnet.mesh.setup import add_client, assign_node
-from chaosmagnet.mesh.url import parse_broker_url
+from chaosmagnet.mqtt.url import parse_broker_url
 from chaosmagnet.nodes.boards import load_board
 from chaosmagnet.nodes.mqtt import MqttLink, MqttNodeBus, node_topic
 from chaosmagnet.nodes.mqtt_sim import MqttNodeSim
@@ -603,7 +603,7 @@ def test_wifi_secrets_go_to_nvs_with_the_key(broker: Broker, tmp_path: Path) -> 
 def test_bench_mesh_nodes_runs_and_reports(tmp_path: Path) -> None:
     """scripts/bench-mesh-nodes' engine, tiny: every node verified, frames accepted, figures present
     (no wall-clock assertion)."""
-    from chaosmagnet.nodes.mqtt_bench import nodes_benchmark
+    from chaosmagnet.mesh.node_bench import nodes_benchmark
 
     result = nodes_benchmark(nodes=3, hosts=2, rate=1024, feeders=1, seconds=2.0, warmup=1.0)
     assert result["verified_nodes"] == 3 and result["frames_per_s"] > 0
@@ -615,7 +615,7 @@ def test_bench_mesh_nodes_runs_and_reports(tmp_path: Path) -> None:
 def test_broker_away_leaves_the_link_connecting_with_a_reason(broker: Broker) -> None:
     """No broker on the port: the Wi-Fi node's link stays `connecting` with the reason, retries,
     never crashes; the other sources of the engine are unaffected."""
-    from chaosmagnet.mesh.url import BrokerURL
+    from chaosmagnet.mqtt.url import BrokerURL
     from mesh_helpers import free_port
 
     bus = MqttNodeBus(broker.client("alice"), BrokerURL("127.0.0.1", free_port()))

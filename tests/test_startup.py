@@ -183,6 +183,19 @@ def test_nothing_below_the_command_line_imports_it() -> None:
     assert offenders == []
 
 
+def test_nothing_below_the_mesh_imports_it() -> None:
+    """The mesh lives in its own folder: only it and the command line import chaosmagnet.mesh
+    (the Wi-Fi node transport shares the MQTT plumbing below both, chaosmagnet.mqtt)."""
+    offenders = [
+        f"{module_name(path)} imports {target}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if not module_name(path).startswith(("chaosmagnet.mesh", *UPPER)) and module_name(path) not in ENTRY_POINTS
+        for target in imports_of(path)
+        if target == "chaosmagnet.mesh" or target.startswith("chaosmagnet.mesh.")
+    ]
+    assert offenders == []
+
+
 def test_the_dashboard_does_not_import_the_command_line() -> None:
     offenders = [
         f"{module_name(path)} imports {target}"

@@ -163,8 +163,8 @@ def collector(
 
     from chaosmagnet.cli.common import check_writable
     from chaosmagnet.mesh.collector.store import FleetStore
-    from chaosmagnet.mesh.credentials import load_client
-    from chaosmagnet.mesh.url import parse_broker_url
+    from chaosmagnet.mqtt.credentials import load_client
+    from chaosmagnet.mqtt.url import parse_broker_url
     from chaosmagnet.websecurity import check_listen, parse_listen
 
     url = parse_broker_url(mesh)
@@ -242,9 +242,9 @@ async def mesh_run_hook(engine: Any, options: dict[str, Any]) -> Any:
         return None
     from chaosmagnet.audit import keys_dir
     from chaosmagnet.mesh.agent import AgentSettings, HostAgent
-    from chaosmagnet.mesh.credentials import load_client
     from chaosmagnet.mesh.keys import load_mesh_keys
-    from chaosmagnet.mesh.url import parse_broker_url
+    from chaosmagnet.mqtt.credentials import load_client
+    from chaosmagnet.mqtt.url import parse_broker_url
 
     url = parse_broker_url(url_text)
     credentials = load_client(_client_folder(options.get("mesh_client")))

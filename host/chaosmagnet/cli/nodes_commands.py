@@ -498,8 +498,7 @@ def _wifi_parts(
     label: str, ssid: str, folder: Path | None, url_text: str | None, psk_file: Path | None, need_psk: bool
 ) -> tuple[dict[str, Any], dict[str, bytes], dict[str, bytes]]:
     """The Wi-Fi node's config fields, NVS secrets and files (the passphrase only when sent)."""
-    from chaosmagnet.mesh.credentials import load_client
-    from chaosmagnet.mesh.setup import mesh_dir
+    from chaosmagnet.mqtt.credentials import load_client, mesh_dir
     from chaosmagnet.nodes.mqtt import broker_of, wifi_node_settings
 
     credentials = load_client(folder if folder is not None else mesh_dir() / "clients" / label)
@@ -695,8 +694,7 @@ def _simulate_mqtt(
     profile: Any, label: str, fault: str | None, seconds: float | None, url_text: str | None, folder: Path | None
 ) -> None:
     """`nodes simulate --link mqtt`: the firmware's node and MQTT link over a paho client."""
-    from chaosmagnet.mesh.credentials import load_client
-    from chaosmagnet.mesh.setup import mesh_dir
+    from chaosmagnet.mqtt.credentials import load_client, mesh_dir
     from chaosmagnet.nodes.mqtt import LINK_PREFIX, broker_of
     from chaosmagnet.nodes.mqtt_sim import MqttNodeSim, run_sims
     from chaosmagnet.nodes.simulator import node_config
@@ -777,8 +775,7 @@ def _link_factory(records: list[Any], options: dict[str, Any]) -> Any:
 
     if not any(r.link.startswith("mqtt:") for r in records):
         return open_link
-    from chaosmagnet.mesh.credentials import load_client
-    from chaosmagnet.mesh.setup import mesh_dir
+    from chaosmagnet.mqtt.credentials import load_client, mesh_dir
     from chaosmagnet.nodes.mqtt import MqttLink, broker_of, shared_bus
 
     folder = options.get("mesh_client") or mesh_dir() / "client"

@@ -25,13 +25,13 @@ from typing import Any
 import aiomqtt
 
 from chaosmagnet.errors import ConfigError
-from chaosmagnet.mesh.client import MeshConnection
-from chaosmagnet.mesh.credentials import ClientCredentials
 from chaosmagnet.mesh.keys import MeshKeys
 from chaosmagnet.mesh.messages import FINAL_COUNTER, Accepted, MessageSigner, MessageVerifier
 from chaosmagnet.mesh.peerseed import MAX_SEED_BYTES, MIN_SEED_BYTES, open_seed, seal_seed
-from chaosmagnet.mesh.topics import host_topic, parse_topic, peer_topic, subscription
-from chaosmagnet.mesh.url import BrokerURL
+from chaosmagnet.mqtt.client import MeshConnection
+from chaosmagnet.mqtt.credentials import ClientCredentials
+from chaosmagnet.mqtt.topics import host_topic, parse_topic, peer_topic, subscription
+from chaosmagnet.mqtt.url import BrokerURL
 
 PEER_SOURCE_PREFIX = "mesh-peer:"
 _SOURCE_FIELDS = (

@@ -45,10 +45,10 @@ from chaosmagnet.mesh.collector.store import FleetStore
 from chaosmagnet.mesh.keys import MeshKeys, load_mesh_keys
 from chaosmagnet.mesh.messages import MessageSigner, MessageVerifier
 from chaosmagnet.mesh.setup import init_mesh, mosquitto_command
-from chaosmagnet.mesh.topics import host_topic
 from chaosmagnet.minting.identity import create_identity
 from chaosmagnet.minting.sealing import ScryptParams, Sealer
 from chaosmagnet.minting.seeds import PoolSeedSource
+from chaosmagnet.mqtt.topics import host_topic
 from chaosmagnet.pool import EntropyPool
 
 Progress = Callable[[str], None]
@@ -162,9 +162,9 @@ def collector_benchmark(
 async def _collector_benchmark(
     n_publishers: int, per_publisher: int, verify_workers: int | None, progress: Progress
 ) -> dict[str, Any]:
-    from chaosmagnet.mesh.client import mqtt_client
     from chaosmagnet.mesh.collector.service import default_verify_workers
-    from chaosmagnet.mesh.url import parse_broker_url
+    from chaosmagnet.mqtt.client import mqtt_client
+    from chaosmagnet.mqtt.url import parse_broker_url
 
     workers = default_verify_workers() if verify_workers is None else verify_workers
     tmp = Path(tempfile.mkdtemp(prefix="chaosmagnet-bench-collector-"))
@@ -320,8 +320,8 @@ async def _broker_benchmark(
 ) -> dict[str, Any]:
     import aiomqtt
 
-    from chaosmagnet.mesh.client import mqtt_client
-    from chaosmagnet.mesh.url import parse_broker_url
+    from chaosmagnet.mqtt.client import mqtt_client
+    from chaosmagnet.mqtt.url import parse_broker_url
 
     tmp = Path(tempfile.mkdtemp(prefix="chaosmagnet-bench-mesh-"))
     processes: dict[str, subprocess.Popen[bytes]] = {}

@@ -29,9 +29,9 @@ from typing import Any
 
 from chaosmagnet.errors import ChaosError
 from chaosmagnet.mesh.keys import MeshKeys, kem_statement
-from chaosmagnet.mesh.topics import TopicName, parse_topic
 from chaosmagnet.minting.canonical import canonical_json
 from chaosmagnet.minting.identity import IdentityPublic
+from chaosmagnet.mqtt.topics import TopicName, parse_topic
 from chaosmagnet.pqc import backend_for
 
 VERSION = 1

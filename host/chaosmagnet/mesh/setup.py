@@ -24,22 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chaosmagnet.errors import MeshError, UsageError
-from chaosmagnet.eventlog import data_dir
 from chaosmagnet.mesh import pki
-from chaosmagnet.mesh.credentials import ClientCredentials, load_client, write_client
 from chaosmagnet.mesh.passwd import password_line
-from chaosmagnet.mesh.topics import ROOT, host_prefix, node_prefix, subscription, valid_name
-from chaosmagnet.mesh.url import DEFAULT_PORT
 from chaosmagnet.minting.canonical import file_json
+from chaosmagnet.mqtt.credentials import ClientCredentials, load_client, write_client
+from chaosmagnet.mqtt.topics import ROOT, host_prefix, node_prefix, subscription, valid_name
+from chaosmagnet.mqtt.url import DEFAULT_PORT
 from chaosmagnet.securefile import ensure_private_dir, write_private_file
 
 MESH_FORMAT = "chaosmagnet.mesh/1"
 MAX_PACKET_BYTES = 256 * 1024  # the broker drops anything larger; our own limit is lower (messages.py)
-
-
-def mesh_dir(home: Path | None = None) -> Path:
-    """<home>/mesh (home: $CHAOS_HOME, else the current directory)."""
-    return (home or data_dir()) / "mesh"
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from chaosmagnet.errors import UsageError, escape_device_text
-from chaosmagnet.mesh.credentials import ClientCredentials, load_client
-from chaosmagnet.mesh.topics import ROOT, node_prefix, valid_name
-from chaosmagnet.mesh.url import BrokerURL, parse_broker_url
+from chaosmagnet.mqtt.credentials import ClientCredentials, load_client
+from chaosmagnet.mqtt.topics import ROOT, node_prefix, valid_name
+from chaosmagnet.mqtt.url import BrokerURL, parse_broker_url
 from chaosmagnet.nodes.transport import BytesCallback, EventCallback, TransportState
 
 LINK_PREFIX = "mqtt:"
@@ -70,7 +70,7 @@ def parse_node_topic(topic: str, mesh: str) -> tuple[str, str] | None:
 
 def default_credentials(folder: Path | None = None) -> ClientCredentials:
     """The host's mesh credentials (default: $CHAOS_HOME/mesh/client)."""
-    from chaosmagnet.mesh.setup import mesh_dir
+    from chaosmagnet.mqtt.credentials import mesh_dir
 
     return load_client(folder if folder is not None else mesh_dir() / "client")
 
@@ -153,7 +153,7 @@ class MqttNodeBus:
     async def _run(self) -> None:
         import aiomqtt
 
-        from chaosmagnet.mesh.client import mqtt_client
+        from chaosmagnet.mqtt.client import mqtt_client
 
         delay = RETRY_MIN_S
         while True:

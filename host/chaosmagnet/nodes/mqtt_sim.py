@@ -20,8 +20,8 @@ from typing import Any
 
 import paho.mqtt.client as paho
 
-from chaosmagnet.mesh.credentials import ClientCredentials
-from chaosmagnet.mesh.url import BrokerURL
+from chaosmagnet.mqtt.credentials import ClientCredentials
+from chaosmagnet.mqtt.url import BrokerURL
 from chaosmagnet.nodes.simulator import FAULTS, SimHal, firmware_modules, hal_fault, wire_fault
 
 CONNECT_TIMEOUT_S = 10.0

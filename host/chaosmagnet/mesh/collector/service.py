@@ -21,12 +21,12 @@ from typing import Any
 
 import aiomqtt
 
-from chaosmagnet.mesh.client import MeshConnection
 from chaosmagnet.mesh.collector.store import FleetStore
-from chaosmagnet.mesh.credentials import ClientCredentials
 from chaosmagnet.mesh.messages import Accepted, CheckedMessage, Dropped, MessageVerifier, check_signed
-from chaosmagnet.mesh.topics import subscription
-from chaosmagnet.mesh.url import BrokerURL
+from chaosmagnet.mqtt.client import MeshConnection
+from chaosmagnet.mqtt.credentials import ClientCredentials
+from chaosmagnet.mqtt.topics import subscription
+from chaosmagnet.mqtt.url import BrokerURL
 
 FLUSH_SECONDS = 0.2
 PURGE_SECONDS = 60.0

@@ -27,7 +27,7 @@ from aiohttp import web
 
 from chaosmagnet.errors import DashboardError
 from chaosmagnet.mesh.collector.service import Collector
-from chaosmagnet.mesh.topics import valid_name
+from chaosmagnet.mqtt.topics import valid_name
 from chaosmagnet.websecurity import ListenAddress, RequestGuard, guard_middleware, new_token
 
 OWN_STATIC = {"fleet.html": "text/html", "fleet.js": "text/javascript", "fleet.css": "text/css"}

@@ -19,11 +19,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chaosmagnet.errors import MeshError
-from chaosmagnet.mesh.topics import valid_name
+from chaosmagnet.eventlog import data_dir
 from chaosmagnet.minting.canonical import file_json
+from chaosmagnet.mqtt.topics import valid_name
 from chaosmagnet.securefile import write_private_file
 
 CLIENT_FORMAT = "chaosmagnet.mesh-client/1"
+
+
+def mesh_dir(home: Path | None = None) -> Path:
+    """<home>/mesh, where `mesh init` writes and clients read their folders (home: $CHAOS_HOME, else the current directory)."""
+    return (home or data_dir()) / "mesh"
+
 ROLES = ("host", "collector", "node")
 
 

@@ -16,14 +16,14 @@ from collections.abc import Awaitable, Callable
 import aiomqtt
 
 from chaosmagnet.errors import escape_device_text
-from chaosmagnet.mesh.credentials import ClientCredentials
-from chaosmagnet.mesh.url import BrokerURL
+from chaosmagnet.mqtt.credentials import ClientCredentials
+from chaosmagnet.mqtt.url import BrokerURL
 
 OnConnected = Callable[[aiomqtt.Client], Awaitable[None]]
 OnMessage = Callable[[str, bytes], Awaitable[None] | None]
 WillFactory = Callable[[], aiomqtt.Will | None]
 
-_quiet = logging.getLogger("chaosmagnet.mesh.mqtt")
+_quiet = logging.getLogger("chaosmagnet.mqtt")
 _quiet.addHandler(logging.NullHandler())
 _quiet.propagate = False
 

@@ -53,7 +53,7 @@ def run_feeder(spec: dict[str, Any]) -> None:
     """Pump frames for spec["nodes"] through the broker until SIGTERM."""
     import paho.mqtt.client as paho
 
-    from chaosmagnet.mesh.credentials import load_client
+    from chaosmagnet.mqtt.credentials import load_client
     from chaosmagnet.nodes.mqtt import node_topic
     from chaosmagnet.nodes.protocol import derive_session, encode_frame, encode_handshake
 
@@ -237,8 +237,8 @@ class _Latency:
 async def _host(spec: dict[str, Any]) -> dict[str, Any]:
     from chaosmagnet.config import Config
     from chaosmagnet.engine import Engine
-    from chaosmagnet.mesh.credentials import load_client
-    from chaosmagnet.mesh.url import parse_broker_url
+    from chaosmagnet.mqtt.credentials import load_client
+    from chaosmagnet.mqtt.url import parse_broker_url
     from chaosmagnet.nodes.mqtt import MqttLink, MqttNodeBus
     from chaosmagnet.nodes.registry import NodeRecord
     from chaosmagnet.nodes.sources import build_node_sources
@@ -451,7 +451,7 @@ def nodes_benchmark(
 
 def _child(role: str, spec: dict[str, Any]) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chaosmagnet.nodes.mqtt_bench", role],
+        [sys.executable, "-m", "chaosmagnet.mesh.node_bench", role],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
