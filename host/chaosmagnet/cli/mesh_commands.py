@@ -26,7 +26,8 @@ MeshDirOpt = typer.Option(None, "--dir", help="Mesh folder (default: $CHAOS_HOME
 
 
 def _setup(folder: Path | None) -> Any:
-    from chaosmagnet.mesh.setup import MeshSetup, mesh_dir
+    from chaosmagnet.mesh.setup import MeshSetup
+    from chaosmagnet.mqtt.credentials import mesh_dir
 
     return MeshSetup(folder or mesh_dir())
 
@@ -228,7 +229,7 @@ async def _collect(
 
 
 def _client_folder(given: Path | None) -> Path:
-    from chaosmagnet.mesh.setup import mesh_dir
+    from chaosmagnet.mqtt.credentials import mesh_dir
 
     return given if given is not None else mesh_dir() / "client"
 
