@@ -42,7 +42,9 @@ FirmwareOpt = typer.Option(
     ..., "--firmware", help="MicroPython .bin for the board (see boards/*.toml)."
 )
 LinkOpt = typer.Option(
-    None, "--link", help="Path for the port symlink (default under /tmp), or 'ble' for a BLE peripheral."
+    None,
+    "--link",
+    help="Path for the port symlink (default under /tmp); 'ble' for a BLE peripheral, 'mqtt' for a Wi-Fi node.",
 )
 
 
