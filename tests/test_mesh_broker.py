@@ -222,7 +222,7 @@ def test_two_hosts_exchange_seeds_with_zero_credit_and_drop_forgeries(
                 await agents[label].stop()
                 await engines[label].stop()
 
-    asyncio.run(go())
+    asyncio.run(asyncio.wait_for(go(), 300))  # a hang becomes a failure with its traceback
 
 
 def test_bad_credentials_keep_retrying_without_crashing(

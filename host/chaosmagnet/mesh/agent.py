@@ -28,7 +28,7 @@ from chaosmagnet.errors import ConfigError
 from chaosmagnet.mesh.keys import MeshKeys
 from chaosmagnet.mesh.messages import FINAL_COUNTER, Accepted, MessageSigner, MessageVerifier
 from chaosmagnet.mesh.peerseed import MAX_SEED_BYTES, MIN_SEED_BYTES, open_seed, seal_seed
-from chaosmagnet.mqtt.client import MeshConnection
+from chaosmagnet.mqtt.client import MeshConnection, cancel_and_wait
 from chaosmagnet.mqtt.credentials import ClientCredentials
 from chaosmagnet.mqtt.topics import host_topic, parse_topic, peer_topic, subscription
 from chaosmagnet.mqtt.url import BrokerURL
@@ -159,10 +159,7 @@ class HostAgent:
     async def stop(self) -> None:
         """Say offline (retained, signed), then disconnect cleanly."""
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         client = self.connection.client
         if client is not None:
             with contextlib.suppress(aiomqtt.MqttError, asyncio.TimeoutError):

@@ -46,6 +46,17 @@ def mqtt_client(credentials: ClientCredentials, url: BrokerURL, *, will: aiomqtt
     )
 
 
+async def cancel_and_wait(task: asyncio.Task[None], timeout: float = 15.0) -> None:
+    """Cancel a connection task and wait for it, at most ``timeout`` seconds (a broker that never
+    answers the disconnect must not hang whoever is stopping)."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait({task}, timeout=timeout)
+    if task.done() and not task.cancelled():
+        with contextlib.suppress(Exception):
+            task.result()  # retrieved: no "exception was never retrieved" warning
+
+
 class MeshConnection:
     """Keeps one MQTT connection up: connect, call on_connected, feed messages, reconnect on loss."""
 
@@ -71,6 +82,7 @@ class MeshConnection:
         self.last_error = ""
         self.handler_errors = 0
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.connected = asyncio.Event()
 
     def start(self) -> None:
@@ -79,10 +91,9 @@ class MeshConnection:
 
     async def stop(self) -> None:
         """Close the connection (a clean disconnect: the broker sends no last will)."""
+        self._stopping = True
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         self.state = "stopped"
 
@@ -111,6 +122,8 @@ class MeshConnection:
             except aiomqtt.MqttError as exc:
                 self.client = None
                 self.connected.clear()
+                if self._stopping:  # the disconnect on the way out failed: stop(), not a retry
+                    raise asyncio.CancelledError from exc
                 error = escape_device_text(str(exc))
                 if self.state != "lost" or error != self.last_error:
                     print(f"{self.name}: broker {self.url}: {error}; retrying", file=sys.stderr, flush=True)

@@ -103,6 +103,7 @@ class MqttNodeBus:
         self._client: Any = None
         self._outgoing: asyncio.Queue[tuple[str, bytes]] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     # -- links ----------------------------------------------------------------
     def attach(self, link: MqttLink) -> None:
@@ -113,6 +114,7 @@ class MqttNodeBus:
             asyncio.get_running_loop().create_task(self._subscribe(client, [link.label]))
         if self._task is None:
             self._outgoing = asyncio.Queue()
+            self._stopping = False
             self._task = asyncio.create_task(self._run(), name="mqtt-node-bus")
 
     async def detach(self, link: MqttLink) -> None:
@@ -124,10 +126,11 @@ class MqttNodeBus:
                 with contextlib.suppress(Exception):
                     await client.unsubscribe([node_topic(self.mesh, link.label, c) for c in ("frames", "state")])
         if not self.links and self._task is not None:
+            from chaosmagnet.mqtt.client import cancel_and_wait
+
             task, self._task = self._task, None
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            self._stopping = True
+            await cancel_and_wait(task)
             self._client = None
             self.state = "idle"
 
@@ -175,6 +178,8 @@ class MqttNodeBus:
                             str(message.topic), bytes(payload) if isinstance(payload, (bytes, bytearray)) else b""
                         )
             except aiomqtt.MqttError as exc:
+                if self._stopping:  # the disconnect on the way out failed: detach(), not a retry
+                    raise asyncio.CancelledError from exc
                 error = escape_device_text(str(exc))
                 if error != self.last_error:
                     print(f"nodes: broker {self.url}: {error}; retrying", file=sys.stderr, flush=True)
