@@ -18,7 +18,7 @@ import importlib
 import io
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 # The submodule that holds the Typer object.  Importing it binds the package
 # attribute "app" to the module; that binding is dropped here so that
@@ -206,13 +206,28 @@ def _detach_stdout() -> None:
         pass
 
 
-def _exit_for_stdout(exc: OSError) -> None:
+def _exit_for_stdout(exc: OSError) -> NoReturn:
     """A write to standard output failed: one line and exit 2; a reader that went away is not an error."""
     _detach_stdout()
     if isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE:
         sys.exit(0)
     print(f"chaos-host: error: cannot write to standard output: {exc.strerror or exc}", file=sys.stderr)
     sys.exit(2)
+
+
+def _exit_with(message: str, status: int) -> NoReturn:
+    """One line on stderr, standard output let go, exit ``status``."""
+    print(message, file=sys.stderr)
+    _detach_stdout()
+    sys.exit(status)
+
+
+def _finish(status: int = 0) -> NoReturn:
+    """Exit ``status``, unless writing standard output failed (then its own one line)."""
+    failure = _stdout_failure()
+    if failure is not None:
+        _exit_for_stdout(failure)
+    sys.exit(status)
 
 
 def _assess_without_typer(args: list[str]) -> None:
@@ -227,19 +242,12 @@ def _assess_without_typer(args: list[str]) -> None:
     try:
         run_assess(options)
     except ChaosError as exc:
-        print(f"chaos-host: error: {exc}", file=sys.stderr)
-        _detach_stdout()
-        sys.exit(2)
+        _exit_with(f"chaos-host: error: {exc}", 2)
     except KeyboardInterrupt:
-        print("chaos-host: interrupted", file=sys.stderr)
-        _detach_stdout()
-        sys.exit(130)
+        _exit_with("chaos-host: interrupted", 130)
     except (StandardOutputError, BrokenPipeError) as exc:
         _exit_for_stdout(exc)
-    failure = _stdout_failure()
-    if failure is not None:
-        _exit_for_stdout(failure)
-    sys.exit(0)
+    _finish()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -248,10 +256,7 @@ def main(argv: list[str] | None = None) -> None:
     _wrap_stdout()
     if args in ([], ["--help"]):
         sys.stdout.write(top_level_help())
-        failure = _stdout_failure()
-        if failure is not None:
-            _exit_for_stdout(failure)
-        sys.exit(0)
+        _finish()
     if args[:1] == ["assess"]:
         _assess_without_typer(args)
     import typer
@@ -264,34 +269,20 @@ def main(argv: list[str] | None = None) -> None:
         group = plain_help(typer.main.get_command(app))
         result = group.main(args=args or ["--help"], prog_name="chaos-host", standalone_mode=False)
     except typer.Abort:
-        print("chaos-host: aborted", file=sys.stderr)
-        _detach_stdout()
-        sys.exit(130)
+        _exit_with("chaos-host: aborted", 130)
     except typer.TyperException as exc:  # typer's (vendored click) usage and parameter errors
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         ctx = getattr(exc, "ctx", None)
         if ctx is not None and args[-1:] != ["--help"] and "\n" in message.strip():
-            print(message, file=sys.stderr)  # a group called without a command: its help
-        else:
-            command = ctx.command_path if ctx is not None else "chaos-host"
-            print(f"{command}: error: {' '.join(message.split())}", file=sys.stderr)
-        _detach_stdout()
-        sys.exit(2)
+            _exit_with(message, 2)  # a group called without a command: its help
+        command = ctx.command_path if ctx is not None else "chaos-host"
+        _exit_with(f"{command}: error: {' '.join(message.split())}", 2)
     except ChaosError as exc:
-        print(f"chaos-host: error: {exc}", file=sys.stderr)
-        _detach_stdout()
-        sys.exit(2)
+        _exit_with(f"chaos-host: error: {exc}", 2)
     except KeyboardInterrupt:
-        print("chaos-host: interrupted", file=sys.stderr)
-        _detach_stdout()
-        sys.exit(130)
-    except StandardOutputError as exc:
+        _exit_with("chaos-host: interrupted", 130)
+    except (StandardOutputError, BrokenPipeError) as exc:
         _exit_for_stdout(exc)
-    except BrokenPipeError as exc:
-        _exit_for_stdout(exc)
-    failure = _stdout_failure()
-    if failure is not None:
-        _exit_for_stdout(failure)
-    if result == 130:  # typer turns Ctrl-C inside a command into Exit(130) and says nothing
+    if result == 130 and _stdout_failure() is None:  # typer turns Ctrl-C inside a command into Exit(130)
         print("chaos-host: interrupted", file=sys.stderr)
-    sys.exit(result if isinstance(result, int) else 0)
+    _finish(result if isinstance(result, int) else 0)
