@@ -75,6 +75,19 @@ async def _make_identity(home: Path) -> MeshKeys:
     return load_mesh_keys(keys)
 
 
+def _stop_processes(processes: dict[str, subprocess.Popen[bytes]]) -> None:
+    """Stop a benchmark's processes: SIGINT (SIGTERM for the broker), then kill after 15 s."""
+    for name, process in processes.items():
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT if name != "broker" else signal.SIGTERM)
+    for process in processes.values():
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
 def _status_body(sources: int = 4) -> dict[str, Any]:
     return {
         "state": "online",
@@ -262,15 +275,7 @@ async def _collector_benchmark(
             "load_average_1min": round(os.getloadavg()[0], 2),
         }
     finally:
-        for name, process in processes.items():
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT if name != "broker" else signal.SIGTERM)
-        for process in processes.values():
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        _stop_processes(processes)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -474,13 +479,5 @@ async def _broker_benchmark(
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        for name, process in processes.items():
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT if name != "broker" else signal.SIGTERM)
-        for process in processes.values():
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        _stop_processes(processes)
         shutil.rmtree(tmp, ignore_errors=True)
