@@ -11,6 +11,7 @@
 """
 
 import shutil
+import sys
 from pathlib import Path
 
 from setuptools import setup
@@ -18,7 +19,10 @@ from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
 CSRC = ROOT / "csrc"
-MODULES = sorted(p.name for p in CSRC.iterdir() if p.is_dir() and any(p.glob("*.c")))
+sys.path.insert(0, str(CSRC))
+from modules import module_names  # noqa: E402  (csrc/modules.py: which folders build here)
+
+MODULES = module_names()
 NODE_FOLDERS = ("firmware", "boards")
 
 

@@ -6,20 +6,32 @@ system library a source names in a ``LIBRARIES:`` comment.  The declarations cff
 needs are read from the headers, between the markers ``CDEF-BEGIN`` and
 ``CDEF-END``, so they are written once.  A build failure is fatal: there is no
 pure-Python fallback.
+
+Code from another project lives in ``csrc/<name>/vendor/``, unchanged: its
+``*.c`` are compiled into the module, its ``*.S`` assembled and linked (setuptools
+compiles no assembly), its headers are found but not given to cffi.  A header may
+say ``ARCH: x86_64`` (the module is built only on that machine type: its Python
+side then reports it unavailable) and ``COMPILE-ARGS: ...`` (flags for that module).
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 from cffi import FFI
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from modules import module_names  # noqa: E402  (csrc/modules.py, shared with setup.py)
 
 CSRC = Path(__file__).resolve().parent
 _CDEF = re.compile(r"/\*\s*CDEF-BEGIN\s*\*/(.*?)/\*\s*CDEF-END\s*\*/", re.S)
 # A source that needs a system library names it in a comment: "LIBRARIES: bz2 pthread".
 _LIBRARIES = re.compile(r"LIBRARIES:((?:[ \t]+[A-Za-z0-9_+-]+)+)")
+_COMPILE_ARGS = re.compile(r"COMPILE-ARGS:((?:[ \t]+-[A-Za-z0-9_=.+-]+)+)")
 
 EXTRA_COMPILE_ARGS = ["-O3", "-std=c11", "-Wall", "-Wextra", "-fno-strict-aliasing"]
 
@@ -60,6 +72,17 @@ def make_builder(name: str) -> FFI:
         for found_libs in _LIBRARIES.findall(source.read_text()):
             libraries.extend(lib for lib in found_libs.split() if lib not in libraries)
     _check_headers(name, libraries)
+    extra_args = list(EXTRA_COMPILE_ARGS)
+    for header in headers:
+        for found_args in _COMPILE_ARGS.findall(header.read_text()):
+            extra_args.extend(found_args.split())
+    include_dirs = [str(folder.relative_to(CSRC.parent))]
+    objects: list[str] = []
+    vendor = folder / "vendor"
+    if vendor.is_dir():
+        include_dirs.append(str(vendor.relative_to(CSRC.parent)))
+        sources += sorted(vendor.glob("*.c"))
+        objects = [_assemble(source, include_dirs, extra_args) for source in sorted(vendor.glob("*.S"))]
     ffi = FFI()
     ffi.cdef("\n".join(cdefs))
     includes = "\n".join(f'#include "{h.name}"' for h in headers)
@@ -67,14 +90,26 @@ def make_builder(name: str) -> FFI:
         f"chaosmagnet._{name}",
         includes,
         sources=[str(s.relative_to(CSRC.parent)) for s in sources],
-        include_dirs=[str(folder.relative_to(CSRC.parent))],
-        extra_compile_args=EXTRA_COMPILE_ARGS,
+        include_dirs=include_dirs,
+        extra_compile_args=extra_args,
+        extra_objects=objects,
         libraries=libraries,
     )
     return ffi
 
 
-_NAMES = sorted(p.name for p in CSRC.iterdir() if p.is_dir() and any(p.glob("*.c")))
+def _assemble(source: Path, include_dirs: list[str], args: list[str]) -> str:
+    """Assemble one ``.S`` file (C preprocessor first) into an object next to the build's."""
+    out = CSRC.parent / "build" / "asm" / source.parent.parent.name / (source.stem + ".o")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()
+    flags = [f for f in args if f.startswith(("-m", "-O"))] + ["-fPIC"]
+    includes = [f"-I{CSRC.parent / d}" for d in include_dirs]
+    subprocess.run([*compiler, *flags, *includes, "-c", str(source), "-o", str(out)], check=True)
+    return str(out)
+
+
+_NAMES = module_names()
 for _name in _NAMES:
     globals()[_name] = make_builder(_name)
 

@@ -60,7 +60,7 @@ make_venv() {
 source_fingerprint() {
     {
         sha256sum pyproject.toml setup.py MANIFEST.in
-        find csrc -type f \( -name '*.c' -o -name '*.h' -o -name '*.py' \) -print0 | sort -z | xargs -0 sha256sum
+        find csrc -type f \( -name '*.c' -o -name '*.h' -o -name '*.S' -o -name '*.inc' -o -name '*.py' \) -print0 | sort -z | xargs -0 sha256sum
         find host -name '*.py' -not -path '*/__pycache__/*' | sort
         .venv/bin/python -c 'import sys; print(sys.version)'
     } | sha256sum | cut -d' ' -f1

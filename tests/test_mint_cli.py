@@ -100,7 +100,8 @@ def test_backends_lists_algorithms(capsys: pytest.CaptureFixture[str]) -> None:
         rows["Falcon-512"]["backend"] in ("pqcrypto", "liboqs")
         and rows["Falcon-512"]["seeded"] is False
     )
-    assert {b["name"] for b in table["backends"]} == {"liboqs", "cryptography", "pqcrypto"}
+    assert {b["name"] for b in table["backends"]} == {"liboqs", "pqclean", "cryptography", "pqcrypto"}
+    assert rows["ML-DSA-65"]["backend"] == "cryptography" and rows["ML-DSA-65"]["seeded"] is True
 
 
 def test_bad_input_is_one_line(home: Path, capsys: pytest.CaptureFixture[str]) -> None:

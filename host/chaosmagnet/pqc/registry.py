@@ -1,8 +1,8 @@
 """Which backend serves which algorithm.
 
-Backends are tried in ``BACKEND_ORDER`` (liboqs, then `cryptography`, then
-`pqcrypto`).  One refinement: when the caller wants seeded key generation and
-an earlier backend cannot seed the algorithm, the first backend that can is
+Backends are tried in ``BACKEND_ORDER`` (liboqs, then the vendored PQClean
+AVX2 ML-DSA-65, then `cryptography`, then `pqcrypto`).  One refinement: when
+the caller wants seeded key generation and an earlier backend cannot seed the algorithm, the first backend that can is
 used instead (keys from credited pool entropy beat library order).  Callers
 may also name a backend explicitly.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from chaosmagnet.errors import PQCError
 from chaosmagnet.pqc.base import ALGORITHMS, PQCBackend, algorithm_spec
 
-BACKEND_ORDER: tuple[str, ...] = ("liboqs", "cryptography", "pqcrypto")
+BACKEND_ORDER: tuple[str, ...] = ("liboqs", "pqclean", "cryptography", "pqcrypto")
 
 _BACKENDS: dict[str, PQCBackend] = {}
 
@@ -25,9 +25,10 @@ def all_backends() -> list[PQCBackend]:
         # The backends (and the libraries behind them) load on first use, not on import.
         from chaosmagnet.pqc.cryptography_backend import CryptographyBackend
         from chaosmagnet.pqc.liboqs_backend import LiboqsBackend
+        from chaosmagnet.pqc.pqclean_backend import PqcleanBackend
         from chaosmagnet.pqc.pqcrypto_backend import PqcryptoBackend
 
-        for backend in (LiboqsBackend(), CryptographyBackend(), PqcryptoBackend()):
+        for backend in (LiboqsBackend(), PqcleanBackend(), CryptographyBackend(), PqcryptoBackend()):
             _BACKENDS[backend.name] = backend
     return [_BACKENDS[name] for name in BACKEND_ORDER]
 
