@@ -312,6 +312,10 @@ def test_bench_mesh_collector_capacity_runs_and_reports() -> None:
     from chaosmagnet.mesh.bench import collector_benchmark
 
     result = collector_benchmark(publishers=2, per_publisher=3, verify_workers=1)
-    assert result["statuses"] == 6 and result["stored"] == 6 and result["dropped_by_broker"] == 0
-    assert result["verify_workers"] == 1 and result["status_rows_per_s"] > 0
-    assert set(result["cpu_percent_of_one_core"]) == {"broker", "collector (main)", "collector (verify workers)"}
+    assert result["statuses"] == 6 and result["verify_workers"] == 1
+    burst, drain = result["burst"], result["drain"]  # 1 of 3 per publisher in the burst, 2 drained
+    assert (burst["statuses"], burst["stored"], drain["statuses"], drain["stored"]) == (2, 2, 4, 4)
+    assert result["status_rows_per_s"] == drain["status_rows_per_s"] > 0
+    for phase in (burst, drain):
+        assert phase["dropped_by_broker"] == 0
+        assert set(phase["cpu_percent_of_one_core"]) == {"broker", "collector (main)", "collector (verify workers)"}

@@ -143,6 +143,43 @@ def test_verify_workers_give_the_same_verdicts_in_arrival_order(keys: dict[str, 
     assert states == [f"s{i}" for i in range(40)]
 
 
+def test_a_lost_verify_worker_loses_no_message(keys: dict[str, MeshKeys], tmp_path: Path) -> None:
+    """A verify worker killed mid-run: its chunk and everything after are checked in the
+    collector itself, in order; nothing is lost or stored twice."""
+    import asyncio
+
+    credentials = ClientCredentials(tmp_path, MESH, "collector", "collector", "collector", "unused")
+    collector = Collector(
+        credentials, parse_broker_url("mqtts://127.0.0.1:1"), FleetStore(tmp_path / "fleet.db"), verify_workers=1
+    )
+    alice = MessageSigner(MESH, "alice", keys["alice"])
+    topic = host_topic(MESH, "alice", "status")
+    identity_topic = host_topic(MESH, "alice", "identity")
+    signed = [alice.sign(topic, "status", status([("a", "ok")], state=f"s{i}")) for i in range(30)]
+
+    async def run() -> None:
+        await collector.start(connect=False)
+        collector._on_message(identity_topic, alice.sign(identity_topic, "identity", alice.identity_body()))
+        for payload in signed[:10]:
+            collector._on_message(topic, payload)
+        assert collector._pool is not None
+        collector._pool._workers[0].process.kill()  # dies with or without a chunk in hand
+        for payload in signed[10:]:
+            collector._on_message(topic, payload)
+        for _ in range(600):
+            if collector.received == 31:
+                break
+            await asyncio.sleep(0.05)
+        assert collector.received == 31 and not collector._pool.alive()
+        collector.store.flush()
+        await collector.stop()
+
+    asyncio.run(run())
+    assert collector.verifier.drops == {}
+    db = sqlite3.connect(tmp_path / "fleet.db")
+    assert [row[0] for row in db.execute("SELECT state FROM status ORDER BY rowid")] == [f"s{i}" for i in range(30)]
+
+
 def test_retention_purges_old_rows(keys: dict[str, MeshKeys], tmp_path: Path) -> None:
     collector = collector_for(tmp_path / "fleet.db", retention=100.0)
     alice = MessageSigner(MESH, "alice", keys["alice"])

@@ -168,7 +168,8 @@ def collector_benchmark(
     verify_workers: int | None = None,
     progress: Progress = lambda _: None,
 ) -> dict[str, Any]:
-    """Capacity of one collector: publishers x per_publisher pre-signed statuses in a burst."""
+    """Capacity of one collector: publishers x per_publisher pre-signed statuses, the first half
+    in a burst while the collector runs, the second half drained from the broker (see the docs)."""
     return asyncio.run(_collector_benchmark(publishers, per_publisher, verify_workers, progress))
 
 
@@ -187,6 +188,9 @@ async def _collector_benchmark(
         labels = [f"pub-{i}" for i in range(n_publishers)]
         setup = init_mesh(tmp / "mesh", mesh=MESH, hosts=labels, collectors=["collector"], port=port, bind="127.0.0.1")
         url = f"mqtts://127.0.0.1:{port}"
+        # the drain phase's backlog waits in the broker: no per-client queue limit (default 1,000)
+        conf = setup.config_file.read_text()
+        setup.config_file.write_text(conf.replace("persistence false\n", "persistence false\nmax_queued_messages 0\n", 1))
         processes["broker"] = subprocess.Popen(
             mosquitto_command(setup), stdout=subprocess.DEVNULL, stderr=open(tmp / "mosquitto.log", "wb")  # noqa: SIM115
         )
@@ -234,49 +238,87 @@ async def _collector_benchmark(
                 await asyncio.sleep(0.1)
             procs = {name: psutil.Process(p.pid) for name, p in processes.items()}
             workers_ps = procs["collector"].children(recursive=True)
-            cpu0 = {name: _cpu(p) for name, p in procs.items()}
-            wcpu0 = sum(_cpu(w) for w in workers_ps)
-            started = time.monotonic()
 
-            async def burst(label: str) -> None:
+            async def burst(label: str, statuses: list[bytes]) -> None:
                 topic = host_topic(MESH, label, "status")
-                for payload in statuses[label]:
+                for payload in statuses[:-1]:
                     await clients[label].publish(topic, payload, qos=0)
+                # the last with QoS 1: its PUBACK says the broker has read everything before it
+                await clients[label].publish(topic, statuses[-1], qos=1)
 
-            await asyncio.gather(*(burst(label) for label in labels))
+            async def until_stored(total: int) -> tuple[int, float]:
+                count, last = 0, time.monotonic()
+                while count < total and time.monotonic() - last < 2.0:  # until all are stored or none comes
+                    now_count = reader.execute("SELECT count(*) FROM status").fetchone()[0]
+                    if now_count != count:
+                        count, last = now_count, time.monotonic()
+                    await asyncio.sleep(0.01)
+                return count, last
+
+            def cpu_now() -> tuple[dict[str, float], float]:
+                return {name: _cpu(p) for name, p in procs.items()}, sum(_cpu(w) for w in workers_ps)
+
+            # 1. burst: the publishers (in this process) publish while the collector stores
+            half = per_publisher // 2
+            cpu0, wcpu0 = cpu_now()
+            started = time.monotonic()
+            await asyncio.gather(*(burst(label, statuses[label][:half]) for label in labels))
             published = time.monotonic()
-            count, last = 0, time.monotonic()
-            while count < total and time.monotonic() - last < 2.0:  # until all are stored or none comes
-                now_count = reader.execute("SELECT count(*) FROM status").fetchone()[0]
-                if now_count != count:
-                    count, last = now_count, time.monotonic()
-                await asyncio.sleep(0.02)
-            cpu1 = {name: _cpu(p) for name, p in procs.items()}
-            wcpu1 = sum(_cpu(w) for w in workers_ps)
+            count, last = await until_stored(n_publishers * half)
+            cpu1, wcpu1 = cpu_now()
+            burst_figures = _capacity_figures(count, n_publishers * half, last - started, cpu0, cpu1, wcpu1 - wcpu0)
+            burst_figures["publish_seconds"] = round(published - started, 2)
+            # 2. drain: a backlog waits in the broker (the collector paused), then the collector
+            #    alone is measured: its capacity, without the publishers' CPU beside it
+            progress("the collector paused; publishing the backlog")
+            procs["collector"].suspend()
+            try:
+                await asyncio.gather(*(burst(label, statuses[label][half:]) for label in labels))
+            finally:
+                procs["collector"].resume()
+            progress("draining")
+            cpu0, wcpu0 = cpu_now()
+            started = time.monotonic()
+            drained, last = await until_stored(total)
+            cpu1, wcpu1 = cpu_now()
+            drain_figures = _capacity_figures(drained - count, total - count, last - started, cpu0, cpu1, wcpu1 - wcpu0)
         reader.close()
-        elapsed = last - started
         return {
             "publishers": n_publishers,
             "statuses": total,
-            "stored": count,
-            "dropped_by_broker": total - count,  # a burst beyond mosquitto's per-client queue
             "status_message_bytes": len(statuses[labels[0]][0]),
             "verify_workers": workers,
-            "publish_seconds": round(published - started, 2),
-            "seconds": round(elapsed, 2),
-            "status_rows_per_s": round(count / elapsed, 1) if elapsed > 0 else float("nan"),
+            "burst": burst_figures,
+            "drain": drain_figures,
+            "status_rows_per_s": drain_figures["status_rows_per_s"],
             "target_status_rows_per_s": 5000,
-            "cpu_percent_of_one_core": {
-                "broker": round(100 * (cpu1["broker"] - cpu0["broker"]) / elapsed, 1),
-                "collector (main)": round(100 * (cpu1["collector"] - cpu0["collector"]) / elapsed, 1),
-                "collector (verify workers)": round(100 * (wcpu1 - wcpu0) / elapsed, 1),
-            },
             "cpu_count": os.cpu_count(),
             "load_average_1min": round(os.getloadavg()[0], 2),
         }
     finally:
         _stop_processes(processes)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _capacity_figures(
+    stored: int, sent: int, seconds: float, cpu0: dict[str, float], cpu1: dict[str, float], workers_cpu: float
+) -> dict[str, Any]:
+    """Rows/s and CPU of one phase of the collector benchmark."""
+    def share(cpu_seconds: float) -> float:
+        return round(100 * cpu_seconds / seconds, 1) if seconds > 0 else float("nan")
+
+    return {
+        "statuses": sent,
+        "stored": stored,
+        "dropped_by_broker": sent - stored,  # beyond mosquitto's per-client queue
+        "seconds": round(seconds, 2),
+        "status_rows_per_s": round(stored / seconds, 1) if seconds > 0 else float("nan"),
+        "cpu_percent_of_one_core": {
+            "broker": share(cpu1["broker"] - cpu0["broker"]),
+            "collector (main)": share(cpu1["collector"] - cpu0["collector"]),
+            "collector (verify workers)": share(workers_cpu),
+        },
+    }
 
 
 def _free_port() -> int:
