@@ -306,17 +306,20 @@ def _signed_bytes_of(topic: str, payload: bytes, signature_hex: str, unsigned: d
     """What the signature must cover.  A signer sends canonical JSON, whose keys are sorted, so the
     payload without its one ``,"signature":"..."`` member is the canonical JSON of the rest: cut it
     out instead of serialising again.  Anything else is serialised canonically, as always."""
-    member = b',"signature":"' + signature_hex.encode("ascii", "replace") + b'"'
-    at = payload.find(member)
+    marker = b',"signature":"'
+    value = signature_hex.encode("ascii", "replace") + b'"'
+    at = payload.find(marker)  # the one place it can be: a quote inside a JSON string is escaped
+    end = at + len(marker) + len(value)
     sender = b'"sender":' + json.dumps(unsigned.get("sender")).encode("ascii", "replace")
     if (
         at > 0
-        and payload.find(member, at + 1) < 0
+        and payload.find(marker, at + 1) < 0
+        and payload.startswith(value, at + len(marker))
         and payload.startswith(b'{"body":')
-        and payload.startswith(b',"time":', at + len(member))
+        and payload.startswith(b',"time":', end)
         and payload.endswith(sender, 0, at)
     ):
-        return DOMAIN + topic.encode("utf-8") + b"\n" + payload[:at] + payload[at + len(member) :]
+        return DOMAIN + topic.encode("utf-8") + b"\n" + payload[:at] + payload[end:]
     return _signed_bytes(topic, unsigned)
 
 
