@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -83,6 +84,11 @@ def test_unknown_sender_replay_forgery_wrong_topic_unsigned_oversized(homes: dic
     assert verifier.feed(status, json.dumps(doc).encode()).reason.value == "bad-signature"
     unsigned = {k: v for k, v in json.loads(fresh).items() if k != "signature"}
     assert verifier.feed(status, json.dumps(unsigned).encode()).reason.value == "unsigned"
+    garbled = json.loads(alice.sign(status, "status", {"state": "online"}))
+    for text in ("not base64!", "é" * 8, garbled["signature"][:-3]):  # bad characters, non-ASCII, cut short
+        assert verifier.feed(status, json.dumps({**garbled, "signature": text}).encode()).reason.value == "unsigned"
+    v1 = {**garbled, "v": 1, "signature": base64.b64decode(garbled["signature"]).hex()}  # the hex of version 1
+    assert verifier.feed(status, json.dumps(v1).encode()).reason.value == "malformed"
     big = b"{" + b" " * MAX_MESSAGE_BYTES + b"}"
     assert verifier.feed(status, big).reason.value == "oversized"
     assert verifier.feed("chaosmagnet/othermesh/host/alice/status", fresh).reason.value == "wrong-topic"
@@ -92,9 +98,9 @@ def test_unknown_sender_replay_forgery_wrong_topic_unsigned_oversized(homes: dic
         "replay": 2,
         "bad-signature": 2,
         "wrong-topic": 3,
-        "unsigned": 1,
+        "unsigned": 4,
         "oversized": 1,
-        "malformed": 1,
+        "malformed": 2,
     }
 
 
