@@ -278,9 +278,11 @@ def bundle_figure(mint: dict[str, Any] | None = None, runs: int = 40) -> Figure:
 def ingest_figure(ingest: dict[str, Any]) -> Figure:
     """Pool ingest throughput (engine.ingest, 4,096-sample batches, one core)."""
     rate = float(ingest["ingest_MB_per_s"])
+    cpu = ingest.get("ingest_cpu_MB_per_s")
+    per_cpu = f" ({float(cpu):.0f} MB per CPU-second)" if cpu is not None and cpu == cpu else ""
     return Figure(
         f"pool ingest (engine.ingest, {ingest['batch_samples']:,}-sample batches)",
-        f"{rate:.0f} MB/s",
+        f"{rate:.0f} MB/s{per_cpu}",
         "150 MB/s on one core",
         rate >= 150,
     )
