@@ -4,6 +4,7 @@ entries are detected and named; concurrent writers keep the chain."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -288,3 +289,45 @@ def test_replacing_the_head_does_not_sync_the_folder(minted, tmp_path: Path, mon
     assert synced == []
     report = verify_audit_log(audit.path, minted.public)
     assert report.ok and report.entries == 2
+
+
+def test_each_entry_is_fsynced_and_a_replaced_head_is_written_behind(
+    minted, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Safety needs the entry on disk before record() returns; the replaced head is written
+    atomically (temporary file, rename) but not fsynced: a crash leaves a head behind the log,
+    which verify accepts (docs/minting.md, "Write order")."""
+    audit = AuditLog(tmp_path / "logs" / "audit.jsonl", minted.identity.audit_signer)
+    audit.record("config_change", key="first")  # the first head is synced in, with logs/
+    synced: list[str] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real(fd))[1])
+    audit.record("config_change", key="second")
+    assert synced == [str(audit.path)]
+    head = json.loads(audit.head_path.read_text())
+    assert head["seq"] == 2
+    assert not [p for p in audit.path.parent.iterdir() if p.name.endswith(".tmp")]
+    report = verify_audit_log(audit.path, minted.public)
+    assert report.ok and report.entries == 2
+
+
+def test_the_audit_key_is_loaded_once_per_session(minted, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The signing key object is made from the seed on first use and kept: every later signature
+    (entries, heads) reuses it, and every one of them verifies."""
+    from dataclasses import replace
+
+    from chaosmagnet.pqc.cryptography_backend import CryptographyBackend
+
+    loads: list[str] = []
+    real = CryptographyBackend._private
+    monkeypatch.setattr(
+        CryptographyBackend, "_private", lambda self, *args: (loads.append(args[0]), real(self, *args))[1]
+    )
+    handle = replace(minted.identity.audit_signer)  # same key, nothing loaded yet
+    assert handle.backend == "cryptography"
+    verifier = CryptographyBackend()
+    for message in (b"one", b"two", b"three"):
+        value = bytes.fromhex(handle.sign(message)["value"])
+        assert verifier.verify(handle.algorithm, handle.public_key, message, value)
+    assert loads == ["ML-DSA-65"]
+    assert "secret" not in repr(handle).replace("secret=<hidden>", "")

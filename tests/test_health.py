@@ -203,3 +203,34 @@ def test_policy_failures_outside_period_do_not_accumulate() -> None:
         monitor.run(rng.integers(0, 256, 50, dtype=np.uint8))
         policy.observe([], monitor.samples)
     assert policy.state is SourceState.OK
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_kernel_matches_reference_on_wide_and_low_entropy_data(seed: int) -> None:
+    """The kernel skips sixteen samples at a time when no test can fire in them (SSE2): 8-bit
+    noise, noise with a favourite value (APT), stuck stretches (RCT) and 1-, 2-, 4-bit data,
+    at every credited rate, cut at random places: failures and counters as the reference."""
+    rng = np.random.default_rng(seed)
+    for trial in range(60):
+        n = int(rng.integers(1, 5000))
+        kind = trial % 4
+        if kind == 0:
+            x = rng.integers(0, 256, n)
+        elif kind == 1:
+            x = np.where(rng.random(n) < 0.06, 7, rng.integers(0, 256, n))
+        elif kind == 2:
+            x = rng.integers(0, 256, n)
+            start = int(rng.integers(0, n))
+            x[start : start + int(rng.integers(0, 40))] = 9
+        else:
+            x = rng.integers(0, int(rng.choice([2, 4, 16])), n)
+        samples = x.astype(np.uint8)
+        monitor = HealthMonitor(float(rng.choice([0.5, 1.0, 2.0, 4.0, 6.0, 8.0])), bits_per_sample=8)
+        expected = reference_health(samples, monitor.rct_cutoff, monitor.apt_cutoff, monitor.apt_window)
+        cuts = sorted({0, n, *(int(c) for c in rng.integers(0, n + 1, 4))})
+        for lo, hi in zip(cuts, cuts[1:], strict=False):
+            found = [(f.test.value, f.sample_index) for f in monitor.run(samples[lo:hi])]
+            assert found == [e for e in expected if lo <= e[1] < hi][: HealthMonitor.MAX_REPORTED]
+        assert monitor.rct_failures == sum(1 for t, _ in expected if t == "rct")
+        assert monitor.apt_failures == sum(1 for t, _ in expected if t == "apt")
+        assert monitor.samples == n

@@ -67,3 +67,12 @@ def test_refusals_are_pqc_errors(pqclean) -> None:
 def test_verification_prefers_it_and_minting_keeps_seeded_keys_with_cryptography(pqclean) -> None:
     assert backend_for(ALGORITHM, prefer_seeded=False).name == "pqclean"
     assert backend_for(ALGORITHM, prefer_seeded=True).name == "cryptography"
+
+
+def test_a_signing_key_from_a_seed_expands_it_once(pqclean) -> None:
+    mldsa = pytest.importorskip("cryptography.hazmat.primitives.asymmetric.mldsa")
+    seed = bytes(range(1, 33))
+    sign = pqclean.signing_key(ALGORITHM, seed, "seed")
+    public = mldsa.MLDSA65PrivateKey.from_seed_bytes(seed).public_key()
+    for message in (b"one", b"two"):
+        public.verify(sign(message), message)

@@ -262,3 +262,27 @@ def test_help_leaves_sys_modules_free_of_heavy_libraries(tmp_path: Path) -> None
     modules = modules_after(["--help"], tmp_path)
     assert "chaosmagnet.cli" in modules
     assert not {m.split(".")[0] for m in modules} & HEAVY
+
+
+def test_mint_imports_stay_lean() -> None:
+    """What `chaos-host mint` imports before it draws (its command module, minting, every PQC
+    backend's availability) leaves out numpy, importlib.metadata (needed only once a liboqs
+    library is found) and cryptography's PEM serialization (export only)."""
+    code = (
+        "import sys\n"
+        "from chaosmagnet.cli import load_commands\n"
+        "load_commands('mint')\n"
+        "import chaosmagnet.minting.host, chaosmagnet.minting.mint, chaosmagnet.minting.sealing\n"
+        "from chaosmagnet.pqc.registry import all_backends\n"
+        "for b in all_backends(): b.availability()\n"
+        "from chaosmagnet.pqc.liboqs_backend import find_liboqs\n"
+        "print(find_liboqs() is not None)\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    liboqs_found, modules = proc.stdout.splitlines()
+    loaded = set(modules.split())
+    assert "chaosmagnet.cli.keys_commands" in loaded and "chaosmagnet.pqc.cryptography_backend" in loaded
+    assert not loaded & {"numpy", "cryptography.hazmat.primitives.serialization"}
+    if liboqs_found == "False":
+        assert "importlib.metadata" not in loaded

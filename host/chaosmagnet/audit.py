@@ -157,7 +157,7 @@ class AuditLog:
             with open(self.path, "rb") as handle:
                 handle.seek(0, os.SEEK_END)
                 size = handle.tell()
-                chunk = min(size, 1 << 16)
+                chunk = min(size, 1 << 14)  # an entry is about 7 KiB (its ML-DSA-65 signature)
                 while True:  # only as much of the end as the last line needs (1 MiB at most)
                     handle.seek(size - chunk)
                     tail = handle.read(chunk)
@@ -294,16 +294,22 @@ class AuditLog:
             ) from None
 
     def _write_head(self, seq: int, digest: str) -> None:
-        """Rewrite the signed head.  Replacing a head does not fsync the folder (one fsync
-        less per entry): a crash can then only leave the previous head, which is behind
-        the log, and verify accepts a head behind the log.  A first head is synced in."""
+        """Rewrite the signed head.  A replaced head is written behind: atomically (temporary
+        file, rename), but neither it nor the folder is fsynced, since its entry already is
+        (docs/minting.md, "Write order").  A kill leaves the old head or the new one; a power
+        loss may leave the previous head, which verify accepts (a head behind the log), or,
+        on a file system that does not order a replacing rename after the data (ext4 does),
+        a damaged one, which verify names and `audit repair` rewrites.  A first head is
+        fsynced with its folder."""
         if self.signer is None:
             return
         body = {"seq": seq, "hash": digest}
         value = self.signer.sign(HEAD_DOMAIN + canonical_json(body))["value"]
         head = {**body, "signer": digest_hex(self.signer.public_key)[:16], "signature": value}
         replacing = self.head_path.is_file()
-        write_private_file(self.head_path, file_json(head), sync_folder=not replacing)
+        write_private_file(
+            self.head_path, file_json(head), sync_folder=not replacing, sync_file=not replacing
+        )
 
     def sign_pending(self) -> int:
         """Countersign entries recorded before an audit key existed; returns how many.

@@ -58,6 +58,10 @@ STOPPED = "stopped"  # switched off by the user
 ERROR = "error"  # the source raised while running
 ENDED = "ended"  # the source finished by itself (end of a file)
 WAITING = "waiting"  # started, but its device link is down (a node not linked): no credit
+# The hot path compares plain strings: an Enum's .value is a descriptor call each time.
+_OK = SourceState.OK.value
+_STATE_VALUE = {state: state.value for state in SourceState}
+_HEALTH_STATUSES = frozenset([*_STATE_VALUE.values(), "starting"])  # statuses a batch's health sets
 
 
 @dataclass
@@ -243,7 +247,7 @@ class Engine:
 
     def _sync_waiting(self, runtime: SourceRuntime) -> None:
         """A healthy running source whose link is down is ``waiting``; back to ok once it is up."""
-        if runtime.task is None or runtime.status not in (SourceState.OK.value, WAITING):
+        if runtime.task is None or runtime.status not in (_OK, WAITING):
             return
         reason = runtime.source.waiting_reason()
         if reason is not None:
@@ -339,10 +343,12 @@ class Engine:
         samples = np.ascontiguousarray(batch, dtype=np.uint8)
         if samples.ndim != 1 or samples.size == 0:
             return 0.0
-        self._sync_waiting(runtime)
+        if runtime.task is not None:
+            self._sync_waiting(runtime)
         info = runtime.source.info
+        bits = info.bits_per_sample
         # Mask, RCT/APT, window counts and absorb in one C call (chaosmagnet.ingest).
-        failures = ingest_batch(self.pool, name, samples, info.bits_per_sample, runtime.monitor, runtime.estimator)
+        failures = ingest_batch(self.pool, name, samples, bits, runtime.monitor, runtime.estimator)
         for failure in failures:
             self._emit(
                 "health_failure",
@@ -352,27 +358,27 @@ class Engine:
                 count=failure.count,
                 sample_index=failure.sample_index,
             )
-        state = runtime.policy.observe(failures, runtime.monitor.samples)
-        if runtime.status in (
-            SourceState.OK.value,
-            SourceState.QUARANTINED.value,
-            SourceState.FAILED.value,
-            "starting",
-        ) or (runtime.status == WAITING and state is not SourceState.OK):
-            self._set_status(runtime, state.value, runtime.policy.reason)
-        runtime.samples += samples.size
+        policy = runtime.policy
+        state = policy.observe(failures, runtime.monitor.samples)
+        status = runtime.status
+        if status in _HEALTH_STATUSES or (status == WAITING and state is not SourceState.OK):
+            self._set_status(runtime, _STATE_VALUE[state], policy.reason)
+            status = runtime.status
+        n = samples.size
+        runtime.samples += n
         if self.assessor is not None:
-            if info.bits_per_sample < 8:
-                samples = samples & ((1 << info.bits_per_sample) - 1)
-            self.assessor.feed(name, samples, info.bits_per_sample)
-        creditable = state is SourceState.OK and runtime.status != WAITING
+            if bits < 8:
+                samples = samples & ((1 << bits) - 1)
+            self.assessor.feed(name, samples, bits)
+        creditable = state is SourceState.OK and status != WAITING
         own_rate = self._credit_rate(runtime) if creditable else 0.0
         runtime.credit_h = own_rate * self._dependence_hook(runtime, samples)  # credit once per group
-        credit = runtime.credit_h * samples.size
-        self.pool.credit(name, credit)
-        runtime.credited_bits += credit
-        if credit > 0 and self._credit_event is not None:
-            self._credit_event.set()
+        credit = runtime.credit_h * n
+        if credit:  # pool.credit ignores 0 (and refuses a negative credit, as before)
+            self.pool.credit(name, credit)
+            runtime.credited_bits += credit
+            if self._credit_event is not None:
+                self._credit_event.set()
         return credit
 
     # -- credit once: the dependence hook ----------------------------------
@@ -406,8 +412,9 @@ class Engine:
         return dataclasses.replace(quorum, joined=tuple(self.dependence.groups()))
 
     def _credit_rate(self, runtime: SourceRuntime) -> float:
-        if runtime.source.info.conditioned:
-            return min(runtime.credit_h_conditioned, float(runtime.source.info.bits_per_sample))
+        info = runtime.source.info
+        if info.conditioned:
+            return min(runtime.credit_h_conditioned, float(info.bits_per_sample))
         estimator = runtime.estimator
         if estimator.samples < self.config.min_samples:
             return 0.0

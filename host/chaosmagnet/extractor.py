@@ -230,6 +230,19 @@ class Sponge:
         if rc != lib.CHAOS_KECCAK_OK:  # pragma: no cover - phase checked above
             raise ExtractorError(f"keccak: absorb failed (code {rc})")
 
+    def absorb_pointer(self) -> Any:
+        """The C state (a ``chaos_keccak_state *``) for a kernel that absorbs through
+        ABSORB_FUNCTION_ADDRESS: absorb_address() without the round trip through an integer.
+
+        The caller must have exclusive use of the sponge while the kernel runs
+        (the pool calls it under its lock).  Raises as absorb() would.
+        """
+        with self._lock:
+            self._check_usable()
+            if self._state.squeezing:
+                raise ExtractorError("cannot absorb: the sponge is already squeezing")
+            return self._state
+
     def absorb_address(self) -> int:
         """Address of the C state for a kernel that absorbs through ABSORB_FUNCTION_ADDRESS.
 

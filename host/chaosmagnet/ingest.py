@@ -11,6 +11,8 @@ and EntropyPool.absorb called one after the other (tests/test_ingest.py).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from chaosmagnet._health import ffi, lib
@@ -42,7 +44,7 @@ def ingest_batch(
     buffer = ffi.from_buffer("uint8_t[]", samples)
     found = 0
 
-    def kernel(header: bytes, sponge_address: int) -> None:
+    def kernel(header: bytes, sponge: Any) -> None:
         nonlocal found
         found = lib.chaos_ingest(
             health,
@@ -50,7 +52,7 @@ def ingest_batch(
             capacity,
             window,
             _ABSORB,
-            ffi.cast("void *", sponge_address),
+            sponge,  # the pool's chaos_keccak_state *, passed as the kernel's void *
             header,
             len(header),
             buffer,

@@ -23,6 +23,7 @@ import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -149,10 +150,11 @@ class EntropyPool:
         source: str,
         length: int,
         bits_per_sample: int,
-        absorb: Callable[[bytes, int], None],
+        absorb: Callable[[bytes, Any], None],
     ) -> None:
-        """Mix a batch in through a C kernel: ``absorb(header, sponge_address)`` must absorb
-        the header, then the ``length`` payload bytes, through chaos_keccak_absorb.
+        """Mix a batch in through a C kernel: ``absorb(header, sponge)`` must absorb the
+        header, then the ``length`` payload bytes, through chaos_keccak_absorb (``sponge``
+        is the sponge's C state pointer, Sponge.absorb_pointer).
 
         The byte stream, the sequence numbers and the statistics are those of
         absorb(); no credit is given here (see credit()).  The engine uses it to
@@ -161,7 +163,7 @@ class EntropyPool:
         with self._lock:
             self._sequence += 1
             header = self._absorb_prefix(source) + _SEQUENCE_AND_LENGTH.pack(self._sequence, length)
-            absorb(header, self._sponge.absorb_address())
+            absorb(header, self._sponge.absorb_pointer())
             stats = self.stats
             stats.absorbs += 1
             stats.raw_bytes += length

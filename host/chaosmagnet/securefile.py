@@ -129,7 +129,12 @@ def ensure_private_dir(path: Path) -> Path:
 
 @contextmanager
 def atomic_file(
-    path: Path, *, mode: int = PRIVATE_FILE_MODE, overwrite: bool = True, sync_folder: bool = True
+    path: Path,
+    *,
+    mode: int = PRIVATE_FILE_MODE,
+    overwrite: bool = True,
+    sync_folder: bool = True,
+    sync_file: bool = True,
 ) -> Iterator[BinaryIO]:
     """Yield a handle on a temporary file beside ``path``; on success it becomes ``path``.
 
@@ -137,6 +142,9 @@ def atomic_file(
     renamed into place (with ``overwrite=False``: linked, failing if the target
     exists); the folder is fsynced after (unless ``sync_folder`` is False: a
     crash may then leave the previous file in place, never a partial one).
+    ``sync_file=False`` skips the file's fsync too: for a file that may lag
+    behind after a power loss and whose damage is detected and repairable
+    (the audit head); a killed process still leaves the old file or the new one.
     On any failure, Ctrl-C included, the temporary file is removed and
     ``path`` is untouched; an OSError becomes a UsageError naming the file.
     The folder must exist.
@@ -154,7 +162,8 @@ def atomic_file(
             os.fchmod(handle.fileno(), mode)
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync_file:
+                os.fsync(handle.fileno())
         write_boundary(f"{path.name}: temporary file written")
         if overwrite:
             os.replace(tmp, path)
@@ -174,17 +183,25 @@ def atomic_file(
 
 
 def write_private_file(
-    path: Path, data: bytes, *, overwrite: bool = True, sync_folder: bool = True
+    path: Path,
+    data: bytes,
+    *,
+    overwrite: bool = True,
+    sync_folder: bool = True,
+    sync_file: bool = True,
 ) -> Path:
     """Write ``data`` to ``path`` atomically with mode 0600, creating its folder 0700.
 
     With ``overwrite=False`` an existing file is an error (UsageError) and is
     left untouched.  On any failure the temporary file is removed.
-    ``sync_folder=False`` skips the folder's fsync (see atomic_file).
+    ``sync_folder=False`` / ``sync_file=False`` skip the folder's / the file's
+    fsync (see atomic_file).
     """
     path = Path(path)
     ensure_private_dir(path.parent)
-    with atomic_file(path, mode=PRIVATE_FILE_MODE, overwrite=overwrite, sync_folder=sync_folder) as handle:
+    with atomic_file(
+        path, mode=PRIVATE_FILE_MODE, overwrite=overwrite, sync_folder=sync_folder, sync_file=sync_file
+    ) as handle:
         handle.write(data)
     return path
 

@@ -22,6 +22,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +155,7 @@ class IdentityPublic:
     created: str
     audit_key: AuditKeyPublic | None = None
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         """SHA3-256 hex over the identity public keys."""
         return fingerprint_of(list(self.keys))
@@ -243,15 +244,23 @@ class SecretKeyHandle:
 
     __str__ = __repr__
 
+    @cached_property
+    def _signing_key(self) -> Callable[[bytes], bytes]:
+        # Loaded on first use and kept for the session: expanding a seed into a
+        # key object on every signature cost as much as a sixth of the signature.
+        return backend_named(self.backend).signing_key(self.algorithm, self.secret, self.encoding)
+
+    @cached_property
+    def public_key_hex(self) -> str:
+        """The public key as lowercase hex (as signatures list it)."""
+        return self.public_key.hex()
+
     def sign(self, message: bytes) -> dict[str, str]:
         """A {algorithm, public_key, value} signature over ``message``."""
-        value = backend_named(self.backend).sign(
-            self.algorithm, self.secret, self.encoding, message
-        )
         return {
             "algorithm": self.algorithm,
-            "public_key": self.public_key.hex(),
-            "value": value.hex(),
+            "public_key": self.public_key_hex,
+            "value": self._signing_key(message).hex(),
         }
 
 

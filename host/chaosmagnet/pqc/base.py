@@ -10,6 +10,7 @@ algorithm's standard secret-key bytes, for keys that were not made from a seed).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -148,6 +149,21 @@ class PQCBackend(ABC):
         self, algorithm: str, secret: bytes, encoding: SecretEncoding, message: bytes
     ) -> bytes:
         """A detached signature over ``message``."""
+
+    def signing_key(
+        self, algorithm: str, secret: bytes, encoding: SecretEncoding
+    ) -> Callable[[bytes], bytes]:
+        """A function that signs messages with this secret key, loaded once for repeated use.
+
+        Backends whose keys are costly to load (a seed expanded on every call)
+        return the loaded key's own signing method; the default signs through ``sign``.
+        """
+        spec = self._require(algorithm, "sign")
+
+        def sign(message: bytes) -> bytes:
+            return self.sign(spec.name, secret, encoding, message)
+
+        return sign
 
     @abstractmethod
     def verify(self, algorithm: str, public_key: bytes, message: bytes, signature: bytes) -> bool:

@@ -7,6 +7,7 @@ available, so OpenSSL and other tools can use the keys.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from chaosmagnet.errors import PQCError
@@ -14,7 +15,6 @@ from chaosmagnet.pqc.base import KeyPair, PQCBackend, SecretEncoding
 
 try:
     from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import mldsa, mlkem
 
     _KEM: dict[str, tuple[Any, Any]] = {
@@ -99,6 +99,15 @@ class CryptographyBackend(PQCBackend):
         self._require(algorithm, "sign")
         return self._private(algorithm, secret, encoding).sign(message)
 
+    def signing_key(
+        self, algorithm: str, secret: bytes, encoding: SecretEncoding
+    ) -> Callable[[bytes], bytes]:
+        # from_seed_bytes re-expands the seed (about a sixth of an ML-DSA-65
+        # signature's time): load it once and keep the key object.
+        self._require(algorithm, "sign")
+        sign: Callable[[bytes], bytes] = self._private(algorithm, secret, encoding).sign
+        return sign
+
     def verify(self, algorithm: str, public_key: bytes, message: bytes, signature: bytes) -> bool:
         spec = self._require(algorithm, "sign")
         self._check_public_key(spec, public_key)
@@ -113,6 +122,8 @@ class CryptographyBackend(PQCBackend):
         spec = self._require(algorithm)
         self._check_public_key(spec, public_key)
         public = self._classes(spec.name)[1].from_public_bytes(public_key)
+        from cryptography.hazmat.primitives import serialization  # PEM export only
+
         return public.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -121,6 +132,8 @@ class CryptographyBackend(PQCBackend):
         self, algorithm: str, secret: bytes, encoding: SecretEncoding
     ) -> bytes | None:
         key = self._private(algorithm, secret, encoding)
+        from cryptography.hazmat.primitives import serialization  # PEM export only
+
         return key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,

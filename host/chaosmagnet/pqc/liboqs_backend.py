@@ -15,7 +15,6 @@ import contextlib
 import ctypes
 import ctypes.util
 import importlib
-import importlib.metadata
 import os
 import sys
 import warnings
@@ -98,6 +97,8 @@ def find_liboqs() -> str | None:
 
 def _binding_installed() -> bool:
     """Whether the liboqs-python distribution (not PyPI's unrelated `oqs`) is installed."""
+    import importlib.metadata  # about 10 ms: only asked once a liboqs library was found
+
     try:
         importlib.metadata.distribution("liboqs-python")
     except importlib.metadata.PackageNotFoundError:

@@ -15,6 +15,7 @@ backend, which also exports them as PKCS#8.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from chaosmagnet.errors import PQCError
@@ -108,6 +109,15 @@ class PqcleanBackend(PQCBackend):
         if lib.cm_mldsa65_sign(signature, length, message, len(message), expanded) != 0:
             raise PQCError(f"{ALGORITHM}: signing failed")
         return bytes(ffi.buffer(signature, length[0]))
+
+    def signing_key(self, algorithm: str, secret: bytes, encoding: SecretEncoding) -> Callable[[bytes], bytes]:
+        self._require(algorithm, "sign")
+        expanded = self._keypair(self._seed(algorithm, secret, encoding))[1] if encoding == "seed" else secret
+
+        def sign(message: bytes) -> bytes:
+            return self.sign(ALGORITHM, expanded, "expanded", message)
+
+        return sign
 
     def verify(self, algorithm: str, public_key: bytes, message: bytes, signature: bytes) -> bool:
         spec = self._require(algorithm, "sign")
