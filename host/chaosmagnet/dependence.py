@@ -326,14 +326,24 @@ _VALUES = np.arange(256, dtype=np.float64)
 _MAX_PENDING = 512  # batches kept per source between ticks (the oldest go first)
 
 
+_CIRCLES: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # bits -> (sin, cos) of each value's angle
+
+
+def _circle(bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """The sines and cosines of the 256 values' angles on a 2^bits circle, made once per width."""
+    if bits not in _CIRCLES:
+        angle = _VALUES * (2.0 * math.pi / (1 << bits))
+        _CIRCLES[bits] = (np.sin(angle), np.cos(angle))
+    return _CIRCLES[bits]
+
+
 def _level(hist: np.ndarray, bits: int) -> float:
     """A bin's level: the circular mean of its samples on a 2^bits circle (radians, -pi..pi),
     so that a reading wrapping from 255 to 0 is a small step; the plain mean for 1- and 2-bit sources."""
-    n = float(hist.sum())
     if bits <= 2:
-        return float(hist @ _VALUES) / n
-    angle = _VALUES * (2.0 * math.pi / (1 << bits))
-    return math.atan2(float(hist @ np.sin(angle)), float(hist @ np.cos(angle)))
+        return float(hist @ _VALUES) / float(hist.sum())
+    sin, cos = _circle(bits)
+    return math.atan2(float(hist @ sin), float(hist @ cos))
 
 
 def _differences(x: np.ndarray, circular: bool) -> np.ndarray:
