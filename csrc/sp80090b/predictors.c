@@ -239,127 +239,7 @@ int sp_lag(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_result *o
     return 0;
 }
 
-/* ------------------------------------------------------------ hash tables */
-
-/* Open addressing, linear probing; a 128-bit key (lo, hi) maps to an int64
- * value, -1 marking an empty slot.  One slot is one struct, so a probe
- * touches one cache line.  Grows at half load.  A bit filter (4 bits per
- * slot, indexed by other hash bits) answers most lookups of absent keys
- * without touching the table: long contexts are mostly absent. */
-typedef struct {
-    uint64_t lo, hi;
-    int64_t val;
-} hslot;
-
-typedef struct {
-    hslot *slots;
-    uint64_t *filter;
-    int64_t cap, size;
-} htab;
-
-static inline uint64_t ht_hash(uint64_t lo, uint64_t hi)
-{
-    uint64_t h = lo * 0x9E3779B97F4A7C15ULL ^ (hi + 0x632BE59BD9B4E019ULL) * 0xC2B2AE3D27D4EB4FULL;
-    h ^= h >> 31;
-    h *= 0xD6E8FEB86659FD93ULL;
-    h ^= h >> 32;
-    return h;
-}
-
-/* filter bit for a hash: 4 * cap bits, from the hash's high bits */
-static inline uint64_t ht_filter_bit(const htab *h, uint64_t hash)
-{
-    return (hash >> 20) & (uint64_t)(4 * h->cap - 1);
-}
-
-static inline int ht_may_hold(const htab *h, uint64_t hash)
-{
-    uint64_t bit = ht_filter_bit(h, hash);
-    return (int)((h->filter[bit >> 6] >> (bit & 63)) & 1u);
-}
-
-static int ht_init(htab *h, int64_t cap)
-{
-    h->cap = cap;
-    h->size = 0;
-    h->slots = malloc(sizeof(hslot) * (size_t)cap);
-    h->filter = calloc((size_t)(cap / 16 + 1), sizeof(uint64_t));
-    if (h->slots == NULL || h->filter == NULL) return SP_ERR_NOMEM;
-    for (int64_t i = 0; i < cap; i++) h->slots[i].val = -1;
-    return 0;
-}
-
-static void ht_free(htab *h)
-{
-    free(h->slots);
-    free(h->filter);
-    h->slots = NULL;
-    h->filter = NULL;
-}
-
-/* Slot holding key, or the empty slot where it would go. */
-static inline int64_t ht_slot(const htab *h, uint64_t lo, uint64_t hi, uint64_t hash)
-{
-    int64_t mask = h->cap - 1;
-    int64_t i = (int64_t)(hash & (uint64_t)mask);
-    const hslot *sl = h->slots;
-    while (sl[i].val >= 0 && (sl[i].lo != lo || sl[i].hi != hi)) i = (i + 1) & mask;
-    return i;
-}
-
-static inline void ht_mark(htab *h, uint64_t hash)
-{
-    uint64_t bit = ht_filter_bit(h, hash);
-    h->filter[bit >> 6] |= 1ULL << (bit & 63);
-}
-
-static int ht_grow(htab *h)
-{
-    htab bigger;
-    int rc = ht_init(&bigger, h->cap * 2);
-    if (rc != 0) {
-        ht_free(&bigger);
-        return rc;
-    }
-    for (int64_t i = 0; i < h->cap; i++) {
-        if (h->slots[i].val >= 0) {
-            uint64_t hash = ht_hash(h->slots[i].lo, h->slots[i].hi);
-            int64_t j = ht_slot(&bigger, h->slots[i].lo, h->slots[i].hi, hash);
-            bigger.slots[j] = h->slots[i];
-            ht_mark(&bigger, hash);
-        }
-    }
-    bigger.size = h->size;
-    ht_free(h);
-    *h = bigger;
-    return 0;
-}
-
-/* Value for key, or -1. */
-static inline int64_t ht_get(const htab *h, uint64_t lo, uint64_t hi)
-{
-    uint64_t hash = ht_hash(lo, hi);
-    if (!ht_may_hold(h, hash)) return -1;
-    return h->slots[ht_slot(h, lo, hi, hash)].val;
-}
-
-/* Insert a key known to be absent (growing first when needed). */
-static int ht_put(htab *h, uint64_t lo, uint64_t hi, int64_t val)
-{
-    uint64_t hash = ht_hash(lo, hi);
-    int64_t i;
-    if (2 * (h->size + 1) > h->cap) {
-        int rc = ht_grow(h);
-        if (rc != 0) return rc;
-    }
-    i = ht_slot(h, lo, hi, hash);
-    h->slots[i].lo = lo;
-    h->slots[i].hi = hi;
-    h->slots[i].val = val;
-    ht_mark(h, hash);
-    h->size++;
-    return 0;
-}
+/* ------------------------------------------------------------ context models */
 
 /* Counts of (node, y) pairs: a 32-bit key (node < 2^24, y) and a 32-bit count
  * packed in one 8-byte slot (0 = empty), linear probing, half load. */
@@ -403,27 +283,42 @@ static int pt_grow(ptab *t)
 
 /* A context model: contexts (one order) -> node; (node, y) -> count; each
  * node keeps its current prediction, the y with the largest count (ties to
- * the larger y).  A node is one record: its best count and symbol and, for
+ * the larger y).  A node is one record: its best count and symbol, then, for
  * alphabets of at most DENSE_ALPHABET symbols or orders with few possible
  * contexts, the counts of every symbol, so a lookup touches one or two cache
- * lines.  Otherwise the counts live in a pair table. */
+ * lines.  Otherwise a node that has seen one y only needs no more than its
+ * best count (most long contexts are seen once); the counts of a node with
+ * two or more live in a pair table.
+ *
+ * Orders with few possible contexts number them directly.  The others keep
+ * each node's context (lo, hi) in its record and index the records with an
+ * open-addressing table of 8-byte slots (node + 1, and 32 hash bits to skip
+ * most key comparisons), linear probing, at most half full.  A bit filter
+ * (4 bits per slot, from other hash bits) answers most lookups of absent
+ * contexts without touching the table: long contexts are mostly absent. */
 #define DENSE_ALPHABET 16
 #define MAX_NODES (1 << 24)
 
 typedef struct {
     int32_t best_count;
-    int32_t best_y;
-    int32_t counts[]; /* k entries when the counts are dense */
+    uint16_t best_y;
+    uint16_t multi; /* pair-table counts: more than one y seen */
 } node_rec;
 
 typedef struct {
-    htab ctx;
+    uint64_t lo, hi;
+} ctx_key;
+
+typedef struct {
+    uint64_t *slots; /* hashed orders: (hash >> 32) << 32 | (node + 1), 0 = empty */
+    uint64_t *filter;
+    int64_t cap;
     ptab pair;
     int32_t k;
     int dense_counts;
     int direct; /* few possible contexts: the node is the context index */
     uint8_t *recs;
-    size_t stride;
+    size_t stride, key_off;
     int64_t nodes, node_cap;
 } model;
 
@@ -436,46 +331,148 @@ static inline node_rec *model_rec(const model *m, int64_t node)
     return (node_rec *)(m->recs + (size_t)node * m->stride);
 }
 
-static int model_init(model *m, int32_t k, int order)
+static inline int32_t *rec_counts(node_rec *r)
 {
-    int64_t contexts = 1;
+    return (int32_t *)(r + 1);
+}
+
+static inline ctx_key *rec_key(const model *m, int64_t node)
+{
+    return (ctx_key *)(m->recs + (size_t)node * m->stride + m->key_off);
+}
+
+static inline uint64_t ctx_hash(uint64_t lo, uint64_t hi)
+{
+    uint64_t h = lo * 0x9E3779B97F4A7C15ULL ^ (hi + 0x632BE59BD9B4E019ULL) * 0xC2B2AE3D27D4EB4FULL;
+    h ^= h >> 31;
+    h *= 0xD6E8FEB86659FD93ULL;
+    h ^= h >> 32;
+    return h;
+}
+
+/* filter bit for a hash: 4 * cap bits, from the hash's middle bits */
+static inline uint64_t filter_bit(const model *m, uint64_t hash)
+{
+    return (hash >> 20) & (uint64_t)(4 * m->cap - 1);
+}
+
+static int index_init(model *m, int64_t cap)
+{
+    m->cap = cap;
+    m->slots = calloc((size_t)cap, sizeof(uint64_t));
+    m->filter = calloc((size_t)(cap / 16 + 1), sizeof(uint64_t));
+    return m->slots == NULL || m->filter == NULL ? SP_ERR_NOMEM : 0;
+}
+
+/* Place node (its context hashing to hash) in an empty slot. */
+static inline void index_place(model *m, uint64_t hash, int64_t node)
+{
+    const int64_t mask = m->cap - 1;
+    int64_t i = (int64_t)(hash & (uint64_t)mask);
+    uint64_t bit = filter_bit(m, hash);
+    while (m->slots[i] != 0) i = (i + 1) & mask;
+    m->slots[i] = (hash >> 32) << 32 | (uint64_t)(node + 1);
+    m->filter[bit >> 6] |= 1ULL << (bit & 63);
+}
+
+static int index_grow(model *m)
+{
+    uint64_t *slots = m->slots, *filter = m->filter;
+    int rc = index_init(m, m->cap * 2);
+    free(slots);
+    free(filter);
+    if (rc != 0) return rc;
+    for (int64_t node = 0; node < m->nodes; node++) {
+        const ctx_key *key = rec_key(m, node);
+        index_place(m, ctx_hash(key->lo, key->hi), node);
+    }
+    return 0;
+}
+
+/* expect: the number of nodes a hashed order is sized for up front (it grows past it) */
+static int model_init(model *m, int32_t k, int order, int64_t expect)
+{
+    int64_t contexts = 1, cap = 64;
     memset(m, 0, sizeof *m);
     m->k = k;
     for (int t = 0; t < order && contexts <= DENSE_CONTEXTS; t++) contexts *= k;
     m->direct = contexts <= DENSE_CONTEXTS;
-    if (ht_init(&m->ctx, 64) != 0 || pt_init(&m->pair, 64) != 0) return SP_ERR_NOMEM;
+    if (pt_init(&m->pair, 64) != 0) return SP_ERR_NOMEM;
     /* dense counts: small alphabets, or few possible contexts (<= 2^21 cells) */
     m->dense_counts = k <= DENSE_ALPHABET || (m->direct && contexts * k <= (1 << 21));
-    m->stride = sizeof(node_rec) + (m->dense_counts ? sizeof(int32_t) * (size_t)k : 0);
-    /* direct: one zeroed record per possible context (best_count 0: unseen), so a
-     * lookup is one memory access, not an index and then a record */
-    m->node_cap = m->direct ? contexts : 32;
-    m->recs = m->direct ? calloc((size_t)contexts, m->stride) : malloc(m->stride * (size_t)m->node_cap);
-    return m->recs == NULL ? SP_ERR_NOMEM : 0;
+    m->key_off = sizeof(node_rec) + (m->dense_counts ? sizeof(int32_t) * (size_t)k : 0);
+    m->key_off = (m->key_off + 7) & ~(size_t)7;
+    m->stride = m->direct ? sizeof(node_rec) + (m->dense_counts ? sizeof(int32_t) * (size_t)k : 0)
+                          : m->key_off + sizeof(ctx_key);
+    if (m->direct) {
+        /* one zeroed record per possible context (best_count 0: unseen), so a
+         * lookup is one memory access, not an index and then a record */
+        m->node_cap = contexts;
+        m->recs = calloc((size_t)contexts, m->stride);
+        return m->recs == NULL ? SP_ERR_NOMEM : 0;
+    }
+    expect = expect < MAX_NODES ? expect : MAX_NODES;
+    while (cap < 2 * expect) cap *= 2;
+    m->node_cap = expect > 32 ? expect : 32;
+    m->recs = malloc(m->stride * (size_t)m->node_cap);
+    if (m->recs == NULL) return SP_ERR_NOMEM;
+    return index_init(m, cap);
 }
 
 static void model_free(model *m)
 {
-    ht_free(&m->ctx);
+    free(m->slots);
+    free(m->filter);
     free(m->pair.slots);
     free(m->recs);
+    m->slots = NULL;
+    m->filter = NULL;
     m->pair.slots = NULL;
     m->recs = NULL;
+}
+
+/* Where a hashed order's lookup of (lo, hi) starts: prefetch it ahead. */
+static inline const uint64_t *model_probe_start(const model *m, uint64_t lo, uint64_t hi)
+{
+    return &m->slots[ctx_hash(lo, hi) & (uint64_t)(m->cap - 1)];
+}
+
+static inline int64_t index_find(const model *m, uint64_t lo, uint64_t hi, uint64_t hash)
+{
+    const int64_t mask = m->cap - 1;
+    const uint64_t tag = hash >> 32;
+    uint64_t bit = filter_bit(m, hash), slot;
+    int64_t i = (int64_t)(hash & (uint64_t)mask);
+    if (!((m->filter[bit >> 6] >> (bit & 63)) & 1u)) return -1;
+    while ((slot = m->slots[i]) != 0) {
+        if ((slot >> 32) == tag) {
+            int64_t node = (int64_t)(uint32_t)slot - 1;
+            const ctx_key *key = rec_key(m, node);
+            if (key->lo == lo && key->hi == hi) return node;
+        }
+        i = (i + 1) & mask;
+    }
+    return -1;
 }
 
 /* Node of a context (key lo/hi, dense index idx), or -1. */
 static inline int64_t model_find(const model *m, uint64_t lo, uint64_t hi, int64_t idx)
 {
     if (m->direct) return model_rec(m, idx)->best_count > 0 ? idx : -1;
-    return ht_get(&m->ctx, lo, hi);
+    return index_find(m, lo, hi, ctx_hash(lo, hi));
 }
 
 /* Node for the context, created when missing; negative on error. */
 static int64_t model_node(model *m, uint64_t lo, uint64_t hi, int64_t idx)
 {
-    int64_t node = model_find(m, lo, hi, idx);
+    uint64_t hash;
+    int64_t node;
     node_rec *r;
-    if (node >= 0 || m->direct) return m->direct ? idx : node;
+    ctx_key *key;
+    if (m->direct) return idx;
+    hash = ctx_hash(lo, hi);
+    node = index_find(m, lo, hi, hash);
+    if (node >= 0) return node;
     if (m->nodes >= MAX_NODES) return SP_ERR_NOMEM;
     if (m->nodes == m->node_cap) {
         int64_t cap = m->node_cap * 2;
@@ -484,11 +481,35 @@ static int64_t model_node(model *m, uint64_t lo, uint64_t hi, int64_t idx)
         m->recs = recs;
         m->node_cap = cap;
     }
+    if (2 * (m->nodes + 1) > m->cap && index_grow(m) != 0) return SP_ERR_NOMEM;
     node = m->nodes++;
     r = model_rec(m, node);
-    memset(r, 0, m->stride);
-    if (ht_put(&m->ctx, lo, hi, node) != 0) return SP_ERR_NOMEM;
+    memset(r, 0, m->key_off);
+    key = rec_key(m, node);
+    key->lo = lo;
+    key->hi = hi;
+    index_place(m, hash, node);
     return node;
+}
+
+#define PAIR_ABSENT (-1)
+#define PAIR_NOMEM (-2)
+
+/* The pair-table slot of (node, y): a new entry when absent and allow_new
+ * (count 0, growing the table first), else PAIR_ABSENT; PAIR_NOMEM. */
+static inline int64_t pair_slot(model *m, int64_t node, uint8_t y, int allow_new)
+{
+    uint32_t key = ((uint32_t)node << 8) | y;
+    int64_t slot = pt_slot(&m->pair, key);
+    if (m->pair.slots[slot] != 0) return slot;
+    if (!allow_new) return PAIR_ABSENT;
+    if (2 * (m->pair.size + 1) > m->pair.cap) {
+        if (pt_grow(&m->pair) != 0) return PAIR_NOMEM;
+        slot = pt_slot(&m->pair, key);
+    }
+    m->pair.slots[slot] = ((uint64_t)key + 1) << 32;
+    m->pair.size++;
+    return slot;
 }
 
 /* Count y after the node's context.  An unseen (node, y) is created only when
@@ -499,7 +520,7 @@ static inline int model_count(model *m, int64_t node, uint8_t y, int allow_new)
     int32_t c;
     int created = 0;
     if (m->dense_counts) {
-        int32_t *cell = r->counts + y;
+        int32_t *cell = rec_counts(r) + y;
         if (*cell > 0) {
             c = ++*cell;
         } else if (allow_new) {
@@ -508,23 +529,26 @@ static inline int model_count(model *m, int64_t node, uint8_t y, int allow_new)
         } else {
             return 0;
         }
+    } else if (!r->multi && (r->best_count == 0 || r->best_y == y)) {
+        /* the node's only y (or its first): its count is the best count */
+        if (r->best_count == 0 && !allow_new) return 0;
+        created = r->best_count == 0;
+        c = r->best_count + 1;
     } else {
-        uint32_t key = ((uint32_t)node << 8) | y;
-        int64_t slot = pt_slot(&m->pair, key);
-        if (m->pair.slots[slot] != 0) {
-            c = (int32_t)(++m->pair.slots[slot] & 0xFFFFFFFFu);
-        } else if (allow_new) {
-            if (2 * (m->pair.size + 1) > m->pair.cap) {
-                if (pt_grow(&m->pair) != 0) return SP_ERR_NOMEM;
-                slot = pt_slot(&m->pair, key);
-            }
-            m->pair.slots[slot] = (((uint64_t)key + 1) << 32) | 1u;
-            m->pair.size++;
-            c = 1;
-            created = 1;
-        } else {
-            return 0;
+        int64_t slot;
+        if (!r->multi) {
+            /* a second y: the first one's count moves to the pair table */
+            if (!allow_new) return 0;
+            slot = pair_slot(m, node, (uint8_t)r->best_y, 1);
+            if (slot == PAIR_NOMEM) return SP_ERR_NOMEM;
+            m->pair.slots[slot] += (uint32_t)r->best_count;
+            r->multi = 1;
         }
+        slot = pair_slot(m, node, y, allow_new);
+        if (slot == PAIR_NOMEM) return SP_ERR_NOMEM;
+        if (slot == PAIR_ABSENT) return 0;
+        created = (m->pair.slots[slot] & 0xFFFFFFFFu) == 0;
+        c = (int32_t)(++m->pair.slots[slot] & 0xFFFFFFFFu);
     }
     if (c > r->best_count || (c == r->best_count && y > r->best_y)) {
         r->best_count = c;
@@ -710,7 +734,7 @@ static int multi_mmc_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_p
     int rc = 0;
 
     for (int d = 0; d < MMC_DEPTH; d++) {
-        if (model_init(&M[d], alphabet, d + 1) != 0) {
+        if (model_init(&M[d], alphabet, d + 1, n < MMC_MAX_ENTRIES ? n : MMC_MAX_ENTRIES) != 0) {
             for (int k = 0; k <= d; k++) model_free(&M[k]);
             return SP_ERR_NOMEM;
         }
@@ -734,11 +758,19 @@ static int multi_mmc_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_p
         int64_t node = -1, idx = 0, pw = 1;
         if (i + PREFETCH_STEPS < n) {
             /* The lookups ahead are known from the data: start their cache misses now,
-             * for as many orders as this step is expected to reach. */
+             * for as many orders as this step is expected to reach, and for the
+             * orders that still take new contexts (a miss there is an insertion). */
             const int64_t p = i + PREFETCH_STEPS;
             uint64_t plo = 0, phi = 0;
             int64_t pidx = 0, ppw = 1;
-            for (int d = 0; d <= depth_hint; d++) {
+            int top = depth_hint;
+            for (int d = MMC_DEPTH - 1; d > top; d--) {
+                if (entries[d] < MMC_MAX_ENTRIES) {
+                    top = d;
+                    break;
+                }
+            }
+            for (int d = 0; d <= top; d++) {
                 uint64_t sym = s[p - d - 1];
                 if (d < 8) plo |= sym << (8 * d);
                 else phi |= sym << (8 * (d - 8));
@@ -749,7 +781,7 @@ static int multi_mmc_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_p
                 if (M[d].direct)
                     __builtin_prefetch(model_rec(&M[d], pidx));
                 else
-                    __builtin_prefetch(&M[d].ctx.slots[ht_hash(plo, phi) & (uint64_t)(M[d].ctx.cap - 1)]);
+                    __builtin_prefetch(model_probe_start(&M[d], plo, phi));
             }
         }
         for (int d = 0; d < MMC_DEPTH && d <= i - 2; d++) {
@@ -866,7 +898,7 @@ static int lz78y_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_predi
     int rc = 0;
 
     for (int j = 0; j <= LZ_DEPTH; j++) {
-        if (model_init(&D[j], alphabet, j) != 0) {
+        if (model_init(&D[j], alphabet, j, 64) != 0) {
             for (int k = 0; k <= j; k++) model_free(&D[k]);
             return SP_ERR_NOMEM;
         }
