@@ -197,6 +197,75 @@ static inline void lag_step(const uint8_t *s, int64_t i, const int32_t *lags, in
     }
 }
 
+/* Loops that count bits with popcount get a second copy compiled for the
+ * popcnt instruction (outside the baseline x86-64 target), picked at load
+ * time where the processor has it. */
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__)
+#define POPCNT_CLONES __attribute__((target_clones("popcnt", "default")))
+#else
+#define POPCNT_CLONES
+#endif
+
+/* The 64 bits of a packed bitstring (most significant first) from bit q on. */
+static inline uint64_t packed_bits_at(const uint64_t *W, int64_t q)
+{
+    int64_t w = q >> 6;
+    unsigned r = (unsigned)(q & 63);
+    return r == 0 ? W[w] : (W[w] << r) | (W[w + 1] >> (64 - r));
+}
+
+/* Binary lag after the warm-up (steps from i on, i >= LAG_DEPTH): as the
+ * blocks of sp_lag, with a block's matches of every lag taken 64 at a time
+ * from the packed bits, ~(bits ^ bits d + 1 back); step i + k is bit 63 - k. */
+POPCNT_CLONES static int lag_binary(const uint8_t *s, int64_t n, int64_t i, int32_t *score, int32_t *top, int64_t *winner,
+                      tally *t)
+{
+    const int64_t words = (n + 63) / 64 + 2;
+    uint64_t *W = calloc((size_t)words, sizeof(uint64_t));
+    uint64_t hw[LAG_DEPTH];
+    int32_t cand[LAG_DEPTH];
+    if (W == NULL) return SP_ERR_NOMEM;
+    for (int64_t w = 0; w * 64 < n; w++) {
+        const uint8_t *b = s + w * 64;
+        const int64_t len = n - w * 64 < 64 ? n - w * 64 : 64;
+        uint64_t acc = 0;
+        for (int64_t k = 0; k < len; k++) acc |= (uint64_t)(b[k] & 1u) << (63 - k);
+        W[w] = acc;
+    }
+    while (i < n) {
+        const int64_t len = n - i < LAG_BLOCK ? n - i : LAG_BLOCK;
+        const uint64_t keep = len == 64 ? ~0ULL : ~(~0ULL >> len);
+        const uint64_t cur = packed_bits_at(W, i);
+        int count = 0;
+        for (int d = 0; d < LAG_DEPTH; d++) {
+            const uint64_t eq = ~(cur ^ packed_bits_at(W, i - d - 1)) & keep;
+            if (score[d] + len >= *top) {
+                hw[d] = eq;
+                cand[count++] = d;
+            } else {
+                score[d] += __builtin_popcountll(eq);
+            }
+        }
+        for (int64_t k = 0; k < len; k++) {
+            const int bit = 63 - (int)k;
+            tally_add(t, (int)((hw[*winner] >> bit) & 1u));
+            for (int c = 0; c < count; c++) {
+                const int d = cand[c];
+                if ((hw[d] >> bit) & 1u) {
+                    int32_t sc = ++score[d];
+                    if (sc >= *top) {
+                        *top = sc;
+                        *winner = d;
+                    }
+                }
+            }
+        }
+        i += len;
+    }
+    free(W);
+    return 0;
+}
+
 int sp_lag(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_result *out)
 {
     int32_t score[LAG_DEPTH] = {0};
@@ -212,6 +281,11 @@ int sp_lag(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_result *o
     for (i = 1; i < n && i < LAG_DEPTH; i++) {
         tally_add(&t, s[i - winner - 1] == s[i]);
         lag_step(s, i, all, (int)i, score, &top, &winner);
+    }
+    if (alphabet <= 2 && i < n) {
+        int rc = lag_binary(s, n, i, score, &top, &winner, &t);
+        if (rc != 0) return rc;
+        i = n;
     }
     while (i < n) {
         int64_t end = i + LAG_BLOCK < n ? i + LAG_BLOCK : n;
@@ -630,7 +704,7 @@ static inline void mmc_order_steps(const uint8_t *s, int64_t i, int64_t end, uin
  * its hits are only counted.  Blocks of 64 x MMC_BLOCK_WORDS steps keep the bits at
  * 64 KB per order whatever the length of the data. */
 #define MMC_BLOCK_WORDS 512
-static int multi_mmc_binary(const uint8_t *s, int64_t n, sp_predictor_result *out)
+POPCNT_CLONES static int multi_mmc_binary(const uint8_t *s, int64_t n, sp_predictor_result *out)
 {
     const int64_t words = (n + 63) / 64;
     uint64_t *hit_bits = malloc(sizeof(uint64_t) * (size_t)(MMC_DEPTH * MMC_BLOCK_WORDS));
