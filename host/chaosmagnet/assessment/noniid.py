@@ -25,7 +25,7 @@ from queue import SimpleQueue
 from typing import TYPE_CHECKING, Any
 
 from chaosmagnet.assessment import suffix
-from chaosmagnet.assessment._kernel import SymbolBuffer, byte_counts, check_rc, ffi, lib, symbol_bytes, symbols_array
+from chaosmagnet.assessment._kernel import SymbolBuffer, byte_counts, check_rc, ffi, lib, symbol_bytes
 from chaosmagnet.assessment.samples import check_bits, short_input_warning
 from chaosmagnet.errors import UsageError
 
@@ -163,10 +163,17 @@ def bitstring(samples: SymbolBuffer, bits: int) -> np.ndarray:
     """The bits of each sample's low `bits` bits, most significant first."""
     import numpy as np
 
-    arr = symbols_array(samples, "samples")
-    if bits == 8:
-        return np.unpackbits(arr)
-    return np.unpackbits(arr[:, None], axis=1)[:, 8 - bits :].reshape(-1)
+    return np.frombuffer(_bitstring_bytes(samples, bits), dtype=np.uint8)
+
+
+def _bitstring_bytes(samples: SymbolBuffer, bits: int) -> bytearray:
+    """bitstring as a bytearray, one bit per byte (without numpy)."""
+    raw = symbol_bytes(samples, "samples")
+    out = bytearray(len(raw) * bits)
+    if len(raw):
+        rc = lib.sp_unpack_bits(_ptr("uint8_t[]", raw), len(raw), bits, _ptr("uint8_t[]", out))
+        check_rc(rc, "bitstring")
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -323,14 +330,7 @@ def tuple_estimates(s: SymbolBuffer) -> tuple[Estimate, Estimate]:
     if n < 2:
         return Estimate(None), Estimate(None)
     counts = suffix.bit_tuple_counts_lists(s) if max(byte_counts(s)[2:]) == 0 else None
-    if counts is None:
-        sa = suffix.suffix_array(s)
-        lcp = suffix.lcp_array(s, sa)
-        del sa
-        q_arr, pairs_arr = suffix.tuple_counts(lcp)
-        del lcp
-        counts = q_arr.tolist(), pairs_arr.tolist()
-    q, pairs = counts
+    q, pairs = counts if counts is not None else suffix.tuple_counts_lists(s)
     v = len(q) - 1
     u = next((t for t in range(1, v + 1) if q[t] < _TUPLE_CUTOFF), v + 1)
     if u > 1:
@@ -544,7 +544,7 @@ def assess_noniid(
         for index, value in enumerate(present):
             lookup[value] = index
         symbols = memoryview(bytes(raw).translate(lookup))
-    bitseq = None if binary else bitstring(raw, bits)
+    bitseq = None if binary else memoryview(_bitstring_bytes(raw, bits))
 
     jobs: list[tuple[str, str, Callable[[], Any]]] = [
         ("multi_mmc", "original", lambda: multi_mmc_estimate(symbols, alphabet)),
