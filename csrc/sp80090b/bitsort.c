@@ -292,14 +292,39 @@ static int bucket_lcps(bittext *t, tuple_counter *tc, uint32_t *P, int64_t len, 
 {
     const uint64_t *W = t->W;
     const int64_t n = t->n;
-    int rc;
+    int rc, sorted_by_top = 0;
     /* key: the 24 bits after the bucket's 16 (zero padded), then the position
      * reversed, so that equal bits put the shorter suffix first */
     for (int64_t k = 0; k < len; k++) {
         uint64_t digits = (bits_at(W, P[k]) >> (64 - PREFIX_BITS)) & ((1ULL << (PREFIX_BITS - BUCKET_BITS)) - 1);
         key[k] = digits << 32 | (uint64_t)(0xFFFFFFFFu - P[k]);
     }
-    if (len <= 32) {
+    if (len > 32) {
+        /* one counting pass on the top 8 of the 24 bits: when that leaves
+         * groups of at most 32 (a bucket of a few hundred nearly random
+         * suffixes), an insertion sort finishes, moving keys within their group
+         * only; otherwise (skewed data) three LSD passes */
+        uint32_t h[DIGITS] = {0}, largest = 0, sum = 0;
+        for (int64_t k = 0; k < len; k++) {
+            uint32_t c = ++h[(key[k] >> 48) & (DIGITS - 1)];
+            largest = c > largest ? c : largest;
+        }
+        if (largest <= 32) {
+            for (int d = 0; d < DIGITS; d++) {
+                uint32_t c = h[d];
+                h[d] = sum;
+                sum += c;
+            }
+            for (int64_t k = 0; k < len; k++) tmp[h[(key[k] >> 48) & (DIGITS - 1)]++] = key[k];
+            {
+                uint64_t *swap = key;
+                key = tmp;
+                tmp = swap;
+            }
+        }
+        sorted_by_top = largest <= 32;
+    }
+    if (len <= 32 || sorted_by_top) {
         for (int64_t i = 1; i < len; i++) {
             uint64_t x = key[i];
             int64_t j = i;
