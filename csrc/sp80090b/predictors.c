@@ -659,7 +659,7 @@ static inline void context_key(const uint8_t *s, int64_t end, int len, int32_t a
  * found bits of step i go to bit i % 64 of H and F[i / 64 - w0]. */
 static inline void mmc_order_steps(const uint8_t *s, int64_t i, int64_t end, uint64_t *tab, uint32_t *hist,
                                    uint32_t mask, uint64_t *H, uint64_t *F, int64_t w0, int64_t *entries,
-                                   int capped)
+                                   int capped, int all_seen)
 {
     uint32_t h = *hist;
     int64_t ent = *entries;
@@ -670,7 +670,9 @@ static inline void mmc_order_steps(const uint8_t *s, int64_t i, int64_t end, uin
             const uint32_t y = s[i] & 1u;
             const uint64_t v = tab[h];
             const uint32_t e0 = (uint32_t)v, e1 = (uint32_t)(v >> 32);
-            const uint64_t f = v != 0;
+            /* all_seen: every context of the order has been seen, so there is a
+             * prediction at every step */
+            const uint64_t f = all_seen ? 1 : v != 0;
             /* prediction: the more frequent bit, 1 on a tie */
             hacc |= (f & ((uint32_t)(e1 >= e0) == y)) << (i & 63);
             facc |= f << (i & 63);
@@ -704,6 +706,8 @@ static inline void mmc_order_steps(const uint8_t *s, int64_t i, int64_t end, uin
  * its hits are only counted.  Blocks of 64 x MMC_BLOCK_WORDS steps keep the bits at
  * 64 KB per order whatever the length of the data. */
 #define MMC_BLOCK_WORDS 512
+/* the orders up to which a block checks whether every context has been seen */
+#define MMC_SEEN_CHECK 12
 POPCNT_CLONES static int multi_mmc_binary(const uint8_t *s, int64_t n, sp_predictor_result *out)
 {
     const int64_t words = (n + 63) / 64;
@@ -716,6 +720,7 @@ POPCNT_CLONES static int multi_mmc_binary(const uint8_t *s, int64_t n, sp_predic
     int64_t score[MMC_DEPTH] = {0};
     int64_t top = 0;
     int winner = 0;
+    uint32_t all_seen = 0;
     tally t = {0, 0, 0};
 
     if (hit_bits == NULL || found_bits == NULL || tables == NULL) {
@@ -752,9 +757,19 @@ POPCNT_CLONES static int multi_mmc_binary(const uint8_t *s, int64_t n, sp_predic
             /* Steps i >= d + 2 predict s[i] from the d + 1 samples before it;
              * only the longest order can reach the entry cap. */
             if (d < MMC_DEPTH - 1)
-                mmc_order_steps(s, i, end, table[d], &h, (2u << d) - 1, H, F, w0, &ent, 0);
+                if (all_seen & (1u << d))
+                    mmc_order_steps(s, i, end, table[d], &h, (2u << d) - 1, H, F, w0, &ent, 0, 1);
+                else
+                    mmc_order_steps(s, i, end, table[d], &h, (2u << d) - 1, H, F, w0, &ent, 0, 0);
             else
-                mmc_order_steps(s, i, end, table[d], &h, (2u << d) - 1, H, F, w0, &ent, 1);
+                mmc_order_steps(s, i, end, table[d], &h, (2u << d) - 1, H, F, w0, &ent, 1, 0);
+            /* Once an order's (short) table has no unseen context left, it never
+             * has again: its steps need not check. */
+            if (d <= MMC_SEEN_CHECK && !(all_seen & (1u << d))) {
+                int64_t zeros = 0;
+                for (uint32_t x = 0; x < (2u << d); x++) zeros += table[d][x] == 0;
+                if (zeros == 0) all_seen |= 1u << d;
+            }
             hist[d] = h;
             entries[d] = ent;
         }
