@@ -24,6 +24,8 @@
 #define LZ_DEPTH 16
 #define LZ_MAX_DICTIONARY 65536
 #define PREFETCH_STEPS 6
+#define LZ_PREFETCH 4
+#define LZ_PREFETCH_ORDERS 4
 
 typedef struct {
     int64_t correct, run, longest;
@@ -951,9 +953,20 @@ static int lz78y_binary(const uint8_t *s, int64_t n, sp_predictor_result *out)
     {
         uint32_t full = 0;
         for (int k = 0; k < LZ_DEPTH; k++) full |= (uint32_t)(s[LZ_DEPTH - k] & 1u) << k;
+        /* The context LZ_PREFETCH steps ahead is known from the data: the
+         * longest orders' tables (beyond the first-level caches) are fetched
+         * that far ahead. */
+        uint32_t ahead = full;
+        for (int64_t k = LZ_DEPTH + 1; k < LZ_DEPTH + 1 + LZ_PREFETCH && k < n; k++)
+            ahead = ((ahead << 1) | (s[k] & 1u)) & 0xFFFFu;
         for (int64_t i = LZ_DEPTH + 1; i < n; i++) {
             const uint32_t y = s[i] & 1u;
             uint32_t max_count = 0, prediction = 2;
+            if (i + LZ_PREFETCH < n) {
+                for (int j = LZ_DEPTH; j > LZ_DEPTH - LZ_PREFETCH_ORDERS; j--)
+                    __builtin_prefetch(table[j] + 2 * (ahead & ((1u << j) - 1)), 1);
+                ahead = ((ahead << 1) | (s[i + LZ_PREFETCH] & 1u)) & 0xFFFFu;
+            }
             for (int j = LZ_DEPTH; j >= 1; j--) {
                 uint32_t *e = table[j] + 2 * (full & ((1u << j) - 1));
                 uint32_t e0 = e[0], e1 = e[1];
