@@ -419,11 +419,12 @@ int sp_bit_tuple_counts(const uint8_t *bits, int64_t n, int64_t budget, int32_t 
     t.budget = budget;
     for (int64_t i = 0; i < n; i++) count[bucket_of(W, i)]++;
     for (int b = 0; b < BUCKETS; b++) largest = count[b] > largest ? count[b] : largest;
-    /* one scan of the text up to 2^22 positions (16 MB), else four, each
-     * collecting a quarter of the positions */
-    chunk_cap = n <= (1 << 22) ? n : n / 4;
+    /* one scan of the text up to 2^22 positions (16 MB), two up to 2^24 (a
+     * second scan costs about as much as sorting the positions), else four,
+     * each collecting a quarter of the positions */
+    chunk_cap = n <= (1 << 22) ? n : n <= (1 << 24) ? n / 2 : n / 4;
     chunk_cap = chunk_cap > largest ? chunk_cap : largest;
-    chunk = malloc(sizeof(uint32_t) * (size_t)chunk_cap);
+    chunk = malloc(sizeof(uint32_t) * (size_t)(chunk_cap + 1));
     key = malloc(sizeof(uint64_t) * (size_t)largest);
     tmp = malloc(sizeof(uint64_t) * (size_t)largest);
     if (chunk == NULL || key == NULL || tmp == NULL) {
@@ -443,9 +444,17 @@ int sp_bit_tuple_counts(const uint8_t *bits, int64_t n, int64_t budget, int32_t 
         }
         /* collect the chunk's positions, descending within each bucket (fill[b]
          * ends at the bucket's end) */
-        for (int64_t i = n - 1; i >= 0; i--) {
-            uint32_t b = bucket_of(W, i);
-            if (b - (uint32_t)lo < (uint32_t)(hi - lo)) chunk[fill[b]++] = (uint32_t)i;
+        {
+            /* without a branch on whether i is in the chunk (a coin toss): the
+             * others are written to a spare entry past the chunk's end */
+            uint32_t spare = (uint32_t)chunk_cap;
+            for (int64_t i = n - 1; i >= 0; i--) {
+                const uint32_t b = bucket_of(W, i);
+                const int in = b - (uint32_t)lo < (uint32_t)(hi - lo);
+                uint32_t *f = in ? &fill[b] : &spare;
+                chunk[*f] = (uint32_t)i;
+                *f += (uint32_t)in;
+            }
         }
         for (int b = lo; b < hi; b++) {
             int64_t len = count[b];
