@@ -442,10 +442,10 @@ def lz78y_estimate(s: SymbolBuffer, alphabet: int) -> Estimate:
 # files), for scheduling only: on binary symbols, and on wider ones, where
 # the context models hash and the suffix array is SA-IS.
 _COST = {
-    "multi_mmc": (44.0, 430.0),
-    "tuple": (41.0, 66.0),
-    "lz78y": (38.0, 190.0),
-    "lag": (18.0, 34.0),
+    "multi_mmc": (39.0, 230.0),
+    "tuple": (32.0, 60.0),
+    "lz78y": (35.0, 130.0),
+    "lag": (9.5, 33.0),
     "multi_mcw": (8.0, 50.0),
     "compression": (3.0, 3.0),
     "collision": (1.5, 1.5),
