@@ -526,6 +526,17 @@ def test_predictor_kernels_follow_the_pseudocode(k: int) -> None:
     assert _kernel("sp_lz78y", data[:2500], k) == _lz78y_reference(seq[:2500])
 
 
+def test_lz78y_after_its_dictionary_fills() -> None:
+    """Once the 65,536 contexts are in, LZ78Y looks up only the orders that can be
+    there; the context added last may lack its shorter suffix (here one of order
+    10 is met again later), and must still be found."""
+    rng = np.random.default_rng(47)
+    base = rng.integers(0, 4, 12_000)
+    base[6000:9000] = np.tile(rng.integers(0, 4, 7), 500)[:3000]
+    data = np.minimum(base, rng.integers(0, 4, 12_000)).astype(np.uint8)
+    assert _kernel("sp_lz78y", data, 4) == _lz78y_reference(data.tolist())
+
+
 @pytest.mark.parametrize("name", ["sp_lag", "sp_multi_mcw", "sp_multi_mmc", "sp_lz78y"])
 def test_predictor_kernels_reject_symbols_outside_the_alphabet(name: str) -> None:
     data = np.zeros(5000, dtype=np.uint8)

@@ -992,10 +992,33 @@ done:
     return rc;
 }
 
+/* Context of order j (1..16) from the full context of 16 symbols. */
+static inline void lz_order_key(uint64_t full_lo, uint64_t full_hi, int j, uint64_t *lo, uint64_t *hi)
+{
+    *lo = full_lo;
+    *hi = full_hi;
+    if (j <= 8) {
+        *hi = 0;
+        if (j < 8) *lo &= (1ULL << (8 * j)) - 1;
+    } else if (j < 16) {
+        *hi &= (1ULL << (8 * (j - 8))) - 1;
+    }
+}
+
+/* LZ78Y on wider symbols.  Until the dictionary is full every step adds the
+ * contexts it lacks, longest first, so the dictionary is closed under taking
+ * suffixes (a context's shorter ones are in it), with one exception: in the
+ * step that fills it, the context added last (order j0) may lack its suffix
+ * of order j0 - 1, which can then never be added.  After that step nothing
+ * is added, and only the contexts in the dictionary matter, so a step looks
+ * its orders up from the shortest until one is missing, and looks further
+ * only when its context of order j0 is that exception. */
 static int lz78y_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_result *out)
 {
     model D[LZ_DEPTH + 1];
-    int64_t dict_size = 0;
+    int64_t dict_size = 0, i;
+    int full_at = 0; /* the order whose addition filled the dictionary */
+    uint64_t orphan_lo = 0, orphan_hi = 0;
     tally t = {0, 0, 0};
     int rc = 0;
 
@@ -1016,7 +1039,7 @@ static int lz78y_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_predi
         }
         dict_size++;
     }
-    for (int64_t i = LZ_DEPTH + 1; i < n; i++) {
+    for (i = LZ_DEPTH + 1; i < n && full_at == 0; i++) {
         const uint8_t y = s[i];
         uint64_t full_lo, full_hi;
         int64_t max_count = 0, dense_idx[LZ_DEPTH + 1], pw = 1, acc = 0;
@@ -1032,14 +1055,9 @@ static int lz78y_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_predi
             dense_idx[j] = acc;
         }
         for (int j = LZ_DEPTH; j >= 1; j--) {
-            uint64_t lo = full_lo, hi = full_hi;
+            uint64_t lo, hi;
             int64_t node;
-            if (j <= 8) {
-                hi = 0;
-                if (j < 8) lo &= (1ULL << (8 * j)) - 1;
-            } else if (j < 16) {
-                hi &= (1ULL << (8 * (j - 8))) - 1;
-            }
+            lz_order_key(full_lo, full_hi, j, &lo, &hi);
             node = model_find(&D[j], lo, hi, dense_idx[j]);
             if (node >= 0) {
                 const node_rec *r = model_rec(&D[j], node);
@@ -1058,7 +1076,61 @@ static int lz78y_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_predi
                     rc = SP_ERR_NOMEM;
                     goto done;
                 }
-                dict_size++;
+                if (++dict_size == LZ_MAX_DICTIONARY) {
+                    full_at = j;
+                    orphan_lo = lo;
+                    orphan_hi = hi;
+                }
+            }
+        }
+        tally_add(&t, have && prediction == y);
+    }
+    for (; i < n; i++) {
+        const uint8_t y = s[i];
+        uint64_t full_lo, full_hi, lo, hi;
+        int64_t max_count = 0, node[LZ_DEPTH + 1], dense_idx[LZ_DEPTH + 1], pw = 1, acc = 0;
+        int have = 0, top = 0;
+        uint8_t prediction = 0;
+        context_key(s, i, LZ_DEPTH, alphabet, &full_lo, &full_hi, &acc);
+        acc = 0;
+        for (int j = 1; j <= LZ_DEPTH; j++) {
+            if (pw <= DENSE_CONTEXTS) {
+                acc += (int64_t)s[i - j] * pw;
+                pw *= alphabet;
+            }
+            dense_idx[j] = acc;
+            node[j] = -1;
+        }
+        /* orders 1 .. top are in the dictionary, order top + 1 is not */
+        while (top < LZ_DEPTH) {
+            lz_order_key(full_lo, full_hi, top + 1, &lo, &hi);
+            node[top + 1] = model_find(&D[top + 1], lo, hi, dense_idx[top + 1]);
+            if (node[top + 1] < 0) break;
+            top++;
+        }
+        /* longer ones only from the context added last on */
+        if (full_at > top + 1) {
+            lz_order_key(full_lo, full_hi, full_at, &lo, &hi);
+            if (lo == orphan_lo && hi == orphan_hi) {
+                for (int j = full_at; j <= LZ_DEPTH; j++) {
+                    lz_order_key(full_lo, full_hi, j, &lo, &hi);
+                    node[j] = model_find(&D[j], lo, hi, dense_idx[j]);
+                    if (node[j] < 0) break;
+                }
+            }
+        }
+        for (int j = LZ_DEPTH; j >= 1; j--) {
+            const node_rec *r;
+            if (node[j] < 0) continue;
+            r = model_rec(&D[j], node[j]);
+            if (r->best_count > max_count) {
+                max_count = r->best_count;
+                prediction = (uint8_t)r->best_y;
+                have = 1;
+            }
+            if (model_count(&D[j], node[j], y, 1) < 0) {
+                rc = SP_ERR_NOMEM;
+                goto done;
             }
         }
         tally_add(&t, have && prediction == y);
