@@ -444,7 +444,7 @@ def lz78y_estimate(s: SymbolBuffer, alphabet: int) -> Estimate:
 _COST = {
     "multi_mmc": (39.0, 230.0),
     "tuple": (32.0, 60.0),
-    "lz78y": (35.0, 130.0),
+    "lz78y": (35.0, 60.0),
     "lag": (9.5, 33.0),
     "multi_mcw": (8.0, 50.0),
     "compression": (3.0, 3.0),
