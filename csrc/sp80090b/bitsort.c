@@ -15,7 +15,10 @@
  * suffixes first), and the comparison treats the end of the text as smaller
  * than any bit.
  */
+/* madvise and posix_memalign, for sp_table_alloc */
+#define _DEFAULT_SOURCE
 #include "sp80090b.h"
+#include "tables.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -424,7 +427,7 @@ int sp_bit_tuple_counts(const uint8_t *bits, int64_t n, int64_t budget, int32_t 
      * each collecting a quarter of the positions */
     chunk_cap = n <= (1 << 22) ? n : n <= (1 << 24) ? n / 2 : n / 4;
     chunk_cap = chunk_cap > largest ? chunk_cap : largest;
-    chunk = malloc(sizeof(uint32_t) * (size_t)(chunk_cap + 1));
+    chunk = sp_table_alloc(sizeof(uint32_t) * (size_t)(chunk_cap + 1), 0);
     key = malloc(sizeof(uint64_t) * (size_t)largest);
     tmp = malloc(sizeof(uint64_t) * (size_t)largest);
     if (chunk == NULL || key == NULL || tmp == NULL) {

@@ -12,7 +12,10 @@
  * alphabets use open-addressing hash tables keyed by the context (up to 16
  * symbols, most recent first).
  */
+/* madvise and posix_memalign, for sp_table_alloc */
+#define _DEFAULT_SOURCE
 #include "sp80090b.h"
+#include "tables.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -328,7 +331,7 @@ static int pt_init(ptab *t, int64_t cap)
 {
     t->cap = cap;
     t->size = 0;
-    t->slots = calloc((size_t)cap, sizeof(uint64_t));
+    t->slots = sp_table_alloc(sizeof(uint64_t) * (size_t)cap, 1);
     return t->slots == NULL ? SP_ERR_NOMEM : 0;
 }
 
@@ -435,7 +438,7 @@ static inline uint64_t filter_bit(const model *m, uint64_t hash)
 static int index_init(model *m, int64_t cap)
 {
     m->cap = cap;
-    m->slots = calloc((size_t)cap, sizeof(uint64_t));
+    m->slots = sp_table_alloc(sizeof(uint64_t) * (size_t)cap, 1);
     m->filter = calloc((size_t)(cap / 16 + 1), sizeof(uint64_t));
     return m->slots == NULL || m->filter == NULL ? SP_ERR_NOMEM : 0;
 }
@@ -715,7 +718,7 @@ POPCNT_CLONES static int multi_mmc_binary(const uint8_t *s, int64_t n, sp_predic
     const int64_t words = (n + 63) / 64;
     uint64_t *hit_bits = malloc(sizeof(uint64_t) * (size_t)(MMC_DEPTH * MMC_BLOCK_WORDS));
     uint64_t *found_bits = malloc(sizeof(uint64_t) * (size_t)(MMC_DEPTH * MMC_BLOCK_WORDS));
-    uint64_t *tables = calloc((size_t)2 << MMC_DEPTH, sizeof(uint64_t));
+    uint64_t *tables = sp_table_alloc(sizeof(uint64_t) * ((size_t)2 << MMC_DEPTH), 1);
     uint64_t *table[MMC_DEPTH];
     uint32_t hist[MMC_DEPTH];
     int64_t entries[MMC_DEPTH];
