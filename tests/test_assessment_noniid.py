@@ -314,6 +314,16 @@ def test_t_tuple_and_lrs_on_a_periodic_sequence() -> None:
     assert t_tuple.details["p_hat_max"] == pytest.approx(best, rel=1e-12)
 
 
+@pytest.mark.parametrize("k", [3, 200])
+def test_tuple_counts_lists_match_the_array_route(k: int) -> None:
+    rng = np.random.default_rng(k)
+    data = rng.integers(0, k, 3000).astype(np.uint8)
+    data[2000:2600] = data[100:700]  # one long repeat
+    q, pairs = suffix.tuple_counts(suffix.lcp_array(data, suffix.suffix_array(data)))
+    assert suffix.tuple_counts_lists(bytes(data)) == (q.tolist(), pairs.tolist())
+    assert suffix.tuple_counts_lists(data) == (q.tolist(), pairs.tolist())
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(0, 3), min_size=1, max_size=300))
 def test_suffix_array_sorts_suffixes(values: list[int]) -> None:
@@ -502,7 +512,7 @@ def _lz78y_reference(s: list[int]) -> tuple[int, int, int]:
     return _tally(hits)
 
 
-@pytest.mark.parametrize("k", [2, 3, 6, 40])
+@pytest.mark.parametrize("k", [2, 3, 6, 40, 200])
 def test_predictor_kernels_follow_the_pseudocode(k: int) -> None:
     rng = np.random.default_rng(k)
     # a mix of structure and noise so that every predictor wins somewhere
@@ -514,6 +524,17 @@ def test_predictor_kernels_follow_the_pseudocode(k: int) -> None:
     assert _kernel("sp_multi_mcw", data, k) == _mcw_reference(seq)
     assert _kernel("sp_multi_mmc", data[:2500], k) == _mmc_reference(seq[:2500])
     assert _kernel("sp_lz78y", data[:2500], k) == _lz78y_reference(seq[:2500])
+
+
+def test_lz78y_after_its_dictionary_fills() -> None:
+    """Once the 65,536 contexts are in, LZ78Y looks up only the orders that can be
+    there; the context added last may lack its shorter suffix (here one of order
+    10 is met again later), and must still be found."""
+    rng = np.random.default_rng(47)
+    base = rng.integers(0, 4, 12_000)
+    base[6000:9000] = np.tile(rng.integers(0, 4, 7), 500)[:3000]
+    data = np.minimum(base, rng.integers(0, 4, 12_000)).astype(np.uint8)
+    assert _kernel("sp_lz78y", data, 4) == _lz78y_reference(data.tolist())
 
 
 @pytest.mark.parametrize("name", ["sp_lag", "sp_multi_mcw", "sp_multi_mmc", "sp_lz78y"])
@@ -548,6 +569,15 @@ def test_prediction_bound_global_and_local() -> None:
 def test_bitstring_is_msb_first() -> None:
     assert bitstring(np.array([0b101, 0b011], dtype=np.uint8), 3).tolist() == [1, 0, 1, 0, 1, 1]
     assert bitstring(np.array([0x80], dtype=np.uint8), 8).tolist() == [1, 0, 0, 0, 0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("bits", range(1, 9))
+def test_bitstring_matches_numpy(bits: int) -> None:
+    data = np.arange(256, dtype=np.uint8) & ((1 << bits) - 1)
+    expected = np.unpackbits(data[:, None], axis=1)[:, 8 - bits :].reshape(-1)
+    assert bitstring(data, bits).tolist() == expected.tolist()
+    assert bitstring(bytes(data), bits).tolist() == expected.tolist()
+    assert bitstring(b"", bits).size == 0
 
 
 def test_progress_is_reported_for_every_run() -> None:
@@ -688,11 +718,12 @@ def test_bytes_and_arrays_give_the_same_assessment(k: int, bits: int) -> None:
         assert assess_noniid(data, bits).to_json() == from_array.to_json()
 
 
-def test_binary_assessment_runs_without_numpy(tmp_path: Path) -> None:
-    """A 1-bit file goes from disk to H_assessed without importing numpy (its import
-    was most of the 1-bit run's start-up and memory)."""
-    path = tmp_path / "bits.bin"
-    path.write_bytes(bytes(np.random.default_rng(2).integers(0, 2, 50_000).astype(np.uint8)))
+@pytest.mark.parametrize("bits", [1, 3, 8])
+def test_assessment_runs_without_numpy(tmp_path: Path, bits: int) -> None:
+    """A file goes from disk to H_assessed without importing numpy (its import was
+    most of a 1-bit run's start-up and memory, and a tenth of an 8-bit run's time)."""
+    path = tmp_path / "samples.bin"
+    path.write_bytes(bytes(np.random.default_rng(2).integers(0, 1 << bits, 50_000).astype(np.uint8)))
     code = (
         "import sys\n"
         "from chaosmagnet.assessment.noniid import assess_noniid\n"
@@ -706,5 +737,5 @@ def test_binary_assessment_runs_without_numpy(tmp_path: Path) -> None:
 
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
     h, numpy_loaded = out.stdout.split()
-    expected = assess_noniid(np.frombuffer(path.read_bytes(), dtype=np.uint8), 1).h_assessed
+    expected = assess_noniid(np.frombuffer(path.read_bytes(), dtype=np.uint8), bits).h_assessed
     assert float(h) == expected and numpy_loaded == "False"

@@ -15,7 +15,10 @@
  * suffixes first), and the comparison treats the end of the text as smaller
  * than any bit.
  */
+/* madvise and posix_memalign, for sp_table_alloc */
+#define _DEFAULT_SOURCE
 #include "sp80090b.h"
+#include "tables.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -292,14 +295,39 @@ static int bucket_lcps(bittext *t, tuple_counter *tc, uint32_t *P, int64_t len, 
 {
     const uint64_t *W = t->W;
     const int64_t n = t->n;
-    int rc;
+    int rc, sorted_by_top = 0;
     /* key: the 24 bits after the bucket's 16 (zero padded), then the position
      * reversed, so that equal bits put the shorter suffix first */
     for (int64_t k = 0; k < len; k++) {
         uint64_t digits = (bits_at(W, P[k]) >> (64 - PREFIX_BITS)) & ((1ULL << (PREFIX_BITS - BUCKET_BITS)) - 1);
         key[k] = digits << 32 | (uint64_t)(0xFFFFFFFFu - P[k]);
     }
-    if (len <= 32) {
+    if (len > 32) {
+        /* one counting pass on the top 8 of the 24 bits: when that leaves
+         * groups of at most 32 (a bucket of a few hundred nearly random
+         * suffixes), an insertion sort finishes, moving keys within their group
+         * only; otherwise (skewed data) three LSD passes */
+        uint32_t h[DIGITS] = {0}, largest = 0, sum = 0;
+        for (int64_t k = 0; k < len; k++) {
+            uint32_t c = ++h[(key[k] >> 48) & (DIGITS - 1)];
+            largest = c > largest ? c : largest;
+        }
+        if (largest <= 32) {
+            for (int d = 0; d < DIGITS; d++) {
+                uint32_t c = h[d];
+                h[d] = sum;
+                sum += c;
+            }
+            for (int64_t k = 0; k < len; k++) tmp[h[(key[k] >> 48) & (DIGITS - 1)]++] = key[k];
+            {
+                uint64_t *swap = key;
+                key = tmp;
+                tmp = swap;
+            }
+        }
+        sorted_by_top = largest <= 32;
+    }
+    if (len <= 32 || sorted_by_top) {
         for (int64_t i = 1; i < len; i++) {
             uint64_t x = key[i];
             int64_t j = i;
@@ -394,11 +422,12 @@ int sp_bit_tuple_counts(const uint8_t *bits, int64_t n, int64_t budget, int32_t 
     t.budget = budget;
     for (int64_t i = 0; i < n; i++) count[bucket_of(W, i)]++;
     for (int b = 0; b < BUCKETS; b++) largest = count[b] > largest ? count[b] : largest;
-    /* one scan of the text up to 2^22 positions (16 MB), else four, each
-     * collecting a quarter of the positions */
-    chunk_cap = n <= (1 << 22) ? n : n / 4;
+    /* one scan of the text up to 2^22 positions (16 MB), two up to 2^24 (a
+     * second scan costs about as much as sorting the positions), else four,
+     * each collecting a quarter of the positions */
+    chunk_cap = n <= (1 << 22) ? n : n <= (1 << 24) ? n / 2 : n / 4;
     chunk_cap = chunk_cap > largest ? chunk_cap : largest;
-    chunk = malloc(sizeof(uint32_t) * (size_t)chunk_cap);
+    chunk = sp_table_alloc(sizeof(uint32_t) * (size_t)(chunk_cap + 1), 0);
     key = malloc(sizeof(uint64_t) * (size_t)largest);
     tmp = malloc(sizeof(uint64_t) * (size_t)largest);
     if (chunk == NULL || key == NULL || tmp == NULL) {
@@ -418,9 +447,17 @@ int sp_bit_tuple_counts(const uint8_t *bits, int64_t n, int64_t budget, int32_t 
         }
         /* collect the chunk's positions, descending within each bucket (fill[b]
          * ends at the bucket's end) */
-        for (int64_t i = n - 1; i >= 0; i--) {
-            uint32_t b = bucket_of(W, i);
-            if (b - (uint32_t)lo < (uint32_t)(hi - lo)) chunk[fill[b]++] = (uint32_t)i;
+        {
+            /* without a branch on whether i is in the chunk (a coin toss): the
+             * others are written to a spare entry past the chunk's end */
+            uint32_t spare = (uint32_t)chunk_cap;
+            for (int64_t i = n - 1; i >= 0; i--) {
+                const uint32_t b = bucket_of(W, i);
+                const int in = b - (uint32_t)lo < (uint32_t)(hi - lo);
+                uint32_t *f = in ? &fill[b] : &spare;
+                chunk[*f] = (uint32_t)i;
+                *f += (uint32_t)in;
+            }
         }
         for (int b = lo; b < hi; b++) {
             int64_t len = count[b];

@@ -45,6 +45,25 @@ int sp_markov_counts(const uint8_t *bits, int64_t n, int64_t *counts)
     return 0;
 }
 
+int sp_unpack_bits(const uint8_t *samples, int64_t n, int32_t bits, uint8_t *out)
+{
+    if (n < 0 || bits < 1 || bits > 8) return SP_ERR_ARGS;
+    if (bits == 8) {
+        /* the eight bits of a byte as eight bytes at once: the byte copied into
+         * every byte of a word, byte k keeping bit 7 - k, each turned into 0/1 */
+        for (int64_t i = 0; i < n; i++) {
+            const uint64_t picked = (samples[i] * 0x0101010101010101ULL) & 0x0102040810204080ULL;
+            const uint64_t word = ((picked + 0x7F7F7F7F7F7F7F7FULL) >> 7) & 0x0101010101010101ULL;
+            uint8_t *o = out + 8 * i;
+            for (int k = 0; k < 8; k++) o[k] = (uint8_t)(word >> (8 * k));
+        }
+        return 0;
+    }
+    for (int64_t i = 0; i < n; i++)
+        for (int32_t k = 0; k < bits; k++) out[i * bits + k] = (samples[i] >> (bits - 1 - k)) & 1u;
+    return 0;
+}
+
 int sp_byte_counts(const uint8_t *data, int64_t n, int64_t *counts)
 {
     /* four tables, so that runs of one value do not wait on one counter */

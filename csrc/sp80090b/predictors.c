@@ -12,7 +12,10 @@
  * alphabets use open-addressing hash tables keyed by the context (up to 16
  * symbols, most recent first).
  */
+/* madvise and posix_memalign, for sp_table_alloc */
+#define _DEFAULT_SOURCE
 #include "sp80090b.h"
+#include "tables.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +27,8 @@
 #define LZ_DEPTH 16
 #define LZ_MAX_DICTIONARY 65536
 #define PREFETCH_STEPS 6
+#define LZ_PREFETCH 4
+#define LZ_PREFETCH_ORDERS 4
 
 typedef struct {
     int64_t correct, run, longest;
@@ -197,6 +202,75 @@ static inline void lag_step(const uint8_t *s, int64_t i, const int32_t *lags, in
     }
 }
 
+/* Loops that count bits with popcount get a second copy compiled for the
+ * popcnt instruction (outside the baseline x86-64 target), picked at load
+ * time where the processor has it. */
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__)
+#define POPCNT_CLONES __attribute__((target_clones("popcnt", "default")))
+#else
+#define POPCNT_CLONES
+#endif
+
+/* The 64 bits of a packed bitstring (most significant first) from bit q on. */
+static inline uint64_t packed_bits_at(const uint64_t *W, int64_t q)
+{
+    int64_t w = q >> 6;
+    unsigned r = (unsigned)(q & 63);
+    return r == 0 ? W[w] : (W[w] << r) | (W[w + 1] >> (64 - r));
+}
+
+/* Binary lag after the warm-up (steps from i on, i >= LAG_DEPTH): as the
+ * blocks of sp_lag, with a block's matches of every lag taken 64 at a time
+ * from the packed bits, ~(bits ^ bits d + 1 back); step i + k is bit 63 - k. */
+POPCNT_CLONES static int lag_binary(const uint8_t *s, int64_t n, int64_t i, int32_t *score, int32_t *top, int64_t *winner,
+                      tally *t)
+{
+    const int64_t words = (n + 63) / 64 + 2;
+    uint64_t *W = calloc((size_t)words, sizeof(uint64_t));
+    uint64_t hw[LAG_DEPTH];
+    int32_t cand[LAG_DEPTH];
+    if (W == NULL) return SP_ERR_NOMEM;
+    for (int64_t w = 0; w * 64 < n; w++) {
+        const uint8_t *b = s + w * 64;
+        const int64_t len = n - w * 64 < 64 ? n - w * 64 : 64;
+        uint64_t acc = 0;
+        for (int64_t k = 0; k < len; k++) acc |= (uint64_t)(b[k] & 1u) << (63 - k);
+        W[w] = acc;
+    }
+    while (i < n) {
+        const int64_t len = n - i < LAG_BLOCK ? n - i : LAG_BLOCK;
+        const uint64_t keep = len == 64 ? ~0ULL : ~(~0ULL >> len);
+        const uint64_t cur = packed_bits_at(W, i);
+        int count = 0;
+        for (int d = 0; d < LAG_DEPTH; d++) {
+            const uint64_t eq = ~(cur ^ packed_bits_at(W, i - d - 1)) & keep;
+            if (score[d] + len >= *top) {
+                hw[d] = eq;
+                cand[count++] = d;
+            } else {
+                score[d] += __builtin_popcountll(eq);
+            }
+        }
+        for (int64_t k = 0; k < len; k++) {
+            const int bit = 63 - (int)k;
+            tally_add(t, (int)((hw[*winner] >> bit) & 1u));
+            for (int c = 0; c < count; c++) {
+                const int d = cand[c];
+                if ((hw[d] >> bit) & 1u) {
+                    int32_t sc = ++score[d];
+                    if (sc >= *top) {
+                        *top = sc;
+                        *winner = d;
+                    }
+                }
+            }
+        }
+        i += len;
+    }
+    free(W);
+    return 0;
+}
+
 int sp_lag(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_result *out)
 {
     int32_t score[LAG_DEPTH] = {0};
@@ -212,6 +286,11 @@ int sp_lag(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_result *o
     for (i = 1; i < n && i < LAG_DEPTH; i++) {
         tally_add(&t, s[i - winner - 1] == s[i]);
         lag_step(s, i, all, (int)i, score, &top, &winner);
+    }
+    if (alphabet <= 2 && i < n) {
+        int rc = lag_binary(s, n, i, score, &top, &winner, &t);
+        if (rc != 0) return rc;
+        i = n;
     }
     while (i < n) {
         int64_t end = i + LAG_BLOCK < n ? i + LAG_BLOCK : n;
@@ -239,127 +318,7 @@ int sp_lag(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_result *o
     return 0;
 }
 
-/* ------------------------------------------------------------ hash tables */
-
-/* Open addressing, linear probing; a 128-bit key (lo, hi) maps to an int64
- * value, -1 marking an empty slot.  One slot is one struct, so a probe
- * touches one cache line.  Grows at half load.  A bit filter (4 bits per
- * slot, indexed by other hash bits) answers most lookups of absent keys
- * without touching the table: long contexts are mostly absent. */
-typedef struct {
-    uint64_t lo, hi;
-    int64_t val;
-} hslot;
-
-typedef struct {
-    hslot *slots;
-    uint64_t *filter;
-    int64_t cap, size;
-} htab;
-
-static inline uint64_t ht_hash(uint64_t lo, uint64_t hi)
-{
-    uint64_t h = lo * 0x9E3779B97F4A7C15ULL ^ (hi + 0x632BE59BD9B4E019ULL) * 0xC2B2AE3D27D4EB4FULL;
-    h ^= h >> 31;
-    h *= 0xD6E8FEB86659FD93ULL;
-    h ^= h >> 32;
-    return h;
-}
-
-/* filter bit for a hash: 4 * cap bits, from the hash's high bits */
-static inline uint64_t ht_filter_bit(const htab *h, uint64_t hash)
-{
-    return (hash >> 20) & (uint64_t)(4 * h->cap - 1);
-}
-
-static inline int ht_may_hold(const htab *h, uint64_t hash)
-{
-    uint64_t bit = ht_filter_bit(h, hash);
-    return (int)((h->filter[bit >> 6] >> (bit & 63)) & 1u);
-}
-
-static int ht_init(htab *h, int64_t cap)
-{
-    h->cap = cap;
-    h->size = 0;
-    h->slots = malloc(sizeof(hslot) * (size_t)cap);
-    h->filter = calloc((size_t)(cap / 16 + 1), sizeof(uint64_t));
-    if (h->slots == NULL || h->filter == NULL) return SP_ERR_NOMEM;
-    for (int64_t i = 0; i < cap; i++) h->slots[i].val = -1;
-    return 0;
-}
-
-static void ht_free(htab *h)
-{
-    free(h->slots);
-    free(h->filter);
-    h->slots = NULL;
-    h->filter = NULL;
-}
-
-/* Slot holding key, or the empty slot where it would go. */
-static inline int64_t ht_slot(const htab *h, uint64_t lo, uint64_t hi, uint64_t hash)
-{
-    int64_t mask = h->cap - 1;
-    int64_t i = (int64_t)(hash & (uint64_t)mask);
-    const hslot *sl = h->slots;
-    while (sl[i].val >= 0 && (sl[i].lo != lo || sl[i].hi != hi)) i = (i + 1) & mask;
-    return i;
-}
-
-static inline void ht_mark(htab *h, uint64_t hash)
-{
-    uint64_t bit = ht_filter_bit(h, hash);
-    h->filter[bit >> 6] |= 1ULL << (bit & 63);
-}
-
-static int ht_grow(htab *h)
-{
-    htab bigger;
-    int rc = ht_init(&bigger, h->cap * 2);
-    if (rc != 0) {
-        ht_free(&bigger);
-        return rc;
-    }
-    for (int64_t i = 0; i < h->cap; i++) {
-        if (h->slots[i].val >= 0) {
-            uint64_t hash = ht_hash(h->slots[i].lo, h->slots[i].hi);
-            int64_t j = ht_slot(&bigger, h->slots[i].lo, h->slots[i].hi, hash);
-            bigger.slots[j] = h->slots[i];
-            ht_mark(&bigger, hash);
-        }
-    }
-    bigger.size = h->size;
-    ht_free(h);
-    *h = bigger;
-    return 0;
-}
-
-/* Value for key, or -1. */
-static inline int64_t ht_get(const htab *h, uint64_t lo, uint64_t hi)
-{
-    uint64_t hash = ht_hash(lo, hi);
-    if (!ht_may_hold(h, hash)) return -1;
-    return h->slots[ht_slot(h, lo, hi, hash)].val;
-}
-
-/* Insert a key known to be absent (growing first when needed). */
-static int ht_put(htab *h, uint64_t lo, uint64_t hi, int64_t val)
-{
-    uint64_t hash = ht_hash(lo, hi);
-    int64_t i;
-    if (2 * (h->size + 1) > h->cap) {
-        int rc = ht_grow(h);
-        if (rc != 0) return rc;
-    }
-    i = ht_slot(h, lo, hi, hash);
-    h->slots[i].lo = lo;
-    h->slots[i].hi = hi;
-    h->slots[i].val = val;
-    ht_mark(h, hash);
-    h->size++;
-    return 0;
-}
+/* ------------------------------------------------------------ context models */
 
 /* Counts of (node, y) pairs: a 32-bit key (node < 2^24, y) and a 32-bit count
  * packed in one 8-byte slot (0 = empty), linear probing, half load. */
@@ -372,7 +331,7 @@ static int pt_init(ptab *t, int64_t cap)
 {
     t->cap = cap;
     t->size = 0;
-    t->slots = calloc((size_t)cap, sizeof(uint64_t));
+    t->slots = sp_table_alloc(sizeof(uint64_t) * (size_t)cap, 1);
     return t->slots == NULL ? SP_ERR_NOMEM : 0;
 }
 
@@ -403,27 +362,42 @@ static int pt_grow(ptab *t)
 
 /* A context model: contexts (one order) -> node; (node, y) -> count; each
  * node keeps its current prediction, the y with the largest count (ties to
- * the larger y).  A node is one record: its best count and symbol and, for
+ * the larger y).  A node is one record: its best count and symbol, then, for
  * alphabets of at most DENSE_ALPHABET symbols or orders with few possible
  * contexts, the counts of every symbol, so a lookup touches one or two cache
- * lines.  Otherwise the counts live in a pair table. */
+ * lines.  Otherwise a node that has seen one y only needs no more than its
+ * best count (most long contexts are seen once); the counts of a node with
+ * two or more live in a pair table.
+ *
+ * Orders with few possible contexts number them directly.  The others keep
+ * each node's context (lo, hi) in its record and index the records with an
+ * open-addressing table of 8-byte slots (node + 1, and 32 hash bits to skip
+ * most key comparisons), linear probing, at most half full.  A bit filter
+ * (4 bits per slot, from other hash bits) answers most lookups of absent
+ * contexts without touching the table: long contexts are mostly absent. */
 #define DENSE_ALPHABET 16
 #define MAX_NODES (1 << 24)
 
 typedef struct {
     int32_t best_count;
-    int32_t best_y;
-    int32_t counts[]; /* k entries when the counts are dense */
+    uint16_t best_y;
+    uint16_t multi; /* pair-table counts: more than one y seen */
 } node_rec;
 
 typedef struct {
-    htab ctx;
+    uint64_t lo, hi;
+} ctx_key;
+
+typedef struct {
+    uint64_t *slots; /* hashed orders: (hash >> 32) << 32 | (node + 1), 0 = empty */
+    uint64_t *filter;
+    int64_t cap;
     ptab pair;
     int32_t k;
     int dense_counts;
     int direct; /* few possible contexts: the node is the context index */
     uint8_t *recs;
-    size_t stride;
+    size_t stride, key_off;
     int64_t nodes, node_cap;
 } model;
 
@@ -436,46 +410,148 @@ static inline node_rec *model_rec(const model *m, int64_t node)
     return (node_rec *)(m->recs + (size_t)node * m->stride);
 }
 
-static int model_init(model *m, int32_t k, int order)
+static inline int32_t *rec_counts(node_rec *r)
 {
-    int64_t contexts = 1;
+    return (int32_t *)(r + 1);
+}
+
+static inline ctx_key *rec_key(const model *m, int64_t node)
+{
+    return (ctx_key *)(m->recs + (size_t)node * m->stride + m->key_off);
+}
+
+static inline uint64_t ctx_hash(uint64_t lo, uint64_t hi)
+{
+    uint64_t h = lo * 0x9E3779B97F4A7C15ULL ^ (hi + 0x632BE59BD9B4E019ULL) * 0xC2B2AE3D27D4EB4FULL;
+    h ^= h >> 31;
+    h *= 0xD6E8FEB86659FD93ULL;
+    h ^= h >> 32;
+    return h;
+}
+
+/* filter bit for a hash: 4 * cap bits, from the hash's middle bits */
+static inline uint64_t filter_bit(const model *m, uint64_t hash)
+{
+    return (hash >> 20) & (uint64_t)(4 * m->cap - 1);
+}
+
+static int index_init(model *m, int64_t cap)
+{
+    m->cap = cap;
+    m->slots = sp_table_alloc(sizeof(uint64_t) * (size_t)cap, 1);
+    m->filter = calloc((size_t)(cap / 16 + 1), sizeof(uint64_t));
+    return m->slots == NULL || m->filter == NULL ? SP_ERR_NOMEM : 0;
+}
+
+/* Place node (its context hashing to hash) in an empty slot. */
+static inline void index_place(model *m, uint64_t hash, int64_t node)
+{
+    const int64_t mask = m->cap - 1;
+    int64_t i = (int64_t)(hash & (uint64_t)mask);
+    uint64_t bit = filter_bit(m, hash);
+    while (m->slots[i] != 0) i = (i + 1) & mask;
+    m->slots[i] = (hash >> 32) << 32 | (uint64_t)(node + 1);
+    m->filter[bit >> 6] |= 1ULL << (bit & 63);
+}
+
+static int index_grow(model *m)
+{
+    uint64_t *slots = m->slots, *filter = m->filter;
+    int rc = index_init(m, m->cap * 2);
+    free(slots);
+    free(filter);
+    if (rc != 0) return rc;
+    for (int64_t node = 0; node < m->nodes; node++) {
+        const ctx_key *key = rec_key(m, node);
+        index_place(m, ctx_hash(key->lo, key->hi), node);
+    }
+    return 0;
+}
+
+/* expect: the number of nodes a hashed order is sized for up front (it grows past it) */
+static int model_init(model *m, int32_t k, int order, int64_t expect)
+{
+    int64_t contexts = 1, cap = 64;
     memset(m, 0, sizeof *m);
     m->k = k;
     for (int t = 0; t < order && contexts <= DENSE_CONTEXTS; t++) contexts *= k;
     m->direct = contexts <= DENSE_CONTEXTS;
-    if (ht_init(&m->ctx, 64) != 0 || pt_init(&m->pair, 64) != 0) return SP_ERR_NOMEM;
+    if (pt_init(&m->pair, 64) != 0) return SP_ERR_NOMEM;
     /* dense counts: small alphabets, or few possible contexts (<= 2^21 cells) */
     m->dense_counts = k <= DENSE_ALPHABET || (m->direct && contexts * k <= (1 << 21));
-    m->stride = sizeof(node_rec) + (m->dense_counts ? sizeof(int32_t) * (size_t)k : 0);
-    /* direct: one zeroed record per possible context (best_count 0: unseen), so a
-     * lookup is one memory access, not an index and then a record */
-    m->node_cap = m->direct ? contexts : 32;
-    m->recs = m->direct ? calloc((size_t)contexts, m->stride) : malloc(m->stride * (size_t)m->node_cap);
-    return m->recs == NULL ? SP_ERR_NOMEM : 0;
+    m->key_off = sizeof(node_rec) + (m->dense_counts ? sizeof(int32_t) * (size_t)k : 0);
+    m->key_off = (m->key_off + 7) & ~(size_t)7;
+    m->stride = m->direct ? sizeof(node_rec) + (m->dense_counts ? sizeof(int32_t) * (size_t)k : 0)
+                          : m->key_off + sizeof(ctx_key);
+    if (m->direct) {
+        /* one zeroed record per possible context (best_count 0: unseen), so a
+         * lookup is one memory access, not an index and then a record */
+        m->node_cap = contexts;
+        m->recs = calloc((size_t)contexts, m->stride);
+        return m->recs == NULL ? SP_ERR_NOMEM : 0;
+    }
+    expect = expect < MAX_NODES ? expect : MAX_NODES;
+    while (cap < 2 * expect) cap *= 2;
+    m->node_cap = expect > 32 ? expect : 32;
+    m->recs = malloc(m->stride * (size_t)m->node_cap);
+    if (m->recs == NULL) return SP_ERR_NOMEM;
+    return index_init(m, cap);
 }
 
 static void model_free(model *m)
 {
-    ht_free(&m->ctx);
+    free(m->slots);
+    free(m->filter);
     free(m->pair.slots);
     free(m->recs);
+    m->slots = NULL;
+    m->filter = NULL;
     m->pair.slots = NULL;
     m->recs = NULL;
+}
+
+/* Where a hashed order's lookup of (lo, hi) starts: prefetch it ahead. */
+static inline const uint64_t *model_probe_start(const model *m, uint64_t lo, uint64_t hi)
+{
+    return &m->slots[ctx_hash(lo, hi) & (uint64_t)(m->cap - 1)];
+}
+
+static inline int64_t index_find(const model *m, uint64_t lo, uint64_t hi, uint64_t hash)
+{
+    const int64_t mask = m->cap - 1;
+    const uint64_t tag = hash >> 32;
+    uint64_t bit = filter_bit(m, hash), slot;
+    int64_t i = (int64_t)(hash & (uint64_t)mask);
+    if (!((m->filter[bit >> 6] >> (bit & 63)) & 1u)) return -1;
+    while ((slot = m->slots[i]) != 0) {
+        if ((slot >> 32) == tag) {
+            int64_t node = (int64_t)(uint32_t)slot - 1;
+            const ctx_key *key = rec_key(m, node);
+            if (key->lo == lo && key->hi == hi) return node;
+        }
+        i = (i + 1) & mask;
+    }
+    return -1;
 }
 
 /* Node of a context (key lo/hi, dense index idx), or -1. */
 static inline int64_t model_find(const model *m, uint64_t lo, uint64_t hi, int64_t idx)
 {
     if (m->direct) return model_rec(m, idx)->best_count > 0 ? idx : -1;
-    return ht_get(&m->ctx, lo, hi);
+    return index_find(m, lo, hi, ctx_hash(lo, hi));
 }
 
 /* Node for the context, created when missing; negative on error. */
 static int64_t model_node(model *m, uint64_t lo, uint64_t hi, int64_t idx)
 {
-    int64_t node = model_find(m, lo, hi, idx);
+    uint64_t hash;
+    int64_t node;
     node_rec *r;
-    if (node >= 0 || m->direct) return m->direct ? idx : node;
+    ctx_key *key;
+    if (m->direct) return idx;
+    hash = ctx_hash(lo, hi);
+    node = index_find(m, lo, hi, hash);
+    if (node >= 0) return node;
     if (m->nodes >= MAX_NODES) return SP_ERR_NOMEM;
     if (m->nodes == m->node_cap) {
         int64_t cap = m->node_cap * 2;
@@ -484,11 +560,35 @@ static int64_t model_node(model *m, uint64_t lo, uint64_t hi, int64_t idx)
         m->recs = recs;
         m->node_cap = cap;
     }
+    if (2 * (m->nodes + 1) > m->cap && index_grow(m) != 0) return SP_ERR_NOMEM;
     node = m->nodes++;
     r = model_rec(m, node);
-    memset(r, 0, m->stride);
-    if (ht_put(&m->ctx, lo, hi, node) != 0) return SP_ERR_NOMEM;
+    memset(r, 0, m->key_off);
+    key = rec_key(m, node);
+    key->lo = lo;
+    key->hi = hi;
+    index_place(m, hash, node);
     return node;
+}
+
+#define PAIR_ABSENT (-1)
+#define PAIR_NOMEM (-2)
+
+/* The pair-table slot of (node, y): a new entry when absent and allow_new
+ * (count 0, growing the table first), else PAIR_ABSENT; PAIR_NOMEM. */
+static inline int64_t pair_slot(model *m, int64_t node, uint8_t y, int allow_new)
+{
+    uint32_t key = ((uint32_t)node << 8) | y;
+    int64_t slot = pt_slot(&m->pair, key);
+    if (m->pair.slots[slot] != 0) return slot;
+    if (!allow_new) return PAIR_ABSENT;
+    if (2 * (m->pair.size + 1) > m->pair.cap) {
+        if (pt_grow(&m->pair) != 0) return PAIR_NOMEM;
+        slot = pt_slot(&m->pair, key);
+    }
+    m->pair.slots[slot] = ((uint64_t)key + 1) << 32;
+    m->pair.size++;
+    return slot;
 }
 
 /* Count y after the node's context.  An unseen (node, y) is created only when
@@ -499,7 +599,7 @@ static inline int model_count(model *m, int64_t node, uint8_t y, int allow_new)
     int32_t c;
     int created = 0;
     if (m->dense_counts) {
-        int32_t *cell = r->counts + y;
+        int32_t *cell = rec_counts(r) + y;
         if (*cell > 0) {
             c = ++*cell;
         } else if (allow_new) {
@@ -508,23 +608,26 @@ static inline int model_count(model *m, int64_t node, uint8_t y, int allow_new)
         } else {
             return 0;
         }
+    } else if (!r->multi && (r->best_count == 0 || r->best_y == y)) {
+        /* the node's only y (or its first): its count is the best count */
+        if (r->best_count == 0 && !allow_new) return 0;
+        created = r->best_count == 0;
+        c = r->best_count + 1;
     } else {
-        uint32_t key = ((uint32_t)node << 8) | y;
-        int64_t slot = pt_slot(&m->pair, key);
-        if (m->pair.slots[slot] != 0) {
-            c = (int32_t)(++m->pair.slots[slot] & 0xFFFFFFFFu);
-        } else if (allow_new) {
-            if (2 * (m->pair.size + 1) > m->pair.cap) {
-                if (pt_grow(&m->pair) != 0) return SP_ERR_NOMEM;
-                slot = pt_slot(&m->pair, key);
-            }
-            m->pair.slots[slot] = (((uint64_t)key + 1) << 32) | 1u;
-            m->pair.size++;
-            c = 1;
-            created = 1;
-        } else {
-            return 0;
+        int64_t slot;
+        if (!r->multi) {
+            /* a second y: the first one's count moves to the pair table */
+            if (!allow_new) return 0;
+            slot = pair_slot(m, node, (uint8_t)r->best_y, 1);
+            if (slot == PAIR_NOMEM) return SP_ERR_NOMEM;
+            m->pair.slots[slot] += (uint32_t)r->best_count;
+            r->multi = 1;
         }
+        slot = pair_slot(m, node, y, allow_new);
+        if (slot == PAIR_NOMEM) return SP_ERR_NOMEM;
+        if (slot == PAIR_ABSENT) return 0;
+        created = (m->pair.slots[slot] & 0xFFFFFFFFu) == 0;
+        c = (int32_t)(++m->pair.slots[slot] & 0xFFFFFFFFu);
     }
     if (c > r->best_count || (c == r->best_count && y > r->best_y)) {
         r->best_count = c;
@@ -561,7 +664,7 @@ static inline void context_key(const uint8_t *s, int64_t end, int len, int32_t a
  * found bits of step i go to bit i % 64 of H and F[i / 64 - w0]. */
 static inline void mmc_order_steps(const uint8_t *s, int64_t i, int64_t end, uint64_t *tab, uint32_t *hist,
                                    uint32_t mask, uint64_t *H, uint64_t *F, int64_t w0, int64_t *entries,
-                                   int capped)
+                                   int capped, int all_seen)
 {
     uint32_t h = *hist;
     int64_t ent = *entries;
@@ -572,7 +675,9 @@ static inline void mmc_order_steps(const uint8_t *s, int64_t i, int64_t end, uin
             const uint32_t y = s[i] & 1u;
             const uint64_t v = tab[h];
             const uint32_t e0 = (uint32_t)v, e1 = (uint32_t)(v >> 32);
-            const uint64_t f = v != 0;
+            /* all_seen: every context of the order has been seen, so there is a
+             * prediction at every step */
+            const uint64_t f = all_seen ? 1 : v != 0;
             /* prediction: the more frequent bit, 1 on a tie */
             hacc |= (f & ((uint32_t)(e1 >= e0) == y)) << (i & 63);
             facc |= f << (i & 63);
@@ -606,18 +711,21 @@ static inline void mmc_order_steps(const uint8_t *s, int64_t i, int64_t end, uin
  * its hits are only counted.  Blocks of 64 x MMC_BLOCK_WORDS steps keep the bits at
  * 64 KB per order whatever the length of the data. */
 #define MMC_BLOCK_WORDS 512
-static int multi_mmc_binary(const uint8_t *s, int64_t n, sp_predictor_result *out)
+/* the orders up to which a block checks whether every context has been seen */
+#define MMC_SEEN_CHECK 12
+POPCNT_CLONES static int multi_mmc_binary(const uint8_t *s, int64_t n, sp_predictor_result *out)
 {
     const int64_t words = (n + 63) / 64;
     uint64_t *hit_bits = malloc(sizeof(uint64_t) * (size_t)(MMC_DEPTH * MMC_BLOCK_WORDS));
     uint64_t *found_bits = malloc(sizeof(uint64_t) * (size_t)(MMC_DEPTH * MMC_BLOCK_WORDS));
-    uint64_t *tables = calloc((size_t)2 << MMC_DEPTH, sizeof(uint64_t));
+    uint64_t *tables = sp_table_alloc(sizeof(uint64_t) * ((size_t)2 << MMC_DEPTH), 1);
     uint64_t *table[MMC_DEPTH];
     uint32_t hist[MMC_DEPTH];
     int64_t entries[MMC_DEPTH];
     int64_t score[MMC_DEPTH] = {0};
     int64_t top = 0;
     int winner = 0;
+    uint32_t all_seen = 0;
     tally t = {0, 0, 0};
 
     if (hit_bits == NULL || found_bits == NULL || tables == NULL) {
@@ -654,9 +762,19 @@ static int multi_mmc_binary(const uint8_t *s, int64_t n, sp_predictor_result *ou
             /* Steps i >= d + 2 predict s[i] from the d + 1 samples before it;
              * only the longest order can reach the entry cap. */
             if (d < MMC_DEPTH - 1)
-                mmc_order_steps(s, i, end, table[d], &h, (2u << d) - 1, H, F, w0, &ent, 0);
+                if (all_seen & (1u << d))
+                    mmc_order_steps(s, i, end, table[d], &h, (2u << d) - 1, H, F, w0, &ent, 0, 1);
+                else
+                    mmc_order_steps(s, i, end, table[d], &h, (2u << d) - 1, H, F, w0, &ent, 0, 0);
             else
-                mmc_order_steps(s, i, end, table[d], &h, (2u << d) - 1, H, F, w0, &ent, 1);
+                mmc_order_steps(s, i, end, table[d], &h, (2u << d) - 1, H, F, w0, &ent, 1, 0);
+            /* Once an order's (short) table has no unseen context left, it never
+             * has again: its steps need not check. */
+            if (d <= MMC_SEEN_CHECK && !(all_seen & (1u << d))) {
+                int64_t zeros = 0;
+                for (uint32_t x = 0; x < (2u << d); x++) zeros += table[d][x] == 0;
+                if (zeros == 0) all_seen |= 1u << d;
+            }
             hist[d] = h;
             entries[d] = ent;
         }
@@ -710,7 +828,7 @@ static int multi_mmc_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_p
     int rc = 0;
 
     for (int d = 0; d < MMC_DEPTH; d++) {
-        if (model_init(&M[d], alphabet, d + 1) != 0) {
+        if (model_init(&M[d], alphabet, d + 1, n < MMC_MAX_ENTRIES ? n : MMC_MAX_ENTRIES) != 0) {
             for (int k = 0; k <= d; k++) model_free(&M[k]);
             return SP_ERR_NOMEM;
         }
@@ -734,11 +852,19 @@ static int multi_mmc_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_p
         int64_t node = -1, idx = 0, pw = 1;
         if (i + PREFETCH_STEPS < n) {
             /* The lookups ahead are known from the data: start their cache misses now,
-             * for as many orders as this step is expected to reach. */
+             * for as many orders as this step is expected to reach, and for the
+             * orders that still take new contexts (a miss there is an insertion). */
             const int64_t p = i + PREFETCH_STEPS;
             uint64_t plo = 0, phi = 0;
             int64_t pidx = 0, ppw = 1;
-            for (int d = 0; d <= depth_hint; d++) {
+            int top = depth_hint;
+            for (int d = MMC_DEPTH - 1; d > top; d--) {
+                if (entries[d] < MMC_MAX_ENTRIES) {
+                    top = d;
+                    break;
+                }
+            }
+            for (int d = 0; d <= top; d++) {
                 uint64_t sym = s[p - d - 1];
                 if (d < 8) plo |= sym << (8 * d);
                 else phi |= sym << (8 * (d - 8));
@@ -749,7 +875,7 @@ static int multi_mmc_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_p
                 if (M[d].direct)
                     __builtin_prefetch(model_rec(&M[d], pidx));
                 else
-                    __builtin_prefetch(&M[d].ctx.slots[ht_hash(plo, phi) & (uint64_t)(M[d].ctx.cap - 1)]);
+                    __builtin_prefetch(model_probe_start(&M[d], plo, phi));
             }
         }
         for (int d = 0; d < MMC_DEPTH && d <= i - 2; d++) {
@@ -830,9 +956,20 @@ static int lz78y_binary(const uint8_t *s, int64_t n, sp_predictor_result *out)
     {
         uint32_t full = 0;
         for (int k = 0; k < LZ_DEPTH; k++) full |= (uint32_t)(s[LZ_DEPTH - k] & 1u) << k;
+        /* The context LZ_PREFETCH steps ahead is known from the data: the
+         * longest orders' tables (beyond the first-level caches) are fetched
+         * that far ahead. */
+        uint32_t ahead = full;
+        for (int64_t k = LZ_DEPTH + 1; k < LZ_DEPTH + 1 + LZ_PREFETCH && k < n; k++)
+            ahead = ((ahead << 1) | (s[k] & 1u)) & 0xFFFFu;
         for (int64_t i = LZ_DEPTH + 1; i < n; i++) {
             const uint32_t y = s[i] & 1u;
             uint32_t max_count = 0, prediction = 2;
+            if (i + LZ_PREFETCH < n) {
+                for (int j = LZ_DEPTH; j > LZ_DEPTH - LZ_PREFETCH_ORDERS; j--)
+                    __builtin_prefetch(table[j] + 2 * (ahead & ((1u << j) - 1)), 1);
+                ahead = ((ahead << 1) | (s[i + LZ_PREFETCH] & 1u)) & 0xFFFFu;
+            }
             for (int j = LZ_DEPTH; j >= 1; j--) {
                 uint32_t *e = table[j] + 2 * (full & ((1u << j) - 1));
                 uint32_t e0 = e[0], e1 = e[1];
@@ -858,15 +995,38 @@ done:
     return rc;
 }
 
+/* Context of order j (1..16) from the full context of 16 symbols. */
+static inline void lz_order_key(uint64_t full_lo, uint64_t full_hi, int j, uint64_t *lo, uint64_t *hi)
+{
+    *lo = full_lo;
+    *hi = full_hi;
+    if (j <= 8) {
+        *hi = 0;
+        if (j < 8) *lo &= (1ULL << (8 * j)) - 1;
+    } else if (j < 16) {
+        *hi &= (1ULL << (8 * (j - 8))) - 1;
+    }
+}
+
+/* LZ78Y on wider symbols.  Until the dictionary is full every step adds the
+ * contexts it lacks, longest first, so the dictionary is closed under taking
+ * suffixes (a context's shorter ones are in it), with one exception: in the
+ * step that fills it, the context added last (order j0) may lack its suffix
+ * of order j0 - 1, which can then never be added.  After that step nothing
+ * is added, and only the contexts in the dictionary matter, so a step looks
+ * its orders up from the shortest until one is missing, and looks further
+ * only when its context of order j0 is that exception. */
 static int lz78y_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_predictor_result *out)
 {
     model D[LZ_DEPTH + 1];
-    int64_t dict_size = 0;
+    int64_t dict_size = 0, i;
+    int full_at = 0; /* the order whose addition filled the dictionary */
+    uint64_t orphan_lo = 0, orphan_hi = 0;
     tally t = {0, 0, 0};
     int rc = 0;
 
     for (int j = 0; j <= LZ_DEPTH; j++) {
-        if (model_init(&D[j], alphabet, j) != 0) {
+        if (model_init(&D[j], alphabet, j, 64) != 0) {
             for (int k = 0; k <= j; k++) model_free(&D[k]);
             return SP_ERR_NOMEM;
         }
@@ -882,7 +1042,7 @@ static int lz78y_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_predi
         }
         dict_size++;
     }
-    for (int64_t i = LZ_DEPTH + 1; i < n; i++) {
+    for (i = LZ_DEPTH + 1; i < n && full_at == 0; i++) {
         const uint8_t y = s[i];
         uint64_t full_lo, full_hi;
         int64_t max_count = 0, dense_idx[LZ_DEPTH + 1], pw = 1, acc = 0;
@@ -898,14 +1058,9 @@ static int lz78y_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_predi
             dense_idx[j] = acc;
         }
         for (int j = LZ_DEPTH; j >= 1; j--) {
-            uint64_t lo = full_lo, hi = full_hi;
+            uint64_t lo, hi;
             int64_t node;
-            if (j <= 8) {
-                hi = 0;
-                if (j < 8) lo &= (1ULL << (8 * j)) - 1;
-            } else if (j < 16) {
-                hi &= (1ULL << (8 * (j - 8))) - 1;
-            }
+            lz_order_key(full_lo, full_hi, j, &lo, &hi);
             node = model_find(&D[j], lo, hi, dense_idx[j]);
             if (node >= 0) {
                 const node_rec *r = model_rec(&D[j], node);
@@ -924,7 +1079,61 @@ static int lz78y_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_predi
                     rc = SP_ERR_NOMEM;
                     goto done;
                 }
-                dict_size++;
+                if (++dict_size == LZ_MAX_DICTIONARY) {
+                    full_at = j;
+                    orphan_lo = lo;
+                    orphan_hi = hi;
+                }
+            }
+        }
+        tally_add(&t, have && prediction == y);
+    }
+    for (; i < n; i++) {
+        const uint8_t y = s[i];
+        uint64_t full_lo, full_hi, lo, hi;
+        int64_t max_count = 0, node[LZ_DEPTH + 1], dense_idx[LZ_DEPTH + 1], pw = 1, acc = 0;
+        int have = 0, top = 0;
+        uint8_t prediction = 0;
+        context_key(s, i, LZ_DEPTH, alphabet, &full_lo, &full_hi, &acc);
+        acc = 0;
+        for (int j = 1; j <= LZ_DEPTH; j++) {
+            if (pw <= DENSE_CONTEXTS) {
+                acc += (int64_t)s[i - j] * pw;
+                pw *= alphabet;
+            }
+            dense_idx[j] = acc;
+            node[j] = -1;
+        }
+        /* orders 1 .. top are in the dictionary, order top + 1 is not */
+        while (top < LZ_DEPTH) {
+            lz_order_key(full_lo, full_hi, top + 1, &lo, &hi);
+            node[top + 1] = model_find(&D[top + 1], lo, hi, dense_idx[top + 1]);
+            if (node[top + 1] < 0) break;
+            top++;
+        }
+        /* longer ones only from the context added last on */
+        if (full_at > top + 1) {
+            lz_order_key(full_lo, full_hi, full_at, &lo, &hi);
+            if (lo == orphan_lo && hi == orphan_hi) {
+                for (int j = full_at; j <= LZ_DEPTH; j++) {
+                    lz_order_key(full_lo, full_hi, j, &lo, &hi);
+                    node[j] = model_find(&D[j], lo, hi, dense_idx[j]);
+                    if (node[j] < 0) break;
+                }
+            }
+        }
+        for (int j = LZ_DEPTH; j >= 1; j--) {
+            const node_rec *r;
+            if (node[j] < 0) continue;
+            r = model_rec(&D[j], node[j]);
+            if (r->best_count > max_count) {
+                max_count = r->best_count;
+                prediction = (uint8_t)r->best_y;
+                have = 1;
+            }
+            if (model_count(&D[j], node[j], y, 1) < 0) {
+                rc = SP_ERR_NOMEM;
+                goto done;
             }
         }
         tally_add(&t, have && prediction == y);

@@ -81,6 +81,10 @@ int sp_collision_times(const uint8_t *bits, int64_t n, sp_collision_stats *out);
  * bits[i] = a and bits[i + 1] = b. */
 int sp_markov_counts(const uint8_t *bits, int64_t n, int64_t *counts);
 
+/* The bitstring of n samples: the low `bits` bits of each (1..8), most
+ * significant first, one bit per byte of out (n * bits bytes). */
+int sp_unpack_bits(const uint8_t *samples, int64_t n, int32_t bits, uint8_t *out);
+
 /* counts[v] = the number of bytes equal to v in data[0..n-1] (256 entries). */
 int sp_byte_counts(const uint8_t *data, int64_t n, int64_t *counts);
 

@@ -47,40 +47,17 @@ void tc_free(tuple_counter *c)
     c->stack_lb = NULL;
 }
 
-int tc_push(tuple_counter *c, int64_t cur)
+int tc_grow_stack(tuple_counter *c)
 {
-    int64_t i = c->i++, lb = i - 1;
-    if (cur < 0) return SP_ERR_ARGS;
-    if (cur > c->cap) return SP_ERR_LONG;
-    if (cur > c->max_len) c->max_len = (int32_t)cur;
-    while (cur < c->stack_lcp[c->top]) {
-        int32_t ell = c->stack_lcp[c->top];
-        int64_t left = c->stack_lb[c->top], size = i - left;
-        int64_t parent;
-        uint64_t c2 = (uint64_t)size * (uint64_t)(size - 1) / 2;
-        c->top--;
-        parent = cur > c->stack_lcp[c->top] ? cur : c->stack_lcp[c->top];
-        c->diff[parent + 1] += c2;
-        c->diff[ell + 1] -= c2;
-        if (size > c->best[ell]) c->best[ell] = size;
-        lb = left;
-    }
-    if (cur > c->stack_lcp[c->top]) {
-        if (c->top + 1 == c->stack_cap) {
-            int64_t cap = c->stack_cap * 2;
-            int32_t *sl = realloc(c->stack_lcp, sizeof(int32_t) * (size_t)cap);
-            int64_t *sb;
-            if (sl == NULL) return SP_ERR_NOMEM;
-            c->stack_lcp = sl;
-            sb = realloc(c->stack_lb, sizeof(int64_t) * (size_t)cap);
-            if (sb == NULL) return SP_ERR_NOMEM;
-            c->stack_lb = sb;
-            c->stack_cap = cap;
-        }
-        c->top++;
-        c->stack_lcp[c->top] = (int32_t)cur;
-        c->stack_lb[c->top] = lb;
-    }
+    int64_t cap = c->stack_cap * 2;
+    int32_t *sl = realloc(c->stack_lcp, sizeof(int32_t) * (size_t)cap);
+    int64_t *sb;
+    if (sl == NULL) return SP_ERR_NOMEM;
+    c->stack_lcp = sl;
+    sb = realloc(c->stack_lb, sizeof(int64_t) * (size_t)cap);
+    if (sb == NULL) return SP_ERR_NOMEM;
+    c->stack_lb = sb;
+    c->stack_cap = cap;
     return 0;
 }
 

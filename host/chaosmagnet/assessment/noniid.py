@@ -25,7 +25,7 @@ from queue import SimpleQueue
 from typing import TYPE_CHECKING, Any
 
 from chaosmagnet.assessment import suffix
-from chaosmagnet.assessment._kernel import SymbolBuffer, byte_counts, check_rc, ffi, lib, symbol_bytes, symbols_array
+from chaosmagnet.assessment._kernel import SymbolBuffer, byte_counts, check_rc, ffi, lib, symbol_bytes
 from chaosmagnet.assessment.samples import check_bits, short_input_warning
 from chaosmagnet.errors import UsageError
 
@@ -163,10 +163,17 @@ def bitstring(samples: SymbolBuffer, bits: int) -> np.ndarray:
     """The bits of each sample's low `bits` bits, most significant first."""
     import numpy as np
 
-    arr = symbols_array(samples, "samples")
-    if bits == 8:
-        return np.unpackbits(arr)
-    return np.unpackbits(arr[:, None], axis=1)[:, 8 - bits :].reshape(-1)
+    return np.frombuffer(_bitstring_bytes(samples, bits), dtype=np.uint8)
+
+
+def _bitstring_bytes(samples: SymbolBuffer, bits: int) -> bytearray:
+    """bitstring as a bytearray, one bit per byte (without numpy)."""
+    raw = symbol_bytes(samples, "samples")
+    out = bytearray(len(raw) * bits)
+    if len(raw):
+        rc = lib.sp_unpack_bits(_ptr("uint8_t[]", raw), len(raw), bits, _ptr("uint8_t[]", out))
+        check_rc(rc, "bitstring")
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -323,14 +330,7 @@ def tuple_estimates(s: SymbolBuffer) -> tuple[Estimate, Estimate]:
     if n < 2:
         return Estimate(None), Estimate(None)
     counts = suffix.bit_tuple_counts_lists(s) if max(byte_counts(s)[2:]) == 0 else None
-    if counts is None:
-        sa = suffix.suffix_array(s)
-        lcp = suffix.lcp_array(s, sa)
-        del sa
-        q_arr, pairs_arr = suffix.tuple_counts(lcp)
-        del lcp
-        counts = q_arr.tolist(), pairs_arr.tolist()
-    q, pairs = counts
+    q, pairs = counts if counts is not None else suffix.tuple_counts_lists(s)
     v = len(q) - 1
     u = next((t for t in range(1, v + 1) if q[t] < _TUPLE_CUTOFF), v + 1)
     if u > 1:
@@ -442,10 +442,10 @@ def lz78y_estimate(s: SymbolBuffer, alphabet: int) -> Estimate:
 # files), for scheduling only: on binary symbols, and on wider ones, where
 # the context models hash and the suffix array is SA-IS.
 _COST = {
-    "multi_mmc": (44.0, 430.0),
-    "tuple": (41.0, 66.0),
-    "lz78y": (38.0, 190.0),
-    "lag": (18.0, 34.0),
+    "multi_mmc": (39.0, 230.0),
+    "tuple": (32.0, 60.0),
+    "lz78y": (35.0, 60.0),
+    "lag": (9.5, 33.0),
     "multi_mcw": (8.0, 50.0),
     "compression": (3.0, 3.0),
     "collision": (1.5, 1.5),
@@ -544,7 +544,7 @@ def assess_noniid(
         for index, value in enumerate(present):
             lookup[value] = index
         symbols = memoryview(bytes(raw).translate(lookup))
-    bitseq = None if binary else bitstring(raw, bits)
+    bitseq = None if binary else memoryview(_bitstring_bytes(raw, bits))
 
     jobs: list[tuple[str, str, Callable[[], Any]]] = [
         ("multi_mmc", "original", lambda: multi_mmc_estimate(symbols, alphabet)),

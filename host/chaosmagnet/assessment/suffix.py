@@ -12,15 +12,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chaosmagnet.assessment._kernel import SymbolBuffer, check_rc, ffi, lib, symbol_bytes, symbols_array
+from chaosmagnet.assessment._kernel import SymbolBuffer, byte_counts, check_rc, ffi, lib, symbol_bytes, symbols_array
 from chaosmagnet.errors import UsageError
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["bit_lcp_array", "bit_tuple_counts", "bit_tuple_counts_lists", "lcp_array", "longest_repeat", "suffix_array", "tuple_counts"]
+__all__ = [
+    "bit_lcp_array",
+    "bit_tuple_counts",
+    "bit_tuple_counts_lists",
+    "lcp_array",
+    "longest_repeat",
+    "suffix_array",
+    "tuple_counts",
+    "tuple_counts_lists",
+]
 
 _MAX_LEN = 2**31 - 2
+
+#: cffi buffers the kernels fill completely: no zeroing first.
+_uncleared = ffi.new_allocator(should_clear_after_alloc=False)
 
 
 def suffix_array(data: np.ndarray) -> np.ndarray:
@@ -124,6 +136,29 @@ def bit_tuple_counts_lists(bits: SymbolBuffer, budget_factor: float = 3.0) -> tu
     check_rc(rc, "bit_tuple_counts")
     v = int(longest[0])
     return list(q[0 : v + 1]), list(pairs[0 : v + 1])
+
+
+def tuple_counts_lists(data: SymbolBuffer) -> tuple[list[int], list[int]]:
+    """tuple_counts(lcp_array(data, suffix_array(data))) as two lists, without numpy:
+    the suffix and LCP arrays live in C buffers only as long as they are needed."""
+    text = symbol_bytes(data)
+    n = len(text)
+    if n > _MAX_LEN:
+        raise UsageError(f"sequence too long for a suffix array ({n} symbols)")
+    if n == 0:
+        raise UsageError("tuple_counts needs a non-empty sequence")
+    text_ptr = ffi.from_buffer("uint8_t[]", text)
+    alphabet = max(value for value, count in enumerate(byte_counts(text)) if count) + 1
+    sa = _uncleared("int32_t[]", n)
+    check_rc(lib.sp_suffix_array(text_ptr, n, alphabet, sa), "suffix_array")
+    lcp = _uncleared("int32_t[]", n)
+    check_rc(lib.sp_lcp_array(text_ptr, n, sa, lcp), "lcp_array")
+    del sa
+    v = int(lib.sp_lcp_max(lcp, n))
+    q = ffi.new("int64_t[]", v + 1)
+    pairs = ffi.new("uint64_t[]", v + 1)
+    check_rc(lib.sp_tuple_counts(lcp, n, v, q, pairs), "tuple_counts")
+    return list(q), list(pairs)
 
 
 def bit_tuple_counts(bits: np.ndarray, budget_factor: float = 3.0) -> tuple[np.ndarray, np.ndarray] | None:
