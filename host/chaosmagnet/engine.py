@@ -536,10 +536,9 @@ class Engine:
         while True:
             await asyncio.sleep(1.0)
             now = self._clock()
-            try:
-                self.tick(now - last)
-            except Exception as exc:  # a fault in one hook must not stop rates, links and the others
-                self._tick_failed(exc)
+            for step in self._tick_steps(now - last):
+                self._tick_step(step)
+                await asyncio.sleep(0)  # frames that arrived meanwhile are read between the steps
             last = now
 
     def _tick_failed(self, exc: Exception) -> None:
@@ -550,7 +549,25 @@ class Engine:
             self._emit("tick_error", error=text)
 
     def tick(self, elapsed: float) -> None:
-        """Once a second: rates and the chart history."""
+        """Once a second: rates and the chart history, then the dependence and anomaly hooks."""
+        for step in self._tick_steps(elapsed):
+            self._tick_step(step)
+
+    def _tick_steps(self, elapsed: float) -> list[Callable[[], None]]:
+        """The tick's steps, each on its own: a fault in one is logged and the others still run."""
+        steps: list[Callable[[], None]] = [lambda: self._tick_rates(elapsed), self._tick_dependence]
+        if self.anomalies is not None and elapsed > 0:
+            steps.append(lambda: self._anomaly_tick(elapsed))
+        return steps
+
+    def _tick_step(self, step: Callable[[], None]) -> None:
+        try:
+            step()
+        except Exception as exc:  # a fault in one step must not stop rates, links and the others
+            self._tick_failed(exc)
+
+    def _tick_rates(self, elapsed: float) -> None:
+        """Rates and the chart history."""
         now = time.time()
         for runtime in self._runtimes.values():
             self._sync_waiting(runtime)
@@ -563,16 +580,6 @@ class Engine:
                 {"t": now, "h_min": est.h_min, "h_shannon": est.h_shannon, "h_collision": est.h_collision}
             )
             del runtime.history[: -self.HISTORY]
-        # out-of-band hooks, each on its own: a fault in one is logged and the other still runs
-        try:
-            self._tick_dependence()
-        except Exception as exc:
-            self._tick_failed(exc)
-        if self.anomalies is not None and elapsed > 0:
-            try:
-                self._anomaly_tick(elapsed)
-            except Exception as exc:
-                self._tick_failed(exc)
 
     # -- anomalies (out of band: on the tick, never on the ingest path) ---
     def _anomaly_tick(self, elapsed: float) -> None:
