@@ -30,7 +30,7 @@ from chaosmagnet.mqtt.url import BrokerURL
 
 FLUSH_SECONDS = 0.2
 PURGE_SECONDS = 60.0
-CHUNK_MESSAGES = 32  # messages per worker call at most (about 180 KB: within a pipe's buffer)
+CHUNK_MESSAGES = 16  # messages per worker call at most (about 90 KB: two fit a pipe's buffer)
 
 
 def default_verify_workers() -> int:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
 import multiprocessing
 import pickle
+from collections import deque
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
@@ -32,10 +32,11 @@ def _serve(connection: Connection, mesh: str) -> None:
     backend_for("ML-DSA-65", prefer_seeded=False)
     while True:
         try:
-            items: Items = pickle.loads(connection.recv_bytes())
+            keys, items = pickle.loads(connection.recv_bytes())
         except (EOFError, OSError, KeyboardInterrupt):
             return
-        verdicts = [check_signed(mesh, None, topic, payload, key) for topic, payload, key in items]
+        checked = (check_signed(mesh, None, topic, payload, keys[k]) for topic, payload, k in items)
+        verdicts = [(c.reason, c.doc) for c in checked]  # the keys stay with the collector
         try:
             connection.send_bytes(pickle.dumps(verdicts, protocol=pickle.HIGHEST_PROTOCOL))
         except (BrokenPipeError, OSError):
@@ -46,7 +47,8 @@ class _Worker:
     def __init__(self, process: BaseProcess, connection: Connection) -> None:
         self.process = process
         self.connection = connection
-        self.waiting: deque[asyncio.Future[list[CheckedMessage]]] = deque()  # its chunks, in order
+        # its chunks, in order: the verdicts' future and each message's key
+        self.waiting: deque[tuple[asyncio.Future[list[CheckedMessage]], list[bytes]]] = deque()
 
 
 class VerifyPool:
@@ -84,13 +86,15 @@ class VerifyPool:
         assert self._loop is not None
         worker = min(self._workers, key=lambda w: len(w.waiting))
         future: asyncio.Future[list[CheckedMessage]] = self._loop.create_future()
+        index: dict[bytes, int] = {}  # each sender's key goes down once per chunk, not per message
+        numbered = [(topic, payload, index.setdefault(key, len(index))) for topic, payload, key in items]
         try:
-            worker.connection.send_bytes(pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL))
+            worker.connection.send_bytes(pickle.dumps((list(index), numbered), protocol=pickle.HIGHEST_PROTOCOL))
         except OSError as exc:
             self._lose(worker)
             future.set_exception(exc)
             return future
-        worker.waiting.append(future)
+        worker.waiting.append((future, [key for _, _, key in items]))
         return future
 
     def _on_readable(self, worker: _Worker) -> None:
@@ -100,9 +104,9 @@ class VerifyPool:
             self._lose(worker)  # its chunks' futures fail: the collector checks them itself
             return
         if worker.waiting:
-            future = worker.waiting.popleft()
+            future, keys = worker.waiting.popleft()
             if not future.done():
-                future.set_result(verdicts)
+                future.set_result([CheckedMessage(reason, doc, key) for (reason, doc), key in zip(verdicts, keys)])
 
     def _lose(self, worker: _Worker) -> None:
         if worker in self._workers:
@@ -112,7 +116,7 @@ class VerifyPool:
         with contextlib.suppress(OSError):
             worker.connection.close()
         while worker.waiting:
-            future = worker.waiting.popleft()
+            future, _ = worker.waiting.popleft()
             if not future.done():
                 future.set_exception(EOFError("verify worker lost"))
 
@@ -124,7 +128,7 @@ class VerifyPool:
                 self._loop.remove_reader(worker.connection.fileno())
             with contextlib.suppress(OSError):
                 worker.connection.close()
-            for future in worker.waiting:
+            for future, _ in worker.waiting:
                 future.cancel()
         for worker in workers:
             worker.process.join(5)
