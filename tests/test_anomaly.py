@@ -162,13 +162,13 @@ def _metrics(engine: Engine) -> str:
     return render_metrics(snapshot)
 
 
-def _tick_engine(engine: Engine, batches: list[np.ndarray], clock: list[float]) -> list[dict]:
+def _tick_engine(engine: Engine, batches: list[np.ndarray], clock: list[float], name: str = "adc") -> list[dict]:
     shown = []
     for batch in batches:
-        engine.ingest("adc", batch)
+        engine.ingest(name, batch)
         clock[0] += 1.0
         engine.tick(1.0)
-        shown.append(engine.source_states()["adc"])
+        shown.append(engine.source_states()[name])
     return shown
 
 
@@ -227,12 +227,7 @@ def test_the_rate_of_a_source_that_follows_activity_is_not_watched() -> None:
     engine = Engine([source], Config(min_samples=1024, anomaly_warmup=20), clock=lambda: clock[0])
     rng = np.random.default_rng(9)
     batches = [np.rint(128 + rng.normal(0, 3, n)).astype(np.uint8) for n in [2000] * 40 + [300] * 30]
-    shown = []
-    for batch in batches:
-        engine.ingest("system", batch)
-        clock[0] += 1.0
-        engine.tick(1.0)
-        shown.append(engine.source_states()["system"])
+    shown = _tick_engine(engine, batches, clock, "system")
     assert all(s["state"] == "ok" and not s["anomaly"]["active"] for s in shown)
     assert not engine.anomalies.models["system"].charts["rate"].ready  # never saw a rate
 

@@ -127,4 +127,4 @@ def test_a_squeezing_sponge_is_refused() -> None:
     sponge = Sponge()
     sponge.squeeze(1)
     with pytest.raises(ExtractorError):
-        sponge.absorb_address()
+        sponge.absorb_pointer()

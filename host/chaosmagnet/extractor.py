@@ -232,7 +232,7 @@ class Sponge:
 
     def absorb_pointer(self) -> Any:
         """The C state (a ``chaos_keccak_state *``) for a kernel that absorbs through
-        ABSORB_FUNCTION_ADDRESS: absorb_address() without the round trip through an integer.
+        ABSORB_FUNCTION_ADDRESS.
 
         The caller must have exclusive use of the sponge while the kernel runs
         (the pool calls it under its lock).  Raises as absorb() would.
@@ -242,18 +242,6 @@ class Sponge:
             if self._state.squeezing:
                 raise ExtractorError("cannot absorb: the sponge is already squeezing")
             return self._state
-
-    def absorb_address(self) -> int:
-        """Address of the C state for a kernel that absorbs through ABSORB_FUNCTION_ADDRESS.
-
-        The caller must have exclusive use of the sponge while the kernel runs
-        (the pool calls it under its lock).  Raises as absorb() would.
-        """
-        with self._lock:
-            self._check_usable()
-            if self._state.squeezing:
-                raise ExtractorError("cannot absorb: the sponge is already squeezing")
-            return int(ffi.cast("uintptr_t", self._state))
 
     def squeeze(self, n: int) -> bytes:
         """Return the next n output bytes; the first squeeze pads the message."""
