@@ -1008,6 +1008,23 @@ static inline void lz_order_key(uint64_t full_lo, uint64_t full_hi, int j, uint6
     }
 }
 
+/* The step at i's full 16-symbol context key, and each order's index into the
+ * dense tables (the orders whose contexts all fit DENSE_CONTEXTS). */
+static inline void lz_contexts(const uint8_t *s, int64_t i, int32_t alphabet, uint64_t *full_lo,
+                               uint64_t *full_hi, int64_t dense_idx[LZ_DEPTH + 1])
+{
+    int64_t pw = 1, acc = 0;
+    context_key(s, i, LZ_DEPTH, alphabet, full_lo, full_hi, &acc);
+    acc = 0;
+    for (int j = 1; j <= LZ_DEPTH; j++) {
+        if (pw <= DENSE_CONTEXTS) {
+            acc += (int64_t)s[i - j] * pw;
+            pw *= alphabet;
+        }
+        dense_idx[j] = acc;
+    }
+}
+
 /* LZ78Y on wider symbols.  Until the dictionary is full every step adds the
  * contexts it lacks, longest first, so the dictionary is closed under taking
  * suffixes (a context's shorter ones are in it), with one exception: in the
@@ -1045,18 +1062,10 @@ static int lz78y_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_predi
     for (i = LZ_DEPTH + 1; i < n && full_at == 0; i++) {
         const uint8_t y = s[i];
         uint64_t full_lo, full_hi;
-        int64_t max_count = 0, dense_idx[LZ_DEPTH + 1], pw = 1, acc = 0;
+        int64_t max_count = 0, dense_idx[LZ_DEPTH + 1];
         int have = 0;
         uint8_t prediction = 0;
-        context_key(s, i, LZ_DEPTH, alphabet, &full_lo, &full_hi, &acc);
-        acc = 0;
-        for (int j = 1; j <= LZ_DEPTH; j++) {
-            if (pw <= DENSE_CONTEXTS) {
-                acc += (int64_t)s[i - j] * pw;
-                pw *= alphabet;
-            }
-            dense_idx[j] = acc;
-        }
+        lz_contexts(s, i, alphabet, &full_lo, &full_hi, dense_idx);
         for (int j = LZ_DEPTH; j >= 1; j--) {
             uint64_t lo, hi;
             int64_t node;
@@ -1091,17 +1100,11 @@ static int lz78y_symbols(const uint8_t *s, int64_t n, int32_t alphabet, sp_predi
     for (; i < n; i++) {
         const uint8_t y = s[i];
         uint64_t full_lo, full_hi, lo, hi;
-        int64_t max_count = 0, node[LZ_DEPTH + 1], dense_idx[LZ_DEPTH + 1], pw = 1, acc = 0;
+        int64_t max_count = 0, node[LZ_DEPTH + 1], dense_idx[LZ_DEPTH + 1];
         int have = 0, top = 0;
         uint8_t prediction = 0;
-        context_key(s, i, LZ_DEPTH, alphabet, &full_lo, &full_hi, &acc);
-        acc = 0;
+        lz_contexts(s, i, alphabet, &full_lo, &full_hi, dense_idx);
         for (int j = 1; j <= LZ_DEPTH; j++) {
-            if (pw <= DENSE_CONTEXTS) {
-                acc += (int64_t)s[i - j] * pw;
-                pw *= alphabet;
-            }
-            dense_idx[j] = acc;
             node[j] = -1;
         }
         /* orders 1 .. top are in the dictionary, order top + 1 is not */
