@@ -343,7 +343,8 @@ def _cpu_tree(process: psutil.Process) -> float:
         return float("nan")
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile of values by rank (nan when there are none); both mesh benchmarks use it."""
     if not values:
         return float("nan")
     ordered = sorted(values)
@@ -506,8 +507,8 @@ async def _broker_benchmark(
             "published_per_s": round((sent1 - sent0) / elapsed, 1),
             "stored_status_rows_per_s": round((rows1 - rows0) / elapsed, 1),
             "host_status_rows_in_window": host_rows,
-            "latency_ms_p50": round(_percentile(latencies, 0.50), 1),
-            "latency_ms_p99": round(_percentile(latencies, 0.99), 1),
+            "latency_ms_p50": round(percentile(latencies, 0.50), 1),
+            "latency_ms_p99": round(percentile(latencies, 0.99), 1),
             "latency_samples": len(latencies),
             "load_average_1min": round(os.getloadavg()[0], 2),
             "cpu_count": os.cpu_count(),

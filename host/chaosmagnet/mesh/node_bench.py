@@ -317,13 +317,6 @@ def run_host(spec: dict[str, Any]) -> None:
 
 
 # -- the driver ---------------------------------------------------------------------------
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def nodes_benchmark(
     nodes: int = 64,
     hosts: int = 2,
@@ -336,6 +329,7 @@ def nodes_benchmark(
     """Set up a mesh, run mosquitto, F feeders and M host processes; return the figures."""
     import psutil
 
+    from chaosmagnet.mesh.bench import percentile  # here: the feeder and host children do not need it
     from chaosmagnet.mesh.setup import add_client, init_mesh, mosquitto_command, write_broker_files
     from chaosmagnet.nodes.registry import new_key, new_node_id
 
@@ -417,11 +411,11 @@ def nodes_benchmark(
             "feeders": feeders,
             "verified_nodes": sum(h["verified"] for h in hosts_out),
             "frames_per_s": round(sum(h["frames_per_s"] for h in hosts_out), 1),
-            "latency_p50_ms": round(_percentile(latencies, 0.5), 1),
-            "latency_p90_ms": round(_percentile(latencies, 0.9), 1),
-            "latency_p99_ms": round(_percentile(latencies, 0.99), 1),
-            "arrival_p50_ms": round(_percentile(arrivals, 0.5), 1),
-            "arrival_p99_ms": round(_percentile(arrivals, 0.99), 1),
+            "latency_p50_ms": round(percentile(latencies, 0.5), 1),
+            "latency_p90_ms": round(percentile(latencies, 0.9), 1),
+            "latency_p99_ms": round(percentile(latencies, 0.99), 1),
+            "arrival_p50_ms": round(percentile(arrivals, 0.5), 1),
+            "arrival_p99_ms": round(percentile(arrivals, 0.99), 1),
             "host_cpu_percent_of_one_core": [h["cpu_percent_of_one_core"] for h in hosts_out],
             "host_runqueue_wait_percent": [h["runqueue_wait_percent"] for h in hosts_out],
             "target_latency_p99_ms": 100.0,
