@@ -36,24 +36,6 @@ _COMPILE_ARGS = re.compile(r"COMPILE-ARGS:((?:[ \t]+-[A-Za-z0-9_=.+-]+)+)")
 EXTRA_COMPILE_ARGS = ["-O3", "-std=c11", "-Wall", "-Wextra", "-fno-strict-aliasing"]
 
 
-#: Development headers a linked library needs, and the Debian package that has them.
-_HEADERS = {"bz2": ("bzlib.h", "libbz2-dev")}
-
-
-def _check_headers(name: str, libraries: list[str]) -> None:
-    """Say which package to install, before the compiler fails on a missing header (Linux)."""
-    if not sys.platform.startswith("linux"):
-        return
-    folders = [Path("/usr/include"), Path("/usr/local/include")]
-    for library in libraries:
-        header, package = _HEADERS.get(library, (None, None))
-        if header and not any((folder / header).exists() for folder in folders):
-            raise SystemExit(
-                f"csrc/{name} needs {header}: install {package} "
-                "(scripts/test installs it from scripts/system-packages.txt)"
-            )
-
-
 def make_builder(name: str) -> FFI:
     """Return the FFI builder for csrc/<name>/."""
     folder = CSRC / name
@@ -71,7 +53,6 @@ def make_builder(name: str) -> FFI:
     for source in [*headers, *sources]:
         for found_libs in _LIBRARIES.findall(source.read_text()):
             libraries.extend(lib for lib in found_libs.split() if lib not in libraries)
-    _check_headers(name, libraries)
     extra_args = list(EXTRA_COMPILE_ARGS)
     for header in headers:
         for found_args in _COMPILE_ARGS.findall(header.read_text()):

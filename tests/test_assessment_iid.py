@@ -10,6 +10,8 @@ rules on data built to pass or fail particular tests.
 from __future__ import annotations
 
 import bz2
+import ctypes
+import ctypes.util
 import json
 import math
 import re
@@ -334,17 +336,125 @@ def test_statistics_match_numpy_reference(case: tuple[np.ndarray, int]) -> None:
     assert got[-1] == len(bz2.compress(text, 5))
 
 
-@pytest.mark.parametrize("work_factor", [0, 1, 30, 250])
-def test_compression_statistic_is_bzip2_of_decimal_text(work_factor: int) -> None:
-    rng = np.random.default_rng(work_factor)
+def _libbz2() -> Any:
+    """libbz2 itself (the library NIST's ea_iid links), through ctypes."""
+    name = ctypes.util.find_library("bz2") or "libbz2.so.1.0"
+    library = ctypes.CDLL(name)
+    library.BZ2_bzBuffToBuffCompress.argtypes = [
+        ctypes.c_char_p,
+        ctypes.POINTER(ctypes.c_uint),
+        ctypes.c_char_p,
+        ctypes.c_uint,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+    ]
+    return library
+
+
+LIBBZ2 = _libbz2()
+
+
+def bzip2_length(text: bytes, level: int) -> int:
+    """len(BZ2_bzBuffToBuffCompress(text, level)): ea_iid's call, byte for byte."""
+    capacity = ctypes.c_uint(len(text) + len(text) // 100 + 600)
+    out = ctypes.create_string_buffer(capacity.value)
+    assert LIBBZ2.BZ2_bzBuffToBuffCompress(out, ctypes.byref(capacity), text, len(text), level, 0, 30) == 0
+    return capacity.value
+
+
+def decimal_text(raw: np.ndarray) -> bytes:
+    return " ".join(str(v) for v in raw.tolist()).encode()
+
+
+def modelled_length(raw: np.ndarray, level: int) -> int:
+    array = np.ascontiguousarray(raw, dtype=np.uint8)
+    return int(lib.iid_compressed_length(ffi.from_buffer("uint8_t[]", array), len(array), level))
+
+
+def test_compression_statistic_is_bzip2_of_decimal_text() -> None:
+    rng = np.random.default_rng(5)
     uniform = rng.integers(0, 256, 5000).astype(np.uint8)
     uniform[:4] = [0, 9, 10, 255]
-    repetitive = (rng.random(200000) < 0.02).astype(np.uint8)  # the fallback sort's case
-    # text made and fed in 256 KiB chunks: longer than one chunk and one 500 kB block
-    long_uniform = rng.integers(0, 256, 400_000).astype(np.uint8)
+    repetitive = (rng.random(200000) < 0.02).astype(np.uint8)  # bzip2's fallback sort's case
+    long_uniform = rng.integers(0, 256, 400_000).astype(np.uint8)  # three 500 kB blocks
     for raw in (uniform, repetitive, long_uniform, np.array([7, 200], dtype=np.uint8)):
-        text = " ".join(str(v) for v in raw.tolist()).encode()
-        assert iid.compression_statistic(raw, work_factor) == len(bz2.compress(text, 5))
+        text = decimal_text(raw)
+        assert iid.compression_statistic(raw) == bzip2_length(text, 5) == len(bz2.compress(text, 5))
+
+
+def _kinds(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """Data whose decimal text stresses the model: every word length, long
+    repeats (rotations that tie for many words), periodic and constant text."""
+    return {
+        "uniform": rng.integers(0, 256, n).astype(np.uint8),
+        "binary": rng.integers(0, 2, n).astype(np.uint8),
+        "rare": np.where(rng.random(n) < 0.01, 7, 0).astype(np.uint8),
+        "rare-pair": np.where(rng.random(n) < 0.001, 111, 11).astype(np.uint8),
+        "nibbles": rng.integers(0, 16, n).astype(np.uint8),
+        "repeated-digits": rng.choice(np.array([1, 11, 111, 2, 22, 222, 100, 200], dtype=np.uint8), n),
+        "periodic": np.resize(np.arange(256, dtype=np.uint8), n),
+        "period-3": np.resize(np.array([5, 55, 155], dtype=np.uint8), n),
+        "constant": np.full(n, 111, dtype=np.uint8),
+        "skewed": np.minimum(rng.geometric(0.3, n), 255).astype(np.uint8),
+    }
+
+
+@pytest.mark.parametrize("level", [1, 5, 9])
+def test_modelled_length_equals_libbz2_on_many_kinds_of_data(level: int) -> None:
+    rng = np.random.default_rng(level)
+    n = {1: 60_000, 5: 150_000, 9: 270_000}[level]  # two or three blocks each
+    for name, raw in _kinds(rng, n).items():
+        assert modelled_length(raw, level) == bzip2_length(decimal_text(raw), level), (name, level)
+
+
+def _text_of_length(prefix: np.ndarray, length: int, last: list[int]) -> np.ndarray:
+    """Samples whose decimal text is `length` bytes: words of `prefix`, then
+    one-digit 8s up to the final words `last`."""
+    words = [len(str(v)) + 1 for v in prefix.tolist()]
+    room = length + 1 - sum(len(str(v)) + 1 for v in last)
+    kept = int(np.searchsorted(np.cumsum(words), room - 40))
+    body = prefix[:kept].tolist()
+    used = sum(words[:kept])
+    fill = room - used
+    assert fill >= 0 and fill % 2 == 0 or fill >= 3
+    if fill % 2:
+        body.append(10)  # one 2-digit word (3 bytes with its space)
+        fill -= 3
+    body += [8] * (fill // 2)
+    raw = np.array(body + last, dtype=np.uint8)
+    assert len(decimal_text(raw)) == length
+    return raw
+
+
+def test_modelled_length_equals_libbz2_around_block_boundaries() -> None:
+    """A block ends at the first run start at or past 100000 L - 19 bytes, except
+    at the text's very last byte: texts ending on every side of that point, with
+    a last byte that starts a run or does not."""
+    limit = 100_000 - 19
+    prefix = np.random.default_rng(11).integers(0, 256, 40_000).astype(np.uint8)
+    for length in range(limit - 3, limit + 7):
+        for last in ([5], [55], [56], [111], [112], [5, 55], [100, 7]):
+            raw = _text_of_length(prefix, length, last)
+            assert modelled_length(raw, 1) == bzip2_length(decimal_text(raw), 1), (length, last)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(1, 3000),
+    st.sampled_from(["uniform", "binary", "rare", "rare-pair", "nibbles", "repeated-digits", "period-3", "skewed"]),
+    st.integers(1, 9),
+)
+def test_modelled_length_equals_libbz2_on_small_inputs(seed: int, n: int, kind: str, level: int) -> None:
+    raw = _kinds(np.random.default_rng(seed), n)[kind]
+    assert modelled_length(raw, level) == bzip2_length(decimal_text(raw), level)
+
+
+def test_modelled_length_refuses_a_level_outside_bzip2s() -> None:
+    raw = np.arange(100, dtype=np.uint8)
+    assert modelled_length(raw, 0) == -3
+    assert modelled_length(raw, 10) == -3
 
 
 # --------------------------------------------------------------------------
@@ -632,28 +742,23 @@ def test_c_permutation_run_equals_python_driver(name: str, limit: int | None, pe
         samples, bits, SEED, permutations, stop_on_failure
     )
     expected_original = iid.permutation_statistics(samples, bits)
-    # The run either gets the original's compression statistic with one fixed work
-    # factor, or makes it itself (NaN) and calibrates the work factor on the first
-    # shuffles; compressions that can no longer count are abandoned midway.
-    for workers, work_factor in ((1, 1), (2, 1), (1, iid._CALIBRATE), (2, iid._CALIBRATE)):
+    # The run either gets the original's compression statistic or makes it itself
+    # (NaN) beside the first shuffles; compressions that can no longer count are
+    # abandoned midway.
+    for workers, made_by_run in ((1, False), (2, False), (1, True), (2, True)):
         data = iid._prepare(samples, bits)
         mean = float(data.raw.sum(dtype=np.int64)) / data.n
         params = iid._params(data, mean, iid._median(data))
         original = expected_original.copy()
-        if work_factor == iid._CALIBRATE:
+        if made_by_run:
             original[iid._COMPRESSION] = np.nan
         counts, decided, shuffles = iid._permutation_run(
-            data, params, original, permutations, SEED, workers, stop_on_failure, None, work_factor=work_factor
+            data, params, original, permutations, SEED, workers, stop_on_failure, None
         )
-        assert counts.tolist() == expected_counts, (name, workers, work_factor)
+        assert counts.tolist() == expected_counts, (name, workers, made_by_run)
         assert decided == expected_decided
         assert shuffles == expected_shuffles
         assert original.tolist() == expected_original.tolist()
-
-
-def test_compression_work_factor_out_of_range() -> None:
-    with pytest.raises(UsageError):
-        iid.compression_statistic(np.arange(100, dtype=np.uint8), 251)
 
 
 def test_undecided_after_a_permutation_failure_names_the_failed_statistic() -> None:

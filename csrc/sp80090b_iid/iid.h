@@ -88,16 +88,11 @@ int iid_statistics_into(const uint8_t *raw, size_t n, const iid_params *params,
  * text length.  This is the string §5.1.11 compresses. */
 size_t iid_decimal_text(const uint8_t *raw, size_t n, char *out);
 
-/* §5.1.11: the bzip2-compressed length (block size `level` x 100 kB) of the
- * decimal text of raw[0..n), with bzip2's work factor (0: its default of 30;
- * it changes the speed, never the output).  The text is made and compressed
- * a chunk at a time and the compressed bytes are only counted.  Returns the
- * length, or -1 when memory or bzip2 fails. */
-long long iid_compressed_length(const uint8_t *raw, size_t n, int level, int work_factor);
-
-/* work_factor for iid_run_new: time the first two shuffle compressions with
- * bzip2's default and with 1, and use the faster for the rest. */
-#define IID_CALIBRATE -1
+/* §5.1.11: the length BZ2_bzBuffToBuffCompress gives the decimal text of
+ * raw[0..n) at block size `level` x 100 kB (level 1-9; bzip2's work factor
+ * only changes its speed), worked out without compressing (bzlen.c).
+ * Returns the length, -1 when memory fails, -3 for a level outside 1-9. */
+long long iid_compressed_length(const uint8_t *raw, size_t n, int level);
 
 /* A whole §5.1 permutation run: shuffle j (j = 0, 1, ...) is the data
  * shuffled by generator stream j of the seed, its statistics (only those
@@ -114,14 +109,13 @@ typedef struct iid_run iid_run;
  * the unshuffled data; a NaN compression statistic is made by the run
  * itself, by the first worker while the others start shuffling.  With
  * stop_on_failure the run ends once any statistic has certainly failed.
- * work_factor: 0..250 (see iid_compressed_length) or IID_CALIBRATE.  NULL
- * when memory fails, n < 2 or the work factor is out of range. */
+ * NULL when memory fails, n < 2 or the level is outside 1-9. */
 iid_run *iid_run_new(const uint8_t *raw, size_t n, const iid_params *params,
                      const double *original, uint64_t permutations, uint64_t seed,
-                     int stop_on_failure, int bzip2_level, int work_factor, int rank_limit);
+                     int stop_on_failure, int bzip2_level, int rank_limit);
 
-/* Shuffle and count until the run is over; 0, or -1 when memory or bzip2
- * failed (the run is then over for every thread). */
+/* Shuffle and count until the run is over; 0, or -1 when memory failed
+ * (the run is then over for every thread). */
 int iid_run_work(iid_run *run);
 
 /* Ask every worker to stop after its current shuffle. */

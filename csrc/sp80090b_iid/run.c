@@ -5,26 +5,22 @@
  * has come, so the counts are those of a single thread counting shuffles
  * 0, 1, 2, ... in order.
  *
- * The compression statistic is nearly all of the time.  It is computed with
- * bzip2's streaming interface, the decimal text made a chunk at a time, so
- * a compression whose result can no longer count (the statistic was decided
- * by an earlier shuffle, or the run ended) is abandoned between chunks, and
- * bzip2's working memory is recycled from one compression to the next
- * instead of being allocated and faulted in again.  LIBRARIES: bz2 pthread */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime under -std=c11 */
+ * The compression statistic was nearly all of the time with libbz2; its
+ * length is now worked out without compressing (bzlen.c), a block at a
+ * time, so a compression whose result can no longer count (the statistic
+ * was decided by an earlier shuffle, or the run ended) is abandoned between
+ * blocks, and each worker keeps its working memory from one compression to
+ * the next.  LIBRARIES: pthread */
 #include "iid.h"
 
-#include <bzlib.h>
+#include "bzlen.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define RING 64 /* results waiting to be counted; a worker further ahead waits */
-#define TEXT_CHUNK (256 * 1024) /* decimal text made and fed to bzip2 at a time */
-#define DEFAULT_WORK_FACTOR 30  /* bzip2's own default */
-#define CANCELLED (-2)
 
 struct iid_run {
     pthread_mutex_t lock;
@@ -38,9 +34,6 @@ struct iid_run {
     uint64_t seed;
     int stop_on_failure;
     int bzip2_level;
-    int work_factor;      /* fixed, or IID_CALIBRATE */
-    uint64_t compressions; /* shuffle compressions started (calibration numbers them) */
-    double calibration[2]; /* CPU seconds of the first two: work factor 30, then 1 (-1: unknown) */
     int64_t rank_limit;
     int64_t counts[IID_N_STATISTICS][3];
     int8_t decided[IID_N_STATISTICS]; /* -1 undecided, 0 failed, 1 passed */
@@ -51,90 +44,6 @@ struct iid_run {
     double pending[RING][IID_N_STATISTICS];
     uint8_t ready[RING];
 };
-
-/* ------------------------------------------------------------------ */
-/* bzip2 with recycled memory, fed a chunk of text at a time.          */
-/* ------------------------------------------------------------------ */
-
-#define ARENA_SLOTS 6
-
-/* bzip2 allocates the same four blocks for every compression at one level;
- * keeping them between compressions saves the allocation and, above all,
- * faulting several megabytes of fresh pages in every time. */
-typedef struct {
-    void *block[ARENA_SLOTS];
-    size_t size[ARENA_SLOTS];
-    uint8_t used[ARENA_SLOTS];
-} bz_arena;
-
-static void *arena_alloc(void *opaque, int items, int size) {
-    bz_arena *arena = opaque;
-    size_t want = (size_t)items * (size_t)size;
-    for (int i = 0; i < ARENA_SLOTS; i++) {
-        if (!arena->used[i] && arena->block[i] != NULL && arena->size[i] == want) {
-            arena->used[i] = 1;
-            return arena->block[i];
-        }
-    }
-    for (int i = 0; i < ARENA_SLOTS; i++) {
-        if (!arena->used[i]) {
-            void *block = malloc(want);
-            if (block == NULL) {
-                return NULL;
-            }
-            free(arena->block[i]);
-            arena->block[i] = block;
-            arena->size[i] = want;
-            arena->used[i] = 1;
-            return block;
-        }
-    }
-    return malloc(want);
-}
-
-static void arena_free(void *opaque, void *block) {
-    bz_arena *arena = opaque;
-    for (int i = 0; i < ARENA_SLOTS; i++) {
-        if (arena->block[i] == block) {
-            arena->used[i] = 0;
-            return;
-        }
-    }
-    free(block);
-}
-
-static void arena_release(bz_arena *arena) {
-    for (int i = 0; i < ARENA_SLOTS; i++) {
-        free(arena->block[i]);
-        arena->block[i] = NULL;
-    }
-}
-
-/* Decimal text of raw[*next..n) into chunk (at most `capacity` bytes), each
- * value followed by a space except the very last; advances *next. */
-static size_t text_chunk(const uint8_t *raw, size_t n, size_t *next, char *chunk, size_t capacity) {
-    char *p = chunk;
-    size_t i = *next;
-    while (i < n && (size_t)(p - chunk) + 4 <= capacity) {
-        unsigned v = raw[i];
-        if (v >= 100) {
-            *p++ = (char)('0' + v / 100);
-            *p++ = (char)('0' + (v / 10) % 10);
-            *p++ = (char)('0' + v % 10);
-        } else if (v >= 10) {
-            *p++ = (char)('0' + v / 10);
-            *p++ = (char)('0' + v % 10);
-        } else {
-            *p++ = (char)('0' + v);
-        }
-        i++;
-        if (i < n) {
-            *p++ = ' ';
-        }
-    }
-    *next = i;
-    return (size_t)(p - chunk);
-}
 
 /* Should this compression be abandoned?  (Read without the lock: the flags
  * only ever move one way, and are written with atomic stores.) */
@@ -149,72 +58,16 @@ static int no_longer_needed(iid_run *run, int needed_for_result) {
            __atomic_load_n(&run->decided[IID_COMPRESSION], __ATOMIC_ACQUIRE) >= 0;
 }
 
-/* The bzip2-compressed length of the decimal text of raw[0..n); -1 when
- * memory or bzip2 fails, CANCELLED when `run` says the result is no longer
- * needed.  The output is counted and thrown away. */
-static long long stream_length(const uint8_t *raw, size_t n, int level, int work_factor,
-                               bz_arena *arena, char *chunk, iid_run *run, int needed_for_result) {
-    bz_stream strm;
-    char sink[16384];
-    memset(&strm, 0, sizeof strm);
-    strm.bzalloc = arena_alloc;
-    strm.bzfree = arena_free;
-    strm.opaque = arena;
-    if (BZ2_bzCompressInit(&strm, level, 0, work_factor) != BZ_OK) {
-        return -1;
-    }
-    long long result = -1;
-    size_t next = 0;
-    for (;;) {
-        size_t length = text_chunk(raw, n, &next, chunk, TEXT_CHUNK);
-        int action = next < n ? BZ_RUN : BZ_FINISH;
-        strm.next_in = chunk;
-        strm.avail_in = (unsigned int)length;
-        for (;;) {
-            strm.next_out = sink;
-            strm.avail_out = sizeof sink;
-            int rc = BZ2_bzCompress(&strm, action);
-            if (action == BZ_RUN) {
-                if (rc != BZ_RUN_OK) {
-                    goto done;
-                }
-                if (strm.avail_in == 0) {
-                    break;
-                }
-            } else if (rc == BZ_STREAM_END) {
-                result = ((long long)strm.total_out_hi32 << 32) | (long long)strm.total_out_lo32;
-                goto done;
-            } else if (rc != BZ_FINISH_OK) {
-                goto done;
-            }
-        }
-        if (no_longer_needed(run, needed_for_result)) {
-            result = CANCELLED;
-            goto done;
-        }
-    }
-done:
-    BZ2_bzCompressEnd(&strm);
-    return result;
-}
+/* bzlen's question between blocks: is the compression being made for
+ * this run still wanted? */
+typedef struct {
+    iid_run *run;
+    int needed_for_result;
+} wanted;
 
-long long iid_compressed_length(const uint8_t *raw, size_t n, int level, int work_factor) {
-    bz_arena arena;
-    memset(&arena, 0, sizeof arena);
-    char *chunk = malloc(TEXT_CHUNK);
-    long long result = -1;
-    if (chunk != NULL) {
-        result = stream_length(raw, n, level, work_factor, &arena, chunk, NULL, 1);
-    }
-    free(chunk);
-    arena_release(&arena);
-    return result;
-}
-
-static double thread_seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+static int unwanted(void *arg) {
+    const wanted *w = arg;
+    return no_longer_needed(w->run, w->needed_for_result);
 }
 
 /* ------------------------------------------------------------------ */
@@ -223,8 +76,8 @@ static double thread_seconds(void) {
 
 iid_run *iid_run_new(const uint8_t *raw, size_t n, const iid_params *params,
                      const double *original, uint64_t permutations, uint64_t seed,
-                     int stop_on_failure, int bzip2_level, int work_factor, int rank_limit) {
-    if (n < 2 || work_factor < IID_CALIBRATE || work_factor > 250) {
+                     int stop_on_failure, int bzip2_level, int rank_limit) {
+    if (n < 2 || bzip2_level < 1 || bzip2_level > 9) {
         return NULL;
     }
     iid_run *run = calloc(1, sizeof *run);
@@ -245,8 +98,6 @@ iid_run *iid_run_new(const uint8_t *raw, size_t n, const iid_params *params,
     run->seed = seed;
     run->stop_on_failure = stop_on_failure;
     run->bzip2_level = bzip2_level;
-    run->work_factor = work_factor;
-    run->calibration[0] = run->calibration[1] = -1.0;
     run->rank_limit = rank_limit;
     for (int i = 0; i < IID_N_STATISTICS; i++) {
         run->decided[i] = -1;
@@ -304,38 +155,15 @@ static void commit(iid_run *run) {
     pthread_cond_broadcast(&run->moved);
 }
 
-/* The work factor for the next shuffle compression (lock held): with
- * calibration, the first is made with bzip2's default and the second with 1
- * (sort by the fallback at once), and later ones with whichever took less
- * CPU time.  The work factor changes bzip2's speed, never its output. */
-static int next_work_factor(iid_run *run, int *calibration_slot) {
-    *calibration_slot = -1;
-    if (run->work_factor != IID_CALIBRATE) {
-        return run->work_factor;
-    }
-    uint64_t k = run->compressions++;
-    if (k < 2) {
-        *calibration_slot = (int)k;
-        return k == 0 ? DEFAULT_WORK_FACTOR : 1;
-    }
-    if (run->calibration[0] >= 0.0 && run->calibration[1] >= 0.0 &&
-        run->calibration[1] < run->calibration[0]) {
-        return 1;
-    }
-    return DEFAULT_WORK_FACTOR;
-}
-
 int iid_run_work(iid_run *run) {
     size_t n = run->n;
     uint8_t *shuffled = malloc(n);
     uint8_t *scratch = malloc(2 * ((n + 7) / 8));
-    char *chunk = malloc(TEXT_CHUNK);
-    bz_arena arena;
+    bzlen *compressor = bzlen_new();
     uint8_t active[IID_N_STATISTICS];
     double out[IID_N_STATISTICS];
     int status = 0;
-    memset(&arena, 0, sizeof arena);
-    if (shuffled == NULL || scratch == NULL || chunk == NULL) {
+    if (shuffled == NULL || scratch == NULL || compressor == NULL) {
         status = -1;
     }
     pthread_mutex_lock(&run->lock);
@@ -344,13 +172,11 @@ int iid_run_work(iid_run *run) {
             /* The original's own compression statistic, made by the first
              * worker while the others shuffle; counting waits for it. */
             run->original_pending = 2;
-            int work_factor =
-                run->work_factor == IID_CALIBRATE ? DEFAULT_WORK_FACTOR : run->work_factor;
             pthread_mutex_unlock(&run->lock);
-            long long length = stream_length(run->raw, n, run->bzip2_level, work_factor, &arena,
-                                              chunk, run, 1);
+            wanted w = {run, 1};
+            long long length = bzlen_samples(compressor, run->raw, n, run->bzip2_level, unwanted, &w);
             pthread_mutex_lock(&run->lock);
-            if (length == CANCELLED) {
+            if (length == BZLEN_STOPPED) {
                 break;
             }
             if (length < 0) {
@@ -374,29 +200,20 @@ int iid_run_work(iid_run *run) {
             active[i] = run->decided[i] < 0;
             out[i] = NAN;
         }
-        int calibration_slot = -1;
-        int work_factor = active[IID_COMPRESSION] ? next_work_factor(run, &calibration_slot) : 0;
         pthread_mutex_unlock(&run->lock);
 
         iid_shuffle_copy(run->raw, shuffled, n, run->seed, index);
         if (iid_statistics_into(shuffled, n, &run->params, active, out, scratch) != 0) {
             status = -1;
         } else if (active[IID_COMPRESSION]) {
-            double started = thread_seconds();
-            long long length = stream_length(shuffled, n, run->bzip2_level, work_factor, &arena,
-                                              chunk, run, 0);
-            double seconds = thread_seconds() - started;
-            if (length == CANCELLED) {
+            wanted w = {run, 0};
+            long long length = bzlen_samples(compressor, shuffled, n, run->bzip2_level, unwanted, &w);
+            if (length == BZLEN_STOPPED) {
                 out[IID_COMPRESSION] = NAN; /* decided already: the value is never counted */
             } else if (length < 0) {
                 status = -1;
             } else {
                 out[IID_COMPRESSION] = (double)length;
-                if (calibration_slot >= 0) {
-                    pthread_mutex_lock(&run->lock);
-                    run->calibration[calibration_slot] = seconds;
-                    pthread_mutex_unlock(&run->lock);
-                }
             }
         }
 
@@ -416,8 +233,7 @@ int iid_run_work(iid_run *run) {
     pthread_mutex_unlock(&run->lock);
     free(shuffled);
     free(scratch);
-    free(chunk);
-    arena_release(&arena);
+    bzlen_free(compressor);
     return status;
 }
 

@@ -18,12 +18,13 @@ does), and the whole run stops as soon as the IID verdict is certain: data that
 already failed a chi-square or LRS test is not shuffled at all unless asked.
 The whole permutation run (shuffles, statistics, the early stopping) is C
 (chaosmagnet._sp80090b_iid, iid_run_*) on several threads, with no Python per
-shuffle; the compression statistic is bzip2 (block size 500 kB) from libbz2,
-linked into the kernel.  It is nearly all of the time, so the run makes each
-compression only while the statistic is undecided, abandons one midway once
-an earlier shuffle decided it, makes the original's own compression beside
-the first shuffles, and times bzip2's work factor (which changes the speed,
-never the output) on its first two shuffles to keep the faster.
+shuffle.  The compression statistic is the length libbz2 gives the decimal
+text at block size 500 kB, worked out without compressing (the block split,
+a Burrows-Wheeler transform sorted by words, bzip2's move-to-front and
+Huffman table choices; csrc/sp80090b_iid/bzlen.c, tested equal to libbz2);
+the run makes it only while the statistic is undecided, abandons one between
+blocks once an earlier shuffle decided it, and makes the original's own
+beside the first shuffles.
 """
 
 from __future__ import annotations
@@ -79,7 +80,6 @@ Z_ALPHA = 2.5758293035489008
 MIN_SAMPLES = 10
 #: bzip2 block size (in units of 100 kB) of the compression statistic, as in ea_iid.
 BZIP2_LEVEL = 5
-_CALIBRATE: int = _lib.IID_CALIBRATE  # time two work factors on the first shuffles, keep the faster
 
 #: The nineteen permutation-test statistics, in the order of §5.1.1-§5.1.11.
 TEST_NAMES: tuple[str, ...] = (
@@ -776,18 +776,16 @@ def permutation_statistics(samples: np.ndarray, bits: int) -> np.ndarray:
     return out
 
 
-def compression_statistic(samples: np.ndarray, work_factor: int = 0) -> int:
+def compression_statistic(samples: np.ndarray) -> int:
     """§5.1.11: bzip2-compressed length of the samples written in decimal, space separated.
 
-    ``work_factor`` (0..250, 0 meaning bzip2's default of 30) only changes
-    how soon bzip2 switches to its fallback sort, never the output.
+    The length libbz2's BZ2_bzBuffToBuffCompress gives at BZIP2_LEVEL, as
+    NIST's tool computes it, worked out without compressing (csrc/sp80090b_iid/bzlen.c).
     """
     array = _check_samples(samples)
-    if not 0 <= work_factor <= 250:
-        raise UsageError("work_factor must be between 0 and 250")
-    length = _lib.iid_compressed_length(_ffi.from_buffer("uint8_t[]", array), len(array), BZIP2_LEVEL, work_factor)
+    length = _lib.iid_compressed_length(_ffi.from_buffer("uint8_t[]", array), len(array), BZIP2_LEVEL)
     if length < 0:
-        raise MemoryError("bzip2 failed")
+        raise MemoryError("the compression statistic ran out of memory")
     return int(length)
 
 
@@ -819,7 +817,6 @@ def _permutation_run(
     workers: int,
     stop_on_failure: bool,
     progress: ProgressCallback | None,
-    work_factor: int = _CALIBRATE,
 ) -> tuple[np.ndarray, list[bool | None], int]:
     """Rank the original statistics against shuffles, in C (iid_run_*), on ``workers`` threads.
 
@@ -829,9 +826,7 @@ def _permutation_run(
     each make one call that returns when the run is over, and this thread
     polls the count for the progress callback.  A NaN compression statistic
     in ``original`` is made by the run (while the shuffling starts) and
-    written back into ``original``.  ``work_factor`` is bzip2's (0..250) or
-    _CALIBRATE: the first two shuffle compressions are timed with bzip2's
-    default and with 1 and the faster is kept (the output never changes).
+    written back into ``original``.
     """
     run = _lib.iid_run_new(
         _ffi.from_buffer("uint8_t[]", data.raw),
@@ -842,7 +837,6 @@ def _permutation_run(
         seed & (2**64 - 1),
         1 if stop_on_failure else 0,
         BZIP2_LEVEL,
-        work_factor,
         RANK_LIMIT,
     )
     if run == _ffi.NULL:
@@ -868,7 +862,7 @@ def _permutation_run(
                 thread.join()
         _report_progress(run, reported, permutations, progress)
         if any(status != 0 for status in statuses):
-            raise MemoryError("the permutation run failed (memory or bzip2)")
+            raise MemoryError("the permutation run ran out of memory")
         counts = _ffi.new("int64_t[]", _N * 3)
         decided = _ffi.new("int8_t[]", _N)
         committed = _ffi.new("uint64_t *")
