@@ -693,67 +693,205 @@ static void code_lengths(uint8_t *length, const int32_t *frequency, int alpha, i
     }
 }
 
-/* Move-to-front over at most 16 symbols, kept as the time each symbol was
- * last seen (symbol k starts as seen k steps ago): the place of c is the
- * number of symbols seen since c was.  With SSE2 the times are four
- * registers and a step is branch-free, with nothing but the update of the
- * times carried from one step to the next. */
+/* Move-to-front places of symbols[0..length) (values below in_use <= 16)
+ * into place[] (which may be symbols itself).  The list a step starts from
+ * is the symbols ordered by when they were last seen, the unseen after
+ * them in their first order, so the input is cut into four stretches, the
+ * list at the start of each found by looking back, and the four are moved
+ * through side by side: with SSE2 a list is one register and a step has no
+ * branch, and four independent steps hide each other's latency. */
+#define STRETCHES 4
+
+static void list_before(const uint8_t *symbols, size_t at, int in_use, uint8_t *list) {
+    uint32_t seen = 0;
+    int k = 0;
+    for (size_t p = at; p > 0 && k < in_use; p--) {
+        uint8_t c = symbols[p - 1];
+        if (!(seen >> c & 1)) {
+            seen |= 1u << c;
+            list[k++] = c;
+        }
+    }
+    for (int c = 0; c < in_use; c++) {
+        if (!(seen >> c & 1)) {
+            list[k++] = (uint8_t)c;
+        }
+    }
+    for (; k < 16; k++) {
+        list[k] = (uint8_t)(16 + k); /* never a symbol */
+    }
+}
+
 #if defined(__SSE2__)
 #include <emmintrin.h>
 typedef struct {
-    __m128i seen[4];
-    int32_t at[16];
-    int32_t now;
-} mtf_list;
+    __m128i symbol[16]; /* c in every byte */
+    __m128i front[16];  /* c in byte 0 */
+    __m128i upto[16];   /* bytes 0..j */
+} mtf_tables;
 
-static void mtf_start(mtf_list *list) {
-    for (int k = 0; k < 16; k++) {
-        list->at[k] = -1 - k;
+static void mtf_tables_init(mtf_tables *t) {
+    for (int c = 0; c < 16; c++) {
+        t->symbol[c] = _mm_set1_epi8((char)c);
+        t->front[c] = _mm_cvtsi32_si128(c);
+        uint8_t bytes[16];
+        for (int k = 0; k < 16; k++) {
+            bytes[k] = k <= c ? 0xFF : 0;
+        }
+        t->upto[c] = _mm_loadu_si128((const __m128i *)bytes);
     }
-    for (int q = 0; q < 4; q++) {
-        list->seen[q] = _mm_loadu_si128((const __m128i *)(list->at + 4 * q));
-    }
-    list->now = 0;
 }
 
-static inline int mtf_move(mtf_list *list, uint8_t c) {
-    static const int32_t lane[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-    __m128i then = _mm_set1_epi32(list->at[c]);
-    __m128i now = _mm_set1_epi32(list->now);
-    __m128i symbol = _mm_set1_epi32(c);
-    __m128i count = _mm_setzero_si128();
-    for (int q = 0; q < 4; q++) {
-        __m128i seen = list->seen[q];
-        count = _mm_sub_epi32(count, _mm_cmpgt_epi32(seen, then));
-        __m128i mine = _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(lane + 4 * q)), symbol);
-        list->seen[q] = _mm_or_si128(_mm_and_si128(mine, now), _mm_andnot_si128(mine, seen));
+static inline uint8_t mtf_step(const mtf_tables *t, __m128i *list, uint8_t c) {
+    __m128i places = *list;
+    int j = __builtin_ctz((unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(places, t->symbol[c])));
+    __m128i moved = _mm_or_si128(_mm_slli_si128(places, 1), t->front[c]);
+    __m128i upto = t->upto[j];
+    *list = _mm_or_si128(_mm_and_si128(upto, moved), _mm_andnot_si128(upto, places));
+    return (uint8_t)j;
+}
+
+static void move_to_front(const uint8_t *symbols, uint8_t *place, size_t length, int in_use) {
+    static mtf_tables tables; /* the same for every caller: filled once, racing writers agree */
+    static int ready;
+    if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
+        mtf_tables fresh;
+        mtf_tables_init(&fresh);
+        tables = fresh;
+        __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
     }
-    count = _mm_add_epi32(count, _mm_shuffle_epi32(count, 0x4E));
-    count = _mm_add_epi32(count, _mm_shuffle_epi32(count, 0xB1));
-    list->at[c] = list->now++;
-    return _mm_cvtsi128_si32(count);
+    size_t stretch = length / STRETCHES;
+    __m128i list[STRETCHES];
+    for (int s = 0; s < STRETCHES; s++) {
+        uint8_t start[16];
+        list_before(symbols, (size_t)s * stretch, in_use, start);
+        list[s] = _mm_loadu_si128((const __m128i *)start);
+    }
+    for (size_t i = 0; i < stretch; i++) {
+        uint8_t c0 = symbols[i], c1 = symbols[stretch + i];
+        uint8_t c2 = symbols[2 * stretch + i], c3 = symbols[3 * stretch + i];
+        place[i] = mtf_step(&tables, &list[0], c0);
+        place[stretch + i] = mtf_step(&tables, &list[1], c1);
+        place[2 * stretch + i] = mtf_step(&tables, &list[2], c2);
+        place[3 * stretch + i] = mtf_step(&tables, &list[3], c3);
+    }
+    for (size_t i = STRETCHES * stretch; i < length; i++) {
+        place[i] = mtf_step(&tables, &list[STRETCHES - 1], symbols[i]);
+    }
 }
 #else
-typedef struct {
-    uint8_t places[16];
-} mtf_list;
-
-static void mtf_start(mtf_list *list) {
-    for (int k = 0; k < 16; k++) {
-        list->places[k] = (uint8_t)k;
+static void move_to_front(const uint8_t *symbols, uint8_t *place, size_t length, int in_use) {
+    uint8_t list[16];
+    list_before(symbols, 0, in_use, list);
+    for (size_t i = 0; i < length; i++) {
+        uint8_t c = symbols[i];
+        int j = 0;
+        while (list[j] != c) {
+            j++;
+        }
+        memmove(list + 1, list, (size_t)j);
+        list[0] = c;
+        place[i] = (uint8_t)j;
     }
-}
-
-static inline int mtf_move(mtf_list *list, uint8_t c) {
-    int j = 0;
-    while (list->places[j] != c) {
-        j++;
-    }
-    memmove(list->places + 1, list->places, (size_t)j);
-    list->places[0] = c;
-    return j;
 }
 #endif
+
+/* Bit k set where p[k] != 0, for k < 64. */
+static inline uint64_t nonzero_mask(const uint8_t *p) {
+#if defined(__SSE2__)
+    const __m128i zero = _mm_setzero_si128();
+    uint64_t mask = 0;
+    for (int q = 0; q < 4; q++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(p + 16 * q));
+        mask |= (uint64_t)(uint16_t)~_mm_movemask_epi8(_mm_cmpeq_epi8(v, zero)) << (16 * q);
+    }
+    return mask;
+#else
+    uint64_t mask = 0;
+    for (int k = 0; k < 64; k++) {
+        mask |= (uint64_t)(p[k] != 0) << k;
+    }
+    return mask;
+#endif
+}
+
+/* One round's choice: each group's cheapest table (the first of equal
+ * cost), its symbol counts added to that table's frequencies. */
+static void choose_tables(const uint8_t (*counts)[LANES], size_t groups,
+                          const uint16_t (*weights)[LANES], int tables, uint8_t *selector,
+                          int32_t (*freq)[LANES]) {
+#if defined(__SSE2__)
+    const __m128i zero = _mm_setzero_si128();
+    __m128i low[MAX_TABLES], high[MAX_TABLES];
+    for (int t = 0; t < MAX_TABLES; t++) {
+        low[t] = t < tables ? _mm_loadu_si128((const __m128i *)weights[t]) : zero;
+        high[t] = t < tables ? _mm_loadu_si128((const __m128i *)(weights[t] + 8)) : zero;
+    }
+    /* Frequencies gather in 16 bits, 50 per group, emptied before they
+     * could overflow. */
+    __m128i sum_low[MAX_TABLES], sum_high[MAX_TABLES];
+    for (int t = 0; t < MAX_TABLES; t++) {
+        sum_low[t] = sum_high[t] = zero;
+    }
+    size_t g = 0;
+    while (g < groups) {
+        size_t stop = groups - g > 1000 ? g + 1000 : groups;
+        for (; g < stop; g++) {
+            __m128i h = _mm_loadu_si128((const __m128i *)counts[g]);
+            __m128i h_low = _mm_unpacklo_epi8(h, zero), h_high = _mm_unpackhi_epi8(h, zero);
+            int32_t cost[MAX_TABLES];
+            for (int t = 0; t < MAX_TABLES; t += 2) {
+                __m128i a = _mm_add_epi32(_mm_madd_epi16(h_low, low[t]), _mm_madd_epi16(h_high, high[t]));
+                __m128i b = _mm_add_epi32(_mm_madd_epi16(h_low, low[t + 1]),
+                                          _mm_madd_epi16(h_high, high[t + 1]));
+                __m128i x = _mm_add_epi32(_mm_unpacklo_epi32(a, b), _mm_unpackhi_epi32(a, b));
+                x = _mm_add_epi32(x, _mm_srli_si128(x, 8));
+                cost[t] = _mm_cvtsi128_si32(x);
+                cost[t + 1] = _mm_cvtsi128_si32(_mm_srli_si128(x, 4));
+            }
+            int best = 0;
+            int32_t best_cost = cost[0];
+            for (int t = 1; t < tables; t++) {
+                int less = cost[t] < best_cost;
+                best_cost = less ? cost[t] : best_cost;
+                best = less ? t : best;
+            }
+            selector[g] = (uint8_t)best;
+            sum_low[best] = _mm_add_epi16(sum_low[best], h_low);
+            sum_high[best] = _mm_add_epi16(sum_high[best], h_high);
+        }
+        for (int t = 0; t < tables; t++) {
+            uint16_t lanes[LANES];
+            _mm_storeu_si128((__m128i *)lanes, sum_low[t]);
+            _mm_storeu_si128((__m128i *)(lanes + 8), sum_high[t]);
+            for (int v = 0; v < LANES; v++) {
+                freq[t][v] += lanes[v];
+            }
+            sum_low[t] = sum_high[t] = zero;
+        }
+    }
+#else
+    for (size_t g = 0; g < groups; g++) {
+        const uint8_t *h = counts[g];
+        uint32_t best_cost = UINT32_MAX;
+        int best = 0;
+        for (int t = 0; t < tables; t++) {
+            uint32_t cost = 0;
+            for (int v = 0; v < LANES; v++) {
+                cost += (uint32_t)h[v] * weights[t][v];
+            }
+            if (cost < best_cost) {
+                best_cost = cost;
+                best = t;
+            }
+        }
+        selector[g] = (uint8_t)best;
+        for (int v = 0; v < LANES; v++) {
+            freq[best][v] += h[v];
+        }
+    }
+#endif
+}
 
 /* The bits bzip2 writes for a block whose transform is bwt[0..length),
  * holding the characters marked in used[]. */
@@ -781,9 +919,19 @@ static long long block_bits(bzlen *ctx, const uint8_t *bwt, size_t length, const
     }
     uint8_t (*counts)[LANES] = ctx->counts;
 
-    /* Move-to-front with runs of zeros as RUNA (0) / RUNB (1), EOB last;
-     * only the counts of each group of 50 are kept. */
-    int32_t total[LANES] = {0};
+    /* Move-to-front places, over the transform in place. */
+    uint8_t *place = ctx->bwt;
+    PHASE(6, {
+        for (size_t i = 0; i < length; i++) {
+            place[i] = sequence[bwt[i]];
+        }
+        move_to_front(place, place, length, in_use);
+    });
+
+    /* The symbols: each run of r zero places as the digits of r + 1 in
+     * binary below its leading one, lowest first (0: RUNA, 1: RUNB), each
+     * other place p as p + 1, EOB last.  Only the counts of each group of
+     * 50 symbols are kept. */
     size_t emitted = 0;
     uint8_t *group = counts[0];
     int room = GROUP_SIZE;
@@ -791,7 +939,6 @@ static long long block_bits(bzlen *ctx, const uint8_t *bwt, size_t length, const
 #define EMIT(symbol)                                                   \
     do {                                                               \
         group[(symbol)]++;                                             \
-        total[(symbol)]++;                                             \
         emitted++;                                                     \
         if (--room == 0) {                                             \
             group += LANES;                                            \
@@ -799,40 +946,52 @@ static long long block_bits(bzlen *ctx, const uint8_t *bwt, size_t length, const
             room = GROUP_SIZE;                                         \
         }                                                              \
     } while (0)
-    size_t zeros = 0;
-    mtf_list list;
-    mtf_start(&list);
-    for (size_t i = 0; i < length; i++) {
-        int j = mtf_move(&list, sequence[bwt[i]]);
-        if (j == 0) {
-            zeros++;
-            continue;
-        }
-        if (zeros > 0) {
-            zeros--;
-            for (;;) {
-                EMIT(zeros & 1);
-                if (zeros < 2) {
-                    break;
-                }
-                zeros = (zeros - 2) / 2;
+#define EMIT_RUN(zeros)                                                \
+    do {                                                               \
+        uint64_t code = (uint64_t)(zeros) + 1;                         \
+        int digits = 63 - __builtin_clzll(code);                       \
+        if (digits < room) {                                           \
+            int b = __builtin_popcountll(code) - 1;                    \
+            group[1] += (uint8_t)b;                                    \
+            group[0] += (uint8_t)(digits - b);                         \
+            room -= digits;                                            \
+            emitted += (size_t)digits;                                 \
+        } else {                                                       \
+            for (int d = 0; d < digits; d++) {                         \
+                EMIT((code >> d) & 1);                                 \
+            }                                                          \
+        }                                                              \
+    } while (0)
+    size_t previous = (size_t)-1; /* the last non-zero place */
+    size_t whole = length & ~(size_t)63;
+    for (size_t base = 0; base < length; base += 64) {
+        uint64_t mask = 0;
+        if (base < whole) {
+            mask = nonzero_mask(place + base);
+        } else {
+            for (size_t k = base; k < length; k++) {
+                mask |= (uint64_t)(place[k] != 0) << (k - base);
             }
-            zeros = 0;
         }
-        EMIT(j + 1);
-    }
-    if (zeros > 0) {
-        zeros--;
-        for (;;) {
-            EMIT(zeros & 1);
-            if (zeros < 2) {
-                break;
-            }
-            zeros = (zeros - 2) / 2;
+        while (mask != 0) {
+            size_t at = base + (size_t)__builtin_ctzll(mask);
+            mask &= mask - 1;
+            EMIT_RUN(at - previous - 1);
+            EMIT(place[at] + 1);
+            previous = at;
         }
     }
+    EMIT_RUN(length - previous - 1);
     EMIT(alpha - 1); /* end of block */
+#undef EMIT_RUN
 #undef EMIT
+    int32_t total[LANES] = {0};
+    size_t used_groups = (emitted + GROUP_SIZE - 1) / GROUP_SIZE;
+    for (size_t g = 0; g < used_groups; g++) {
+        for (int v = 0; v < LANES; v++) {
+            total[v] += counts[g][v];
+        }
+    }
     size_t symbols = emitted;
     size_t ngroups_data = (symbols + GROUP_SIZE - 1) / GROUP_SIZE;
 
@@ -878,25 +1037,7 @@ static long long block_bits(bzlen *ctx, const uint8_t *bwt, size_t length, const
                 weights[t][v] = v < alpha ? len[t][v] : 0;
             }
         }
-        for (size_t g = 0; g < ngroups_data; g++) {
-            const uint8_t *h = counts[g];
-            uint32_t best_cost = UINT32_MAX;
-            int best = 0;
-            for (int t = 0; t < tables; t++) {
-                uint32_t cost = 0;
-                for (int v = 0; v < LANES; v++) {
-                    cost += (uint32_t)h[v] * weights[t][v];
-                }
-                if (cost < best_cost) {
-                    best_cost = cost;
-                    best = t;
-                }
-            }
-            selector[g] = (uint8_t)best;
-            for (int v = 0; v < LANES; v++) {
-                freq[best][v] += h[v];
-            }
-        }
+        choose_tables(counts, ngroups_data, weights, tables, selector, freq);
         for (int t = 0; t < tables; t++) {
             code_lengths(len[t], freq[t], alpha, MAX_CODE_LENGTH);
         }

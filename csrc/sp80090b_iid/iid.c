@@ -35,7 +35,9 @@ void iid_rng_seed(iid_rng *rng, uint64_t seed, uint64_t stream) {
     }
 }
 
-uint64_t iid_rng_next(iid_rng *rng) {
+/* The generator's step, inlined where it is hot (the exported function
+ * cannot be: a shared library's own calls to it go through the PLT). */
+static inline uint64_t rng_next(iid_rng *rng) {
     uint64_t *s = rng->s;
     const uint64_t result = rotl64(s[1] * 5, 7) * 9;
     const uint64_t t = s[1] << 17;
@@ -48,16 +50,20 @@ uint64_t iid_rng_next(iid_rng *rng) {
     return result;
 }
 
+uint64_t iid_rng_next(iid_rng *rng) {
+    return rng_next(rng);
+}
+
 /* Lemire's multiply-and-reject method: unbiased, and almost never divides. */
 uint64_t iid_rng_below(iid_rng *rng, uint64_t bound) {
     __extension__ typedef unsigned __int128 u128;
-    uint64_t x = iid_rng_next(rng);
+    uint64_t x = rng_next(rng);
     u128 m = (u128)x * (u128)bound;
     uint64_t low = (uint64_t)m;
     if (low < bound) {
         uint64_t threshold = (0 - bound) % bound;
         while (low < threshold) {
-            x = iid_rng_next(rng);
+            x = rng_next(rng);
             m = (u128)x * (u128)bound;
             low = (uint64_t)m;
         }
@@ -66,7 +72,13 @@ uint64_t iid_rng_below(iid_rng *rng, uint64_t bound) {
 }
 
 /* Fisher-Yates.  Below 2^32 elements each 64-bit output gives two 32-bit
- * draws, each turned into an index by the same multiply-and-reject method. */
+ * draws, each turned into an index by the same multiply-and-reject method.
+ * The indices do not depend on the data, so they are drawn a batch ahead
+ * and their places fetched into the cache while the batch is drawn; the
+ * swaps then rarely wait for memory.  The draws and swaps are those of the
+ * plain loop, in the same order. */
+#define SHUFFLE_BATCH 64
+
 void iid_shuffle(uint8_t *data, size_t n, iid_rng *rng) {
     size_t i = n;
     for (; i > 1 && (uint64_t)i > UINT32_MAX; i--) {
@@ -77,30 +89,38 @@ void iid_shuffle(uint8_t *data, size_t n, iid_rng *rng) {
     }
     uint64_t pool = 0;
     int have = 0;
-    for (; i > 1; i--) {
-        uint32_t bound = (uint32_t)i;
-        uint64_t m;
-        uint32_t low;
-        for (;;) {
-            uint32_t draw;
-            if (have) {
-                draw = (uint32_t)(pool >> 32);
-                have = 0;
-            } else {
-                pool = iid_rng_next(rng);
-                draw = (uint32_t)pool;
-                have = 1;
+    uint32_t drawn[SHUFFLE_BATCH];
+    while (i > 1) {
+        size_t batch = i - 1 < SHUFFLE_BATCH ? i - 1 : SHUFFLE_BATCH;
+        for (size_t b = 0; b < batch; b++) {
+            uint32_t bound = (uint32_t)(i - b);
+            uint64_t m;
+            for (;;) {
+                uint32_t draw;
+                if (have) {
+                    draw = (uint32_t)(pool >> 32);
+                    have = 0;
+                } else {
+                    pool = rng_next(rng);
+                    draw = (uint32_t)pool;
+                    have = 1;
+                }
+                m = (uint64_t)draw * bound;
+                uint32_t low = (uint32_t)m;
+                if (low >= bound || low >= (uint32_t)(0u - bound) % bound) {
+                    break;
+                }
             }
-            m = (uint64_t)draw * bound;
-            low = (uint32_t)m;
-            if (low >= bound || low >= (uint32_t)(0u - bound) % bound) {
-                break;
-            }
+            drawn[b] = (uint32_t)(m >> 32);
+            __builtin_prefetch(data + drawn[b], 1);
         }
-        size_t j = (size_t)(m >> 32);
-        uint8_t tmp = data[i - 1];
-        data[i - 1] = data[j];
-        data[j] = tmp;
+        for (size_t b = 0; b < batch; b++) {
+            size_t top = i - 1 - b, j = drawn[b];
+            uint8_t tmp = data[top];
+            data[top] = data[j];
+            data[j] = tmp;
+        }
+        i -= batch;
     }
 }
 
