@@ -69,7 +69,8 @@
 #define LANES 16            /* symbols of a table (bzip2: characters in use + 2) */
 #define MAX_CODE_LENGTH 17
 #define SMALL_BLOCK 64      /* blocks below this are sorted directly */
-#define TOP_BITS 16         /* first pass of the rotation sort */
+#define LSD_BITS 11         /* a digit of the rotation sort */
+#define LSD_PASSES 3
 
 #ifndef PHASE
 #define PHASE(k, ...) __VA_ARGS__ /* a timing hook for profiling builds */
@@ -82,11 +83,11 @@ typedef struct {
 
 struct bzlen {
     size_t capacity;     /* of the per-block arrays below, in words */
-    uint32_t *word;      /* rank of each word of the turned block */
+    uint16_t *word;      /* rank of each word of the turned block */
     uint32_t *order;     /* word rotations in sorted order */
     uint32_t *group;     /* first sorted position of each rotation's group */
     pair *pairs, *spare;
-    uint32_t *top;       /* 2^TOP_BITS + 1 bucket counts */
+    uint32_t lsd_count[LSD_PASSES][1 << LSD_BITS];
     uint32_t *ties;      /* groups still tied: start, end, ... */
     size_t ties_capacity;
     size_t bwt_capacity;
@@ -122,11 +123,6 @@ bzlen *bzlen_new(void) {
     if (ctx == NULL) {
         return NULL;
     }
-    ctx->top = malloc(((1u << TOP_BITS) + 1) * sizeof *ctx->top);
-    if (ctx->top == NULL) {
-        free(ctx);
-        return NULL;
-    }
     for (int v = 0; v < 256; v++) {
         char *t = ctx->text[v];
         int d = 0;
@@ -149,7 +145,8 @@ static void free_words(bzlen *ctx) {
     free(ctx->group);
     free(ctx->pairs);
     free(ctx->spare);
-    ctx->word = ctx->order = ctx->group = NULL;
+    ctx->word = NULL;
+    ctx->order = ctx->group = NULL;
     ctx->pairs = ctx->spare = NULL;
     ctx->capacity = 0;
 }
@@ -159,7 +156,6 @@ void bzlen_free(bzlen *ctx) {
         return;
     }
     free_words(ctx);
-    free(ctx->top);
     free(ctx->ties);
     free(ctx->bwt);
     free(ctx->counts);
@@ -256,38 +252,6 @@ static void radix_sort(pair *a, pair *spare, size_t n, int bits) {
     }
 }
 
-/* Sort ctx->pairs[0..n) by key (below 2^bits): by the top TOP_BITS bits
- * first, then each bucket by the rest (most buckets hold a few). */
-static void sort_keys(bzlen *ctx, size_t n, int bits) {
-    pair *a = ctx->pairs, *b = ctx->spare;
-    if (bits <= TOP_BITS + 8 || n < 4096) {
-        radix_sort(a, b, n, bits);
-        return;
-    }
-    int shift = bits - TOP_BITS;
-    uint32_t *top = ctx->top;
-    memset(top, 0, ((1u << TOP_BITS) + 1) * sizeof *top);
-    for (size_t i = 0; i < n; i++) {
-        top[(a[i].key >> shift) + 1]++;
-    }
-    for (uint32_t t = 0; t < (1u << TOP_BITS); t++) {
-        top[t + 1] += top[t];
-    }
-    for (size_t i = 0; i < n; i++) {
-        b[top[a[i].key >> shift]++] = a[i];
-    }
-    /* top[t] is now the end of bucket t. */
-    size_t start = 0;
-    for (uint32_t t = 0; t < (1u << TOP_BITS); t++) {
-        size_t end = top[t];
-        if (end - start > 1) {
-            radix_sort(b + start, a + start, end - start, shift);
-        }
-        start = end;
-    }
-    memcpy(a, b, n * sizeof *a);
-}
-
 /* Record the groups of equal keys in pairs[start..end) (sorted): each
  * rotation's group is the sorted position of its group's first member;
  * groups of two or more are appended to ctx->ties at *nties. */
@@ -315,37 +279,149 @@ static int split_groups(bzlen *ctx, size_t start, size_t end, size_t *nties) {
     return 0;
 }
 
+/* Insertion-sort the rotations group[0..size) of the cyclic sequence
+ * w[0..m), which agree on their first `from` words, by comparing words
+ * onwards; -1 (group left as it was) when two agree on SHORT_COMPARE more. */
+#define SHORT_COMPARE 64
+
+static int order_by_words(const uint16_t *w, size_t m, uint32_t *group, size_t size, size_t from) {
+    uint32_t saved[32];
+    memcpy(saved, group, size * sizeof *group);
+    for (size_t i = 1; i < size; i++) {
+        uint32_t x = group[i];
+        size_t j = i;
+        while (j > 0) {
+            uint32_t y = group[j - 1];
+            size_t px = (x + from) % m, py = (y + from) % m;
+            size_t t = from;
+            while (t < m && w[px] == w[py]) {
+                if (t - from == SHORT_COMPARE) {
+                    memcpy(group, saved, size * sizeof *group);
+                    return -1;
+                }
+                t++;
+                px = px + 1 == m ? 0 : px + 1;
+                py = py + 1 == m ? 0 : py + 1;
+            }
+            if (t == m || w[py] < w[px]) {
+                break; /* y sorts first (or they are equal rotations) */
+            }
+            group[j] = y;
+            j--;
+        }
+        group[j] = x;
+    }
+    return 0;
+}
+
 /* ctx->order[0..m) := the rotations of the cyclic sequence word[0..m)
  * (values below sigma) in sorted order. */
 static int sort_rotations(bzlen *ctx, size_t m, uint32_t sigma) {
-    const uint32_t *w = ctx->word;
+    const uint16_t *w = ctx->word;
     if (sigma <= 1) {
         for (size_t i = 0; i < m; i++) {
             ctx->order[i] = (uint32_t)i;
         }
         return 0;
     }
-    int bits = 1;
-    while ((1u << bits) < sigma) {
-        bits++;
+    /* First sort: each rotation's first words and its number packed in one
+     * 64-bit integer, sorted a byte of the words at a time (least
+     * significant first); the number rides along in the low bits. */
+    int index_bits = 1;
+    while (((size_t)1 << index_bits) < m) {
+        index_bits++;
     }
-    size_t per_key = (size_t)(64 / bits); /* words in a first key */
-    int key_bits = (int)per_key * bits;
-    uint64_t mask = key_bits == 64 ? ~(uint64_t)0 : (((uint64_t)1 << key_bits) - 1);
+    /* The first words of each rotation as a number in base sigma, in at
+     * most LSD_BITS x LSD_PASSES bits.  Rotations that still tie are told
+     * apart word by word below, or by prefix doubling when they share long
+     * stretches. */
+    int room = 64 - index_bits < LSD_BITS * LSD_PASSES ? 64 - index_bits : LSD_BITS * LSD_PASSES;
+    uint64_t limit = (uint64_t)1 << room, top = 1; /* top: sigma^(per_key - 1) */
+    size_t per_key = 1;
+    while (top * sigma <= limit / sigma) {
+        top *= sigma;
+        per_key++;
+    }
+    int key_bits = 1;
+    while (key_bits < 64 && ((uint64_t)1 << key_bits) < top * sigma) {
+        key_bits++;
+    }
+    uint64_t index_mask = ((uint64_t)1 << index_bits) - 1;
+    uint64_t *packed = (uint64_t *)ctx->pairs, *spare = (uint64_t *)ctx->spare;
     uint64_t key = 0;
     for (size_t t = 0; t < per_key; t++) {
-        key = (key << bits) | w[t % m];
+        key = key * sigma + w[t % m];
     }
     size_t ahead = per_key % m; /* i + per_key, cyclically */
     for (size_t i = 0; i < m; i++) {
-        ctx->pairs[i].key = key & mask;
-        ctx->pairs[i].index = (uint32_t)i;
-        key = (key << bits) | w[ahead];
+        packed[i] = (key << index_bits) | i;
+        key = (key - w[i] * top) * sigma + w[ahead];
         if (++ahead == m) {
             ahead = 0;
         }
     }
-    sort_keys(ctx, m, key_bits);
+    PHASE(7, {
+        int passes = (key_bits + LSD_BITS - 1) / LSD_BITS;
+        uint32_t (*count)[1 << LSD_BITS] = ctx->lsd_count;
+        memset(count, 0, sizeof ctx->lsd_count);
+        const uint64_t digit = (1u << LSD_BITS) - 1;
+        for (size_t i = 0; i < m; i++) {
+            uint64_t k = packed[i] >> index_bits;
+            for (int p = 0; p < passes; p++) {
+                count[p][(k >> (LSD_BITS * p)) & digit]++;
+            }
+        }
+        uint64_t *from = packed, *to = spare;
+        for (int p = 0; p < passes; p++) {
+            int shift = index_bits + LSD_BITS * p;
+            uint32_t *c = count[p];
+            if (c[(from[0] >> shift) & digit] == m) {
+                continue; /* every key has this digit */
+            }
+            uint32_t at = 0;
+            for (int b = 0; b < (1 << LSD_BITS); b++) {
+                uint32_t here = c[b];
+                c[b] = at;
+                at += here;
+            }
+            for (size_t i = 0; i < m; i++) {
+                to[c[(from[i] >> shift) & digit]++] = from[i];
+            }
+            uint64_t *swap = from;
+            from = to;
+            to = swap;
+        }
+        packed = from;
+    });
+    int hard = 0;
+    for (size_t k = 0; k < m; k++) {
+        ctx->order[k] = (uint32_t)(packed[k] & index_mask);
+    }
+    for (size_t a = 0; a + 1 < m && !hard;) {
+        size_t b = a + 1;
+        while (b < m && (packed[b] >> index_bits) == (packed[a] >> index_bits)) {
+            b++;
+        }
+        if (b - a > 1) {
+            hard = b - a > 32 || order_by_words(ctx->word, m, ctx->order + a, b - a, per_key) != 0;
+        }
+        a = b;
+    }
+    if (!hard) {
+        return 0;
+    }
+    /* Ties: pairs (first words, number) for the groups below, made from
+     * the last element down, as pairs take twice the room of the packed
+     * integers they may overwrite. */
+    if (packed != (uint64_t *)ctx->pairs) {
+        memcpy(ctx->pairs, packed, m * sizeof *packed);
+        packed = (uint64_t *)ctx->pairs;
+    }
+    for (size_t k = m; k-- > 0;) {
+        uint64_t e = packed[k];
+        ctx->pairs[k].key = e >> index_bits;
+        ctx->pairs[k].index = (uint32_t)(e & index_mask);
+    }
     size_t nties = 0;
     if (split_groups(ctx, 0, m, &nties) != 0) {
         return -1;
@@ -514,9 +590,9 @@ static void block_words(bzlen *ctx, const uint8_t *raw, const block_span *span, 
     }
     size_t k = 0;
     for (size_t i = a->i + 1; i < complete_end; i++) {
-        ctx->word[k++] = rank_of[raw[i]];
+        ctx->word[k++] = (uint16_t)rank_of[raw[i]];
     }
-    ctx->word[k++] = wrap_rank;
+    ctx->word[k++] = (uint16_t)wrap_rank;
     *m = k;
     *distinct = n;
 }
@@ -540,7 +616,7 @@ static int word_transform(bzlen *ctx, const uint8_t *raw, const block_span *span
     uint16_t suffix_bucket[MAX_SUFFIXES];
     uint8_t suffix_before[MAX_SUFFIXES];
     uint32_t first_suffix[MAX_WORDS + 1];
-    size_t bucket[MAX_SUFFIXES];
+    size_t bucket[MAX_SUFFIXES + 1];
     size_t nsuffix = 0;
     used[' '] = 1;
     for (uint32_t r = 0; r < distinct; r++) {
@@ -592,15 +668,41 @@ static int word_transform(bzlen *ctx, const uint8_t *raw, const block_span *span
         bucket[b] = at;
         at += c;
     }
-    /* In the order of the word rotations j, the rotations (u, j). */
+    /* In the order of the word rotations j, the rotations (u, j).  Words
+     * of up to three digits have at most four rotations (u): they are
+     * written as exactly four, the missing ones to a spare byte past the
+     * block that never advances, so the loop has no branch on the length. */
     PHASE(3, {
-        const uint32_t *order = ctx->order, *word = ctx->word;
+        uint16_t slot_bucket[MAX_WORDS][4];
+        uint8_t slot_char[MAX_WORDS][4], slot_step[MAX_WORDS][4], long_word[MAX_WORDS];
+        bucket[nbucket] = span->end - span->start; /* the spare byte */
+        for (uint32_t r = 0; r < distinct; r++) {
+            uint32_t count = first_suffix[r + 1] - first_suffix[r];
+            long_word[r] = count > 4;
+            for (uint32_t q = 0; q < 4; q++) {
+                uint32_t at = first_suffix[r] + q;
+                int real = q < count;
+                slot_bucket[r][q] = (uint16_t)(real ? suffix_bucket[at] : nbucket);
+                slot_char[r][q] = real ? suffix_before[at] : 0;
+                slot_step[r][q] = (uint8_t)real;
+            }
+        }
+        const uint32_t *order = ctx->order;
+        const uint16_t *word = ctx->word;
         uint8_t *bwt = ctx->bwt;
         for (size_t k = 0; k < m; k++) {
             uint32_t j = order[k];
             uint32_t r = word[j == 0 ? m - 1 : j - 1];
-            for (uint32_t s = first_suffix[r]; s < first_suffix[r + 1]; s++) {
-                bwt[bucket[suffix_bucket[s]]++] = suffix_before[s];
+            if (long_word[r]) {
+                for (uint32_t s = first_suffix[r]; s < first_suffix[r + 1]; s++) {
+                    bwt[bucket[suffix_bucket[s]]++] = suffix_before[s];
+                }
+                continue;
+            }
+            for (int q = 0; q < 4; q++) {
+                size_t at = bucket[slot_bucket[r][q]];
+                bwt[at] = slot_char[r][q];
+                bucket[slot_bucket[r][q]] = at + slot_step[r][q];
             }
         }
     });
@@ -1154,7 +1256,7 @@ long long bzlen_samples(bzlen *ctx, const uint8_t *raw, size_t n, int level,
             small_transform(block, size, ctx->bwt);
         } else {
             /* words <= spaces in the block + 1 */
-            if (reserve(ctx, size / 2 + 2, size) != 0) {
+            if (reserve(ctx, size / 2 + 2, size + 1) != 0) {
                 return BZLEN_NO_MEMORY;
             }
             int status = word_transform(ctx, raw, &span, used);
