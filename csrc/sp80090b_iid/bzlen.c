@@ -472,6 +472,15 @@ static int compare_u32(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* Each character marked in used[] numbered in byte order, as bzip2's
+ * move-to-front numbers them. */
+static void symbol_numbers(const int *used, uint8_t *number) {
+    int k = 0;
+    for (int c = 0; c < 256; c++) {
+        number[c] = (uint8_t)(used[c] ? k++ : 0);
+    }
+}
+
 /* The transform of a short block: its rotations sorted directly. */
 static void small_transform(const char *block, size_t length, uint8_t *bwt) {
     uint32_t order[SMALL_BLOCK];
@@ -597,8 +606,8 @@ static void block_words(bzlen *ctx, const uint8_t *raw, const block_span *span, 
     *distinct = n;
 }
 
-/* The transform of a block of at least SMALL_BLOCK bytes into ctx->bwt;
- * the characters it holds are marked in used[].  0, or BZLEN_NO_MEMORY. */
+/* The transform of a block of at least SMALL_BLOCK bytes into ctx->bwt, as
+ * symbol_numbers; the characters it holds are marked in used[].  0, or BZLEN_NO_MEMORY. */
 static int word_transform(bzlen *ctx, const uint8_t *raw, const block_span *span, int *used) {
     uint32_t keys[MAX_WORDS], frequency[MAX_WORDS], distinct;
     size_t m;
@@ -672,6 +681,11 @@ static int word_transform(bzlen *ctx, const uint8_t *raw, const block_span *span
      * of up to three digits have at most four rotations (u): they are
      * written as exactly four, the missing ones to a spare byte past the
      * block that never advances, so the loop has no branch on the length. */
+    uint8_t number[256];
+    symbol_numbers(used, number);
+    for (size_t q = 0; q < nsuffix; q++) {
+        suffix_before[q] = number[suffix_before[q]];
+    }
     PHASE(3, {
         uint16_t slot_bucket[MAX_WORDS][4];
         uint8_t slot_char[MAX_WORDS][4], slot_step[MAX_WORDS][4], long_word[MAX_WORDS];
@@ -898,6 +912,14 @@ static void move_to_front(const uint8_t *symbols, uint8_t *place, size_t length,
 }
 #endif
 
+/* Set bits of x (without a popcnt instruction the builtin is a call). */
+static inline int ones(uint64_t x) {
+    x = x - ((x >> 1) & 0x5555555555555555ULL);
+    x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+    return (int)((x * 0x0101010101010101ULL) >> 56);
+}
+
 /* Bit k set where p[k] != 0, for k < 64. */
 static inline uint64_t nonzero_mask(const uint8_t *p) {
 #if defined(__SSE2__)
@@ -996,14 +1018,12 @@ static void choose_tables(const uint8_t (*counts)[LANES], size_t groups,
 }
 
 /* The bits bzip2 writes for a block whose transform is bwt[0..length),
- * holding the characters marked in used[]. */
+ * holding the characters marked in used[], each given as its number among
+ * them (symbol_numbers). */
 static long long block_bits(bzlen *ctx, const uint8_t *bwt, size_t length, const int *used) {
-    uint8_t sequence[256];
     int in_use = 0;
     for (int c = 0; c < 256; c++) {
-        if (used[c]) {
-            sequence[c] = (uint8_t)in_use++;
-        }
+        in_use += used[c] != 0;
     }
     int alpha = in_use + 2;
     if (alpha > LANES) {
@@ -1023,12 +1043,7 @@ static long long block_bits(bzlen *ctx, const uint8_t *bwt, size_t length, const
 
     /* Move-to-front places, over the transform in place. */
     uint8_t *place = ctx->bwt;
-    PHASE(6, {
-        for (size_t i = 0; i < length; i++) {
-            place[i] = sequence[bwt[i]];
-        }
-        move_to_front(place, place, length, in_use);
-    });
+    PHASE(6, move_to_front(bwt, place, length, in_use));
 
     /* The symbols: each run of r zero places as the digits of r + 1 in
      * binary below its leading one, lowest first (0: RUNA, 1: RUNB), each
@@ -1053,7 +1068,7 @@ static long long block_bits(bzlen *ctx, const uint8_t *bwt, size_t length, const
         uint64_t code = (uint64_t)(zeros) + 1;                         \
         int digits = 63 - __builtin_clzll(code);                       \
         if (digits < room) {                                           \
-            int b = __builtin_popcountll(code) - 1;                    \
+            int b = ones(code) - 1;                                    \
             group[1] += (uint8_t)b;                                    \
             group[0] += (uint8_t)(digits - b);                         \
             room -= digits;                                            \
@@ -1254,6 +1269,11 @@ long long bzlen_samples(bzlen *ctx, const uint8_t *raw, size_t n, int level,
                 used[(uint8_t)block[i]] = 1;
             }
             small_transform(block, size, ctx->bwt);
+            uint8_t number[256];
+            symbol_numbers(used, number);
+            for (size_t i = 0; i < size; i++) {
+                ctx->bwt[i] = number[ctx->bwt[i]];
+            }
         } else {
             /* words <= spaces in the block + 1 */
             if (reserve(ctx, size / 2 + 2, size + 1) != 0) {
