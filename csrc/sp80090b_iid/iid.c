@@ -427,3 +427,28 @@ size_t iid_decimal_text(const uint8_t *raw, size_t n, char *out) {
     }
     return (size_t)(p - out);
 }
+
+int64_t iid_allocate_bins(const double *expected, const int64_t *order, size_t cells,
+                          int64_t *bin_of, double *bin_expected) {
+    int64_t bins = 0;
+    double current = 0.0;
+    for (size_t k = 0; k < cells; k++) {
+        if (current >= 5.0) {
+            bin_expected[bins++] = current;
+            current = 0.0;
+        }
+        bin_of[order[k]] = bins;
+        current += expected[order[k]];
+    }
+    if (bins > 0 && current < 5.0) {
+        for (size_t c = 0; c < cells; c++) {
+            if (bin_of[c] == bins) {
+                bin_of[c] = bins - 1;
+            }
+        }
+        bin_expected[bins - 1] += current;
+    } else {
+        bin_expected[bins++] = current;
+    }
+    return bins;
+}

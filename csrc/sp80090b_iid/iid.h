@@ -88,6 +88,14 @@ int iid_statistics_into(const uint8_t *raw, size_t n, const iid_params *params,
  * text length.  This is the string §5.1.11 compresses. */
 size_t iid_decimal_text(const uint8_t *raw, size_t n, char *out);
 
+/* §5.2.1 step 3: put cells, in `order`, into bins of expected count at
+ * least 5 (a bin is closed once its sum reaches 5; a last bin short of 5
+ * joins the one before).  bin_of[cell] gets each cell's bin, bin_expected
+ * each bin's sum (room for `cells` bins); returns the number of bins.
+ * The sums are made in the order given, as a loop over the cells would. */
+int64_t iid_allocate_bins(const double *expected, const int64_t *order, size_t cells,
+                          int64_t *bin_of, double *bin_expected);
+
 /* §5.1.11: the length BZ2_bzBuffToBuffCompress gives the decimal text of
  * raw[0..n) at block size `level` x 100 kB (level 1-9; bzip2's work factor
  * only changes its speed), worked out without compressing (bzlen.c).

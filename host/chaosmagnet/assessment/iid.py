@@ -569,22 +569,18 @@ def _allocate_bins(expected: np.ndarray, order: np.ndarray) -> tuple[np.ndarray,
     Returns (bin of each cell, expectation of each bin).  A last bin short of
     5 is merged into the one before it (§5.2.1 step 3).
     """
+    expected = np.ascontiguousarray(expected, dtype=np.float64)
+    order = np.ascontiguousarray(order, dtype=np.int64)
     bin_of = np.empty(len(expected), dtype=np.int64)
-    bin_expected: list[float] = []
-    current = 0.0
-    for cell in order.tolist():
-        if current >= 5.0:
-            bin_expected.append(current)
-            current = 0.0
-        bin_of[cell] = len(bin_expected)
-        current += float(expected[cell])
-    if bin_expected and current < 5.0:
-        last = len(bin_expected)
-        bin_of[bin_of == last] = last - 1
-        bin_expected[-1] += current
-    else:
-        bin_expected.append(current)
-    return bin_of, np.array(bin_expected)
+    bin_expected = np.empty(max(1, len(expected)), dtype=np.float64)
+    bins = _lib.iid_allocate_bins(
+        _ffi.from_buffer("double[]", expected),
+        _ffi.from_buffer("int64_t[]", order),
+        len(expected),
+        _ffi.from_buffer("int64_t[]", bin_of),
+        _ffi.from_buffer("double[]", bin_expected),
+    )
+    return bin_of, bin_expected[:bins].copy()
 
 
 def _chi_square_statistic(observed: np.ndarray, expected: np.ndarray) -> float:
@@ -964,9 +960,26 @@ def assess_iid(
     mcv = most_common_value(int(data.counts.max()), n)
     mcv_bitstring = _bitstring_mcv(data) if k > 2 else None
 
-    independence = chi_square_independence(data.symbols, k)
-    goodness_of_fit = chi_square_goodness_of_fit(data.symbols, k)
-    lrs = lrs_test(data.symbols, k)
+    # The LRS test's suffix array (C, without the GIL) is built in another
+    # thread while this one runs the chi-square tests.
+    lrs_outcome: list[LrsResult | BaseException] = []
+
+    def lrs_thread() -> None:
+        try:
+            lrs_outcome.append(lrs_test(data.symbols, k))
+        except BaseException as exc:  # raised again in this thread
+            lrs_outcome.append(exc)
+
+    lrs_worker = threading.Thread(target=lrs_thread, name="iid-lrs", daemon=True)
+    lrs_worker.start()
+    try:
+        independence = chi_square_independence(data.symbols, k)
+        goodness_of_fit = chi_square_goodness_of_fit(data.symbols, k)
+    finally:
+        lrs_worker.join()
+    if isinstance(lrs_outcome[0], BaseException):
+        raise lrs_outcome[0]
+    lrs = lrs_outcome[0]
 
     params = _params(data, mean, median)
     original = _cheap_statistics(data, params)
