@@ -72,10 +72,6 @@
 #define LSD_BITS 11         /* a digit of the rotation sort */
 #define LSD_PASSES 3
 
-#ifndef PHASE
-#define PHASE(k, ...) __VA_ARGS__ /* a timing hook for profiling builds */
-#endif
-
 typedef struct {
     uint64_t key;
     uint32_t index;
@@ -360,7 +356,7 @@ static int sort_rotations(bzlen *ctx, size_t m, uint32_t sigma) {
             ahead = 0;
         }
     }
-    PHASE(7, {
+    {
         int passes = (key_bits + LSD_BITS - 1) / LSD_BITS;
         uint32_t (*count)[1 << LSD_BITS] = ctx->lsd_count;
         memset(count, 0, sizeof ctx->lsd_count);
@@ -392,7 +388,7 @@ static int sort_rotations(bzlen *ctx, size_t m, uint32_t sigma) {
             to = swap;
         }
         packed = from;
-    });
+    }
     int hard = 0;
     for (size_t k = 0; k < m; k++) {
         ctx->order[k] = (uint32_t)(packed[k] & index_mask);
@@ -611,9 +607,8 @@ static void block_words(bzlen *ctx, const uint8_t *raw, const block_span *span, 
 static int word_transform(bzlen *ctx, const uint8_t *raw, const block_span *span, int *used) {
     uint32_t keys[MAX_WORDS], frequency[MAX_WORDS], distinct;
     size_t m;
-    PHASE(1, block_words(ctx, raw, span, &m, keys, frequency, &distinct));
-    int status;
-    PHASE(2, status = sort_rotations(ctx, m, distinct));
+    block_words(ctx, raw, span, &m, keys, frequency, &distinct);
+    int status = sort_rotations(ctx, m, distinct);
     if (status != 0) {
         return BZLEN_NO_MEMORY;
     }
@@ -686,7 +681,7 @@ static int word_transform(bzlen *ctx, const uint8_t *raw, const block_span *span
     for (size_t q = 0; q < nsuffix; q++) {
         suffix_before[q] = number[suffix_before[q]];
     }
-    PHASE(3, {
+    {
         uint16_t slot_bucket[MAX_WORDS][4];
         uint8_t slot_char[MAX_WORDS][4], slot_step[MAX_WORDS][4], long_word[MAX_WORDS];
         bucket[nbucket] = span->end - span->start; /* the spare byte */
@@ -719,7 +714,7 @@ static int word_transform(bzlen *ctx, const uint8_t *raw, const block_span *span
                 bucket[slot_bucket[r][q]] = at + slot_step[r][q];
             }
         }
-    });
+    }
     return 0;
 }
 
@@ -1043,7 +1038,7 @@ static long long block_bits(bzlen *ctx, const uint8_t *bwt, size_t length, const
 
     /* Move-to-front places, over the transform in place. */
     uint8_t *place = ctx->bwt;
-    PHASE(6, move_to_front(bwt, place, length, in_use));
+    move_to_front(bwt, place, length, in_use);
 
     /* The symbols: each run of r zero places as the digits of r + 1 in
      * binary below its leading one, lowest first (0: RUNA, 1: RUNB), each
@@ -1146,7 +1141,7 @@ static long long block_bits(bzlen *ctx, const uint8_t *bwt, size_t length, const
         return BZLEN_NO_MEMORY;
     }
     int32_t freq[MAX_TABLES][LANES];
-    PHASE(5, for (int round = 0; round < ROUNDS; round++) {
+    for (int round = 0; round < ROUNDS; round++) {
         memset(freq, 0, sizeof freq);
         uint16_t weights[MAX_TABLES][LANES];
         for (int t = 0; t < tables; t++) {
@@ -1158,7 +1153,7 @@ static long long block_bits(bzlen *ctx, const uint8_t *bwt, size_t length, const
         for (int t = 0; t < tables; t++) {
             code_lengths(len[t], freq[t], alpha, MAX_CODE_LENGTH);
         }
-    });
+    }
 
     /* The block's bits: header (magic 48, CRC 32, randomised 1, origin 24),
      * the map of characters in use, the selectors, the tables, the data. */
@@ -1284,8 +1279,7 @@ long long bzlen_samples(bzlen *ctx, const uint8_t *raw, size_t n, int level,
                 return status;
             }
         }
-        long long b;
-        PHASE(4, b = block_bits(ctx, ctx->bwt, size, used));
+        long long b = block_bits(ctx, ctx->bwt, size, used);
         if (b < 0) {
             return b;
         }
