@@ -863,14 +863,8 @@ static inline uint8_t mtf_step(const mtf_tables *t, __m128i *list, uint8_t c) {
 }
 
 static void move_to_front(const uint8_t *symbols, uint8_t *place, size_t length, int in_use) {
-    static mtf_tables tables; /* the same for every caller: filled once, racing writers agree */
-    static int ready;
-    if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
-        mtf_tables fresh;
-        mtf_tables_init(&fresh);
-        tables = fresh;
-        __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
-    }
+    mtf_tables tables;
+    mtf_tables_init(&tables);
     size_t stretch = length / STRETCHES;
     __m128i list[STRETCHES];
     for (int s = 0; s < STRETCHES; s++) {
