@@ -71,14 +71,22 @@ uint64_t iid_rng_below(iid_rng *rng, uint64_t bound) {
     return (uint64_t)(m >> 64);
 }
 
-/* Fisher-Yates.  Below 2^32 elements each 64-bit output gives two 32-bit
- * draws, each turned into an index by the same multiply-and-reject method.
- * The indices do not depend on the data, so they are drawn a batch ahead
- * and their places fetched into the cache while the batch is drawn; the
- * swaps then rarely wait for memory.  The draws and swaps are those of the
- * plain loop, in the same order. */
-#define SHUFFLE_BATCH 64
+/* An index below bound (< 2^32) from a 32-bit draw, by the same
+ * multiply-and-reject method; a rejected draw (probability below
+ * bound / 2^32) is replaced by the low half of a fresh output. */
+static inline uint32_t below32(iid_rng *rng, uint32_t draw, uint32_t bound) {
+    uint64_t m = (uint64_t)draw * bound;
+    if ((uint32_t)m < bound) {
+        uint32_t threshold = (0u - bound) % bound;
+        while ((uint32_t)m < threshold) {
+            m = (uint64_t)(uint32_t)rng_next(rng) * bound;
+        }
+    }
+    return (uint32_t)(m >> 32);
+}
 
+/* Fisher-Yates.  Below 2^32 elements each 64-bit output gives the draws
+ * of two steps (its low half, then its high half). */
 void iid_shuffle(uint8_t *data, size_t n, iid_rng *rng) {
     size_t i = n;
     for (; i > 1 && (uint64_t)i > UINT32_MAX; i--) {
@@ -87,40 +95,23 @@ void iid_shuffle(uint8_t *data, size_t n, iid_rng *rng) {
         data[i - 1] = data[j];
         data[j] = tmp;
     }
-    uint64_t pool = 0;
-    int have = 0;
-    uint32_t drawn[SHUFFLE_BATCH];
-    while (i > 1) {
-        size_t batch = i - 1 < SHUFFLE_BATCH ? i - 1 : SHUFFLE_BATCH;
-        for (size_t b = 0; b < batch; b++) {
-            uint32_t bound = (uint32_t)(i - b);
-            uint64_t m;
-            for (;;) {
-                uint32_t draw;
-                if (have) {
-                    draw = (uint32_t)(pool >> 32);
-                    have = 0;
-                } else {
-                    pool = rng_next(rng);
-                    draw = (uint32_t)pool;
-                    have = 1;
-                }
-                m = (uint64_t)draw * bound;
-                uint32_t low = (uint32_t)m;
-                if (low >= bound || low >= (uint32_t)(0u - bound) % bound) {
-                    break;
-                }
-            }
-            drawn[b] = (uint32_t)(m >> 32);
-            __builtin_prefetch(data + drawn[b], 1);
-        }
-        for (size_t b = 0; b < batch; b++) {
-            size_t top = i - 1 - b, j = drawn[b];
-            uint8_t tmp = data[top];
-            data[top] = data[j];
-            data[j] = tmp;
-        }
-        i -= batch;
+    while (i > 2) {
+        uint64_t x = rng_next(rng);
+        uint32_t j = below32(rng, (uint32_t)x, (uint32_t)i);
+        uint8_t tmp = data[i - 1];
+        data[i - 1] = data[j];
+        data[j] = tmp;
+        j = below32(rng, (uint32_t)(x >> 32), (uint32_t)(i - 1));
+        tmp = data[i - 2];
+        data[i - 2] = data[j];
+        data[j] = tmp;
+        i -= 2;
+    }
+    if (i == 2) {
+        uint32_t j = below32(rng, (uint32_t)rng_next(rng), 2);
+        uint8_t tmp = data[1];
+        data[1] = data[j];
+        data[j] = tmp;
     }
 }
 
