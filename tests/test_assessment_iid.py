@@ -400,6 +400,22 @@ def _kinds(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     }
 
 
+@pytest.mark.parametrize("run", [1, 63, 64, 65, 127, 128, 129, 300])
+@pytest.mark.parametrize("offset", [0, 1, 37, 63])
+def test_longest_runs_across_word_boundaries(run: int, offset: int) -> None:
+    """The longest runs are found 64 flags at a time: runs that start, end or
+    span whole words at every offset, ending the data or not."""
+    rng = np.random.default_rng(run * 100 + offset)
+    head = rng.integers(0, 256, offset + 20).astype(np.uint8)
+    for middle in (np.full(run, 200, dtype=np.uint8), np.arange(run, dtype=np.uint64).astype(np.uint8) % 251):
+        for tail_length in (0, 1, 50):
+            raw = np.concatenate([head, middle, rng.integers(0, 256, tail_length).astype(np.uint8)])
+            got = iid.permutation_statistics(raw, 8)
+            expected = reference_statistics(raw)
+            for name, g, e in zip(iid.TEST_NAMES, got, expected, strict=False):
+                assert g == pytest.approx(e, rel=1e-12, abs=1e-9), (name, run, offset, tail_length)
+
+
 @pytest.mark.parametrize("level", [1, 5, 9])
 def test_modelled_length_equals_libbz2_on_many_kinds_of_data(level: int) -> None:
     rng = np.random.default_rng(level)

@@ -3,6 +3,9 @@
 #include "iid.h"
 
 #include <math.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,27 +132,138 @@ void iid_shuffle_copy(const uint8_t *src, uint8_t *dst, size_t n,
 
 static const unsigned LAGS[5] = {1, 2, 8, 16, 32};
 
-/* §5.1.1: largest distance of a running sum from its expectation.  Four
- * independent maxima keep the comparison off the critical path. */
-static double excursion(const uint8_t *x, size_t n, double mean) {
-    double best[4] = {0.0, 0.0, 0.0, 0.0};
-    uint64_t running = 0;
+/* §5.1.1: largest distance of a running sum from its expectation,
+ * max |S_i - i mean| = max |n S_i - i T| / n with T the total: exact in
+ * integers, one table lookup and one addition per sample (n x - T for
+ * each value x), and four maxima and minima kept apart so the comparisons
+ * stay off the chain of additions. */
+static double excursion(const uint8_t *x, size_t n) {
+    int64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        total += x[i];
+    }
+    int64_t step[256];
+    for (int v = 0; v < 256; v++) {
+        step[v] = (int64_t)n * v - total;
+    }
+    int64_t d = 0, high[4] = {0, 0, 0, 0}, low[4] = {0, 0, 0, 0};
     size_t i = 0;
     for (; i + 4 <= n; i += 4) {
         for (size_t k = 0; k < 4; k++) {
-            running += x[i + k];
-            double d = fabs((double)running - (double)(i + k + 1) * mean);
-            best[k] = d > best[k] ? d : best[k];
+            d += step[x[i + k]];
+            high[k] = d > high[k] ? d : high[k];
+            low[k] = d < low[k] ? d : low[k];
         }
     }
     for (; i < n; i++) {
-        running += x[i];
-        double d = fabs((double)running - (double)(i + 1) * mean);
-        best[0] = d > best[0] ? d : best[0];
+        d += step[x[i]];
+        high[0] = d > high[0] ? d : high[0];
+        low[0] = d < low[0] ? d : low[0];
     }
-    double a = best[0] > best[1] ? best[0] : best[1];
-    double b = best[2] > best[3] ? best[2] : best[3];
+    int64_t top = 0;
+    for (int k = 0; k < 4; k++) {
+        top = high[k] > top ? high[k] : top;
+        top = -low[k] > top ? -low[k] : top;
+    }
+    return (double)top / (double)n;
+}
+
+/* The longest run of ones in a stream of 64-bit words (bit k of word w is
+ * position 64 w + k; bits past the end are zero): within a word by
+ * shifting it onto itself until nothing is left, across words by carrying
+ * the run at the top of one word into the bottom of the next. */
+typedef struct {
+    uint64_t best, carry;
+} ones_run;
+
+static inline void ones_run_add(ones_run *r, uint64_t word) {
+    if (word == ~(uint64_t)0) {
+        r->carry += 64;
+        return;
+    }
+    uint64_t bottom = (uint64_t)__builtin_ctzll(~word);
+    if (r->carry + bottom > r->best) {
+        r->best = r->carry + bottom;
+    }
+    uint64_t inside = 0;
+    for (uint64_t y = word; y != 0; y &= y >> 1) {
+        inside++;
+    }
+    if (inside > r->best) {
+        r->best = inside;
+    }
+    r->carry = (uint64_t)__builtin_clzll(~word);
+}
+
+static inline uint64_t ones_run_end(const ones_run *r) {
+    return r->carry > r->best ? r->carry : r->best;
+}
+
+/* The longest run of equal flags, flag(i) = bit i of the stream made by
+ * next_word(ctx, w) for w = 0, 1, ... over `count` flags. */
+static uint64_t longest_equal_run(uint64_t (*next_word)(const void *, size_t), const void *ctx,
+                                  size_t count) {
+    ones_run ones = {0, 0}, zeros = {0, 0};
+    size_t words = (count + 63) / 64;
+    for (size_t w = 0; w < words; w++) {
+        uint64_t valid = w + 1 < words || count % 64 == 0 ? ~(uint64_t)0
+                                                           : (((uint64_t)1 << (count % 64)) - 1);
+        uint64_t bits = next_word(ctx, w);
+        ones_run_add(&ones, bits & valid);
+        ones_run_add(&zeros, ~bits & valid);
+    }
+    uint64_t a = ones_run_end(&ones), b = ones_run_end(&zeros);
     return a > b ? a : b;
+}
+
+typedef struct {
+    const uint8_t *s;
+    size_t count;
+    unsigned threshold;
+} flag_source;
+
+/* Bits of s[i] <= s[i+1] for i in 64 w .. 64 w + 63 (below count). */
+static uint64_t rising_word(const void *arg, size_t w) {
+    const flag_source *f = arg;
+    size_t base = 64 * w;
+    uint64_t bits = 0;
+#if defined(__SSE2__)
+    if (base + 65 <= f->count + 1) { /* s[base .. base + 64] exist */
+        for (int q = 0; q < 4; q++) {
+            __m128i a = _mm_loadu_si128((const __m128i *)(f->s + base + 16 * q));
+            __m128i b = _mm_loadu_si128((const __m128i *)(f->s + base + 16 * q + 1));
+            uint64_t m = (uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(a, b), b));
+            bits |= m << (16 * q);
+        }
+        return bits;
+    }
+#endif
+    for (size_t k = 0; k < 64 && base + k < f->count; k++) {
+        bits |= (uint64_t)(f->s[base + k] <= f->s[base + k + 1]) << k;
+    }
+    return bits;
+}
+
+/* Bits of s[i] >= threshold for i in 64 w .. 64 w + 63 (below count). */
+static uint64_t above_word(const void *arg, size_t w) {
+    const flag_source *f = arg;
+    size_t base = 64 * w;
+    uint64_t bits = 0;
+#if defined(__SSE2__)
+    if (base + 64 <= f->count && f->threshold <= 255) {
+        __m128i t = _mm_set1_epi8((char)f->threshold);
+        for (int q = 0; q < 4; q++) {
+            __m128i a = _mm_loadu_si128((const __m128i *)(f->s + base + 16 * q));
+            uint64_t m = (uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(a, t), a));
+            bits |= m << (16 * q);
+        }
+        return bits;
+    }
+#endif
+    for (size_t k = 0; k < 64 && base + k < f->count; k++) {
+        bits |= (uint64_t)(f->s[base + k] >= f->threshold) << k;
+    }
+    return bits;
 }
 
 /* Number of positions i in 1..count-1 where flag(i) != flag(i-1), and the
@@ -166,20 +280,6 @@ static void directional_counts(const uint8_t *s, size_t count, uint64_t *changes
     }
     *changes = c;
     *plus = p;
-}
-
-/* Longest run of equal consecutive values of flag(i), i in 0..count-1.
- * Branch-free: on random data every comparison is a coin toss. */
-static uint64_t directional_longest(const uint8_t *s, size_t count) {
-    uint64_t best = 1, run = 1;
-    uint64_t prev = s[0] <= s[1];
-    for (size_t i = 1; i < count; i++) {
-        uint64_t cur = s[i] <= s[i + 1];
-        run = (run & (0 - (uint64_t)(cur == prev))) + 1; /* +1, or restart at 1 */
-        best = run > best ? run : best;
-        prev = cur;
-    }
-    return best;
 }
 
 /* §5.1.2-§5.1.4 on s[0..m): the sequence of +1 (s[i] <= s[i+1]) and
@@ -199,7 +299,11 @@ static void directional(const uint8_t *s, size_t m, int want_longest, double *ru
     uint64_t minus = (uint64_t)count - plus;
     *runs = (double)(changes + 1);
     *inc_dec = (double)(plus > minus ? plus : minus);
-    *longest = want_longest ? (double)directional_longest(s, count) : 0.0;
+    *longest = 0.0;
+    if (want_longest) {
+        flag_source f = {s, count, 0};
+        *longest = (double)longest_equal_run(rising_word, &f, count);
+    }
 }
 
 /* §5.1.5-§5.1.6: runs of samples at or above the median (s[i] >= threshold)
@@ -218,15 +322,8 @@ static void median_runs(const uint8_t *s, size_t m, unsigned threshold, int want
     *runs = (double)(changes + 1);
     *longest = 0.0;
     if (want_longest) {
-        uint64_t best = 1, run = 1;
-        uint64_t prev = s[0] >= threshold;
-        for (size_t i = 1; i < m; i++) {
-            uint64_t cur = s[i] >= threshold;
-            run = (run & (0 - (uint64_t)(cur == prev))) + 1;
-            best = run > best ? run : best;
-            prev = cur;
-        }
-        *longest = (double)best;
+        flag_source f = {s, m, threshold};
+        *longest = (double)longest_equal_run(above_word, &f, m);
     }
 }
 
@@ -345,7 +442,7 @@ int iid_statistics_into(const uint8_t *raw, size_t n, const iid_params *params,
     }
 
     if (active[IID_EXCURSION]) {
-        out[IID_EXCURSION] = excursion(raw, n, params->mean);
+        out[IID_EXCURSION] = excursion(raw, n);
     }
     if (any_active(active, IID_NUM_DIRECTIONAL_RUNS, IID_NUM_INCREASES_DECREASES)) {
         double runs, longest, inc_dec;
