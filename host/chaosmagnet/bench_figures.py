@@ -148,7 +148,7 @@ def assessment_figures(
     large: bool = False,
     tracks: tuple[str, ...] = ("non-iid", "iid"),
     say: Callable[[str], None] = lambda _: None,
-    iid_rounds: int = 5,
+    iid_rounds: int = 8,
 ) -> list[Figure]:
     """The assessment rows: non-IID at 8, 2 and 1 bits and 20M samples ("non-iid"), the
     IID track alone and both tracks ("iid", totals over ``iid_rounds`` fresh files, ours and
