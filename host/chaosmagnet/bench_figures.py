@@ -80,7 +80,10 @@ def _ours(kind: str, path: Path, bits: int) -> list[str]:
         return [
             sys.executable,
             "-c",
-            "import sys, numpy as np\n"
+            # as `chaos-host assess` does: one BLAS thread (nothing here multiplies matrices)
+            "import os, sys\n"
+            "os.environ.setdefault('OPENBLAS_NUM_THREADS', '1')\n"
+            "import numpy as np\n"
             "from chaosmagnet.assessment.iid import assess_iid\n"
             "x = np.fromfile(sys.argv[1], dtype=np.uint8)\n"
             "assess_iid(x, int(sys.argv[2]))\n",
@@ -169,9 +172,10 @@ def assessment_figures(
                 rows.append(Figure(name, f"{wall:.2f} s, {our_peak:.0f} MB (NIST not measured)", f"{target:g}x", None))
             else:
                 say(f"{name}: ours and ea_non_iid, alternating...")
-                # a 1-bit run takes a second or two: five alternating rounds, best of each,
-                # so that one load spike on a shared machine does not make the figure
-                rounds = 5 if bits == 1 else 1
+                # medians of alternating rounds, so that one load spike on a shared machine
+                # (or one fast or slow NIST run: ea_non_iid took 14.9-17.4 s on the same
+                # 8-bit data) does not make the figure: five for the short 1-bit runs
+                rounds = 5 if bits == 1 else 3
                 ours, our_peak, theirs, their_peak = compare_with_nist("non-iid", path, bits, non_iid, rounds)
                 extra = f"; {our_peak:.0f} MB vs {their_peak:.0f} MB"
                 rows.append(_ratio_row(name, target, ours, theirs, extra))
