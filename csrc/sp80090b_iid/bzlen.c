@@ -30,11 +30,12 @@
  *     word ranks.  Every other rotation starts inside a word or at its
  *     space: it is a suffix u of w_{j-1}, a space, then word rotation j, and
  *     sorts by u first, then by j's rank.  So the transform is one sort of
- *     the word sequence (a radix sort of the first words of each rotation,
- *     refined by prefix doubling where they tie) and one pass that drops
- *     each rotation's preceding character into the bucket of its u.  Equal
- *     rotations (a periodic block) may come in any order: they are preceded
- *     by equal characters.
+ *     the word sequence (a radix sort of the first words of each rotation
+ *     packed into one integer; rotations that tie are compared word by word,
+ *     or by prefix doubling when they share long stretches) and one pass
+ *     that drops each rotation's preceding character into the bucket of its
+ *     u.  Equal rotations (a periodic block) may come in any order: they are
+ *     preceded by equal characters.
  *
  *  3. Coding (what compress.c's generateMTFValues and sendMTFValues do):
  *     move-to-front with zero runs in bijective base 2 (RUNA/RUNB), then
