@@ -723,6 +723,41 @@ static int word_transform(bzlen *ctx, const uint8_t *raw, const block_span *span
 /* Coding.                                                             */
 /* ------------------------------------------------------------------ */
 
+/* Move heap[z] up to its place in a heap of nodes ordered by weight. */
+static void heap_up(int32_t *heap, const int32_t *weight, int z) {
+    int32_t item = heap[z];
+    while (weight[item] < weight[heap[z >> 1]]) { /* heap[0] = 0 weighs 0: a sentinel */
+        heap[z] = heap[z >> 1];
+        z >>= 1;
+    }
+    heap[z] = item;
+}
+
+/* Take the lightest node off a heap of `*size`. */
+static int32_t heap_pop(int32_t *heap, const int32_t *weight, int *size) {
+    int32_t top = heap[1];
+    heap[1] = heap[*size];
+    (*size)--;
+    int z = 1;
+    int32_t item = heap[z];
+    for (;;) {
+        int child = z << 1;
+        if (child > *size) {
+            break;
+        }
+        if (child < *size && weight[heap[child + 1]] < weight[heap[child]]) {
+            child++;
+        }
+        if (weight[item] < weight[heap[child]]) {
+            break;
+        }
+        heap[z] = heap[child];
+        z = child;
+    }
+    heap[z] = item;
+    return top;
+}
+
 /* bzip2's Huffman code lengths (huffman.c, BZ2_hbMakeCodeLengths): a heap
  * of weights whose low byte is the subtree's depth, ties broken by the
  * heap's order; codes longer than max_length halve the weights and retry. */
@@ -741,50 +776,19 @@ static void code_lengths(uint8_t *length, const int32_t *frequency, int alpha, i
         for (int i = 1; i <= alpha; i++) {
             parent[i] = -1;
             heap[++size] = i;
-            int z = size, item = heap[z];
-            while (weight[item] < weight[heap[z >> 1]]) {
-                heap[z] = heap[z >> 1];
-                z >>= 1;
-            }
-            heap[z] = item;
+            heap_up(heap, weight, size);
         }
         while (size > 1) {
-            int pick[2];
-            for (int take = 0; take < 2; take++) {
-                pick[take] = heap[1];
-                heap[1] = heap[size];
-                size--;
-                int z = 1, item = heap[z];
-                for (;;) {
-                    int child = z << 1;
-                    if (child > size) {
-                        break;
-                    }
-                    if (child < size && weight[heap[child + 1]] < weight[heap[child]]) {
-                        child++;
-                    }
-                    if (weight[item] < weight[heap[child]]) {
-                        break;
-                    }
-                    heap[z] = heap[child];
-                    z = child;
-                }
-                heap[z] = item;
-            }
+            int32_t a = heap_pop(heap, weight, &size), b = heap_pop(heap, weight, &size);
             nodes++;
-            parent[pick[0]] = parent[pick[1]] = nodes;
-            int32_t d0 = weight[pick[0]] & 0xFF, d1 = weight[pick[1]] & 0xFF;
-            weight[nodes] = (int32_t)(((uint32_t)weight[pick[0]] & 0xFFFFFF00u) +
-                                      ((uint32_t)weight[pick[1]] & 0xFFFFFF00u)) |
-                            (1 + (d0 > d1 ? d0 : d1));
+            parent[a] = parent[b] = nodes;
+            int32_t da = weight[a] & 0xFF, db = weight[b] & 0xFF;
+            weight[nodes] = (int32_t)(((uint32_t)weight[a] & 0xFFFFFF00u) +
+                                      ((uint32_t)weight[b] & 0xFFFFFF00u)) |
+                            (1 + (da > db ? da : db));
             parent[nodes] = -1;
             heap[++size] = nodes;
-            int z = size, item = heap[z];
-            while (weight[item] < weight[heap[z >> 1]]) {
-                heap[z] = heap[z >> 1];
-                z >>= 1;
-            }
-            heap[z] = item;
+            heap_up(heap, weight, size);
         }
         int too_long = 0;
         for (int i = 1; i <= alpha; i++) {
