@@ -121,17 +121,12 @@ bzlen *bzlen_new(void) {
         return NULL;
     }
     for (int v = 0; v < 256; v++) {
-        char *t = ctx->text[v];
-        int d = 0;
-        if (v >= 100) {
-            t[d++] = (char)('0' + v / 100);
-        }
-        if (v >= 10) {
-            t[d++] = (char)('0' + (v / 10) % 10);
-        }
-        t[d++] = (char)('0' + v % 10);
+        uint8_t value = (uint8_t)v;
+        char text[4]; /* iid_decimal_text writes the space it then drops */
+        size_t d = iid_decimal_text(&value, 1, text);
+        memcpy(ctx->text[v], text, d);
         ctx->digits[v] = (uint8_t)d;
-        ctx->key[v] = word_key(t, d);
+        ctx->key[v] = word_key(text, (int)d);
     }
     return ctx;
 }
