@@ -704,8 +704,7 @@ def python_permutation_run(
     """
     data = iid._prepare(samples, bits)
     n = data.n
-    mean = float(data.raw.sum(dtype=np.int64)) / n
-    params = iid._params(data, mean, iid._median(data))
+    params = iid._params(data, iid._median(data))
     original = iid.permutation_statistics(samples, bits)
     counts = [[0, 0, 0] for _ in range(iid._N)]
     decided: list[bool | None] = [None] * iid._N
@@ -763,8 +762,7 @@ def test_c_permutation_run_equals_python_driver(name: str, limit: int | None, pe
     # abandoned midway.
     for workers, made_by_run in ((1, False), (2, False), (1, True), (2, True)):
         data = iid._prepare(samples, bits)
-        mean = float(data.raw.sum(dtype=np.int64)) / data.n
-        params = iid._params(data, mean, iid._median(data))
+        params = iid._params(data, iid._median(data))
         original = expected_original.copy()
         if made_by_run:
             original[iid._COMPRESSION] = np.nan

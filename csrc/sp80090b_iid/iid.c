@@ -133,15 +133,11 @@ void iid_shuffle_copy(const uint8_t *src, uint8_t *dst, size_t n,
 static const unsigned LAGS[5] = {1, 2, 8, 16, 32};
 
 /* §5.1.1: largest distance of a running sum from its expectation,
- * max |S_i - i mean| = max |n S_i - i T| / n with T the total: exact in
- * integers, one table lookup and one addition per sample (n x - T for
- * each value x), and four maxima and minima kept apart so the comparisons
- * stay off the chain of additions. */
-static double excursion(const uint8_t *x, size_t n) {
-    int64_t total = 0;
-    for (size_t i = 0; i < n; i++) {
-        total += x[i];
-    }
+ * max |S_i - i mean| = max |n S_i - i T| / n with T the total (the same for
+ * every shuffle, so the caller's): exact in integers, one table lookup and
+ * one addition per sample (n x - T for each value x), and four maxima and
+ * minima kept apart so the comparisons stay off the chain of additions. */
+static double excursion(const uint8_t *x, size_t n, int64_t total) {
     int64_t step[256];
     for (int v = 0; v < 256; v++) {
         step[v] = (int64_t)n * v - total;
@@ -442,7 +438,7 @@ int iid_statistics_into(const uint8_t *raw, size_t n, const iid_params *params,
     }
 
     if (active[IID_EXCURSION]) {
-        out[IID_EXCURSION] = excursion(raw, n);
+        out[IID_EXCURSION] = excursion(raw, n, params->total);
     }
     if (any_active(active, IID_NUM_DIRECTIONAL_RUNS, IID_NUM_INCREASES_DECREASES)) {
         double runs, longest, inc_dec;

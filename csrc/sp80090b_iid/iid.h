@@ -45,7 +45,7 @@ typedef struct {
 /* What the statistics need to know about the data set as a whole. */
 typedef struct {
     int binary;              /* 1: two distinct symbols, use Conversions I and II */
-    double mean;             /* mean of the raw sample values (excursion) */
+    int64_t total;           /* sum of the raw sample values (excursion) */
     unsigned median_threshold; /* a raw value v is at or above the median iff v >= this
                                   (binary data: the larger of the two values, as the
                                   median is 0.5) */

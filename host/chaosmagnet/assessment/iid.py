@@ -733,10 +733,10 @@ def lrs_test(symbols: np.ndarray, k: int) -> LrsResult:
 # --------------------------------------------------------------------------
 
 
-def _params(data: _Data, mean: float, median: float) -> Any:
+def _params(data: _Data, median: float) -> Any:
     params = _ffi.new("iid_params *")
     params.binary = 1 if data.k == 2 else 0
-    params.mean = mean
+    params.total = int(data.raw.sum(dtype=np.int64))  # the same for every shuffle
     # Symbols are ranks of the raw values, so "symbol >= median" is "raw value
     # >= the smallest present value whose rank reaches the median".
     present = np.flatnonzero(data.raw_counts)
@@ -766,8 +766,7 @@ def _cheap_statistics(data: _Data, params: Any) -> np.ndarray:
 def permutation_statistics(samples: np.ndarray, bits: int) -> np.ndarray:
     """The nineteen §5.1 statistics of the samples in TEST_NAMES order (compression included)."""
     data = _prepare(samples, bits)
-    mean = float(data.raw.sum(dtype=np.int64)) / data.n
-    out = _cheap_statistics(data, _params(data, mean, _median(data)))
+    out = _cheap_statistics(data, _params(data, _median(data)))
     out[_COMPRESSION] = compression_statistic(data.raw)
     return out
 
@@ -981,7 +980,7 @@ def assess_iid(
         raise lrs_outcome[0]
     lrs = lrs_outcome[0]
 
-    params = _params(data, mean, median)
+    params = _params(data, median)
     original = _cheap_statistics(data, params)
 
     failed_before = [
